@@ -1,0 +1,16 @@
+namespace GhostNet.Backends;
+
+/// <summary>
+/// Everything a batch-norm launch touches besides its input and output: the affine parameters,
+/// the running statistics (updated in training) and the per-channel batch mean and inverse
+/// standard deviation saved for backward. All are contiguous vectors of C elements.
+/// </summary>
+public readonly record struct BatchNormTensors(
+    Tensor Weight, Tensor Bias, Tensor RunningMean, Tensor RunningVar, Tensor SaveMean, Tensor SaveInvStd);
+
+/// <summary>PyTorch's BatchNorm2d hyper-parameters; momentum weights the new batch statistic.</summary>
+public readonly record struct BatchNormOptions(float Momentum = 0.1f, float Eps = 1e-5f, bool Relu = false)
+{
+    // Without this, `new BatchNormOptions()` would be the all-zero struct, not the defaults above.
+    public BatchNormOptions() : this(0.1f, 1e-5f, false) { }
+}

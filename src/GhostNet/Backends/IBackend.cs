@@ -1,0 +1,82 @@
+namespace GhostNet.Backends;
+
+/// <summary>
+/// One method per kernel family, forward and backward, over tensors in backend memory. The
+/// layers above never learn which backend runs them. Conventions:
+/// - Weights are contiguous in PyTorch's layout: conv [Cout, Cin/groups, k, k], linear [out, in].
+/// - A weight or bias gradient is overwritten (each parameter is used once per step).
+/// - An input gradient is overwritten, or added to when <c>accumulate</c> is true, because a
+///   tensor read by two consumers (a residual input, the ghost primary half) gets two gradients.
+/// - <see cref="Tensor.IsNone"/> for an optional output means "do not compute it".
+/// </summary>
+public interface IBackend : IDisposable
+{
+    string Name { get; }
+
+    DeviceBuffer Allocate(long elements);
+    void Upload(ReadOnlySpan<float> source, in Tensor destination);
+    void Download(in Tensor source, Span<float> destination);
+    void UploadInts(ReadOnlySpan<int> source, in Tensor destination);
+    void DownloadInts(in Tensor source, Span<int> destination);
+    void Fill(in Tensor tensor, float value);
+    /// <summary>Waits until all launched work has finished (a no-op on the CPU).</summary>
+    void Synchronize();
+
+    // Dense convolution, groups = 1 (the stem, and the standard-conv baseline).
+    void ConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g);
+    void ConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g);
+
+    // Pointwise (1x1, stride 1) convolution: per image a GEMM Y = W X.
+    void PointwiseConvForward(in Tensor x, in Tensor w, in Tensor y);
+    void PointwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw);
+
+    // Depthwise convolution (groups = channels, one filter per channel).
+    void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g);
+    void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g);
+
+    // Batch norm over (N, H, W) per channel, optionally followed by ReLU.
+    void BatchNormTrainForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o);
+    void BatchNormEvalForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o);
+    /// <summary>Backward of the training form; reads y only for the ReLU mask.</summary>
+    void BatchNormBackward(in Tensor x, in Tensor y, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o);
+
+    // Elementwise.
+    void Add(in Tensor a, in Tensor b, in Tensor y);
+    /// <summary>dst = src, or dst += src: the gradient of an identity shortcut.</summary>
+    void CopyOrAccumulate(in Tensor src, in Tensor dst, bool accumulate);
+    void Relu(in Tensor x, in Tensor y);
+    void ReluBackward(in Tensor y, in Tensor dy, in Tensor dx, bool accumulate);
+    /// <summary>relu6(x + 3) / 6, the gate of timm's GhostNet squeeze-excite.</summary>
+    void HardSigmoid(in Tensor x, in Tensor y);
+    void HardSigmoidBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate);
+    /// <summary>y[n, c, :, :] = x[n, c, :, :] * s[n, c].</summary>
+    void ChannelScale(in Tensor x, in Tensor s, in Tensor y);
+    void ChannelScaleBackward(in Tensor x, in Tensor s, in Tensor dy, in Tensor dx, bool accumulate, in Tensor ds);
+
+    // Global average pool to N x C x 1 x 1.
+    void GlobalAvgPool(in Tensor x, in Tensor y);
+    void GlobalAvgPoolBackward(in Tensor dy, in Tensor dx, bool accumulate);
+
+    // Fully connected: y[N, out] = x[N, in] W^T + b (b optional). x and y are N x K x 1 x 1.
+    void LinearForward(in Tensor x, in Tensor w, in Tensor b, in Tensor y);
+    void LinearBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db);
+
+    /// <summary>
+    /// Inverted dropout whose mask is a pure function of (seed, element index), so backward
+    /// recomputes it and every backend draws the same mask.
+    /// </summary>
+    void DropoutForward(in Tensor x, in Tensor y, float p, ulong seed);
+    void DropoutBackward(in Tensor dy, in Tensor dx, bool accumulate, float p, ulong seed);
+
+    /// <summary>
+    /// Per-sample cross-entropy with label smoothing into <paramref name="losses"/> (N x 1 x 1 x 1),
+    /// and, unless <paramref name="dlogits"/> is none, the gradient of the batch mean loss.
+    /// </summary>
+    void SoftmaxCrossEntropy(in Tensor logits, in Tensor labels, in Tensor losses, in Tensor dlogits, float labelSmoothing);
+
+    /// <summary>Rank of the true class per sample (0 = top-1); ties go to the lower index.</summary>
+    void TopKRank(in Tensor logits, in Tensor labels, in Tensor ranks);
+
+    /// <summary>SGD over a contiguous run of parameters with its gradients and momentum buffers.</summary>
+    void SgdStep(in Tensor param, in Tensor grad, in Tensor momentum, SgdHyper h);
+}

@@ -1,0 +1,58 @@
+namespace GhostNet.Backends;
+
+/// <summary>
+/// A named region of backend memory whose size is planned before it exists: a plan hands out
+/// offsets into it while it builds the network, then binds one buffer of the final size.
+/// Activation and parameter storages carry a <see cref="Gradient"/> twin with identical layout,
+/// so the gradient of any view is the same view on the twin.
+/// </summary>
+public sealed class Storage
+{
+    private const long AlignElements = 16; // 64 bytes: one cache line, one AVX-512 vector
+
+    public Storage(string name, long length = 0)
+    {
+        Name = name;
+        Length = length;
+    }
+
+    public string Name { get; }
+    public long Length { get; private set; }
+    public DeviceBuffer? Buffer { get; private set; }
+    public Storage? Gradient { get; private set; }
+
+    public Storage WithGradient()
+    {
+        Gradient ??= new Storage(Name + ".grad", Length);
+        return this;
+    }
+
+    /// <summary>Reserves <paramref name="count"/> elements and returns their offset.</summary>
+    public long Reserve(long count)
+    {
+        if (Buffer is not null)
+            throw new InvalidOperationException($"storage '{Name}' is already bound; it cannot grow");
+        long offset = Length;
+        Length += (count + AlignElements - 1) / AlignElements * AlignElements;
+        Gradient?.SetLength(Length);
+        return offset;
+    }
+
+    private void SetLength(long length) => Length = length;
+
+    public void Bind(IBackend backend)
+    {
+        if (Buffer is not null) return;
+        Buffer = backend.Allocate(Math.Max(Length, AlignElements));
+        Gradient?.Bind(backend);
+    }
+
+    public void Release()
+    {
+        Buffer?.Dispose();
+        Buffer = null;
+        Gradient?.Release();
+    }
+
+    public override string ToString() => $"{Name} ({Length} elements)";
+}

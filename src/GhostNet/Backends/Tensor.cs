@@ -1,0 +1,70 @@
+namespace GhostNet.Backends;
+
+/// <summary>
+/// A view of a 4-d tensor (N, C, H, W) in a <see cref="Storage"/>. The view may be a channel
+/// window [C0, C0 + C) of a buffer that holds <see cref="CTotal"/> channels: that is how a Ghost
+/// module writes its primary and cheap halves into one buffer and hands out the first
+/// <c>oup</c> channels without a concat or a slice copy. Where element (n, c, h, w) lives is the
+/// backend's business (the CPU backend stores NCHW); parameters are always contiguous and in
+/// PyTorch's layout.
+/// </summary>
+public readonly struct Tensor
+{
+    public readonly Storage Storage;
+    public readonly long Offset;
+    public readonly int N, C, H, W;
+    public readonly int C0, CTotal;
+
+    public Tensor(Storage storage, long offset, int n, int c, int h, int w, int c0 = 0, int cTotal = -1)
+    {
+        ArgumentNullException.ThrowIfNull(storage);
+        if (cTotal < 0) cTotal = c;
+        if (n < 0 || c < 0 || h < 0 || w < 0 || c0 < 0 || c0 + c > cTotal)
+            throw new ArgumentException($"bad tensor view {n}x{c}x{h}x{w} (channels {c0}..{c0 + c} of {cTotal}) in {storage.Name}");
+        long extent = (long)n * cTotal * h * w;
+        if (offset < 0 || offset + extent > storage.Length)
+            throw new ArgumentException($"tensor view {n}x{cTotal}x{h}x{w} at {offset} runs past the end of {storage}");
+        Storage = storage;
+        Offset = offset;
+        N = n; C = c; H = h; W = w;
+        C0 = c0; CTotal = cTotal;
+    }
+
+    public bool IsNone => Storage is null;
+    public long Count => (long)N * C * H * W;
+    public int Plane => H * W;
+    public bool IsContiguous => C0 == 0 && C == CTotal;
+
+    /// <summary>The channel window [start, start + count) of this view.</summary>
+    public Tensor Channels(int start, int count)
+    {
+        if (start < 0 || start + count > C)
+            throw new ArgumentOutOfRangeException(nameof(start), $"channels {start}..{start + count} of a {C}-channel view");
+        return new Tensor(Storage, Offset, N, count, H, W, C0 + start, CTotal);
+    }
+
+    /// <summary>The same view on the gradient twin of its storage.</summary>
+    public Tensor Grad
+    {
+        get
+        {
+            var g = Storage.Gradient ?? throw new InvalidOperationException($"{Storage.Name} has no gradient storage");
+            return new Tensor(g, Offset, N, C, H, W, C0, CTotal);
+        }
+    }
+
+    public void RequireContiguous(string op)
+    {
+        if (!IsContiguous) throw new ArgumentException($"{op} needs a contiguous tensor, got {this}");
+    }
+
+    public void RequireShape(string op, int n, int c, int h, int w)
+    {
+        if (N != n || C != c || H != h || W != w)
+            throw new ArgumentException($"{op}: expected {n}x{c}x{h}x{w}, got {this}");
+    }
+
+    public override string ToString() =>
+        IsNone ? "(none)" :
+        IsContiguous ? $"{Storage.Name}@{Offset}[{N}x{C}x{H}x{W}]" : $"{Storage.Name}@{Offset}[{N}x{C}({C0}..{C0 + C} of {CTotal})x{H}x{W}]";
+}

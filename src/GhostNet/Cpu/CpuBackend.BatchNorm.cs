@@ -1,0 +1,163 @@
+using System.Runtime.Intrinsics;
+using GhostNet.Backends;
+
+namespace GhostNet.Cpu;
+
+// Batch norm over (N, H, W) for each channel, one task per channel. Training form: two passes
+// for the statistics (mean, then the centred second moment: no cancellation in fp32), one
+// pass writing y = max(0?, x * scale + shift). PyTorch semantics: the biased variance
+// normalises, the unbiased one (M / (M - 1)) enters the running estimate.
+// Backward (training form): with dy' = dy masked by y > 0 when ReLU is fused,
+//   dbeta = sum dy', dgamma = sum dy' xhat,
+//   dx = gamma invstd (dy' - dbeta / M - xhat dgamma / M).
+public sealed unsafe partial class CpuBackend
+{
+    private const int V = 8;
+
+    public void BatchNormTrainForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    {
+        SameShape("batch_norm_fwd", x, y);
+        long m = (long)x.N * x.Plane;
+        if (m < 2) throw new ArgumentException($"batch_norm_fwd: training needs more than one value per channel, got {x}");
+        var job = new BatchNormForwardJob { X = x, Y = y, P = p, O = o, Train = true };
+        For(x.C, x.Count * 3, job);
+    }
+
+    public void BatchNormEvalForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    {
+        SameShape("batch_norm_eval", x, y);
+        var job = new BatchNormForwardJob { X = x, Y = y, P = p, O = o, Train = false };
+        For(x.C, x.Count, job);
+    }
+
+    public void BatchNormBackward(in Tensor x, in Tensor y, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o)
+    {
+        SameShape("batch_norm_bwd", x, dy);
+        SameShape("batch_norm_bwd", x, dx);
+        var job = new BatchNormBackwardJob { X = x, Y = y, Dy = dy, Dx = dx, Accumulate = accumulate, P = p, O = o };
+        For(x.C, x.Count * 3, job);
+    }
+
+    private struct BatchNormForwardJob : IParallelBody
+    {
+        public Tensor X, Y;
+        public BatchNormTensors P;
+        public BatchNormOptions O;
+        public bool Train;
+
+        public readonly void Execute(int c, int worker)
+        {
+            int plane = X.Plane;
+            float mean, invStd;
+            if (Train)
+            {
+                long m = (long)X.N * plane;
+                double sum = 0;
+                for (int n = 0; n < X.N; n++) sum += Simd.Sum(PlanePtr(X, n, c), plane);
+                mean = (float)(sum / m);
+                double sq = 0;
+                for (int n = 0; n < X.N; n++) sq += Simd.SumSquaredDeviation(PlanePtr(X, n, c), plane, mean);
+                double variance = sq / m;
+                invStd = (float)(1.0 / Math.Sqrt(variance + O.Eps));
+                Ptr(P.SaveMean)[c] = mean;
+                Ptr(P.SaveInvStd)[c] = invStd;
+                float* rm = Ptr(P.RunningMean), rv = Ptr(P.RunningVar);
+                rm[c] = (1 - O.Momentum) * rm[c] + O.Momentum * mean;
+                rv[c] = (float)((1 - O.Momentum) * rv[c] + O.Momentum * variance * m / (m - 1));
+            }
+            else
+            {
+                mean = Ptr(P.RunningMean)[c];
+                invStd = 1f / MathF.Sqrt(Ptr(P.RunningVar)[c] + O.Eps);
+            }
+            float scale = Ptr(P.Weight)[c] * invStd;
+            float shift = Ptr(P.Bias)[c] - mean * scale;
+            var vs = Vector256.Create(scale);
+            var vb = Vector256.Create(shift);
+            for (int n = 0; n < X.N; n++)
+            {
+                float* x = PlanePtr(X, n, c), y = PlanePtr(Y, n, c);
+                int i = 0;
+                for (; i <= plane - V; i += V)
+                {
+                    var v = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), vs, vb);
+                    if (O.Relu) v = Vector256.Max(v, Vector256<float>.Zero);
+                    Vector256.Store(v, y + i);
+                }
+                for (; i < plane; i++)
+                {
+                    float v = x[i] * scale + shift;
+                    y[i] = O.Relu && v < 0 ? 0 : v;
+                }
+            }
+        }
+    }
+
+    private struct BatchNormBackwardJob : IParallelBody
+    {
+        public Tensor X, Y, Dy, Dx;
+        public bool Accumulate;
+        public BatchNormTensors P;
+        public BatchNormOptions O;
+
+        public readonly void Execute(int c, int worker)
+        {
+            int plane = X.Plane;
+            long m = (long)X.N * plane;
+            float mean = Ptr(P.SaveMean)[c], invStd = Ptr(P.SaveInvStd)[c];
+            var vmean = Vector256.Create(mean);
+            double sumDy = 0, sumDyXc = 0;
+            for (int n = 0; n < X.N; n++)
+            {
+                float* x = PlanePtr(X, n, c), dy = PlanePtr(Dy, n, c), y = O.Relu ? PlanePtr(Y, n, c) : null;
+                var a0 = Vector256<float>.Zero;
+                var a1 = Vector256<float>.Zero;
+                int i = 0;
+                for (; i <= plane - V; i += V)
+                {
+                    var g = Vector256.Load(dy + i);
+                    if (O.Relu) g = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Load(y + i), Vector256<float>.Zero), g, Vector256<float>.Zero);
+                    a0 += g;
+                    a1 = Vector256.FusedMultiplyAdd(g, Vector256.Load(x + i) - vmean, a1);
+                }
+                float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1);
+                for (; i < plane; i++)
+                {
+                    float g = O.Relu && !(y![i] > 0) ? 0 : dy[i];
+                    s0 += g;
+                    s1 += g * (x[i] - mean);
+                }
+                sumDy += s0;
+                sumDyXc += s1;
+            }
+            float gamma = Ptr(P.Weight)[c];
+            Ptr(P.Weight.Grad)[c] = (float)(sumDyXc * invStd);
+            Ptr(P.Bias.Grad)[c] = (float)sumDy;
+            float a = gamma * invStd;
+            float b = (float)(-a * invStd * invStd * sumDyXc / m);
+            float k = (float)(-a * sumDy / m);
+            var va = Vector256.Create(a);
+            var vb = Vector256.Create(b);
+            var vk = Vector256.Create(k);
+            for (int n = 0; n < X.N; n++)
+            {
+                float* x = PlanePtr(X, n, c), dy = PlanePtr(Dy, n, c), dx = PlanePtr(Dx, n, c), y = O.Relu ? PlanePtr(Y, n, c) : null;
+                int i = 0;
+                for (; i <= plane - V; i += V)
+                {
+                    var g = Vector256.Load(dy + i);
+                    if (O.Relu) g = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Load(y + i), Vector256<float>.Zero), g, Vector256<float>.Zero);
+                    var v = Vector256.FusedMultiplyAdd(va, g, Vector256.FusedMultiplyAdd(vb, Vector256.Load(x + i) - vmean, vk));
+                    if (Accumulate) v += Vector256.Load(dx + i);
+                    Vector256.Store(v, dx + i);
+                }
+                for (; i < plane; i++)
+                {
+                    float g = O.Relu && !(y![i] > 0) ? 0 : dy[i];
+                    float v = a * g + b * (x[i] - mean) + k;
+                    dx[i] = Accumulate ? dx[i] + v : v;
+                }
+            }
+        }
+    }
+}

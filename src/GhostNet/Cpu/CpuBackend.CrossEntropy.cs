@@ -1,0 +1,59 @@
+using GhostNet.Backends;
+
+namespace GhostNet.Cpu;
+
+// Softmax cross-entropy with label smoothing, fused with its gradient (as llm.c does): with
+// target t = (1 - eps) onehot(label) + eps / K, loss_n = logsumexp(z) - sum_j t_j z_j and
+// d(mean loss)/dz = (softmax(z) - t) / N. Sums in double: K can be 1000.
+public sealed unsafe partial class CpuBackend
+{
+    public void SoftmaxCrossEntropy(in Tensor logits, in Tensor labels, in Tensor losses, in Tensor dlogits, float labelSmoothing)
+    {
+        logits.RequireContiguous("cross_entropy");
+        int n = logits.N, k = logits.C * logits.Plane;
+        labels.RequireShape("cross_entropy labels", n, 1, 1, 1);
+        losses.RequireShape("cross_entropy losses", n, 1, 1, 1);
+        if (!dlogits.IsNone) SameShape("cross_entropy grad", logits, dlogits);
+        float* z = Ptr(logits), loss = Ptr(losses), dz = dlogits.IsNone ? null : Ptr(dlogits);
+        int* label = (int*)Ptr(labels);
+        double eps = labelSmoothing;
+        for (int i = 0; i < n; i++)
+        {
+            int y = label[i];
+            if ((uint)y >= (uint)k) throw new ArgumentOutOfRangeException(nameof(labels), $"label {y} of sample {i} is outside 0..{k - 1}");
+            float* zi = z + (long)i * k;
+            float max = float.NegativeInfinity;
+            for (int j = 0; j < k; j++) max = Math.Max(max, zi[j]);
+            double sumExp = 0, sumZ = 0;
+            for (int j = 0; j < k; j++) { sumExp += Math.Exp(zi[j] - max); sumZ += zi[j]; }
+            double logSumExp = max + Math.Log(sumExp);
+            loss[i] = (float)(logSumExp - (1 - eps) * zi[y] - eps / k * sumZ);
+            if (dz == null) continue;
+            float* di = dz + (long)i * k;
+            for (int j = 0; j < k; j++)
+            {
+                double target = eps / k + (j == y ? 1 - eps : 0);
+                di[j] = (float)((Math.Exp(zi[j] - logSumExp) - target) / n);
+            }
+        }
+    }
+
+    public void TopKRank(in Tensor logits, in Tensor labels, in Tensor ranks)
+    {
+        logits.RequireContiguous("top_k");
+        int n = logits.N, k = logits.C * logits.Plane;
+        labels.RequireShape("top_k labels", n, 1, 1, 1);
+        ranks.RequireShape("top_k ranks", n, 1, 1, 1);
+        float* z = Ptr(logits);
+        int* label = (int*)Ptr(labels), rank = (int*)Ptr(ranks);
+        for (int i = 0; i < n; i++)
+        {
+            float* zi = z + (long)i * k;
+            int y = label[i], r = 0;
+            float v = zi[y];
+            for (int j = 0; j < k; j++)
+                if (zi[j] > v || (zi[j] == v && j < y)) r++;
+            rank[i] = r;
+        }
+    }
+}

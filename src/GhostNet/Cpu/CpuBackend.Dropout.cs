@@ -1,0 +1,35 @@
+using GhostNet.Backends;
+
+namespace GhostNet.Cpu;
+
+// Inverted dropout: y = x / (1 - p) where CounterRng.Uniform(seed, i) >= p, else 0; i is the
+// element's index in the contiguous tensor. Backward recomputes the same mask.
+public sealed unsafe partial class CpuBackend
+{
+    public void DropoutForward(in Tensor x, in Tensor y, float p, ulong seed)
+    {
+        SameShape("dropout_fwd", x, y);
+        x.RequireContiguous("dropout_fwd");
+        y.RequireContiguous("dropout_fwd");
+        Dropout(Ptr(x), Ptr(y), x.Count, p, seed, false);
+    }
+
+    public void DropoutBackward(in Tensor dy, in Tensor dx, bool accumulate, float p, ulong seed)
+    {
+        SameShape("dropout_bwd", dy, dx);
+        dy.RequireContiguous("dropout_bwd");
+        dx.RequireContiguous("dropout_bwd");
+        Dropout(Ptr(dy), Ptr(dx), dy.Count, p, seed, accumulate);
+    }
+
+    private static void Dropout(float* x, float* y, long count, float p, ulong seed, bool accumulate)
+    {
+        if (p < 0 || p >= 1) throw new ArgumentOutOfRangeException(nameof(p), $"dropout probability {p} is not in [0, 1)");
+        float scale = 1f / (1f - p);
+        for (long i = 0; i < count; i++)
+        {
+            float v = CounterRng.Uniform(seed, (ulong)i) >= p ? x[i] * scale : 0f;
+            y[i] = accumulate ? y[i] + v : v;
+        }
+    }
+}

@@ -1,0 +1,147 @@
+using System.Runtime.Intrinsics;
+using GhostNet.Backends;
+
+namespace GhostNet.Cpu;
+
+// Elementwise ops over views, one task per image: within an image a channel window is one
+// contiguous run of C * H * W values in NCHW, so every op is a flat SIMD loop over that run.
+public sealed unsafe partial class CpuBackend
+{
+    private enum Pointwise { Add, Copy, Accumulate, Relu, ReluBackward, ReluBackwardAccumulate, HardSigmoid, HardSigmoidBackward, HardSigmoidBackwardAccumulate }
+
+    public void Add(in Tensor a, in Tensor b, in Tensor y)
+    {
+        SameShape("add", a, b);
+        SameShape("add", a, y);
+        Elementwise(Pointwise.Add, a, b, y);
+    }
+
+    public void CopyOrAccumulate(in Tensor src, in Tensor dst, bool accumulate)
+    {
+        SameShape("copy", src, dst);
+        Elementwise(accumulate ? Pointwise.Accumulate : Pointwise.Copy, src, src, dst);
+    }
+
+    public void Relu(in Tensor x, in Tensor y)
+    {
+        SameShape("relu", x, y);
+        Elementwise(Pointwise.Relu, x, x, y);
+    }
+
+    public void ReluBackward(in Tensor y, in Tensor dy, in Tensor dx, bool accumulate)
+    {
+        SameShape("relu_bwd", y, dy);
+        SameShape("relu_bwd", y, dx);
+        Elementwise(accumulate ? Pointwise.ReluBackwardAccumulate : Pointwise.ReluBackward, y, dy, dx);
+    }
+
+    public void HardSigmoid(in Tensor x, in Tensor y)
+    {
+        SameShape("hard_sigmoid", x, y);
+        Elementwise(Pointwise.HardSigmoid, x, x, y);
+    }
+
+    public void HardSigmoidBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate)
+    {
+        SameShape("hard_sigmoid_bwd", x, dy);
+        SameShape("hard_sigmoid_bwd", x, dx);
+        Elementwise(accumulate ? Pointwise.HardSigmoidBackwardAccumulate : Pointwise.HardSigmoidBackward, x, dy, dx);
+    }
+
+    public void ChannelScale(in Tensor x, in Tensor s, in Tensor y)
+    {
+        SameShape("channel_scale", x, y);
+        s.RequireShape("channel_scale gate", x.N, x.C, 1, 1);
+        var job = new ChannelScaleJob { X = x, S = s, Y = y };
+        For(x.N * x.C, x.Count, job);
+    }
+
+    public void ChannelScaleBackward(in Tensor x, in Tensor s, in Tensor dy, in Tensor dx, bool accumulate, in Tensor ds)
+    {
+        SameShape("channel_scale_bwd", x, dy);
+        SameShape("channel_scale_bwd", x, dx);
+        s.RequireShape("channel_scale_bwd gate", x.N, x.C, 1, 1);
+        ds.RequireShape("channel_scale_bwd gate grad", x.N, x.C, 1, 1);
+        var job = new ChannelScaleJob { X = x, S = s, Y = dy, Dx = dx, Ds = ds, Backward = true, Accumulate = accumulate };
+        For(x.N * x.C, x.Count * 2, job);
+    }
+
+    private void Elementwise(Pointwise op, in Tensor a, in Tensor b, in Tensor y) =>
+        For(a.N, a.Count, new ElementwiseJob { Op = op, A = a, B = b, Y = y });
+
+    private struct ElementwiseJob : IParallelBody
+    {
+        public Pointwise Op;
+        public Tensor A, B, Y;
+
+        public readonly void Execute(int n, int worker)
+        {
+            float* a = PlanePtr(A, n, 0), b = PlanePtr(B, n, 0), y = PlanePtr(Y, n, 0);
+            int len = A.C * A.Plane;
+            switch (Op)
+            {
+                case Pointwise.Add: Simd.Add(a, b, y, len); return;
+                case Pointwise.Copy: Simd.Copy(a, y, len); return;
+                case Pointwise.Accumulate: Simd.Add(a, y, y, len); return;
+                case Pointwise.Relu: Relu(a, y, len); return;
+                case Pointwise.ReluBackward: ReluBackward(a, b, y, len, false); return;
+                case Pointwise.ReluBackwardAccumulate: ReluBackward(a, b, y, len, true); return;
+                case Pointwise.HardSigmoid: HardSigmoid(a, y, len); return;
+                case Pointwise.HardSigmoidBackward: HardSigmoidBackward(a, b, y, len, false); return;
+                case Pointwise.HardSigmoidBackwardAccumulate: HardSigmoidBackward(a, b, y, len, true); return;
+            }
+        }
+
+        private static void Relu(float* x, float* y, int n)
+        {
+            int i = 0;
+            for (; i <= n - V; i += V) Vector256.Store(Vector256.Max(Vector256.Load(x + i), Vector256<float>.Zero), y + i);
+            for (; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+        }
+
+        private static void ReluBackward(float* y, float* dy, float* dx, int n, bool accumulate)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                float g = y[i] > 0 ? dy[i] : 0;
+                dx[i] = accumulate ? dx[i] + g : g;
+            }
+        }
+
+        private static void HardSigmoid(float* x, float* y, int n)
+        {
+            for (int i = 0; i < n; i++) y[i] = Math.Clamp(x[i] + 3f, 0f, 6f) / 6f;
+        }
+
+        // The derivative is 1/6 strictly inside (-3, 3) and 0 outside, matching PyTorch's hardsigmoid_backward.
+        private static void HardSigmoidBackward(float* x, float* dy, float* dx, int n, bool accumulate)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                float g = x[i] > -3f && x[i] < 3f ? dy[i] / 6f : 0f;
+                dx[i] = accumulate ? dx[i] + g : g;
+            }
+        }
+    }
+
+    private struct ChannelScaleJob : IParallelBody
+    {
+        public Tensor X, S, Y, Dx, Ds;
+        public bool Backward, Accumulate;
+
+        public readonly void Execute(int index, int worker)
+        {
+            int n = index / X.C, c = index % X.C, plane = X.Plane;
+            float s = Ptr(S)[index];
+            float* x = PlanePtr(X, n, c);
+            if (!Backward)
+            {
+                Simd.ScaleInto(s, x, PlanePtr(Y, n, c), plane, false);
+                return;
+            }
+            float* dy = PlanePtr(Y, n, c);
+            Ptr(Ds)[index] = Simd.Dot(dy, x, plane);
+            Simd.ScaleInto(s, dy, PlanePtr(Dx, n, c), plane, Accumulate);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using GhostNet.Backends;
+
+namespace GhostNet.Cpu;
+
+// Pointwise (1x1) convolution, NCHW: per image Y[Cout, HW] = W[Cout, Cin] X[Cin, HW], a GEMM
+// whose B and C are the image's channel planes (a channel window is still one matrix with row
+// stride HW). Forward and dx split the output into (image, column block) tiles; dw splits the
+// rows of dW and sums over images inside each tile, so no two tiles write the same memory.
+public sealed unsafe partial class CpuBackend
+{
+    private const int ColumnBlock = 512;
+    private const int WeightRowBlock = 4;
+
+    public void PointwiseConvForward(in Tensor x, in Tensor w, in Tensor y)
+    {
+        CheckPointwise("pointwise_conv_fwd", x, w, y);
+        var job = new PointwiseJob
+        {
+            A = Ptr(w), ARow = w.C, ACol = 1, K = x.C, M = y.C,
+            B = x, C = y, Accumulate = false, Blocks = Blocks(x.Plane),
+        };
+        For(x.N * job.Blocks, y.Count * x.C, job);
+    }
+
+    public void PointwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw)
+    {
+        CheckPointwise("pointwise_conv_bwd", x, w, dy);
+        if (!dx.IsNone)
+        {
+            SameShape("pointwise_conv_bwd dx", x, dx);
+            var job = new PointwiseJob
+            {
+                A = Ptr(w), ARow = 1, ACol = w.C, K = w.N, M = w.C,
+                B = dy, C = dx, Accumulate = accumulate, Blocks = Blocks(x.Plane),
+            };
+            For(x.N * job.Blocks, dy.Count * x.C, job);
+        }
+        var wj = new PointwiseWeightGradJob { X = x, Dy = dy, Dw = Ptr(dw), Cin = x.C, Cout = dy.C };
+        For((dy.C + WeightRowBlock - 1) / WeightRowBlock, dy.Count * x.C, wj);
+    }
+
+    private static int Blocks(int plane) => (plane + ColumnBlock - 1) / ColumnBlock;
+
+    private static void CheckPointwise(string op, in Tensor x, in Tensor w, in Tensor y)
+    {
+        w.RequireContiguous(op);
+        w.RequireShape(op + " weight", y.C, x.C, 1, 1);
+        y.RequireShape(op + " output", x.N, w.N, x.H, x.W);
+    }
+
+    /// <summary>C[n] (+)= A B[n] for one (image, column block) tile.</summary>
+    private struct PointwiseJob : IParallelBody
+    {
+        public float* A;
+        public long ARow, ACol;
+        public int K, M, Blocks;
+        public Tensor B, C;
+        public bool Accumulate;
+
+        public readonly void Execute(int index, int worker)
+        {
+            int n = index / Blocks, j0 = index % Blocks * ColumnBlock;
+            int plane = B.Plane, cols = Math.Min(ColumnBlock, plane - j0);
+            Gemm.AB(M, cols, K, A, ARow, ACol, PlanePtr(B, n, 0) + j0, plane, PlanePtr(C, n, 0) + j0, plane, Accumulate);
+        }
+    }
+
+    /// <summary>Rows [r0, r0 + 4) of dW = sum over images of dY[n] X[n]^T.</summary>
+    private struct PointwiseWeightGradJob : IParallelBody
+    {
+        public Tensor X, Dy;
+        public float* Dw;
+        public int Cin, Cout;
+
+        public readonly void Execute(int index, int worker)
+        {
+            int r0 = index * WeightRowBlock, rows = Math.Min(WeightRowBlock, Cout - r0);
+            int plane = X.Plane;
+            for (int n = 0; n < X.N; n++)
+                Gemm.ABt(rows, Cin, plane, PlanePtr(Dy, n, r0), plane, PlanePtr(X, n, 0), plane, Dw + (long)r0 * Cin, Cin, n > 0);
+        }
+    }
+}

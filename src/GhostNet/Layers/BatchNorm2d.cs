@@ -1,0 +1,55 @@
+using GhostNet.Backends;
+using GhostNet.Graph;
+
+namespace GhostNet.Layers;
+
+/// <summary>
+/// nn.BatchNorm2d (eps 1e-5, momentum 0.1) with an optional fused ReLU. The output may be a
+/// channel window of a wider buffer (the Ghost module's concat). Training mode normalises with
+/// the batch statistics and updates the running ones; eval mode uses the running ones.
+/// </summary>
+public sealed class BatchNorm2d : ILayer
+{
+    public BatchNorm2d(PlanBuilder pb, string name, Tensor x, bool relu, Tensor? output = null)
+    {
+        X = x;
+        int c = x.C;
+        Weight = pb.Constant(name + ".weight", c, 1f);
+        Bias = pb.Constant(name + ".bias", c, 0f);
+        RunningMean = pb.Stat(name + ".running_mean", c, 0f);
+        RunningVar = pb.Stat(name + ".running_var", c, 1f);
+        NumBatchesTracked = pb.Counter(name + ".num_batches_tracked");
+        Output = output ?? pb.Activation(c, x.H, x.W);
+        Output.RequireShape(name, x.N, c, x.H, x.W);
+        SaveMean = pb.Vector(c);
+        SaveInvStd = pb.Vector(c);
+        Options = new BatchNormOptions(Relu: relu);
+        pb.Record(name, relu ? "batch norm + relu" : "batch norm", Output, 2L * c, 0);
+    }
+
+    public Tensor X { get; }
+    public Tensor Output { get; }
+    public Parameter Weight { get; }
+    public Parameter Bias { get; }
+    public StatBuffer RunningMean { get; }
+    public StatBuffer RunningVar { get; }
+    public Counter NumBatchesTracked { get; }
+    public BatchNormOptions Options { get; }
+    private Tensor SaveMean { get; }
+    private Tensor SaveInvStd { get; }
+
+    private BatchNormTensors Tensors => new(Weight.Value, Bias.Value, RunningMean.Value, RunningVar.Value, SaveMean, SaveInvStd);
+
+    public void Forward(IBackend b, bool training)
+    {
+        if (training)
+        {
+            b.BatchNormTrainForward(X, Output, Tensors, Options);
+            NumBatchesTracked.Value++;
+        }
+        else b.BatchNormEvalForward(X, Output, Tensors, Options);
+    }
+
+    public void Backward(IBackend b, bool accumulate) =>
+        b.BatchNormBackward(X, Output, Output.Grad, X.Grad, accumulate, Tensors, Options);
+}

@@ -1,0 +1,32 @@
+using GhostNet.Backends;
+using GhostNet.Graph;
+using GhostNet.Layers;
+
+namespace GhostNet.Models;
+
+/// <summary>timm's ConvBnAct as GhostNet's last block uses it: 1x1 conv, batch norm, ReLU (keys conv, bn1).</summary>
+public sealed class ConvBnAct : ILayer
+{
+    private readonly Conv2d _conv;
+    private readonly BatchNorm2d _bn;
+
+    public ConvBnAct(PlanBuilder pb, string name, Tensor x, int outChannels)
+    {
+        _conv = new Conv2d(pb, name + ".conv", x, outChannels, 1, 1, 0);
+        _bn = new BatchNorm2d(pb, name + ".bn1", _conv.Output, relu: true);
+    }
+
+    public Tensor Output => _bn.Output;
+
+    public void Forward(IBackend b, bool training)
+    {
+        _conv.Forward(b, training);
+        _bn.Forward(b, training);
+    }
+
+    public void Backward(IBackend b, bool accumulate)
+    {
+        _bn.Backward(b, false);
+        _conv.Backward(b, accumulate);
+    }
+}

@@ -1,0 +1,85 @@
+using GhostNet.Backends;
+using GhostNet.Graph;
+using GhostNet.Layers;
+
+namespace GhostNet.Models;
+
+/// <summary>
+/// timm's GhostBottleneck: ghost1 (expand, ReLU), a strided depthwise conv + BN when stride > 1,
+/// optional squeeze-excite, ghost2 (project, no ReLU), plus a shortcut that is the identity when
+/// shape is kept, else depthwise conv + BN + 1x1 conv + BN.
+/// </summary>
+public sealed class GhostBottleneck : ILayer
+{
+    private readonly GhostModule _ghost1, _ghost2;
+    private readonly Conv2d? _convDw;
+    private readonly BatchNorm2d? _bnDw;
+    private readonly SqueezeExcite? _se;
+    private readonly ILayer[] _shortcut;
+
+    public GhostBottleneck(PlanBuilder pb, string name, Tensor x, int midChannels, int outChannels, int dwKernel, int stride, float seRatio)
+    {
+        X = x;
+        int pad = (dwKernel - 1) / 2;
+        _ghost1 = new GhostModule(pb, name + ".ghost1", x, midChannels, relu: true);
+        var h = _ghost1.Output;
+        if (stride > 1)
+        {
+            _convDw = new Conv2d(pb, name + ".conv_dw", h, midChannels, dwKernel, stride, pad, depthwise: true);
+            _bnDw = new BatchNorm2d(pb, name + ".bn_dw", _convDw.Output, relu: false);
+            h = _bnDw.Output;
+        }
+        if (seRatio > 0)
+        {
+            _se = new SqueezeExcite(pb, name + ".se", h, seRatio);
+            h = _se.Output;
+        }
+        _ghost2 = new GhostModule(pb, name + ".ghost2", h, outChannels, relu: false);
+        if (x.C == outChannels && stride == 1) _shortcut = [];
+        else
+        {
+            var dw = new Conv2d(pb, name + ".shortcut.0", x, x.C, dwKernel, stride, pad, depthwise: true);
+            var bn = new BatchNorm2d(pb, name + ".shortcut.1", dw.Output, relu: false);
+            var pw = new Conv2d(pb, name + ".shortcut.2", bn.Output, outChannels, 1, 1, 0);
+            _shortcut = [dw, bn, pw, new BatchNorm2d(pb, name + ".shortcut.3", pw.Output, relu: false)];
+        }
+        var g = _ghost2.Output;
+        Output = pb.Activation(g.C, g.H, g.W);
+        pb.Record(name, "ghost bottleneck (sum)", Output, 0, 0);
+    }
+
+    public Tensor X { get; }
+    public Tensor Output { get; }
+
+    private Tensor ShortcutOutput => _shortcut.Length == 0 ? X : _shortcut[^1].Output;
+
+    public void Forward(IBackend b, bool training)
+    {
+        _ghost1.Forward(b, training);
+        _convDw?.Forward(b, training);
+        _bnDw?.Forward(b, training);
+        _se?.Forward(b, training);
+        _ghost2.Forward(b, training);
+        foreach (var layer in _shortcut) layer.Forward(b, training);
+        b.Add(_ghost2.Output, ShortcutOutput, Output);
+    }
+
+    public void Backward(IBackend b, bool accumulate)
+    {
+        // The sum hands its gradient to both branches; the shortcut writes the input gradient
+        // first, then the main branch adds to it.
+        var dy = Output.Grad;
+        b.CopyOrAccumulate(dy, _ghost2.Output.Grad, false);
+        if (_shortcut.Length == 0) b.CopyOrAccumulate(dy, X.Grad, accumulate);
+        else
+        {
+            b.CopyOrAccumulate(dy, _shortcut[^1].Output.Grad, false);
+            for (int i = _shortcut.Length - 1; i >= 0; i--) _shortcut[i].Backward(b, i == 0 && accumulate);
+        }
+        _ghost2.Backward(b, false);
+        _se?.Backward(b, false);
+        _bnDw?.Backward(b, false);
+        _convDw?.Backward(b, false);
+        _ghost1.Backward(b, accumulate: true);
+    }
+}

@@ -1,0 +1,51 @@
+using GhostNet.Backends;
+using GhostNet.Graph;
+using GhostNet.Layers;
+
+namespace GhostNet.Models;
+
+/// <summary>
+/// The Ghost module: a primary convolution makes init = ceil(oup / ratio) intrinsic maps, a cheap
+/// depthwise dw_size x dw_size operation makes init * (ratio - 1) ghost maps from them, and the
+/// output is the first oup channels of their concatenation. Both batch norms write straight into
+/// channel windows of one buffer, so the concat and the slice cost nothing; the channels past oup
+/// are computed (as in PyTorch) and receive a zero gradient.
+/// </summary>
+public sealed class GhostModule : ILayer
+{
+    private readonly Conv2d _primaryConv, _cheapConv;
+    private readonly BatchNorm2d _primaryBn, _cheapBn;
+
+    public GhostModule(PlanBuilder pb, string name, Tensor x, int oup, int kernelSize = 1, int ratio = 2, int dwSize = 3, int stride = 1, bool relu = true)
+    {
+        if (ratio < 2) throw new ArgumentOutOfRangeException(nameof(ratio), $"{name}: ratio {ratio} must be at least 2");
+        X = x;
+        int init = (oup + ratio - 1) / ratio, cheap = init * (ratio - 1);
+        _primaryConv = new Conv2d(pb, name + ".primary_conv.0", x, init, kernelSize, stride, kernelSize / 2);
+        var concat = pb.Activation(init + cheap, _primaryConv.Output.H, _primaryConv.Output.W);
+        _primaryBn = new BatchNorm2d(pb, name + ".primary_conv.1", _primaryConv.Output, relu, concat.Channels(0, init));
+        _cheapConv = new Conv2d(pb, name + ".cheap_operation.0", _primaryBn.Output, cheap, dwSize, 1, dwSize / 2, depthwise: true);
+        _cheapBn = new BatchNorm2d(pb, name + ".cheap_operation.1", _cheapConv.Output, relu, concat.Channels(init, cheap));
+        Output = concat.Channels(0, oup);
+    }
+
+    public Tensor X { get; }
+    public Tensor Output { get; }
+
+    public void Forward(IBackend b, bool training)
+    {
+        _primaryConv.Forward(b, training);
+        _primaryBn.Forward(b, training);
+        _cheapConv.Forward(b, training);
+        _cheapBn.Forward(b, training);
+    }
+
+    public void Backward(IBackend b, bool accumulate)
+    {
+        _cheapBn.Backward(b, false);
+        // The intrinsic maps feed both the output and the cheap operation: add the second gradient.
+        _cheapConv.Backward(b, accumulate: true);
+        _primaryBn.Backward(b, false);
+        _primaryConv.Backward(b, accumulate);
+    }
+}

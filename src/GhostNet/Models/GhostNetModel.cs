@@ -1,0 +1,55 @@
+using GhostNet.Backends;
+using GhostNet.Graph;
+
+namespace GhostNet.Models;
+
+/// <summary>
+/// A GhostNet's state on one backend: configuration and parameters (with gradients, momentum
+/// and running statistics). <see cref="Compile"/> makes plans for particular input shapes; all
+/// plans of a model share its parameters.
+/// </summary>
+public sealed class GhostNetModel : IDisposable
+{
+    public GhostNetModel(GhostNetConfig config, IBackend backend, int seed = 0, InitScheme init = InitScheme.PyTorchDefault)
+    {
+        config.Validate();
+        Config = config;
+        Backend = backend;
+        Seed = seed;
+        Parameters = new ParameterSet();
+        // Building once for a nominal shape registers every state entry in timm's order.
+        _ = new GhostNetwork(new PlanBuilder(Parameters, 1, withGradients: false), config,
+            new Tensor(new Storage("input", (long)config.InChannels * 32 * 32), 0, 1, config.InChannels, 32, 32));
+        Parameters.Place(backend);
+        Initializer.Initialize(Parameters, backend, init, seed);
+    }
+
+    public GhostNetConfig Config { get; }
+    /// <summary>Seeds initialisation and, through the plans, the dropout masks.</summary>
+    public int Seed { get; }
+    public IBackend Backend { get; }
+    public ParameterSet Parameters { get; }
+
+    /// <summary>A plan for batches of (batch, channels, height, width); without gradients it can only infer.</summary>
+    public Plan Compile(int batch, int height, int width, bool withGradients = true) =>
+        new(this, batch, height, width, withGradients);
+
+    /// <summary>The layer table at one input size (no memory is allocated).</summary>
+    public static IReadOnlyList<LayerRecord> Describe(GhostNetConfig config, int height, int width)
+    {
+        var pb = new PlanBuilder(new ParameterSet(), 1, withGradients: false);
+        _ = new GhostNetwork(pb, config, new Tensor(new Storage("input", (long)config.InChannels * height * width), 0, 1, config.InChannels, height, width));
+        return pb.Records;
+    }
+
+    /// <summary>Learnable parameter count of a configuration, e.g. 5,182,508 for ghostnet_100.</summary>
+    public static long CountParameters(GhostNetConfig config)
+    {
+        var set = new ParameterSet();
+        _ = new GhostNetwork(new PlanBuilder(set, 1, withGradients: false), config,
+            new Tensor(new Storage("input", (long)config.InChannels * 32 * 32), 0, 1, config.InChannels, 32, 32));
+        return set.ParameterCount;
+    }
+
+    public void Dispose() => Parameters.Dispose();
+}

@@ -1,0 +1,51 @@
+using GhostNet.Backends;
+using GhostNet.Graph;
+using GhostNet.Layers;
+
+namespace GhostNet.Models;
+
+/// <summary>
+/// timm's SqueezeExcite as GhostNet configures it: global average pool, 1x1 conv_reduce (with
+/// bias) to make_divisible(C * ratio, 4) channels, ReLU, 1x1 conv_expand (with bias), hard-sigmoid
+/// gate relu6(x + 3) / 6, and the input scaled per channel by the gate.
+/// </summary>
+public sealed class SqueezeExcite : ILayer
+{
+    private readonly Tensor _pooled, _reduced, _gate;
+    private readonly Linear _convReduce, _convExpand;
+
+    public SqueezeExcite(PlanBuilder pb, string name, Tensor x, float ratio)
+    {
+        X = x;
+        int reducedChannels = GhostNetConfig.MakeDivisible(x.C * (double)ratio);
+        _pooled = pb.Activation(x.C, 1, 1);
+        _convReduce = new Linear(pb, name + ".conv_reduce", _pooled, reducedChannels, bias: true, weightAsConv: true);
+        _reduced = pb.Activation(reducedChannels, 1, 1);
+        _convExpand = new Linear(pb, name + ".conv_expand", _reduced, x.C, bias: true, weightAsConv: true);
+        _gate = pb.Activation(x.C, 1, 1);
+        Output = pb.Activation(x.C, x.H, x.W);
+    }
+
+    public Tensor X { get; }
+    public Tensor Output { get; }
+
+    public void Forward(IBackend b, bool training)
+    {
+        b.GlobalAvgPool(X, _pooled);
+        _convReduce.Forward(b, training);
+        b.Relu(_convReduce.Output, _reduced);
+        _convExpand.Forward(b, training);
+        b.HardSigmoid(_convExpand.Output, _gate);
+        b.ChannelScale(X, _gate, Output);
+    }
+
+    public void Backward(IBackend b, bool accumulate)
+    {
+        b.ChannelScaleBackward(X, _gate, Output.Grad, X.Grad, accumulate, _gate.Grad);
+        b.HardSigmoidBackward(_convExpand.Output, _gate.Grad, _convExpand.Output.Grad, false);
+        _convExpand.Backward(b, false);
+        b.ReluBackward(_reduced, _reduced.Grad, _convReduce.Output.Grad, false);
+        _convReduce.Backward(b, false);
+        b.GlobalAvgPoolBackward(_pooled.Grad, X.Grad, accumulate: true);
+    }
+}

@@ -1,0 +1,104 @@
+using GhostNet.Backends;
+using NUnit.Framework;
+
+namespace GhostNet.Tests.Ops;
+
+public class BatchNormTests
+{
+    private static int FreshSeed() => TestContext.CurrentContext.Random.Next();
+
+    private sealed class Bn
+    {
+        public Tensor Weight, Bias, RunningMean, RunningVar, SaveMean, SaveInvStd;
+        public BatchNormTensors P => new(Weight, Bias, RunningMean, RunningVar, SaveMean, SaveInvStd);
+
+        public Bn(OpHarness t, int c)
+        {
+            Weight = t.Random(c, 1, 1, 1);
+            Bias = t.Random(c, 1, 1, 1);
+            RunningMean = t.Random(c, 1, 1, 1, grad: false);
+            RunningVar = t.New(c, 1, 1, 1, grad: false);
+            OpHarness.Span(RunningVar).Fill(1.5f);
+            SaveMean = t.New(c, 1, 1, 1, grad: false);
+            SaveInvStd = t.New(c, 1, 1, 1, grad: false);
+        }
+    }
+
+    [TestCase(2, 3, 5, 5, false)]
+    [TestCase(1, 5, 7, 3, true)]
+    [TestCase(4, 6, 3, 3, true)]
+    [TestCase(3, 7, 1, 1, false)]
+    public void Backward_matches_finite_differences(int n, int c, int h, int w, bool relu)
+    {
+        using var t = new OpHarness(FreshSeed());
+        var x = t.Random(n, c, h, w, 2f);
+        var y = t.New(n, c, h, w);
+        var bn = new Bn(t, c);
+        var o = new BatchNormOptions(Relu: relu);
+        var r = t.RandomWeights(y);
+        double Loss() { t.B.BatchNormTrainForward(x, y, bn.P, o); return OpHarness.Dot(y, r); }
+        long Mask() => relu ? OpHarness.Span(y).ToArray().Count(v => v > 0) : 0;
+        Loss();
+        r.CopyTo(OpHarness.Span(y.Grad));
+        t.B.BatchNormBackward(x, y, y.Grad, x.Grad, false, bn.P, o);
+        t.Check("bn dx", x, OpHarness.Get(x.Grad), Loss, regime: Mask);
+        t.Check("bn dgamma", bn.Weight, OpHarness.Get(bn.Weight.Grad), Loss, regime: Mask);
+        t.Check("bn dbeta", bn.Bias, OpHarness.Get(bn.Bias.Grad), Loss, regime: Mask);
+    }
+
+    [Test]
+    public void Training_forward_normalises_and_updates_running_statistics_like_pytorch()
+    {
+        using var t = new OpHarness(FreshSeed());
+        int n = 3, c = 4, h = 5, w = 2, m = n * h * w;
+        var x = t.Random(n, c, h, w, 3f);
+        var y = t.New(n, c, h, w);
+        var bn = new Bn(t, c);
+        var rm0 = OpHarness.Get(bn.RunningMean);
+        t.B.BatchNormTrainForward(x, y, bn.P, new BatchNormOptions());
+        var xs = OpHarness.Get(x); var ys = OpHarness.Get(y);
+        var gamma = OpHarness.Get(bn.Weight); var beta = OpHarness.Get(bn.Bias);
+        for (int ch = 0; ch < c; ch++)
+        {
+            var vals = Enumerable.Range(0, n).SelectMany(i => Enumerable.Range(0, h * w).Select(j => (double)xs[(i * c + ch) * h * w + j])).ToArray();
+            double mean = vals.Average(), var = vals.Sum(v => (v - mean) * (v - mean)) / m;
+            Assert.That(OpHarness.Span(bn.RunningMean)[ch], Is.EqualTo(0.9 * rm0[ch] + 0.1 * mean).Within(1e-5));
+            Assert.That(OpHarness.Span(bn.RunningVar)[ch], Is.EqualTo(0.9 * 1.5 + 0.1 * var * m / (m - 1)).Within(1e-5));
+            for (int i = 0; i < n; i++)
+            for (int j = 0; j < h * w; j++)
+            {
+                int at = (i * c + ch) * h * w + j;
+                double want = (xs[at] - mean) / Math.Sqrt(var + 1e-5) * gamma[ch] + beta[ch];
+                Assert.That(ys[at], Is.EqualTo(want).Within(1e-4));
+            }
+        }
+    }
+
+    [Test]
+    public void Eval_forward_uses_running_statistics_and_relu()
+    {
+        using var t = new OpHarness(FreshSeed());
+        var x = t.Random(2, 3, 4, 4, 3f);
+        var y = t.New(2, 3, 4, 4);
+        var bn = new Bn(t, 3);
+        t.B.BatchNormEvalForward(x, y, bn.P, new BatchNormOptions(Relu: true));
+        var xs = OpHarness.Get(x); var ys = OpHarness.Get(y);
+        var rm = OpHarness.Get(bn.RunningMean); var gamma = OpHarness.Get(bn.Weight); var beta = OpHarness.Get(bn.Bias);
+        for (int i = 0; i < xs.Length; i++)
+        {
+            int ch = i / 16 % 3;
+            double want = Math.Max(0, (xs[i] - rm[ch]) / Math.Sqrt(1.5 + 1e-5) * gamma[ch] + beta[ch]);
+            Assert.That(ys[i], Is.EqualTo(want).Within(1e-5), $"element {i}");
+        }
+    }
+
+    [Test]
+    public void Training_on_a_single_value_per_channel_is_a_clear_error()
+    {
+        using var t = new OpHarness(FreshSeed());
+        var x = t.Random(1, 3, 1, 1);
+        var y = t.New(1, 3, 1, 1);
+        var ex = Assert.Throws<ArgumentException>(() => t.B.BatchNormTrainForward(x, y, new Bn(t, 3).P, new BatchNormOptions()));
+        Assert.That(ex!.Message, Does.Contain("more than one value per channel"));
+    }
+}
