@@ -58,10 +58,13 @@ public readonly struct Tensor
         if (!IsContiguous) throw new ArgumentException($"{op} needs a contiguous tensor, got {this}");
     }
 
-    public void RequireShape(string op, int n, int c, int h, int w)
+    public void RequireShape(string op, int n, int c, int h, int w) => RequireShape(op, "tensor", n, c, h, w);
+
+    /// <summary>Checks the shape; <paramref name="part"/> names the operand in the error (kept separate so that no string is built unless it fails).</summary>
+    public void RequireShape(string op, string part, int n, int c, int h, int w)
     {
         if (N != n || C != c || H != h || W != w)
-            throw new ArgumentException($"{op}: expected {n}x{c}x{h}x{w}, got {this}");
+            throw new ArgumentException($"{op}: {part} should be {n}x{c}x{h}x{w}, got {this}");
     }
 
     public override string ToString() =>

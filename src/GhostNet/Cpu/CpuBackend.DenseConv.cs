@@ -1,10 +1,13 @@
+using System.Runtime.InteropServices;
 using GhostNet.Backends;
 
 namespace GhostNet.Cpu;
 
-// Dense convolution (groups = 1) by im2col + GEMM, one image per task. The column matrix
-// col[(c, kh, kw), (oh, ow)] lives in the task's per-thread scratch. Backward recomputes it,
-// forms dW partial sums per thread (summed at the end) and scatters dcol = W^T dY back (col2im).
+// Dense convolution (groups = 1) by im2col + GEMM. The column matrix col[(c, kh, kw), (oh, ow)]
+// lives in the running thread's scratch. Forward runs one task per image. Backward recomputes
+// col, scatters dcol = W^T dY back (col2im) and sums dW over a fixed chunk of images per task;
+// the chunk partials are added in chunk order, so the result does not depend on which thread
+// ran which chunk (bitwise reproducible for a given thread count).
 public sealed unsafe partial class CpuBackend
 {
     public void ConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
@@ -19,18 +22,30 @@ public sealed unsafe partial class CpuBackend
         CheckConv("conv_bwd", x, w, dy, g);
         if (!dx.IsNone) SameShape("conv_bwd dx", x, dx);
         int rows = w.C * g.Kernel * g.Kernel;
-        long colSize = (long)rows * dy.Plane, dwSize = (long)w.N * rows;
-        for (int t = 0; t < _pool.Threads; t++)
-            Simd.Clear(Scratch(t, 2 * colSize + dwSize) + 2 * colSize, (int)dwSize);
+        long colSize = (long)rows * dy.Plane;
+        int dwSize = w.N * rows, chunks = Math.Min(_pool.Threads, x.N);
+        for (int t = 0; t < _pool.Threads; t++) Scratch(t, 2 * colSize);
+        float* partials = ConvPartials((long)chunks * dwSize);
         var job = new ConvBackwardJob
         {
             Backend = this, X = x, W = Ptr(w), Dy = dy, Dx = dx, Accumulate = accumulate, G = g, Rows = rows,
+            Partials = partials, Chunks = chunks,
         };
-        _pool.For(x.N, job);
+        _pool.For(chunks, job);
         float* dwp = Ptr(dw);
-        Simd.Copy(_scratch[0] + 2 * colSize, dwp, (int)dwSize);
-        for (int t = 1; t < _pool.Threads; t++)
-            Simd.Add(_scratch[t] + 2 * colSize, dwp, dwp, (int)dwSize);
+        Simd.Copy(partials, dwp, dwSize);
+        for (int c = 1; c < chunks; c++) Simd.Add(partials + (long)c * dwSize, dwp, dwp, dwSize);
+    }
+
+    private float* ConvPartials(long elements)
+    {
+        if (_convPartialsLength < elements)
+        {
+            NativeMemory.AlignedFree(_convPartials);
+            _convPartials = (float*)NativeMemory.AlignedAlloc((nuint)(elements * sizeof(float)), 64);
+            _convPartialsLength = elements;
+        }
+        return _convPartials;
     }
 
     private static void CheckConv(string op, in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
@@ -38,7 +53,7 @@ public sealed unsafe partial class CpuBackend
         w.RequireContiguous(op);
         if (w.H != g.Kernel || w.W != g.Kernel || w.C != x.C)
             throw new ArgumentException($"{op}: weight {w} does not fit input {x} with {g}");
-        y.RequireShape(op + " output", x.N, w.N, g.OutputSize(x.H), g.OutputSize(x.W));
+        y.RequireShape(op, "output", x.N, w.N, g.OutputSize(x.H), g.OutputSize(x.W));
     }
 
     /// <summary>Output positions o in [lo, hi) whose input index o * stride + offset lies in [0, size).</summary>
@@ -118,21 +133,28 @@ public sealed unsafe partial class CpuBackend
         public ConvGeometry G;
         public int Rows;
 
-        public readonly void Execute(int n, int worker)
+        public float* Partials;
+        public int Chunks;
+
+        public readonly void Execute(int chunk, int worker)
         {
             int plane = Dy.Plane;
             long colSize = (long)Rows * plane;
             float* col = Backend._scratch[worker];
             float* dcol = col + colSize;
-            float* dw = dcol + colSize;
-            Im2Col(PlanePtr(X, n, 0), X.C, X.H, X.W, G, Dy.H, Dy.W, col);
-            float* dyn = PlanePtr(Dy, n, 0);
-            Gemm.ABt(Dy.C, Rows, plane, dyn, plane, col, plane, dw, Rows, true);
-            if (Dx.IsNone) return;
-            Gemm.AB(Rows, plane, Dy.C, W, 1, Rows, dyn, plane, dcol, plane, false);
-            float* dxn = PlanePtr(Dx, n, 0);
-            if (!Accumulate) Simd.Clear(dxn, Dx.C * Dx.Plane);
-            Col2ImAdd(dcol, Dx.C, Dx.H, Dx.W, G, Dy.H, Dy.W, dxn);
+            float* dw = Partials + (long)chunk * Dy.C * Rows;
+            int first = chunk * X.N / Chunks, end = (chunk + 1) * X.N / Chunks;
+            for (int n = first; n < end; n++)
+            {
+                Im2Col(PlanePtr(X, n, 0), X.C, X.H, X.W, G, Dy.H, Dy.W, col);
+                float* dyn = PlanePtr(Dy, n, 0);
+                Gemm.ABt(Dy.C, Rows, plane, dyn, plane, col, plane, dw, Rows, n > first);
+                if (Dx.IsNone) continue;
+                Gemm.AB(Rows, plane, Dy.C, W, 1, Rows, dyn, plane, dcol, plane, false);
+                float* dxn = PlanePtr(Dx, n, 0);
+                if (!Accumulate) Simd.Clear(dxn, Dx.C * Dx.Plane);
+                Col2ImAdd(dcol, Dx.C, Dx.H, Dx.W, G, Dy.H, Dy.W, dxn);
+            }
         }
     }
 }

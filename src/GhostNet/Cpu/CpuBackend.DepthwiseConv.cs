@@ -35,7 +35,7 @@ public sealed unsafe partial class CpuBackend
         w.RequireContiguous(op);
         if (w.C != 1 || w.H != g.Kernel || w.W != g.Kernel || w.N % x.C != 0)
             throw new ArgumentException($"{op}: weight {w} does not fit input {x} with {g}");
-        y.RequireShape(op + " output", x.N, w.N, g.OutputSize(x.H), g.OutputSize(x.W));
+        y.RequireShape(op, "output", x.N, w.N, g.OutputSize(x.H), g.OutputSize(x.W));
     }
 
     private struct DepthwiseForwardJob : IParallelBody

@@ -42,7 +42,7 @@ public sealed unsafe partial class CpuBackend
         w.RequireContiguous(op);
         if (x.Plane != 1 || y.Plane != 1 || w.Plane != 1 || w.C != x.C)
             throw new ArgumentException($"{op}: input {x}, weight {w}, output {y} do not make a linear layer");
-        y.RequireShape(op + " output", x.N, w.N, 1, 1);
+        y.RequireShape(op, "output", x.N, w.N, 1, 1);
     }
 
     private struct LinearJob : IParallelBody

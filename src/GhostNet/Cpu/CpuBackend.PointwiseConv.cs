@@ -44,8 +44,8 @@ public sealed unsafe partial class CpuBackend
     private static void CheckPointwise(string op, in Tensor x, in Tensor w, in Tensor y)
     {
         w.RequireContiguous(op);
-        w.RequireShape(op + " weight", y.C, x.C, 1, 1);
-        y.RequireShape(op + " output", x.N, w.N, x.H, x.W);
+        w.RequireShape(op, "weight", y.C, x.C, 1, 1);
+        y.RequireShape(op, "output", x.N, w.N, x.H, x.W);
     }
 
     /// <summary>C[n] (+)= A B[n] for one (image, column block) tile.</summary>

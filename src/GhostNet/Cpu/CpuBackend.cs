@@ -16,6 +16,8 @@ public sealed unsafe partial class CpuBackend : IBackend
     private readonly WorkerPool _pool;
     private readonly float*[] _scratch;
     private readonly long[] _scratchLength;
+    private float* _convPartials;
+    private long _convPartialsLength;
 
     public CpuBackend(int threads = 0)
     {
@@ -107,5 +109,7 @@ public sealed unsafe partial class CpuBackend : IBackend
             NativeMemory.AlignedFree(_scratch[i]);
             _scratch[i] = null;
         }
+        NativeMemory.AlignedFree(_convPartials);
+        _convPartials = null;
     }
 }
