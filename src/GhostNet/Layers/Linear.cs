@@ -17,7 +17,7 @@ public sealed class Linear : ILayer
         Weight = pb.LinearWeight(name + ".weight", outFeatures, x.C, weightAsConv);
         Bias = bias ? pb.Bias(name + ".bias", outFeatures, x.C) : null;
         Output = pb.Activation(outFeatures, 1, 1);
-        pb.Record(name, weightAsConv ? "1x1 conv on 1x1 (linear)" : "linear", Output,
+        pb.Record(name, weightAsConv ? "1x1 conv (linear)" : "linear", Output,
             Weight.Count + (Bias?.Count ?? 0), (long)x.C * outFeatures);
     }
 
