@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using GhostNet.Cpu;
 using GhostNet.Data;
+using GhostNet.Graph;
 using GhostNet.Models;
 using GhostNet.Training;
 
@@ -37,10 +38,15 @@ internal static class TrainCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
         var printFreq = new Option<int>("--print-freq", "-p") { DefaultValueFactory = _ => 10 };
         var threads = new Option<int>("--threads") { Description = "CPU threads (default: all cores)", DefaultValueFactory = _ => 0 };
+        var init = new Option<InitScheme>("--init")
+        {
+            Description = "Weight initialisation: PyTorchDefault, or KaimingNormalFanOut as the official GhostNet code does",
+            DefaultValueFactory = _ => InitScheme.PyTorchDefault,
+        };
 
         var command = new Command("train", "Train a GhostNet.");
         arch.AddTo(command);
-        foreach (var o in new Option[] { data, epochs, batch, lr, momentum, wd, nesterov, noWdBn, warmup, smoothing, dropout, inputSize, classes, trainSize, valSize, seed, printFreq, threads })
+        foreach (var o in new Option[] { data, epochs, batch, lr, momentum, wd, nesterov, noWdBn, warmup, smoothing, dropout, inputSize, classes, trainSize, valSize, seed, printFreq, threads, init })
             command.Options.Add(o);
         command.SetAction(r =>
         {
@@ -48,7 +54,7 @@ internal static class TrainCommand
                 arch.Config(r, r.GetValue(classes), r.GetValue(dropout)), r.GetValue(epochs), r.GetValue(batch), r.GetValue(lr),
                 new SgdOptions(r.GetValue(momentum), r.GetValue(wd), r.GetValue(nesterov), r.GetValue(noWdBn)),
                 r.GetValue(warmup), r.GetValue(smoothing), r.GetValue(inputSize), r.GetValue(trainSize), r.GetValue(valSize),
-                r.GetValue(seed), Math.Max(1, r.GetValue(printFreq)), r.GetValue(threads));
+                r.GetValue(seed), Math.Max(1, r.GetValue(printFreq)), r.GetValue(threads), r.GetValue(init));
             return run.Execute();
         });
         return command;
@@ -56,7 +62,7 @@ internal static class TrainCommand
 
     private sealed record TrainRun(
         GhostNetConfig Config, int Epochs, int Batch, float Lr, SgdOptions Sgd, float WarmupEpochs, float LabelSmoothing,
-        int InputSize, int TrainSize, int ValSize, int Seed, int PrintFreq, int Threads)
+        int InputSize, int TrainSize, int ValSize, int Seed, int PrintFreq, int Threads, InitScheme Init)
     {
         public int Execute()
         {
@@ -69,7 +75,7 @@ internal static class TrainCommand
             var train = SyntheticPatterns.Generate(TrainSize, Config.NumClasses, InputSize, Seed);
             var val = SyntheticPatterns.Generate(ValSize, Config.NumClasses, InputSize, Seed + 1_000_003);
             using var backend = new CpuBackend(Threads);
-            using var model = new GhostNetModel(Config, backend, Seed);
+            using var model = new GhostNetModel(Config, backend, Seed, Init);
             using var plan = model.Compile(Batch, InputSize, InputSize);
             plan.LabelSmoothing = LabelSmoothing;
             var sgd = new SgdOptimizer(model.Parameters, backend, Sgd);
