@@ -100,6 +100,32 @@ public sealed unsafe partial class CpuBackend
         public BatchNormTensors P;
         public BatchNormOptions O;
 
+        private const int SumChunk = 256; // fp32 partial sums this long, added in double
+
+        /// <summary>Sum of dy' and of dy' (x - mean) over a short run, dy' masked by y > 0 when y is given.</summary>
+        private static (float, float) MaskedSums(float* x, float* dy, float* y, int n, float mean)
+        {
+            var vmean = Vector256.Create(mean);
+            var a0 = Vector256<float>.Zero;
+            var a1 = Vector256<float>.Zero;
+            int i = 0;
+            for (; i <= n - V; i += V)
+            {
+                var g = Vector256.Load(dy + i);
+                if (y != null) g = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Load(y + i), Vector256<float>.Zero), g, Vector256<float>.Zero);
+                a0 += g;
+                a1 = Vector256.FusedMultiplyAdd(g, Vector256.Load(x + i) - vmean, a1);
+            }
+            float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1);
+            for (; i < n; i++)
+            {
+                float g = y != null && !(y[i] > 0) ? 0 : dy[i];
+                s0 += g;
+                s1 += g * (x[i] - mean);
+            }
+            return (s0, s1);
+        }
+
         public readonly void Execute(int c, int worker)
         {
             int plane = X.Plane;
@@ -110,25 +136,12 @@ public sealed unsafe partial class CpuBackend
             for (int n = 0; n < X.N; n++)
             {
                 float* x = PlanePtr(X, n, c), dy = PlanePtr(Dy, n, c), y = O.Relu ? PlanePtr(Y, n, c) : null;
-                var a0 = Vector256<float>.Zero;
-                var a1 = Vector256<float>.Zero;
-                int i = 0;
-                for (; i <= plane - V; i += V)
+                for (int start = 0; start < plane; start += SumChunk)
                 {
-                    var g = Vector256.Load(dy + i);
-                    if (O.Relu) g = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Load(y + i), Vector256<float>.Zero), g, Vector256<float>.Zero);
-                    a0 += g;
-                    a1 = Vector256.FusedMultiplyAdd(g, Vector256.Load(x + i) - vmean, a1);
+                    var (s0, s1) = MaskedSums(x + start, dy + start, y == null ? null : y + start, Math.Min(SumChunk, plane - start), mean);
+                    sumDy += s0;
+                    sumDyXc += s1;
                 }
-                float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1);
-                for (; i < plane; i++)
-                {
-                    float g = O.Relu && !(y![i] > 0) ? 0 : dy[i];
-                    s0 += g;
-                    s1 += g * (x[i] - mean);
-                }
-                sumDy += s0;
-                sumDyXc += s1;
             }
             float gamma = Ptr(P.Weight)[c];
             Ptr(P.Weight.Grad)[c] = (float)(sumDyXc * invStd);

@@ -86,7 +86,7 @@ public sealed unsafe partial class CpuBackend
         public readonly void Execute(int ci, int worker)
         {
             int k = G.Kernel, kk = k * k, s = G.Stride, p = G.Padding;
-            Span<float> dw = stackalloc float[Multiplier * kk];
+            Span<double> dw = stackalloc double[Multiplier * kk]; // sums over N * H * W: accumulate in double
             dw.Clear();
             for (int n = 0; n < X.N; n++)
             {
@@ -111,7 +111,7 @@ public sealed unsafe partial class CpuBackend
                                 long shift = (long)ih * X.W + kw - p;
                                 float* xs = x + shift;
                                 float wv = w[kh * k + kw];
-                                ref float dwv = ref dw[j * kk + kh * k + kw];
+                                ref double dwv = ref dw[j * kk + kh * k + kw];
                                 if (s == 1)
                                 {
                                     dwv += Simd.Dot(dyr + lo, xs + lo, hi - lo);
@@ -133,7 +133,7 @@ public sealed unsafe partial class CpuBackend
                     }
                 }
             }
-            dw.CopyTo(new Span<float>(Dw + (long)ci * Multiplier * kk, Multiplier * kk));
+            for (int i = 0; i < dw.Length; i++) Dw[(long)ci * Multiplier * kk + i] = (float)dw[i];
         }
     }
 }
