@@ -13,7 +13,7 @@ namespace GhostNet.Tests.Model;
 /// Single elements of a deep network have gradients near the fp32 noise floor, so each
 /// tensor is checked along two unit directions: the analytic gradient's own (a wrong gradient
 /// cannot match its own norm) and a random one over a random sample of its elements. A step may
-/// push a few ReLU inputs across zero; that error is second order and within the tolerance.
+/// push a few ReLU inputs across zero; such a disagreement is retried with smaller steps.
 /// </summary>
 public unsafe class NetworkGradientTests
 {
@@ -45,10 +45,8 @@ public unsafe class NetworkGradientTests
 
         double loss0 = Loss();
         plan.Backward();
-        const float eps = 1e-4f;
-        double noise = 1e-6 * loss0 / eps;
         var kinds = new Dictionary<string, (int Checked, double Worst)>();
-        int kinks = 0;
+        int kinks = 0, retried = 0;
         var failures = new List<string>();
         foreach (var p in model.Parameters.Parameters)
         {
@@ -68,15 +66,24 @@ public unsafe class NetworkGradientTests
                 if (dNorm == 0) continue;
                 var v = direction.Select(d => d / dNorm).ToArray();
                 double analytic = subset.Select((i, j) => grad[i] * v[j]).Sum();
-                long regime = ReluRegime();
-                Shift(value, subset, v, eps);
-                double lp = Loss(); long rp = ReluRegime();
-                Shift(value, subset, v, -2 * eps);
-                double lm = Loss(); long rm = ReluRegime();
-                Shift(value, subset, v, eps);
-                if (rp != regime || rm != regime) kinks++;
-                double numeric = (lp - lm) / (2 * eps);
-                double error = Math.Abs(numeric - analytic) / (0.05 * gNorm + noise);
+                // A step that pushes a ReLU input across zero adds an error that shrinks with the
+                // step; a wrong gradient does not. So a disagreement is retried with smaller steps.
+                double error = double.MaxValue, numeric = 0;
+                foreach (float eps in Steps)
+                {
+                    long regime = ReluRegime();
+                    Shift(value, subset, v, eps);
+                    double lp = Loss(); long rp = ReluRegime();
+                    Shift(value, subset, v, -2 * eps);
+                    double lm = Loss(); long rm = ReluRegime();
+                    Shift(value, subset, v, eps);
+                    if (rp != regime || rm != regime) kinks++;
+                    numeric = (lp - lm) / (2 * eps);
+                    double noise = 1e-6 * loss0 / eps; // fp32 rounding of the loss, amplified by 1 / step
+                    error = Math.Min(error, Math.Abs(numeric - analytic) / (0.05 * gNorm + noise));
+                    if (error <= 1.0) break;
+                    retried++;
+                }
                 string kind = KindOf(p);
                 var (count, worst) = kinds.GetValueOrDefault(kind);
                 kinds[kind] = (count + 1, Math.Max(worst, error));
@@ -86,8 +93,7 @@ public unsafe class NetworkGradientTests
         }
         foreach (var (kind, (count, worst)) in kinds.OrderBy(k => k.Key))
             TestContext.Out.WriteLine($"{kind,-28} {count,4} directions, worst error/tolerance {worst:F3}");
-        TestContext.Out.WriteLine($"{kinks} directions moved some ReLU input across zero");
-        foreach (var f in failures.AsEnumerable().Reverse().Take(12)) TestContext.Out.WriteLine("FAIL " + f);
+        TestContext.Out.WriteLine($"{kinks} evaluations moved some ReLU input across zero; {retried} retried with a smaller step");
         Assert.That(failures, Is.Empty, $"{failures.Count} directions disagree");
         Assert.That(kinds.Keys, Is.SupersetOf(new[]
         {
@@ -95,6 +101,8 @@ public unsafe class NetworkGradientTests
             "se conv_reduce", "se conv_expand", "conv_head", "classifier",
         }));
     }
+
+    private static readonly float[] Steps = [1e-4f, 3e-5f, 1e-5f];
 
     private static void Shift(Span<float> value, int[] subset, double[] v, float by)
     {
