@@ -30,6 +30,9 @@ public sealed unsafe partial class CpuBackend : IBackend
     public string Name => $"cpu ({_pool.Threads} threads)";
     public int Threads => _pool.Threads;
 
+    /// <summary>Managed bytes allocated by the backend's worker threads (not the caller's).</summary>
+    internal long WorkerAllocatedBytes => _pool.WorkerAllocatedBytes;
+
     public DeviceBuffer Allocate(long elements) => new CpuBuffer(elements);
 
     public void Upload(ReadOnlySpan<float> source, in Tensor destination)

@@ -16,6 +16,7 @@ internal sealed class WorkerPool : IDisposable
     private readonly Thread[] _threads;
     private readonly object _gate = new();
     private readonly Dictionary<Type, IParallelBody> _boxes = new();
+    private readonly long[] _workerAllocated;
     private IParallelBody? _body;
     private int _count, _next, _busy, _generation;
     private bool _disposed;
@@ -25,6 +26,7 @@ internal sealed class WorkerPool : IDisposable
     {
         Threads = Math.Max(1, threads);
         _threads = new Thread[Threads - 1];
+        _workerAllocated = new long[Threads];
         for (int i = 0; i < _threads.Length; i++)
         {
             int worker = i + 1;
@@ -35,6 +37,18 @@ internal sealed class WorkerPool : IDisposable
 
     /// <summary>Threads taking part in a loop, the caller's included.</summary>
     public int Threads { get; }
+
+    /// <summary>
+    /// Managed bytes allocated so far by the pool's own threads (as of their last loop): with the
+    /// caller's GC.GetAllocatedBytesForCurrentThread it accounts for every thread a step uses.
+    /// </summary>
+    public long WorkerAllocatedBytes
+    {
+        get
+        {
+            lock (_gate) return _workerAllocated.Sum();
+        }
+    }
 
     public void For<T>(int count, in T body) where T : struct, IParallelBody
     {
@@ -108,6 +122,7 @@ internal sealed class WorkerPool : IDisposable
             Work(body, count, worker);
             lock (_gate)
             {
+                _workerAllocated[worker] = GC.GetAllocatedBytesForCurrentThread();
                 if (--_busy == 0) Monitor.PulseAll(_gate);
             }
         }
