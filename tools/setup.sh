@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v dotnet >/dev/null || { echo "setup: the .NET 10 SDK (dotnet) is required" >&2; exit 1; }
+# NVRTC (Debian's libnvrtc11.2, no GPU needed) lets every kernel be compiled and checked by ptxas.
+if [ "$(id -u)" = 0 ]; then tools/install-nvrtc.sh; else echo "setup: not root, skipping NVRTC (sudo tools/install-nvrtc.sh)"; fi
 dotnet restore GhostNet.Cuda.sln
 dotnet build GhostNet.Cuda.sln -c Release --no-restore

@@ -1,0 +1,67 @@
+// common.cuh — the one header every kernel includes. NVRTC ships no CUDA headers (no
+// <stdint.h>, no <cuda_fp16.h>), so what the kernels need is defined here.
+//
+// Tensor views. Activations are NCHW. A view is a channel window of a buffer that may hold more
+// channels (the Ghost module's concat), so a kernel gets, per tensor, a pointer to element
+// (0, 0, 0, 0) of the window and the distance between images ("image stride" = CTotal * H * W).
+// Element (n, c, p) of a view with plane size P is at ptr[n * stride + c * P + p]: within one
+// image a window is contiguous.
+#pragma once
+
+typedef long long i64;
+typedef unsigned long long u64;
+
+#define KERNEL extern "C" __global__
+
+// Launch shapes shared with CudaBackend.cs.
+#define THREADS 256          // elementwise kernels: one thread per element, grid-stride loops
+#define REDUCE_THREADS 256   // one block per reduced row / channel / plane
+
+__device__ __forceinline__ i64 view_offset(i64 e, i64 per_image, i64 stride)
+{
+    return (e / per_image) * stride + (e % per_image);
+}
+
+// Sum over a block of REDUCE_THREADS threads; every thread gets the result.
+template <typename T>
+__device__ __forceinline__ T block_sum(T v)
+{
+    __shared__ T warp_sums[32];
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads(); // warp_sums may still be read by a previous call
+    if (lane == 0) warp_sums[warp] = v;
+    __syncthreads();
+    T total = 0;
+    int warps = (blockDim.x + 31) >> 5;
+    for (int w = 0; w < warps; w++) total += warp_sums[w];
+    return total;
+}
+
+__device__ __forceinline__ float block_max(float v)
+{
+    __shared__ float warp_max[32];
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) warp_max[warp] = v;
+    __syncthreads();
+    float m = warp_max[0];
+    int warps = (blockDim.x + 31) >> 5;
+    for (int w = 1; w < warps; w++) m = fmaxf(m, warp_max[w]);
+    return m;
+}
+
+// CounterRng.Mix / Uniform of the C# side: SplitMix64's finaliser of seed + (index + 1) * golden.
+__device__ __forceinline__ u64 counter_mix(u64 seed, u64 index)
+{
+    u64 z = seed + (index + 1ull) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+__device__ __forceinline__ float counter_uniform(u64 seed, u64 index)
+{
+    return (float)(counter_mix(seed, index) >> 40) * (1.0f / 16777216.0f);
+}

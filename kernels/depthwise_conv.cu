@@ -1,0 +1,101 @@
+// depthwise_conv.cu — k x k depthwise convolution, stride 1 or 2, zero padding, with a channel
+// multiplier m (Cout = m * Cin; output channel o reads input channel o / m), NCHW views.
+// Forward: one thread per output element. Backward data: one thread per input element,
+// gathering the outputs that read it (no atomics). Backward weight: one block per output
+// channel; each thread accumulates all k*k taps over its share of (n, oh, ow) in registers,
+// then a block reduction per tap. Bound by memory (forward, data) and by the reduction (weight).
+#include "common.cuh"
+
+#define MAX_TAPS 25 // k <= 5
+
+KERNEL void depthwise_conv_fwd(const float* __restrict__ x, i64 xs, const float* __restrict__ w,
+                               float* __restrict__ y, i64 ys, int N, int Cin, int H, int W,
+                               int Cout, int Ho, int Wo, int k, int stride, int pad)
+{
+    int m = Cout / Cin;
+    i64 per_image = (i64)Cout * Ho * Wo, total = per_image * N;
+    for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < total; e += (i64)gridDim.x * blockDim.x)
+    {
+        int ow = (int)(e % Wo), oh = (int)((e / Wo) % Ho);
+        int co = (int)((e / ((i64)Ho * Wo)) % Cout), n = (int)(e / per_image);
+        const float* xp = x + n * xs + (i64)(co / m) * H * W;
+        const float* wp = w + (i64)co * k * k;
+        float s = 0.f;
+        for (int kh = 0; kh < k; kh++)
+        {
+            int ih = oh * stride - pad + kh;
+            if (ih < 0 || ih >= H) continue;
+            for (int kw = 0; kw < k; kw++)
+            {
+                int iw = ow * stride - pad + kw;
+                if (iw >= 0 && iw < W) s = fmaf(xp[(i64)ih * W + iw], wp[kh * k + kw], s);
+            }
+        }
+        y[n * ys + (i64)co * Ho * Wo + (i64)oh * Wo + ow] = s;
+    }
+}
+
+KERNEL void depthwise_conv_bwd_data(const float* __restrict__ dy, i64 dys, const float* __restrict__ w,
+                                    float* __restrict__ dx, i64 dxs, int N, int Cin, int H, int W,
+                                    int Cout, int Ho, int Wo, int k, int stride, int pad, int accumulate)
+{
+    int m = Cout / Cin;
+    i64 per_image = (i64)Cin * H * W, total = per_image * N;
+    for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < total; e += (i64)gridDim.x * blockDim.x)
+    {
+        int iw = (int)(e % W), ih = (int)((e / W) % H);
+        int ci = (int)((e / ((i64)H * W)) % Cin), n = (int)(e / per_image);
+        float s = 0.f;
+        for (int j = 0; j < m; j++)
+        {
+            int co = ci * m + j;
+            const float* dyp = dy + n * dys + (i64)co * Ho * Wo;
+            const float* wp = w + (i64)co * k * k;
+            for (int kh = 0; kh < k; kh++)
+            {
+                int t = ih + pad - kh;
+                if (t < 0 || t % stride != 0 || t / stride >= Ho) continue;
+                int oh = t / stride;
+                for (int kw = 0; kw < k; kw++)
+                {
+                    int u = iw + pad - kw;
+                    if (u < 0 || u % stride != 0 || u / stride >= Wo) continue;
+                    s = fmaf(dyp[(i64)oh * Wo + u / stride], wp[kh * k + kw], s);
+                }
+            }
+        }
+        float* p = dx + n * dxs + (i64)ci * H * W + (i64)ih * W + iw;
+        *p = accumulate ? *p + s : s;
+    }
+}
+
+KERNEL void depthwise_conv_bwd_weight(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
+                                      float* __restrict__ dw, int N, int Cin, int H, int W,
+                                      int Cout, int Ho, int Wo, int k, int stride, int pad)
+{
+    int co = blockIdx.x, m = Cout / Cin, taps = k * k;
+    float acc[MAX_TAPS];
+    for (int t = 0; t < MAX_TAPS; t++) acc[t] = 0.f;
+    i64 plane = (i64)Ho * Wo, total = plane * N;
+    for (i64 e = threadIdx.x; e < total; e += blockDim.x)
+    {
+        int n = (int)(e / plane), ow = (int)(e % Wo), oh = (int)((e % plane) / Wo);
+        float g = dy[n * dys + (i64)co * plane + e % plane];
+        const float* xp = x + n * xs + (i64)(co / m) * H * W;
+        for (int kh = 0; kh < k; kh++)
+        {
+            int ih = oh * stride - pad + kh;
+            if (ih < 0 || ih >= H) continue;
+            for (int kw = 0; kw < k; kw++)
+            {
+                int iw = ow * stride - pad + kw;
+                if (iw >= 0 && iw < W) acc[kh * k + kw] = fmaf(g, xp[(i64)ih * W + iw], acc[kh * k + kw]);
+            }
+        }
+    }
+    for (int t = 0; t < taps; t++)
+    {
+        double s = block_sum<double>((double)acc[t]);
+        if (threadIdx.x == 0) dw[(i64)co * taps + t] = (float)s;
+    }
+}

@@ -1,0 +1,106 @@
+// elementwise.cu — one thread per element (grid-stride) over views: the residual sum, gradient
+// copies, ReLU, hard-sigmoid (timm's relu6(x + 3) / 6) and the squeeze-excite channel scale.
+// Every tensor argument is (pointer to the window's first element, image stride); per_image
+// = C * H * W of the view. Bound by memory.
+#include "common.cuh"
+
+#define FOR_EACH(total) \
+    for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < (total); e += (i64)gridDim.x * blockDim.x)
+
+KERNEL void fill_view(float* __restrict__ y, i64 ys, i64 per_image, i64 total, float value)
+{
+    FOR_EACH(total) y[view_offset(e, per_image, ys)] = value;
+}
+
+KERNEL void add_views(const float* __restrict__ a, i64 as, const float* __restrict__ b, i64 bs,
+                      float* __restrict__ y, i64 ys, i64 per_image, i64 total)
+{
+    FOR_EACH(total) y[view_offset(e, per_image, ys)] = a[view_offset(e, per_image, as)] + b[view_offset(e, per_image, bs)];
+}
+
+KERNEL void copy_or_accumulate(const float* __restrict__ x, i64 xs, float* __restrict__ y, i64 ys,
+                               i64 per_image, i64 total, int accumulate)
+{
+    FOR_EACH(total)
+    {
+        float v = x[view_offset(e, per_image, xs)];
+        float* p = y + view_offset(e, per_image, ys);
+        *p = accumulate ? *p + v : v;
+    }
+}
+
+KERNEL void relu_fwd(const float* __restrict__ x, i64 xs, float* __restrict__ y, i64 ys, i64 per_image, i64 total)
+{
+    FOR_EACH(total) y[view_offset(e, per_image, ys)] = fmaxf(x[view_offset(e, per_image, xs)], 0.f);
+}
+
+KERNEL void relu_bwd(const float* __restrict__ y, i64 ys, const float* __restrict__ dy, i64 dys,
+                     float* __restrict__ dx, i64 dxs, i64 per_image, i64 total, int accumulate)
+{
+    FOR_EACH(total)
+    {
+        float g = y[view_offset(e, per_image, ys)] > 0.f ? dy[view_offset(e, per_image, dys)] : 0.f;
+        float* p = dx + view_offset(e, per_image, dxs);
+        *p = accumulate ? *p + g : g;
+    }
+}
+
+KERNEL void hard_sigmoid_fwd(const float* __restrict__ x, i64 xs, float* __restrict__ y, i64 ys, i64 per_image, i64 total)
+{
+    FOR_EACH(total) y[view_offset(e, per_image, ys)] = fminf(fmaxf(x[view_offset(e, per_image, xs)] + 3.f, 0.f), 6.f) / 6.f;
+}
+
+// d/dx relu6(x + 3) / 6 is 1/6 strictly inside (-3, 3), as PyTorch's hardsigmoid_backward.
+KERNEL void hard_sigmoid_bwd(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
+                             float* __restrict__ dx, i64 dxs, i64 per_image, i64 total, int accumulate)
+{
+    FOR_EACH(total)
+    {
+        float v = x[view_offset(e, per_image, xs)];
+        float g = (v > -3.f && v < 3.f) ? dy[view_offset(e, per_image, dys)] / 6.f : 0.f;
+        float* p = dx + view_offset(e, per_image, dxs);
+        *p = accumulate ? *p + g : g;
+    }
+}
+
+// y[n, c, :] = x[n, c, :] * s[n * C + c]  (s contiguous N x C), and dx = dy * s likewise.
+KERNEL void channel_scale(const float* __restrict__ x, i64 xs, const float* __restrict__ s,
+                          float* __restrict__ y, i64 ys, int C, int P, i64 total, int accumulate)
+{
+    i64 per_image = (i64)C * P;
+    FOR_EACH(total)
+    {
+        i64 nc = (e / per_image) * C + (e % per_image) / P;
+        float v = x[view_offset(e, per_image, xs)] * s[nc];
+        float* p = y + view_offset(e, per_image, ys);
+        *p = accumulate ? *p + v : v;
+    }
+}
+
+// out[n * C + c] = scale * sum_p a[n, c, p] (* b[n, c, p] when b is given): the pool of
+// squeeze-excite and of the head (scale 1 / P), and the gate gradient of the channel scale.
+// One block per (n, c) plane.
+KERNEL void plane_reduce(const float* __restrict__ a, i64 as, const float* __restrict__ b, i64 bs,
+                         int C, int P, float scale, float* __restrict__ out)
+{
+    int n = blockIdx.x / C, c = blockIdx.x % C;
+    const float* ap = a + n * as + (i64)c * P;
+    const float* bp = b ? b + n * bs + (i64)c * P : 0;
+    double s = 0;
+    for (int p = threadIdx.x; p < P; p += blockDim.x) s += bp ? (double)ap[p] * bp[p] : (double)ap[p];
+    s = block_sum<double>(s);
+    if (threadIdx.x == 0) out[blockIdx.x] = (float)(s * scale);
+}
+
+// dx[n, c, p] (+)= g[n * C + c] * scale: the backward of a global average pool.
+KERNEL void broadcast_plane(const float* __restrict__ g, float scale, float* __restrict__ dx, i64 dxs,
+                            int C, int P, i64 total, int accumulate)
+{
+    i64 per_image = (i64)C * P;
+    FOR_EACH(total)
+    {
+        float v = g[(e / per_image) * C + (e % per_image) / P] * scale;
+        float* p = dx + view_offset(e, per_image, dxs);
+        *p = accumulate ? *p + v : v;
+    }
+}

@@ -1,0 +1,91 @@
+using GhostNet.Cuda.Interop;
+
+namespace GhostNet.Cuda;
+
+/// <summary>
+/// NVRTC: compiles a kernel file to a cubin for one sm_XX (ptxas runs, so inline PTX and
+/// register limits are checked) or to PTX for compute_XX. Kernels include no toolkit header; the
+/// project's own headers are passed in memory. Always -std=c++17: NVRTC 11.8 defaults to older.
+/// </summary>
+public static unsafe class RuntimeCompiler
+{
+    public static bool IsAvailable
+    {
+        get
+        {
+            NativeLibraries.EnsureResolver();
+            return NativeLibraries.NvrtcPresent;
+        }
+    }
+
+    public static (int Major, int Minor) Version
+    {
+        get
+        {
+            Require();
+            Check(Nvrtc.nvrtcVersion(out int major, out int minor), "nvrtcVersion");
+            return (major, minor);
+        }
+    }
+
+    /// <summary>Compute capabilities this NVRTC can target, e.g. 35..90 for 11.8.</summary>
+    public static int[] SupportedArchitectures
+    {
+        get
+        {
+            Require();
+            Check(Nvrtc.nvrtcGetNumSupportedArchs(out int count), "nvrtcGetNumSupportedArchs");
+            var archs = new int[count];
+            fixed (int* p = archs) Check(Nvrtc.nvrtcGetSupportedArchs(p), "nvrtcGetSupportedArchs");
+            return archs;
+        }
+    }
+
+    public static IReadOnlyList<string> Options(string architecture) =>
+        ["-std=c++17", $"--gpu-architecture={architecture}", "-lineinfo"];
+
+    /// <summary>Compiles <paramref name="file"/> to a cubin (architecture "sm_80") or PTX ("compute_80").</summary>
+    public static byte[] Compile(string file, string source, IReadOnlyDictionary<string, string> headers, string architecture)
+    {
+        Require();
+        var names = headers.Keys.ToArray();
+        var contents = names.Select(n => headers[n]).ToArray();
+        Check(Nvrtc.nvrtcCreateProgram(out var program, source, file, names.Length, contents, names), "nvrtcCreateProgram", file);
+        try
+        {
+            var options = Options(architecture).ToArray();
+            int result = Nvrtc.nvrtcCompileProgram(program, options.Length, options);
+            if (result != Nvrtc.Success)
+                throw new CudaException($"NVRTC could not compile {file} for {architecture} ({Nvrtc.ErrorString(result)}):\n{Log(program)}", result);
+            bool cubin = architecture.StartsWith("sm_");
+            nuint size;
+            Check(cubin ? Nvrtc.nvrtcGetCUBINSize(program, out size) : Nvrtc.nvrtcGetPTXSize(program, out size), "nvrtcGetCode size", file);
+            var code = new byte[size];
+            fixed (byte* p = code) Check(cubin ? Nvrtc.nvrtcGetCUBIN(program, p) : Nvrtc.nvrtcGetPTX(program, p), "nvrtcGetCode", file);
+            return code;
+        }
+        finally
+        {
+            Nvrtc.nvrtcDestroyProgram(ref program);
+        }
+    }
+
+    private static string Log(IntPtr program)
+    {
+        if (Nvrtc.nvrtcGetProgramLogSize(program, out nuint size) != Nvrtc.Success || size == 0) return "(no log)";
+        var log = new byte[size];
+        fixed (byte* p = log) Nvrtc.nvrtcGetProgramLog(program, p);
+        return Utf8.FromBuffer(log);
+    }
+
+    private static void Require()
+    {
+        if (!IsAvailable)
+            throw new CudaException("NVRTC was not found (tried libnvrtc.so.13, .12, .11.2 in the loader path, $CUDA_PATH and /usr/local/cuda); on Debian install libnvrtc11.2 from non-free (tools/install-nvrtc.sh)");
+    }
+
+    private static void Check(int result, string call, string? file = null)
+    {
+        if (result != Nvrtc.Success) throw new CudaException($"{call}{(file is null ? "" : " for " + file)} failed ({Nvrtc.ErrorString(result)})", result);
+    }
+}
