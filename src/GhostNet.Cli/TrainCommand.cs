@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using GhostNet.Cpu;
 using GhostNet.Data;
 using GhostNet.Graph;
 using GhostNet.Models;
@@ -10,8 +9,8 @@ namespace GhostNet.Cli;
 
 /// <summary>
 /// `ghostcuda train`: SGD training with a cosine schedule, progress lines and a validation pass
-/// per epoch. For now on generated patterns and the CPU backend; real data sets, checkpoints and
-/// the CUDA backend arrive with their issues.
+/// per epoch, on the CPU or a GPU (--device). For now on generated patterns; real data sets and
+/// checkpoints arrive with their issues.
 /// </summary>
 internal static class TrainCommand
 {
@@ -38,6 +37,7 @@ internal static class TrainCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
         var printFreq = new Option<int>("--print-freq", "-p") { DefaultValueFactory = _ => 10 };
         var threads = new Option<int>("--threads") { Description = "CPU threads (default: all cores)", DefaultValueFactory = _ => 0 };
+        var device = Devices.Option();
         var init = new Option<InitScheme>("--init")
         {
             Description = "Weight initialisation: PyTorchDefault, or KaimingNormalFanOut as the official GhostNet code does",
@@ -46,7 +46,7 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train a GhostNet.");
         arch.AddTo(command);
-        foreach (var o in new Option[] { data, epochs, batch, lr, momentum, wd, nesterov, noWdBn, warmup, smoothing, dropout, inputSize, classes, trainSize, valSize, seed, printFreq, threads, init })
+        foreach (var o in new Option[] { data, epochs, batch, lr, momentum, wd, nesterov, noWdBn, warmup, smoothing, dropout, inputSize, classes, trainSize, valSize, seed, printFreq, threads, init, device })
             command.Options.Add(o);
         command.SetAction(r =>
         {
@@ -54,7 +54,7 @@ internal static class TrainCommand
                 arch.Config(r, r.GetValue(classes), r.GetValue(dropout)), r.GetValue(epochs), r.GetValue(batch), r.GetValue(lr),
                 new SgdOptions(r.GetValue(momentum), r.GetValue(wd), r.GetValue(nesterov), r.GetValue(noWdBn)),
                 r.GetValue(warmup), r.GetValue(smoothing), r.GetValue(inputSize), r.GetValue(trainSize), r.GetValue(valSize),
-                r.GetValue(seed), Math.Max(1, r.GetValue(printFreq)), r.GetValue(threads), r.GetValue(init));
+                r.GetValue(seed), Math.Max(1, r.GetValue(printFreq)), r.GetValue(threads), r.GetValue(init), r.GetValue(device)!);
             return run.Execute();
         });
         return command;
@@ -62,7 +62,7 @@ internal static class TrainCommand
 
     private sealed record TrainRun(
         GhostNetConfig Config, int Epochs, int Batch, float Lr, SgdOptions Sgd, float WarmupEpochs, float LabelSmoothing,
-        int InputSize, int TrainSize, int ValSize, int Seed, int PrintFreq, int Threads, InitScheme Init)
+        int InputSize, int TrainSize, int ValSize, int Seed, int PrintFreq, int Threads, InitScheme Init, string Device)
     {
         public int Execute()
         {
@@ -74,7 +74,7 @@ internal static class TrainCommand
             Console.WriteLine($"generating {TrainSize} + {ValSize} synthetic {InputSize}x{InputSize} images of {Config.NumClasses} classes");
             var train = SyntheticPatterns.Generate(TrainSize, Config.NumClasses, InputSize, Seed);
             var val = SyntheticPatterns.Generate(ValSize, Config.NumClasses, InputSize, Seed + 1_000_003);
-            using var backend = new CpuBackend(Threads);
+            using var backend = Devices.Create(Device, Threads);
             using var model = new GhostNetModel(Config, backend, Seed, Init);
             using var plan = model.Compile(Batch, InputSize, InputSize);
             plan.LabelSmoothing = LabelSmoothing;
@@ -123,17 +123,20 @@ internal static class TrainCommand
 
         private (double Loss, double Top1, double Top5) Evaluate(GhostNetModel model, InMemoryDataset val)
         {
-            int batch = Math.Min(Batch, val.Count);
+            int batch = Math.Min(Batch, val.Count), rest = val.Count % batch;
+            using var full = model.Compile(batch, val.Height, val.Width, withGradients: false);
+            using var last = rest > 0 ? model.Compile(rest, val.Height, val.Width, withGradients: false) : null;
             var images = new float[batch * val.ImageSize];
             var labels = new int[batch];
+            var indices = new int[batch];
             double loss = 0;
             int top1 = 0, top5 = 0;
             for (int start = 0; start < val.Count; start += batch)
             {
                 int n = Math.Min(batch, val.Count - start);
-                using var plan = model.Compile(n, val.Height, val.Width, withGradients: false);
-                var indices = Enumerable.Range(start, n).ToArray();
-                val.CopyBatch(indices, images, labels);
+                var plan = n == batch ? full : last!;
+                for (int i = 0; i < n; i++) indices[i] = start + i;
+                val.CopyBatch(indices.AsSpan(0, n), images, labels);
                 plan.SetBatch(images.AsSpan(0, n * val.ImageSize), labels.AsSpan(0, n));
                 plan.Forward(training: false);
                 loss += plan.Loss() * n;

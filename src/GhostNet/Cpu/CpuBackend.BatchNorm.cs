@@ -16,24 +16,23 @@ public sealed unsafe partial class CpuBackend
 
     public void BatchNormTrainForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
     {
-        SameShape("batch_norm_fwd", x, y);
-        long m = (long)x.N * x.Plane;
-        if (m < 2) throw new ArgumentException($"batch_norm_fwd: training needs more than one value per channel, got {x}");
+        ShapeChecks.Same("batch_norm_fwd", x, y);
+        ShapeChecks.BatchNormTraining("batch_norm_fwd", x);
         var job = new BatchNormForwardJob { X = x, Y = y, P = p, O = o, Train = true };
         For(x.C, x.Count * 3, job);
     }
 
     public void BatchNormEvalForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
     {
-        SameShape("batch_norm_eval", x, y);
+        ShapeChecks.Same("batch_norm_eval", x, y);
         var job = new BatchNormForwardJob { X = x, Y = y, P = p, O = o, Train = false };
         For(x.C, x.Count, job);
     }
 
     public void BatchNormBackward(in Tensor x, in Tensor y, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o)
     {
-        SameShape("batch_norm_bwd", x, dy);
-        SameShape("batch_norm_bwd", x, dx);
+        ShapeChecks.Same("batch_norm_bwd", x, dy);
+        ShapeChecks.Same("batch_norm_bwd", x, dx);
         var job = new BatchNormBackwardJob { X = x, Y = y, Dy = dy, Dx = dx, Accumulate = accumulate, P = p, O = o };
         For(x.C, x.Count * 3, job);
     }

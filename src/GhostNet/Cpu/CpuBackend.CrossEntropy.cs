@@ -13,7 +13,7 @@ public sealed unsafe partial class CpuBackend
         int n = logits.N, k = logits.C * logits.Plane;
         labels.RequireShape("cross_entropy labels", n, 1, 1, 1);
         losses.RequireShape("cross_entropy losses", n, 1, 1, 1);
-        if (!dlogits.IsNone) SameShape("cross_entropy grad", logits, dlogits);
+        if (!dlogits.IsNone) ShapeChecks.Same("cross_entropy grad", logits, dlogits);
         float* z = Ptr(logits), loss = Ptr(losses), dz = dlogits.IsNone ? null : Ptr(dlogits);
         int* label = (int*)Ptr(labels);
         double eps = labelSmoothing;

@@ -12,15 +12,15 @@ public sealed unsafe partial class CpuBackend
 {
     public void ConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
     {
-        CheckConv("conv_fwd", x, w, y, g);
+        ShapeChecks.Conv("conv_fwd", x, w, y, g);
         var job = new ConvForwardJob { Backend = this, X = x, W = Ptr(w), Y = y, G = g, Rows = w.C * g.Kernel * g.Kernel };
         _pool.For(x.N, job);
     }
 
     public void ConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g)
     {
-        CheckConv("conv_bwd", x, w, dy, g);
-        if (!dx.IsNone) SameShape("conv_bwd dx", x, dx);
+        ShapeChecks.Conv("conv_bwd", x, w, dy, g);
+        if (!dx.IsNone) ShapeChecks.Same("conv_bwd dx", x, dx);
         int rows = w.C * g.Kernel * g.Kernel;
         long colSize = (long)rows * dy.Plane;
         int dwSize = w.N * rows, chunks = Math.Min(_pool.Threads, x.N);
@@ -46,14 +46,6 @@ public sealed unsafe partial class CpuBackend
             _convPartialsLength = elements;
         }
         return _convPartials;
-    }
-
-    private static void CheckConv(string op, in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
-    {
-        w.RequireContiguous(op);
-        if (w.H != g.Kernel || w.W != g.Kernel || w.C != x.C)
-            throw new ArgumentException($"{op}: weight {w} does not fit input {x} with {g}");
-        y.RequireShape(op, "output", x.N, w.N, g.OutputSize(x.H), g.OutputSize(x.W));
     }
 
     /// <summary>Output positions o in [lo, hi) whose input index o * stride + offset lies in [0, size).</summary>

@@ -14,28 +14,20 @@ public sealed unsafe partial class CpuBackend
 {
     public void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
     {
-        CheckDepthwise("depthwise_conv_fwd", x, w, y, g);
+        ShapeChecks.Depthwise("depthwise_conv_fwd", x, w, y, g);
         var job = new DepthwiseForwardJob { X = x, W = Ptr(w), Y = y, G = g, Multiplier = y.C / x.C };
         For(y.N * y.C, y.Count * g.Kernel * g.Kernel, job);
     }
 
     public void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g)
     {
-        CheckDepthwise("depthwise_conv_bwd", x, w, dy, g);
-        if (!dx.IsNone) SameShape("depthwise_conv_bwd dx", x, dx);
+        ShapeChecks.Depthwise("depthwise_conv_bwd", x, w, dy, g);
+        if (!dx.IsNone) ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
         var job = new DepthwiseBackwardJob
         {
             X = x, W = Ptr(w), Dy = dy, Dx = dx, Dw = Ptr(dw), Accumulate = accumulate, G = g, Multiplier = dy.C / x.C,
         };
         For(x.C, dy.Count * g.Kernel * g.Kernel * 2, job);
-    }
-
-    private static void CheckDepthwise(string op, in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
-    {
-        w.RequireContiguous(op);
-        if (w.C != 1 || w.H != g.Kernel || w.W != g.Kernel || w.N % x.C != 0)
-            throw new ArgumentException($"{op}: weight {w} does not fit input {x} with {g}");
-        y.RequireShape(op, "output", x.N, w.N, g.OutputSize(x.H), g.OutputSize(x.W));
     }
 
     private struct DepthwiseForwardJob : IParallelBody

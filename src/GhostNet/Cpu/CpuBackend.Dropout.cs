@@ -8,7 +8,7 @@ public sealed unsafe partial class CpuBackend
 {
     public void DropoutForward(in Tensor x, in Tensor y, float p, ulong seed)
     {
-        SameShape("dropout_fwd", x, y);
+        ShapeChecks.Same("dropout_fwd", x, y);
         x.RequireContiguous("dropout_fwd");
         y.RequireContiguous("dropout_fwd");
         Dropout(Ptr(x), Ptr(y), x.Count, p, seed, false);
@@ -16,7 +16,7 @@ public sealed unsafe partial class CpuBackend
 
     public void DropoutBackward(in Tensor dy, in Tensor dx, bool accumulate, float p, ulong seed)
     {
-        SameShape("dropout_bwd", dy, dx);
+        ShapeChecks.Same("dropout_bwd", dy, dx);
         dy.RequireContiguous("dropout_bwd");
         dx.RequireContiguous("dropout_bwd");
         Dropout(Ptr(dy), Ptr(dx), dy.Count, p, seed, accumulate);

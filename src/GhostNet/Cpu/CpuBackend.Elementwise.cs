@@ -11,46 +11,46 @@ public sealed unsafe partial class CpuBackend
 
     public void Add(in Tensor a, in Tensor b, in Tensor y)
     {
-        SameShape("add", a, b);
-        SameShape("add", a, y);
+        ShapeChecks.Same("add", a, b);
+        ShapeChecks.Same("add", a, y);
         Elementwise(Pointwise.Add, a, b, y);
     }
 
     public void CopyOrAccumulate(in Tensor src, in Tensor dst, bool accumulate)
     {
-        SameShape("copy", src, dst);
+        ShapeChecks.Same("copy", src, dst);
         Elementwise(accumulate ? Pointwise.Accumulate : Pointwise.Copy, src, src, dst);
     }
 
     public void Relu(in Tensor x, in Tensor y)
     {
-        SameShape("relu", x, y);
+        ShapeChecks.Same("relu", x, y);
         Elementwise(Pointwise.Relu, x, x, y);
     }
 
     public void ReluBackward(in Tensor y, in Tensor dy, in Tensor dx, bool accumulate)
     {
-        SameShape("relu_bwd", y, dy);
-        SameShape("relu_bwd", y, dx);
+        ShapeChecks.Same("relu_bwd", y, dy);
+        ShapeChecks.Same("relu_bwd", y, dx);
         Elementwise(accumulate ? Pointwise.ReluBackwardAccumulate : Pointwise.ReluBackward, y, dy, dx);
     }
 
     public void HardSigmoid(in Tensor x, in Tensor y)
     {
-        SameShape("hard_sigmoid", x, y);
+        ShapeChecks.Same("hard_sigmoid", x, y);
         Elementwise(Pointwise.HardSigmoid, x, x, y);
     }
 
     public void HardSigmoidBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate)
     {
-        SameShape("hard_sigmoid_bwd", x, dy);
-        SameShape("hard_sigmoid_bwd", x, dx);
+        ShapeChecks.Same("hard_sigmoid_bwd", x, dy);
+        ShapeChecks.Same("hard_sigmoid_bwd", x, dx);
         Elementwise(accumulate ? Pointwise.HardSigmoidBackwardAccumulate : Pointwise.HardSigmoidBackward, x, dy, dx);
     }
 
     public void ChannelScale(in Tensor x, in Tensor s, in Tensor y)
     {
-        SameShape("channel_scale", x, y);
+        ShapeChecks.Same("channel_scale", x, y);
         s.RequireShape("channel_scale gate", x.N, x.C, 1, 1);
         var job = new ChannelScaleJob { X = x, S = s, Y = y };
         For(x.N * x.C, x.Count, job);
@@ -58,8 +58,8 @@ public sealed unsafe partial class CpuBackend
 
     public void ChannelScaleBackward(in Tensor x, in Tensor s, in Tensor dy, in Tensor dx, bool accumulate, in Tensor ds)
     {
-        SameShape("channel_scale_bwd", x, dy);
-        SameShape("channel_scale_bwd", x, dx);
+        ShapeChecks.Same("channel_scale_bwd", x, dy);
+        ShapeChecks.Same("channel_scale_bwd", x, dx);
         s.RequireShape("channel_scale_bwd gate", x.N, x.C, 1, 1);
         ds.RequireShape("channel_scale_bwd gate grad", x.N, x.C, 1, 1);
         var job = new ChannelScaleJob { X = x, S = s, Y = dy, Dx = dx, Ds = ds, Backward = true, Accumulate = accumulate };

@@ -11,19 +11,19 @@ public sealed unsafe partial class CpuBackend
 
     public void LinearForward(in Tensor x, in Tensor w, in Tensor b, in Tensor y)
     {
-        CheckLinear("linear_fwd", x, w, y);
+        ShapeChecks.Linear("linear_fwd", x, w, y);
         var job = new LinearJob { Kind = 0, X = Ptr(x), W = Ptr(w), B = b.IsNone ? null : Ptr(b), Y = Ptr(y), N = x.N, K = x.C, M = w.N };
         For((job.M + LinearBlock - 1) / LinearBlock, (long)x.N * x.C * w.N, job);
     }
 
     public void LinearBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db)
     {
-        CheckLinear("linear_bwd", x, w, dy);
+        ShapeChecks.Linear("linear_bwd", x, w, dy);
         int n = x.N, k = x.C, m = w.N;
         long work = (long)n * k * m;
         if (!dx.IsNone)
         {
-            SameShape("linear_bwd dx", x, dx);
+            ShapeChecks.Same("linear_bwd dx", x, dx);
             var dj = new LinearJob { Kind = 1, X = Ptr(dx), W = Ptr(w), Y = Ptr(dy), N = n, K = k, M = m, Accumulate = accumulate };
             For((k + LinearBlock - 1) / LinearBlock, work, dj);
         }
@@ -33,16 +33,6 @@ public sealed unsafe partial class CpuBackend
         float* dbp = Ptr(db), dyp = Ptr(dy);
         Simd.Copy(dyp, dbp, m);
         for (int i = 1; i < n; i++) Simd.Add(dyp + (long)i * m, dbp, dbp, m);
-    }
-
-    private static void CheckLinear(string op, in Tensor x, in Tensor w, in Tensor y)
-    {
-        x.RequireContiguous(op);
-        y.RequireContiguous(op);
-        w.RequireContiguous(op);
-        if (x.Plane != 1 || y.Plane != 1 || w.Plane != 1 || w.C != x.C)
-            throw new ArgumentException($"{op}: input {x}, weight {w}, output {y} do not make a linear layer");
-        y.RequireShape(op, "output", x.N, w.N, 1, 1);
     }
 
     private struct LinearJob : IParallelBody

@@ -13,7 +13,7 @@ public sealed unsafe partial class CpuBackend
 
     public void PointwiseConvForward(in Tensor x, in Tensor w, in Tensor y)
     {
-        CheckPointwise("pointwise_conv_fwd", x, w, y);
+        ShapeChecks.Pointwise("pointwise_conv_fwd", x, w, y);
         var job = new PointwiseJob
         {
             A = Ptr(w), ARow = w.C, ACol = 1, K = x.C, M = y.C,
@@ -24,10 +24,10 @@ public sealed unsafe partial class CpuBackend
 
     public void PointwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw)
     {
-        CheckPointwise("pointwise_conv_bwd", x, w, dy);
+        ShapeChecks.Pointwise("pointwise_conv_bwd", x, w, dy);
         if (!dx.IsNone)
         {
-            SameShape("pointwise_conv_bwd dx", x, dx);
+            ShapeChecks.Same("pointwise_conv_bwd dx", x, dx);
             var job = new PointwiseJob
             {
                 A = Ptr(w), ARow = 1, ACol = w.C, K = w.N, M = w.C,
@@ -40,13 +40,6 @@ public sealed unsafe partial class CpuBackend
     }
 
     private static int Blocks(int plane) => (plane + ColumnBlock - 1) / ColumnBlock;
-
-    private static void CheckPointwise(string op, in Tensor x, in Tensor w, in Tensor y)
-    {
-        w.RequireContiguous(op);
-        w.RequireShape(op, "weight", y.C, x.C, 1, 1);
-        y.RequireShape(op, "output", x.N, w.N, x.H, x.W);
-    }
 
     /// <summary>C[n] (+)= A B[n] for one (image, column block) tile.</summary>
     private struct PointwiseJob : IParallelBody

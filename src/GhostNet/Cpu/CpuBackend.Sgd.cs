@@ -11,8 +11,8 @@ public sealed unsafe partial class CpuBackend
 
     public void SgdStep(in Tensor param, in Tensor grad, in Tensor momentum, SgdHyper h)
     {
-        SameShape("sgd", param, grad);
-        SameShape("sgd", param, momentum);
+        ShapeChecks.Same("sgd", param, grad);
+        ShapeChecks.Same("sgd", param, momentum);
         param.RequireContiguous("sgd");
         var job = new SgdJob { P = Ptr(param), G = Ptr(grad), M = Ptr(momentum), Count = param.Count, H = h };
         For((int)((param.Count + SgdChunk - 1) / SgdChunk), param.Count * 4, job);

@@ -98,12 +98,6 @@ public sealed unsafe partial class CpuBackend : IBackend
         else _pool.For(count, body);
     }
 
-    private static void SameShape(string op, in Tensor a, in Tensor b)
-    {
-        if (a.N != b.N || a.C != b.C || a.H != b.H || a.W != b.W)
-            throw new ArgumentException($"{op}: shapes differ, {a} and {b}");
-    }
-
     public void Dispose()
     {
         _pool.Dispose();

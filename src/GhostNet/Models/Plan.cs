@@ -69,6 +69,10 @@ public sealed class Plan : IDisposable
     public void SetBatch(ReadOnlySpan<float> images, ReadOnlySpan<int> labels)
     {
         if (labels.Length != Batch) throw new ArgumentException($"{labels.Length} labels for a batch of {Batch}");
+        int classes = _model.Config.NumClasses;
+        for (int i = 0; i < labels.Length; i++)
+            if ((uint)labels[i] >= (uint)classes)
+                throw new ArgumentOutOfRangeException(nameof(labels), $"label {labels[i]} of sample {i} is outside 0..{classes - 1}");
         Backend.Upload(images, Input);
         Backend.UploadInts(labels, _labels);
     }

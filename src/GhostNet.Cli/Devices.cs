@@ -1,0 +1,53 @@
+using System.CommandLine;
+using GhostNet.Backends;
+using GhostNet.Cpu;
+using GhostNet.Cuda;
+
+namespace GhostNet.Cli;
+
+/// <summary>--device cpu | cuda | cuda:N | auto, and the `ghostcuda devices` report.</summary>
+internal static class Devices
+{
+    public static Option<string> Option() => new("--device")
+    {
+        Description = "cpu, cuda, cuda:N, or auto (the first GPU if CUDA works, else the CPU)",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    /// <summary>The backend a --device value names; "auto" falls back to the CPU with the reason on stderr.</summary>
+    public static IBackend Create(string device, int cpuThreads)
+    {
+        device = device.Trim().ToLowerInvariant();
+        if (device == "cpu") return new CpuBackend(cpuThreads);
+        var status = CudaProbe.Status;
+        if (device == "auto")
+        {
+            if (status.Available) return new CudaBackend(0);
+            Console.Error.WriteLine($"no GPU used: {status.Reason}; training on the CPU");
+            return new CpuBackend(cpuThreads);
+        }
+        if (device == "cuda" || device.StartsWith("cuda:"))
+        {
+            int ordinal = device == "cuda" ? 0 : int.TryParse(device[5..], out int n) ? n : throw new ArgumentException($"--device {device}: expected cuda:N");
+            if (!status.Available) throw new ArgumentException($"--device {device}: CUDA is not available ({status.Reason})");
+            return new CudaBackend(ordinal);
+        }
+        throw new ArgumentException($"--device {device}: expected cpu, cuda, cuda:N or auto");
+    }
+
+    public static Command DevicesCommand()
+    {
+        var command = new Command("devices", "Show the GPUs and CUDA libraries found, or why the CPU backend will be used.");
+        command.SetAction(_ =>
+        {
+            var s = CudaProbe.Status;
+            Console.WriteLine($"CUDA: {(s.Available ? "available" : "not available")}: {s.Reason}");
+            Console.WriteLine($"NVRTC: {s.Nvrtc}");
+            foreach (var d in s.Devices) Console.WriteLine("  " + d);
+            Console.WriteLine($"CPU: {Environment.ProcessorCount} threads{(System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? ", AVX2" : "")}" +
+                              $"{(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? ", AVX-512" : "")}");
+            return 0;
+        });
+        return command;
+    }
+}

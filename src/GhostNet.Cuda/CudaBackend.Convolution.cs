@@ -1,0 +1,99 @@
+using GhostNet.Backends;
+
+namespace GhostNet.Cuda;
+
+// Dense, pointwise and depthwise convolution (kernels: gemm.cu, dense_conv.cu, depthwise_conv.cu).
+public sealed partial class CudaBackend
+{
+    public void PointwiseConvForward(in Tensor x, in Tensor w, in Tensor y)
+    {
+        ShapeChecks.Pointwise("pointwise_conv_fwd", x, w, y);
+        int p = x.Plane;
+        // Y[n] (Cout x P) = W (Cout x Cin) X[n] (Cin x P), all images in one launch.
+        Gemm(y.C, p, x.C, Ptr(w), 0, x.C, 1, Ptr(x), Stride(x), p, 1, Ptr(y), Stride(y), p, 0f, 0, x.N, "pointwise_conv_fwd");
+    }
+
+    public void PointwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw)
+    {
+        ShapeChecks.Pointwise("pointwise_conv_bwd", x, w, dy);
+        int p = x.Plane;
+        if (!dx.IsNone)
+        {
+            ShapeChecks.Same("pointwise_conv_bwd dx", x, dx);
+            // dX[n] = W^T dY[n]: A(i = ci, k = co) = W[co * Cin + ci].
+            Gemm(x.C, p, dy.C, Ptr(w), 0, 1, x.C, Ptr(dy), Stride(dy), p, 1, Ptr(dx), Stride(dx), p, accumulate ? 1f : 0f, 0, x.N, "pointwise_conv_bwd_data");
+        }
+        // dW = sum_n dY[n] X[n]^T, one GEMM per image accumulating in order (deterministic).
+        for (int n = 0; n < x.N; n++)
+            Gemm(dy.C, x.C, p, Ptr(dy) + (ulong)(n * Stride(dy)) * 4, 0, p, 1, Ptr(x) + (ulong)(n * Stride(x)) * 4, 0, 1, p,
+                Ptr(dw), 0, x.C, n == 0 ? 0f : 1f, 0, 1, "pointwise_conv_bwd_weight");
+    }
+
+    public void ConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
+    {
+        ShapeChecks.Conv("conv_fwd", x, w, y, g);
+        int rows = x.C * g.Kernel * g.Kernel, p = y.Plane;
+        ulong col = Workspace((long)rows * p);
+        for (int n = 0; n < x.N; n++)
+        {
+            Im2Col(x, n, g, y, col);
+            Gemm(y.C, p, rows, Ptr(w), 0, rows, 1, col, 0, p, 1, Ptr(y) + (ulong)(n * Stride(y)) * 4, 0, p, 0f, 0, 1, "conv_fwd");
+        }
+    }
+
+    public void ConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g)
+    {
+        ShapeChecks.Conv("conv_bwd", x, w, dy, g);
+        if (!dx.IsNone) ShapeChecks.Same("conv_bwd dx", x, dx);
+        int rows = x.C * g.Kernel * g.Kernel, p = dy.Plane;
+        ulong col = Workspace(2L * rows * p), dcol = col + (ulong)rows * (ulong)p * 4;
+        for (int n = 0; n < x.N; n++)
+        {
+            Im2Col(x, n, g, dy, col);
+            ulong dyn = Ptr(dy) + (ulong)(n * Stride(dy)) * 4;
+            // dW += dY[n] col^T: B(k = pixel, j = row) = col[row * P + pixel].
+            Gemm(dy.C, rows, p, dyn, 0, p, 1, col, 0, 1, p, Ptr(dw), 0, rows, n == 0 ? 0f : 1f, 0, 1, "conv_bwd_weight");
+            if (dx.IsNone) continue;
+            // dcol = W^T dY[n], then scattered back to the image as a gather.
+            Gemm(rows, p, dy.C, Ptr(w), 0, 1, rows, dyn, 0, p, 1, dcol, 0, p, 0f, 0, 1, "conv_bwd_data");
+            long total = (long)x.C * x.Plane;
+            Launch1D("col2im", total, $"conv_bwd {x}", dcol, x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, dy.H, dy.W,
+                Ptr(dx) + (ulong)(n * Stride(dx)) * 4, accumulate ? 1 : 0);
+        }
+    }
+
+    private void Im2Col(in Tensor x, int n, ConvGeometry g, in Tensor y, ulong col) =>
+        Launch1D("im2col", (long)x.C * g.Kernel * g.Kernel * y.Plane, $"conv {x}", Ptr(x) + (ulong)(n * Stride(x)) * 4,
+            x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, y.H, y.W, col);
+
+    public void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
+    {
+        ShapeChecks.Depthwise("depthwise_conv_fwd", x, w, y, g);
+        Launch1D("depthwise_conv_fwd", y.Count, $"{x} -> {y} {g}", Ptr(x), Stride(x), Ptr(w), Ptr(y), Stride(y),
+            x.N, x.C, x.H, x.W, y.C, y.H, y.W, g.Kernel, g.Stride, g.Padding);
+    }
+
+    public void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g)
+    {
+        ShapeChecks.Depthwise("depthwise_conv_bwd", x, w, dy, g);
+        if (g.Kernel > 5) throw new NotSupportedException($"depthwise_conv_bwd_weight keeps at most 5x5 taps in registers, got {g}");
+        if (!dx.IsNone)
+        {
+            ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
+            Launch1D("depthwise_conv_bwd_data", x.Count, $"{dy} -> {dx} {g}", Ptr(dy), Stride(dy), Ptr(w), Ptr(dx), Stride(dx),
+                x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0);
+        }
+        Launch("depthwise_conv_bwd_weight", (uint)dy.C, 1, 1, Threads, $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw),
+            x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding);
+    }
+
+    /// <summary>gemm_f32 over <paramref name="batch"/> matrices; strides in elements (see gemm.cu).</summary>
+    private void Gemm(int m, int n, int k, ulong a, long sAb, long sAi, long sAk, ulong b, long sBb, long sBk, long sBj,
+        ulong c, long sCb, long sCi, float beta, ulong bias, int batch, string context)
+    {
+        const int tile = 64;
+        Launch("gemm_f32", (uint)((n + tile - 1) / tile), (uint)((m + tile - 1) / tile), (uint)batch, Threads,
+            $"{context} (M={m} N={n} K={k} batch={batch})",
+            m, n, k, a, sAb, sAi, sAk, b, sBb, sBk, sBj, c, sCb, sCi, beta, bias);
+    }
+}

@@ -1,0 +1,84 @@
+using GhostNet.Backends;
+
+namespace GhostNet.Cuda;
+
+// Elementwise ops, pooling and the squeeze-excite scale (kernels: elementwise.cu).
+public sealed partial class CudaBackend
+{
+    private static long PerImage(in Tensor t) => (long)t.C * t.Plane;
+
+    public void Fill(in Tensor tensor, float value) =>
+        Launch1D("fill_view", tensor.Count, $"{tensor}", Ptr(tensor), Stride(tensor), PerImage(tensor), tensor.Count, value);
+
+    public void Add(in Tensor a, in Tensor b, in Tensor y)
+    {
+        ShapeChecks.Same("add", a, b);
+        ShapeChecks.Same("add", a, y);
+        Launch1D("add_views", a.Count, $"{a} + {b}", Ptr(a), Stride(a), Ptr(b), Stride(b), Ptr(y), Stride(y), PerImage(a), a.Count);
+    }
+
+    public void CopyOrAccumulate(in Tensor src, in Tensor dst, bool accumulate)
+    {
+        ShapeChecks.Same("copy", src, dst);
+        Launch1D("copy_or_accumulate", src.Count, $"{src} -> {dst}", Ptr(src), Stride(src), Ptr(dst), Stride(dst), PerImage(src), src.Count, accumulate ? 1 : 0);
+    }
+
+    public void Relu(in Tensor x, in Tensor y)
+    {
+        ShapeChecks.Same("relu", x, y);
+        Launch1D("relu_fwd", x.Count, $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), PerImage(x), x.Count);
+    }
+
+    public void ReluBackward(in Tensor y, in Tensor dy, in Tensor dx, bool accumulate)
+    {
+        ShapeChecks.Same("relu_bwd", y, dy);
+        ShapeChecks.Same("relu_bwd", y, dx);
+        Launch1D("relu_bwd", y.Count, $"{y}", Ptr(y), Stride(y), Ptr(dy), Stride(dy), Ptr(dx), Stride(dx), PerImage(y), y.Count, accumulate ? 1 : 0);
+    }
+
+    public void HardSigmoid(in Tensor x, in Tensor y)
+    {
+        ShapeChecks.Same("hard_sigmoid", x, y);
+        Launch1D("hard_sigmoid_fwd", x.Count, $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), PerImage(x), x.Count);
+    }
+
+    public void HardSigmoidBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate)
+    {
+        ShapeChecks.Same("hard_sigmoid_bwd", x, dy);
+        ShapeChecks.Same("hard_sigmoid_bwd", x, dx);
+        Launch1D("hard_sigmoid_bwd", x.Count, $"{x}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dx), Stride(dx), PerImage(x), x.Count, accumulate ? 1 : 0);
+    }
+
+    public void ChannelScale(in Tensor x, in Tensor s, in Tensor y)
+    {
+        ShapeChecks.Same("channel_scale", x, y);
+        s.RequireShape("channel_scale", "gate", x.N, x.C, 1, 1);
+        s.RequireContiguous("channel_scale");
+        Launch1D("channel_scale", x.Count, $"{x}", Ptr(x), Stride(x), Ptr(s), Ptr(y), Stride(y), x.C, x.Plane, x.Count, 0);
+    }
+
+    public void ChannelScaleBackward(in Tensor x, in Tensor s, in Tensor dy, in Tensor dx, bool accumulate, in Tensor ds)
+    {
+        ShapeChecks.Same("channel_scale_bwd", x, dy);
+        ShapeChecks.Same("channel_scale_bwd", x, dx);
+        s.RequireShape("channel_scale_bwd", "gate", x.N, x.C, 1, 1);
+        ds.RequireShape("channel_scale_bwd", "gate gradient", x.N, x.C, 1, 1);
+        ds.RequireContiguous("channel_scale_bwd");
+        Launch("plane_reduce", (uint)(x.N * x.C), 1, 1, Threads, $"{dy} . {x}", Ptr(dy), Stride(dy), Ptr(x), Stride(x), x.C, x.Plane, 1f, Ptr(ds));
+        Launch1D("channel_scale", x.Count, $"{dy}", Ptr(dy), Stride(dy), Ptr(s), Ptr(dx), Stride(dx), x.C, x.Plane, x.Count, accumulate ? 1 : 0);
+    }
+
+    public void GlobalAvgPool(in Tensor x, in Tensor y)
+    {
+        y.RequireContiguous("global_avg_pool");
+        y.RequireShape("global_avg_pool", "output", x.N, x.C, 1, 1);
+        Launch("plane_reduce", (uint)(x.N * x.C), 1, 1, Threads, $"{x}", Ptr(x), Stride(x), 0UL, 0L, x.C, x.Plane, 1f / x.Plane, Ptr(y));
+    }
+
+    public void GlobalAvgPoolBackward(in Tensor dy, in Tensor dx, bool accumulate)
+    {
+        dy.RequireContiguous("global_avg_pool_bwd");
+        dy.RequireShape("global_avg_pool_bwd", "gradient", dx.N, dx.C, 1, 1);
+        Launch1D("broadcast_plane", dx.Count, $"{dx}", Ptr(dy), 1f / dx.Plane, Ptr(dx), Stride(dx), dx.C, dx.Plane, dx.Count, accumulate ? 1 : 0);
+    }
+}

@@ -1,0 +1,33 @@
+using GhostNet.Backends;
+using GhostNet.Cuda.Interop;
+
+namespace GhostNet.Cuda;
+
+/// <summary>Device memory of 4-byte elements, zeroed at allocation like the CPU backend's.</summary>
+internal sealed class CudaBuffer : DeviceBuffer
+{
+    private ulong _pointer;
+
+    public CudaBuffer(long length, IntPtr stream) : base(length)
+    {
+        nuint bytes = checked((nuint)length * 4);
+        int result = Driver.cuMemAlloc(out _pointer, bytes);
+        if (result == 2)
+        {
+            Driver.cuMemGetInfo(out nuint free, out nuint total);
+            throw new CudaException($"out of GPU memory allocating {bytes / (1 << 20):N0} MiB ({free / (1 << 20):N0} of {total / (1 << 20):N0} MiB free); use a smaller batch", result);
+        }
+        CudaException.Check(result, "cuMemAlloc", $"of {bytes} bytes");
+        CudaException.Check(Driver.cuMemsetD32Async(_pointer, 0, (nuint)length, stream), "cuMemsetD32Async");
+        CudaException.Check(Driver.cuStreamSynchronize(stream), "cuStreamSynchronize", "after zeroing a new buffer");
+    }
+
+    public ulong Pointer => _pointer != 0 ? _pointer : throw new ObjectDisposedException(nameof(CudaBuffer));
+
+    public override void Dispose()
+    {
+        if (_pointer == 0) return;
+        Driver.cuMemFree(_pointer);
+        _pointer = 0;
+    }
+}

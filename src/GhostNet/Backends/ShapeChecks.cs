@@ -1,0 +1,53 @@
+namespace GhostNet.Backends;
+
+/// <summary>
+/// The shape contract of each kernel family, checked by every backend before it launches, so a
+/// mismatch is an exception naming the op and both shapes instead of a wild memory access.
+/// </summary>
+public static class ShapeChecks
+{
+    public static void Same(string op, in Tensor a, in Tensor b)
+    {
+        if (a.N != b.N || a.C != b.C || a.H != b.H || a.W != b.W)
+            throw new ArgumentException($"{op}: shapes differ, {a} and {b}");
+    }
+
+    public static void Conv(string op, in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
+    {
+        w.RequireContiguous(op);
+        if (w.H != g.Kernel || w.W != g.Kernel || w.C != x.C)
+            throw new ArgumentException($"{op}: weight {w} does not fit input {x} with {g}");
+        y.RequireShape(op, "output", x.N, w.N, g.OutputSize(x.H), g.OutputSize(x.W));
+    }
+
+    public static void Pointwise(string op, in Tensor x, in Tensor w, in Tensor y)
+    {
+        w.RequireContiguous(op);
+        w.RequireShape(op, "weight", y.C, x.C, 1, 1);
+        y.RequireShape(op, "output", x.N, w.N, x.H, x.W);
+    }
+
+    public static void Depthwise(string op, in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
+    {
+        w.RequireContiguous(op);
+        if (w.C != 1 || w.H != g.Kernel || w.W != g.Kernel || w.N % x.C != 0)
+            throw new ArgumentException($"{op}: weight {w} does not fit input {x} with {g}");
+        y.RequireShape(op, "output", x.N, w.N, g.OutputSize(x.H), g.OutputSize(x.W));
+    }
+
+    public static void Linear(string op, in Tensor x, in Tensor w, in Tensor y)
+    {
+        x.RequireContiguous(op);
+        y.RequireContiguous(op);
+        w.RequireContiguous(op);
+        if (x.Plane != 1 || y.Plane != 1 || w.Plane != 1 || w.C != x.C)
+            throw new ArgumentException($"{op}: input {x}, weight {w}, output {y} do not make a linear layer");
+        y.RequireShape(op, "output", x.N, w.N, 1, 1);
+    }
+
+    /// <summary>Training batch norm needs two values per channel at least, as PyTorch insists.</summary>
+    public static void BatchNormTraining(string op, in Tensor x)
+    {
+        if ((long)x.N * x.Plane < 2) throw new ArgumentException($"{op}: training needs more than one value per channel, got {x}");
+    }
+}

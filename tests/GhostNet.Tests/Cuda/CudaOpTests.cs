@@ -1,0 +1,256 @@
+using GhostNet.Backends;
+using NUnit.Framework;
+
+namespace GhostNet.Tests.Cuda;
+
+/// <summary>
+/// Each CUDA kernel against its CPU twin on random shapes (odd sizes, channel windows, stride 2,
+/// k 5, batch 1 and more). Tolerance 1e-5 relative; weight gradients, whose sums run over
+/// N * H * W products in a different order on each side (chunked double on the CPU, fp32 tiles
+/// on the GPU), get 1e-4.
+/// </summary>
+[Category("Gpu")]
+public class CudaOpTests
+{
+    private const double WeightGradTolerance = 1e-4;
+
+    [TestCase(1, 16, 112, 112, 24)]
+    [TestCase(8, 13, 7, 9, 11)]
+    [TestCase(4, 240, 14, 14, 80)]
+    public void Pointwise_conv_matches_cpu(int n, int cin, int h, int w, int cout)
+    {
+        using var t = GpuHarness.Create();
+        var x = t.Random(n, cin, h, w);
+        var wt = t.Random(cout, cin, 1, 1, 0.3f);
+        var y = t.New(n, cout, h, w);
+        t.Cpu.PointwiseConvForward(x.C, wt.C, y.C);
+        t.Gpu.PointwiseConvForward(x.G, wt.G, y.G);
+        t.Compare("y", y);
+        t.Set(y.Grad, t.Values(y.C.Count));
+        t.Set(x.Grad, t.Values(x.C.Count)); // accumulated into
+        t.Cpu.PointwiseConvBackward(x.C, wt.C, y.Grad.C, x.Grad.C, true, wt.Grad.C);
+        t.Gpu.PointwiseConvBackward(x.G, wt.G, y.Grad.G, x.Grad.G, true, wt.Grad.G);
+        t.Compare("dx (accumulated)", x.Grad);
+        t.Compare("dw", wt.Grad, WeightGradTolerance);
+    }
+
+    [Test]
+    public void Kernels_read_and_write_channel_windows()
+    {
+        using var t = GpuHarness.Create();
+        var wide = t.Random(3, 11, 6, 7);
+        var wt = t.Random(5, 4, 1, 1);
+        var outWide = t.Random(3, 9, 6, 7);
+        t.Cpu.PointwiseConvForward(wide.C.Channels(2, 4), wt.C, outWide.C.Channels(3, 5));
+        t.Gpu.PointwiseConvForward(wide.G.Channels(2, 4), wt.G, outWide.G.Channels(3, 5));
+        t.Compare("whole output buffer (window written, rest untouched)", outWide);
+        var bn = t.Random(3, 9, 6, 7);
+        t.Cpu.Relu(outWide.C.Channels(1, 6), bn.C.Channels(0, 6));
+        t.Gpu.Relu(outWide.G.Channels(1, 6), bn.G.Channels(0, 6));
+        t.Compare("relu between windows", bn);
+    }
+
+    // n, cin, h, w, cout, k, stride
+    [TestCase(8, 3, 224, 224, 16, 3, 2)]
+    [TestCase(2, 5, 9, 7, 6, 5, 1)]
+    [TestCase(1, 4, 13, 13, 8, 3, 2)]
+    public void Dense_conv_matches_cpu(int n, int cin, int h, int w, int cout, int k, int stride)
+    {
+        using var t = GpuHarness.Create();
+        var g = new ConvGeometry(k, stride, k / 2);
+        var x = t.Random(n, cin, h, w);
+        var wt = t.Random(cout, cin, k, k, 0.3f);
+        var y = t.New(n, cout, g.OutputSize(h), g.OutputSize(w));
+        t.Cpu.ConvForward(x.C, wt.C, y.C, g);
+        t.Gpu.ConvForward(x.G, wt.G, y.G, g);
+        t.Compare("y", y);
+        t.Set(y.Grad, t.Values(y.C.Count));
+        t.Cpu.ConvBackward(x.C, wt.C, y.Grad.C, x.Grad.C, false, wt.Grad.C, g);
+        t.Gpu.ConvBackward(x.G, wt.G, y.Grad.G, x.Grad.G, false, wt.Grad.G, g);
+        t.Compare("dx", x.Grad);
+        t.Compare("dw", wt.Grad, WeightGradTolerance);
+    }
+
+    // n, c, h, w, k, stride, multiplier
+    [TestCase(8, 72, 56, 56, 5, 2, 1)]
+    [TestCase(1, 7, 11, 10, 3, 1, 1)]
+    [TestCase(4, 12, 9, 9, 3, 2, 1)]
+    [TestCase(2, 10, 14, 13, 5, 1, 1)]
+    [TestCase(3, 6, 7, 7, 3, 1, 2)]
+    public void Depthwise_conv_matches_cpu(int n, int c, int h, int w, int k, int stride, int m)
+    {
+        using var t = GpuHarness.Create();
+        var g = new ConvGeometry(k, stride, (k - 1) / 2);
+        var x = t.Random(n, c, h, w);
+        var wt = t.Random(c * m, 1, k, k);
+        var y = t.New(n, c * m, g.OutputSize(h), g.OutputSize(w));
+        t.Cpu.DepthwiseConvForward(x.C, wt.C, y.C, g);
+        t.Gpu.DepthwiseConvForward(x.G, wt.G, y.G, g);
+        t.Compare("y", y);
+        t.Set(y.Grad, t.Values(y.C.Count));
+        t.Set(x.Grad, t.Values(x.C.Count));
+        t.Cpu.DepthwiseConvBackward(x.C, wt.C, y.Grad.C, x.Grad.C, true, wt.Grad.C, g);
+        t.Gpu.DepthwiseConvBackward(x.G, wt.G, y.Grad.G, x.Grad.G, true, wt.Grad.G, g);
+        t.Compare("dx (accumulated)", x.Grad);
+        t.Compare("dw", wt.Grad, WeightGradTolerance);
+    }
+
+    [TestCase(8, 16, 112, 112, true)]
+    [TestCase(1, 5, 7, 3, false)]
+    [TestCase(8, 13, 1, 1, true)]
+    public void Batch_norm_matches_cpu(int n, int c, int h, int w, bool relu)
+    {
+        using var t = GpuHarness.Create();
+        var x = t.Random(n, c, h, w, 2f, 0.5f);
+        var y = t.New(n, c, h, w);
+        var gamma = t.Random(c, 1, 1, 1, 0.5f, 1f);
+        var beta = t.Random(c, 1, 1, 1);
+        var rm = t.Random(c, 1, 1, 1);
+        var rv = t.Random(c, 1, 1, 1, 0.5f, 1.5f);
+        var mean = t.New(c, 1, 1, 1);
+        var invstd = t.New(c, 1, 1, 1);
+        BatchNormTensors P(bool gpu) => gpu
+            ? new(gamma.G, beta.G, rm.G, rv.G, mean.G, invstd.G)
+            : new(gamma.C, beta.C, rm.C, rv.C, mean.C, invstd.C);
+        var o = new BatchNormOptions(Relu: relu);
+        t.Cpu.BatchNormTrainForward(x.C, y.C, P(false), o);
+        t.Gpu.BatchNormTrainForward(x.G, y.G, P(true), o);
+        t.Compare("y", y);
+        t.Compare("running mean", rm);
+        t.Compare("running var", rv);
+        t.Set(y.Grad, t.Values(y.C.Count));
+        t.Cpu.BatchNormBackward(x.C, y.C, y.Grad.C, x.Grad.C, false, P(false), o);
+        t.Gpu.BatchNormBackward(x.G, y.G, y.Grad.G, x.Grad.G, false, P(true), o);
+        t.Compare("dx", x.Grad);
+        t.Compare("dgamma", gamma.Grad, WeightGradTolerance);
+        t.Compare("dbeta", beta.Grad, WeightGradTolerance);
+        t.Poison(y);
+        t.Cpu.BatchNormEvalForward(x.C, y.C, P(false), o);
+        t.Gpu.BatchNormEvalForward(x.G, y.G, P(true), o);
+        t.Compare("eval y", y);
+    }
+
+    [TestCase(1, 72, 28, 28, 20)]
+    [TestCase(8, 960, 7, 7, 240)]
+    public void Squeeze_excite_ops_match_cpu(int n, int c, int h, int w, int reduced)
+    {
+        using var t = GpuHarness.Create();
+        var x = t.Random(n, c, h, w);
+        var pooled = t.New(n, c, 1, 1);
+        var w1 = t.Random(reduced, c, 1, 1, 0.3f);
+        var b1 = t.Random(reduced, 1, 1, 1, 0.3f);
+        var r = t.New(n, reduced, 1, 1);
+        var gate = t.New(n, c, 1, 1);
+        var y = t.New(n, c, h, w);
+        t.Cpu.GlobalAvgPool(x.C, pooled.C); t.Gpu.GlobalAvgPool(x.G, pooled.G);
+        t.Compare("pool", pooled);
+        t.Cpu.LinearForward(pooled.C, w1.C, b1.C, r.C); t.Gpu.LinearForward(pooled.G, w1.G, b1.G, r.G);
+        t.Compare("conv_reduce", r);
+        var e = t.Random(n, c, 1, 1, 5f);
+        t.Cpu.HardSigmoid(e.C, gate.C); t.Gpu.HardSigmoid(e.G, gate.G);
+        t.Compare("hard sigmoid", gate);
+        t.Cpu.ChannelScale(x.C, gate.C, y.C); t.Gpu.ChannelScale(x.G, gate.G, y.G);
+        t.Compare("scale", y);
+        t.Set(y.Grad, t.Values(y.C.Count));
+        t.Cpu.ChannelScaleBackward(x.C, gate.C, y.Grad.C, x.Grad.C, false, gate.Grad.C);
+        t.Gpu.ChannelScaleBackward(x.G, gate.G, y.Grad.G, x.Grad.G, false, gate.Grad.G);
+        t.Compare("scale dx", x.Grad);
+        t.Compare("scale dgate", gate.Grad, WeightGradTolerance);
+        t.Cpu.HardSigmoidBackward(e.C, gate.Grad.C, e.Grad.C, false); t.Gpu.HardSigmoidBackward(e.G, gate.Grad.G, e.Grad.G, false);
+        t.Compare("hard sigmoid dx", e.Grad);
+        t.Set(pooled.Grad, t.Values(pooled.C.Count));
+        t.Cpu.GlobalAvgPoolBackward(pooled.Grad.C, x.Grad.C, true); t.Gpu.GlobalAvgPoolBackward(pooled.Grad.G, x.Grad.G, true);
+        t.Compare("pool dx (accumulated)", x.Grad);
+        var rr = t.New(n, reduced, 1, 1);
+        t.Cpu.Relu(r.C, rr.C); t.Gpu.Relu(r.G, rr.G);
+        t.Compare("relu", rr);
+        t.Set(rr.Grad, t.Values(rr.C.Count));
+        t.Cpu.ReluBackward(rr.C, rr.Grad.C, r.Grad.C, false); t.Gpu.ReluBackward(rr.G, rr.Grad.G, r.Grad.G, false);
+        t.Compare("relu dx", r.Grad);
+    }
+
+    [TestCase(8, 1280, 1000)]
+    [TestCase(3, 37, 10)]
+    public void Linear_matches_cpu(int n, int k, int m)
+    {
+        using var t = GpuHarness.Create();
+        var x = t.Random(n, k, 1, 1);
+        var w = t.Random(m, k, 1, 1, 0.1f);
+        var b = t.Random(m, 1, 1, 1);
+        var y = t.New(n, m, 1, 1);
+        t.Cpu.LinearForward(x.C, w.C, b.C, y.C); t.Gpu.LinearForward(x.G, w.G, b.G, y.G);
+        t.Compare("y", y);
+        t.Set(y.Grad, t.Values(y.C.Count));
+        t.Cpu.LinearBackward(x.C, w.C, y.Grad.C, x.Grad.C, false, w.Grad.C, b.Grad.C);
+        t.Gpu.LinearBackward(x.G, w.G, y.Grad.G, x.Grad.G, false, w.Grad.G, b.Grad.G);
+        t.Compare("dx", x.Grad);
+        t.Compare("dw", w.Grad, WeightGradTolerance);
+        t.Compare("db", b.Grad, WeightGradTolerance);
+    }
+
+    [Test]
+    public void Elementwise_ops_match_cpu()
+    {
+        using var t = GpuHarness.Create();
+        var a = t.Random(3, 5, 7, 9);
+        var b = t.Random(3, 5, 7, 9);
+        var y = t.New(3, 5, 7, 9);
+        t.Cpu.Add(a.C, b.C, y.C); t.Gpu.Add(a.G, b.G, y.G);
+        t.Compare("add", y);
+        t.Cpu.CopyOrAccumulate(a.C, y.C, true); t.Gpu.CopyOrAccumulate(a.G, y.G, true);
+        t.Compare("accumulate", y);
+        t.Cpu.Fill(y.C, 0.25f); t.Gpu.Fill(y.G, 0.25f);
+        t.Compare("fill", y);
+    }
+
+    [Test]
+    public void Dropout_draws_the_same_mask_as_the_cpu()
+    {
+        using var t = GpuHarness.Create();
+        var x = t.Random(16, 1280, 1, 1);
+        var y = t.New(16, 1280, 1, 1);
+        t.Cpu.DropoutForward(x.C, y.C, 0.2f, 987654321UL); t.Gpu.DropoutForward(x.G, y.G, 0.2f, 987654321UL);
+        t.Compare("y", y, 0);
+        t.Set(y.Grad, t.Values(y.C.Count));
+        t.Cpu.DropoutBackward(y.Grad.C, x.Grad.C, false, 0.2f, 987654321UL); t.Gpu.DropoutBackward(y.Grad.G, x.Grad.G, false, 0.2f, 987654321UL);
+        t.Compare("dx", x.Grad, 0);
+    }
+
+    [TestCase(16, 1000, 0.1f)]
+    [TestCase(5, 10, 0f)]
+    public void Cross_entropy_and_top_k_match_cpu(int n, int k, float smoothing)
+    {
+        using var t = GpuHarness.Create();
+        var z = t.Random(n, k, 1, 1, 4f);
+        var labels = t.New(n, 1, 1, 1);
+        t.SetInts(labels, Enumerable.Range(0, n).Select(_ => t.Rng.Next(k)).ToArray());
+        var losses = t.New(n, 1, 1, 1);
+        t.Cpu.SoftmaxCrossEntropy(z.C, labels.C, losses.C, z.Grad.C, smoothing);
+        t.Gpu.SoftmaxCrossEntropy(z.G, labels.G, losses.G, z.Grad.G, smoothing);
+        t.Compare("losses", losses);
+        t.Compare("dz", z.Grad);
+        var ranks = t.New(n, 1, 1, 1);
+        t.Cpu.TopKRank(z.C, labels.C, ranks.C); t.Gpu.TopKRank(z.G, labels.G, ranks.G);
+        var rc = new int[n]; var rg = new int[n];
+        t.Cpu.DownloadInts(ranks.C, rc); t.Gpu.DownloadInts(ranks.G, rg);
+        Assert.That(rg, Is.EqualTo(rc));
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Sgd_matches_cpu(bool nesterov)
+    {
+        using var t = GpuHarness.Create();
+        var p = t.Random(1, 1, 1, 100_003);
+        var m = t.Random(1, 1, 1, 100_003, 0.1f);
+        t.Set(p.Grad, t.Values(p.C.Count));
+        var h = new SgdHyper(0.05f, 0.9f, 4e-5f, nesterov);
+        for (int i = 0; i < 3; i++)
+        {
+            t.Cpu.SgdStep(p.C, p.Grad.C, m.C, h);
+            t.Gpu.SgdStep(p.G, p.Grad.G, m.G, h);
+        }
+        t.Compare("parameters", p);
+        t.Compare("momentum", m);
+    }
+}

@@ -1,0 +1,129 @@
+using GhostNet.Backends;
+using GhostNet.Cpu;
+using GhostNet.Cuda;
+using NUnit.Framework;
+
+namespace GhostNet.Tests.Cuda;
+
+/// <summary>
+/// The same tensors on the CPU backend (the reference) and the CUDA backend. GPU outputs are
+/// poisoned with NaN before a kernel runs, so an element the kernel fails to write fails the
+/// comparison. Without a GPU every test using this is skipped with the probe's reason.
+/// </summary>
+internal sealed class GpuHarness : IDisposable
+{
+    private readonly List<Storage> _storages = [];
+
+    private GpuHarness(int seed)
+    {
+        Rng = new Random(seed);
+        Cpu = new CpuBackend(2);
+        Gpu = new CudaBackend(0);
+        TestContext.Out.WriteLine($"seed {seed}, {Gpu.Name}");
+    }
+
+    public CpuBackend Cpu { get; }
+    public CudaBackend Gpu { get; }
+    public Random Rng { get; }
+
+    public static GpuHarness Create()
+    {
+        RequireGpu();
+        return new GpuHarness(TestContext.CurrentContext.Random.Next());
+    }
+
+    public static void RequireGpu()
+    {
+        var status = CudaProbe.Status;
+        if (!status.Available) Assert.Ignore($"no GPU: {status.Reason}");
+    }
+
+    public readonly record struct Twin(Tensor C, Tensor G)
+    {
+        public Twin Grad => new(C.Grad, G.Grad);
+        public Twin Channels(int start, int count) => new(C.Channels(start, count), G.Channels(start, count));
+    }
+
+    public Twin New(int n, int c, int h, int w)
+    {
+        var sc = Bind(new Storage($"cpu{_storages.Count}", (long)n * c * h * w).WithGradient(), Cpu);
+        var sg = Bind(new Storage($"gpu{_storages.Count}", (long)n * c * h * w).WithGradient(), Gpu);
+        var t = new Twin(new Tensor(sc, 0, n, c, h, w), new Tensor(sg, 0, n, c, h, w));
+        Poison(t);
+        Poison(t.Grad);
+        return t;
+    }
+
+    public Twin Random(int n, int c, int h, int w, float scale = 1f, float offset = 0f)
+    {
+        var t = New(n, c, h, w);
+        Set(t, Values(t.C.Count, scale, offset));
+        return t;
+    }
+
+    public float[] Values(long count, float scale = 1f, float offset = 0f) =>
+        Enumerable.Range(0, (int)count).Select(_ => (float)((Rng.NextDouble() * 2 - 1) * scale + offset)).ToArray();
+
+    public void Set(in Twin t, float[] values)
+    {
+        Cpu.Upload(values, t.C);
+        Gpu.Upload(values, t.G);
+    }
+
+    public void SetInts(in Twin t, int[] values)
+    {
+        Cpu.UploadInts(values, t.C);
+        Gpu.UploadInts(values, t.G);
+    }
+
+    /// <summary>Fills the GPU side with NaN (outputs not yet written by the kernel under test).</summary>
+    public void Poison(in Twin t) => Gpu.Fill(t.G, float.NaN);
+
+    /// <summary>Makes the GPU side equal the CPU side again (for outputs that are accumulated into).</summary>
+    public void Mirror(in Twin t) => Gpu.Upload(Get(Cpu, t.C), t.G);
+
+    public static float[] Get(IBackend b, in Tensor t)
+    {
+        var v = new float[t.Count];
+        b.Download(t, v);
+        return v;
+    }
+
+    public double Compare(string what, in Twin t, double tolerance = 1e-5)
+    {
+        var cpu = Get(Cpu, t.C);
+        var gpu = Get(Gpu, t.G);
+        Assert.That(gpu.Count(float.IsNaN), Is.LessThanOrEqualTo(cpu.Count(float.IsNaN)), $"{what}: GPU left elements unwritten (NaN)");
+        double error = RelativeError(gpu, cpu);
+        TestContext.Out.WriteLine($"{what}: relative error {error:E2}");
+        Assert.That(error, Is.LessThanOrEqualTo(tolerance), $"{what}: relative error {error:E2}");
+        return error;
+    }
+
+    /// <summary>||ours - ref|| / max(||ref||, floor): the floor stands in for a reference that is zero in exact arithmetic.</summary>
+    public static double RelativeError(float[] ours, float[] reference, double floor = 0)
+    {
+        double diff = 0, norm = 0;
+        for (int i = 0; i < ours.Length; i++)
+        {
+            double d = (double)ours[i] - reference[i];
+            diff += d * d;
+            norm += (double)reference[i] * reference[i];
+        }
+        return Math.Sqrt(diff) / Math.Max(Math.Sqrt(norm), Math.Max(floor, 1e-30));
+    }
+
+    private Storage Bind(Storage s, IBackend b)
+    {
+        s.Bind(b);
+        _storages.Add(s);
+        return s;
+    }
+
+    public void Dispose()
+    {
+        foreach (var s in _storages) s.Release();
+        Gpu.Dispose();
+        Cpu.Dispose();
+    }
+}
