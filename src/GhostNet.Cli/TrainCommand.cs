@@ -71,10 +71,10 @@ internal static class TrainCommand
                 Console.Error.WriteLine($"error: need --epochs >= 1, --batch-size >= 2, --input-size >= 32, --train-size >= --batch-size ({Batch}) and --val-size >= 1");
                 return 2;
             }
+            using var backend = Devices.Create(Device, Threads);
             Console.WriteLine($"generating {TrainSize} + {ValSize} synthetic {InputSize}x{InputSize} images of {Config.NumClasses} classes");
             var train = SyntheticPatterns.Generate(TrainSize, Config.NumClasses, InputSize, Seed);
             var val = SyntheticPatterns.Generate(ValSize, Config.NumClasses, InputSize, Seed + 1_000_003);
-            using var backend = Devices.Create(Device, Threads);
             using var model = new GhostNetModel(Config, backend, Seed, Init);
             using var plan = model.Compile(Batch, InputSize, InputSize);
             plan.LabelSmoothing = LabelSmoothing;

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (no .NET SDK, no network) from the unpacked bundle: GPU tests, the
+# sanitizers on a short training run, our speed table and PyTorch's, into one results file.
+# Usage: run.sh OUT_DIR
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:?usage: run.sh OUT_DIR}
+mkdir -p "$out"
+export GHOSTNET_KERNEL_CACHE=$here/kernel-cache DOTNET_CLI_TELEMETRY_OPTOUT=1
+results=$out/results.md
+step() { echo "== $* ($(date +%T))" | tee -a "$out/progress.log"; }
+{
+  echo "# GPU check $(date -u +%F)"
+  echo
+  echo "- commit: $(cat "$here/COMMIT")"
+  echo "- device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
+  echo "- CUDA: $(ls -d /usr/local/cuda-* 2>/dev/null | tr '\n' ' ')"
+  echo
+  echo '## ghostcuda devices'
+  echo '```'
+  "$here/app/ghostcuda" devices 2>&1
+  echo '```'
+} > "$results"
+
+step "GPU tests"
+"$here/app/GhostNet.Tests" --filter "TestCategory=Gpu" --output Detailed > "$out/gpu-tests.log" 2>&1
+echo "gpu tests exit $?" >> "$out/progress.log"
+{ echo; echo '## GPU tests (CUDA against the CPU backend)'; echo '```'; grep -E "^(passed|failed|skipped)|total:|failed:|succeeded:|skipped:|relative error|draw " "$out/gpu-tests.log" | head -150; echo '```'; } >> "$results"
+
+step "our speed"
+{ echo; echo '## ghostcuda bench (GhostNet 1.0x, 224)'; } >> "$results"
+timeout 300 "$here/app/ghostcuda" bench --device cuda --train-batches 64,256 --infer-batches 1,256 --steps 20 --warmup 5 >> "$results" 2>&1
+
+step "sanitizers"
+san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+{ echo; echo '## compute-sanitizer on a short training run'; echo '```'; } >> "$results"
+if [ -n "$san" ]; then
+  for tool in memcheck racecheck; do
+    timeout 240 "$san" --tool $tool --error-exitcode 9 "$here/app/ghostcuda" train --device cuda --arch ghostnet_050 \
+      --epochs 1 --train-size 64 --val-size 32 -b 32 --print-freq 1 > "$out/$tool.log" 2>&1
+    echo "$tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/$tool.log" | tail -1))" >> "$results"
+  done
+else
+  echo "compute-sanitizer not found" >> "$results"
+fi
+echo '```' >> "$results"
+
+step "pytorch baseline"
+{ echo; echo '## PyTorch baseline (timm ghostnet_100, same GPU)'; } >> "$results"
+timeout 420 python3 "$here/pytorch_baseline.py" --steps 20 --warmup 5 ${PYTORCH_COMPILE:+--compile} >> "$results" 2>&1
+step "done"
