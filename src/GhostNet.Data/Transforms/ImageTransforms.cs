@@ -1,0 +1,57 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
+
+namespace GhostNet.Data.Transforms;
+
+/// <summary>Turns a decoded image into a CHW float tensor of a fixed size; <paramref name="rng"/> drives any randomness.</summary>
+public interface IImageTransform
+{
+    int Size { get; }
+    void Apply(Image<Rgb24> image, Random rng, Span<float> chw);
+}
+
+/// <summary>
+/// The ImageNet training pipeline: RandomResizedCrop(size, scale, ratio) with bilinear resampling,
+/// RandomHorizontalFlip(p), ToTensor, Normalize.
+/// </summary>
+public sealed class TrainTransform(int size, Normalization normalization, double scaleMin = 0.08, double scaleMax = 1.0,
+    double ratioMin = 3.0 / 4.0, double ratioMax = 4.0 / 3.0, double flipProbability = 0.5) : IImageTransform
+{
+    public int Size { get; } = size > 0 ? size : throw new ArgumentOutOfRangeException(nameof(size));
+
+    public void Apply(Image<Rgb24> image, Random rng, Span<float> chw)
+    {
+        var box = RandomResizedCropBox.Sample(image.Height, image.Width, rng, scaleMin, scaleMax, ratioMin, ratioMax);
+        bool flip = rng.NextDouble() < flipProbability;
+        image.Mutate(x =>
+        {
+            x.Crop(new Rectangle(box.Left, box.Top, box.Width, box.Height)).Resize(Size, Size, KnownResamplers.Triangle);
+            if (flip) x.Flip(FlipMode.Horizontal);
+        });
+        normalization.ToTensor(image, chw);
+    }
+}
+
+/// <summary>
+/// The ImageNet evaluation pipeline: Resize(shorter side = floor(size / cropPct)) bilinear,
+/// CenterCrop(size), ToTensor, Normalize. cropPct 0.875 gives the classic 256 -> 224; 1.0 only
+/// resizes (small images such as MNIST at 32).
+/// </summary>
+public sealed class EvalTransform(int size, Normalization normalization, double cropPct = 0.875) : IImageTransform
+{
+    public int Size { get; } = size > 0 ? size : throw new ArgumentOutOfRangeException(nameof(size));
+    public int ResizeTo { get; } = (int)Math.Floor(size / cropPct);
+
+    public void Apply(Image<Rgb24> image, Random rng, Span<float> chw)
+    {
+        var (h, w) = RandomResizedCropBox.ShorterSide(image.Height, image.Width, ResizeTo);
+        var box = RandomResizedCropBox.Center(h, w, Size, Size);
+        image.Mutate(x =>
+        {
+            if (h != image.Height || w != image.Width) x.Resize(w, h, KnownResamplers.Triangle);
+            x.Crop(new Rectangle(box.Left, box.Top, box.Width, box.Height));
+        });
+        normalization.ToTensor(image, chw);
+    }
+}
