@@ -1,150 +1,60 @@
 using System.CommandLine;
-using System.Diagnostics;
-using GhostNet.Data;
 using GhostNet.Graph;
-using GhostNet.Models;
 using GhostNet.Training;
 
 namespace GhostNet.Cli;
 
-/// <summary>
-/// `ghostcuda train`: SGD training with a cosine schedule, progress lines and a validation pass
-/// per epoch, on the CPU or a GPU (--device). For now on generated patterns; real data sets and
-/// checkpoints arrive with their issues.
-/// </summary>
+/// <summary>The options of `ghostcuda train`, named as in the PyTorch ImageNet example where it has them.</summary>
+internal sealed record TrainSettings(
+    string Data, string Arch, float? Width, int Epochs, int? StartEpoch, int BatchSize, float Lr, float Momentum, float WeightDecay,
+    bool Nesterov, LrScheduleKind Schedule, int LrStep, float LrGamma, int[] Milestones, float WarmupEpochs, float LabelSmoothing,
+    bool NoWdBn, float Dropout, int? InputSize, int Workers, int PrintFreq, int Seed, string Device, string? Resume, string? Pretrained,
+    bool Evaluate, string? Out, InitScheme Init, bool StrictData);
+
 internal static class TrainCommand
 {
     public static Command Create()
     {
         var arch = new ArchOptions();
-        arch.Arch.DefaultValueFactory = _ => "ghostnet_050";
-        var data = new Option<string>("--data") { Description = "Data set", DefaultValueFactory = _ => "synthetic" };
-        data.AcceptOnlyFromAmong("synthetic");
-        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 3 };
+        var data = new Option<string>("--data") { Description = "mnist, fashion-mnist, cifar10, synthetic, or a folder with train/ and val/", DefaultValueFactory = _ => "synthetic" };
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 10 };
+        var startEpoch = new Option<int?>("--start-epoch") { Description = "Epoch number to start at (with --resume: override the checkpoint's)" };
         var batch = new Option<int>("--batch-size", "-b") { DefaultValueFactory = _ => 64 };
-        var lr = new Option<float>("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 0.1f };
+        var lr = new Option<float>("--lr", "--learning-rate") { Description = "Peak learning rate", DefaultValueFactory = _ => 0.1f };
         var momentum = new Option<float>("--momentum") { DefaultValueFactory = _ => 0.9f };
         var wd = new Option<float>("--wd", "--weight-decay") { DefaultValueFactory = _ => 4e-5f };
         var nesterov = new Option<bool>("--nesterov");
-        var noWdBn = new Option<bool>("--no-wd-bn") { Description = "No weight decay on batch-norm weights and biases" };
-        var warmup = new Option<float>("--warmup-epochs") { DefaultValueFactory = _ => 0.5f };
+        var schedule = new Option<LrScheduleKind>("--lr-schedule") { Description = "Step, MultiStep, Linear or Cosine", DefaultValueFactory = _ => LrScheduleKind.Cosine };
+        var lrStep = new Option<int>("--lr-step") { Description = "Epochs between decays (step schedule)", DefaultValueFactory = _ => 30 };
+        var lrGamma = new Option<float>("--lr-gamma") { Description = "Decay factor (step, multistep)", DefaultValueFactory = _ => 0.1f };
+        var milestones = new Option<int[]>("--milestones") { Description = "Epochs where the multistep schedule decays", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [] };
+        var warmup = new Option<float>("--warmup-epochs") { DefaultValueFactory = _ => 0f };
         var smoothing = new Option<float>("--label-smoothing") { DefaultValueFactory = _ => 0.1f };
+        var noWdBn = new Option<bool>("--no-wd-bn") { Description = "No weight decay on batch-norm weights and biases (timm's rule: 1-d tensors)" };
         var dropout = new Option<float>("--dropout") { DefaultValueFactory = _ => 0.2f };
-        var inputSize = new Option<int>("--input-size") { DefaultValueFactory = _ => 32 };
-        var classes = new Option<int>("--classes") { Description = "Classes of the synthetic set", DefaultValueFactory = _ => 10 };
-        var trainSize = new Option<int>("--train-size") { Description = "Images in the synthetic training set", DefaultValueFactory = _ => 4096 };
-        var valSize = new Option<int>("--val-size") { Description = "Images in the synthetic validation set", DefaultValueFactory = _ => 1024 };
+        var inputSize = new Option<int?>("--input-size") { Description = "Training and evaluation image size (default: the data set's)" };
+        var workers = new Option<int>("--workers", "-j") { Description = "Loader threads (default: cores)", DefaultValueFactory = _ => 0 };
+        var printFreq = new Option<int>("--print-freq", "-p") { DefaultValueFactory = _ => 50 };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
-        var printFreq = new Option<int>("--print-freq", "-p") { DefaultValueFactory = _ => 10 };
-        var threads = new Option<int>("--threads") { Description = "CPU threads (default: all cores)", DefaultValueFactory = _ => 0 };
         var device = Devices.Option();
-        var init = new Option<InitScheme>("--init")
-        {
-            Description = "Weight initialisation: PyTorchDefault, or KaimingNormalFanOut as the official GhostNet code does",
-            DefaultValueFactory = _ => InitScheme.PyTorchDefault,
-        };
+        var resume = new Option<string?>("--resume") { Description = "Checkpoint to continue from (weights, optimiser, epoch, schedule)" };
+        var pretrained = new Option<string?>("--pretrained") { Description = "Weights to fine-tune from (a new classifier if the class count differs)" };
+        var evaluate = new Option<bool>("--evaluate", "-e") { Description = "Only evaluate the (resumed or pretrained) model on the validation split" };
+        var output = new Option<string?>("--out") { Description = "Run folder for checkpoints, log.csv and plots (default runs/<data>)" };
+        var init = new Option<InitScheme>("--init") { DefaultValueFactory = _ => InitScheme.PyTorchDefault };
+        var strict = new Option<bool>("--strict-data") { Description = "Stop at an unreadable image instead of skipping it" };
 
-        var command = new Command("train", "Train a GhostNet.");
+        var command = new Command("train", "Train (or with --evaluate, evaluate) a GhostNet, as the PyTorch ImageNet example does.");
         arch.AddTo(command);
-        foreach (var o in new Option[] { data, epochs, batch, lr, momentum, wd, nesterov, noWdBn, warmup, smoothing, dropout, inputSize, classes, trainSize, valSize, seed, printFreq, threads, init, device })
+        foreach (var o in new Option[] { data, epochs, startEpoch, batch, lr, momentum, wd, nesterov, schedule, lrStep, lrGamma, milestones, warmup,
+                     smoothing, noWdBn, dropout, inputSize, workers, printFreq, seed, device, resume, pretrained, evaluate, output, init, strict })
             command.Options.Add(o);
-        command.SetAction(r =>
-        {
-            var run = new TrainRun(
-                arch.Config(r, r.GetValue(classes), r.GetValue(dropout)), r.GetValue(epochs), r.GetValue(batch), r.GetValue(lr),
-                new SgdOptions(r.GetValue(momentum), r.GetValue(wd), r.GetValue(nesterov), r.GetValue(noWdBn)),
-                r.GetValue(warmup), r.GetValue(smoothing), r.GetValue(inputSize), r.GetValue(trainSize), r.GetValue(valSize),
-                r.GetValue(seed), Math.Max(1, r.GetValue(printFreq)), r.GetValue(threads), r.GetValue(init), r.GetValue(device)!);
-            return run.Execute();
-        });
+        command.SetAction((r, cancel) => Task.FromResult(new TrainRun(new TrainSettings(
+            r.GetValue(data)!, r.GetValue(arch.Arch)!, r.GetValue(arch.Width), r.GetValue(epochs), r.GetValue(startEpoch), r.GetValue(batch),
+            r.GetValue(lr), r.GetValue(momentum), r.GetValue(wd), r.GetValue(nesterov), r.GetValue(schedule), r.GetValue(lrStep), r.GetValue(lrGamma),
+            r.GetValue(milestones) ?? [], r.GetValue(warmup), r.GetValue(smoothing), r.GetValue(noWdBn), r.GetValue(dropout), r.GetValue(inputSize),
+            r.GetValue(workers), Math.Max(1, r.GetValue(printFreq)), r.GetValue(seed), r.GetValue(device)!, r.GetValue(resume), r.GetValue(pretrained),
+            r.GetValue(evaluate), r.GetValue(output), r.GetValue(init), r.GetValue(strict))).Execute(cancel)));
         return command;
-    }
-
-    private sealed record TrainRun(
-        GhostNetConfig Config, int Epochs, int Batch, float Lr, SgdOptions Sgd, float WarmupEpochs, float LabelSmoothing,
-        int InputSize, int TrainSize, int ValSize, int Seed, int PrintFreq, int Threads, InitScheme Init, string Device)
-    {
-        public int Execute()
-        {
-            if (Epochs < 1 || Batch < 2 || InputSize < 32 || TrainSize < Batch || ValSize < 1)
-            {
-                Console.Error.WriteLine($"error: need --epochs >= 1, --batch-size >= 2, --input-size >= 32, --train-size >= --batch-size ({Batch}) and --val-size >= 1");
-                return 2;
-            }
-            using var backend = Devices.Create(Device, Threads);
-            Console.WriteLine($"generating {TrainSize} + {ValSize} synthetic {InputSize}x{InputSize} images of {Config.NumClasses} classes");
-            var train = SyntheticPatterns.Generate(TrainSize, Config.NumClasses, InputSize, Seed);
-            var val = SyntheticPatterns.Generate(ValSize, Config.NumClasses, InputSize, Seed + 1_000_003);
-            using var model = new GhostNetModel(Config, backend, Seed, Init);
-            using var plan = model.Compile(Batch, InputSize, InputSize);
-            plan.LabelSmoothing = LabelSmoothing;
-            var sgd = new SgdOptimizer(model.Parameters, backend, Sgd);
-            int stepsPerEpoch = TrainSize / Batch;
-            var schedule = new CosineSchedule(Lr, (long)Epochs * stepsPerEpoch, (long)(WarmupEpochs * stepsPerEpoch));
-            Console.WriteLine($"GhostNet width {Config.Width}: {model.Parameters.ParameterCount:N0} parameters on {backend.Name}; " +
-                              $"{Epochs} epochs of {stepsPerEpoch} steps, batch {Batch}");
-            var images = new float[Batch * train.ImageSize];
-            var labels = new int[Batch];
-            var order = Enumerable.Range(0, TrainSize).ToArray();
-            long step = 0;
-            for (int epoch = 0; epoch < Epochs; epoch++)
-            {
-                new Random(Seed * 7919 + epoch).Shuffle(order);
-                var clock = Stopwatch.StartNew();
-                double lossSum = 0;
-                int seen = 0, correct = 0;
-                for (int i = 0; i < stepsPerEpoch; i++, step++)
-                {
-                    train.CopyBatch(order.AsSpan(i * Batch, Batch), images, labels);
-                    plan.SetBatch(images, labels);
-                    plan.Forward(training: true);
-                    float loss = plan.Loss();
-                    if (!float.IsFinite(loss))
-                    {
-                        Console.Error.WriteLine($"error: loss became {loss} at epoch {epoch} step {i}; lower --lr (now {Lr})");
-                        return 3;
-                    }
-                    correct += plan.CountCorrect().Top1;
-                    plan.Backward();
-                    float lr = schedule.At(step);
-                    sgd.Step(lr);
-                    lossSum += loss * Batch;
-                    seen += Batch;
-                    if ((i + 1) % PrintFreq == 0 || i + 1 == stepsPerEpoch)
-                        Console.WriteLine($"epoch {epoch} [{i + 1,4}/{stepsPerEpoch}] loss {lossSum / seen:F4} top1 {100.0 * correct / seen:F1}% " +
-                                          $"lr {lr:F4} {seen / clock.Elapsed.TotalSeconds:F0} img/s");
-                }
-                var (valLoss, top1, top5) = Evaluate(model, val);
-                Console.WriteLine($"epoch {epoch} done in {clock.Elapsed.TotalSeconds:F1} s: train loss {lossSum / seen:F4}, " +
-                                  $"val loss {valLoss:F4}, val top1 {top1:F2}%, top5 {top5:F2}%");
-            }
-            return 0;
-        }
-
-        private (double Loss, double Top1, double Top5) Evaluate(GhostNetModel model, InMemoryDataset val)
-        {
-            int batch = Math.Min(Batch, val.Count), rest = val.Count % batch;
-            using var full = model.Compile(batch, val.Height, val.Width, withGradients: false);
-            using var last = rest > 0 ? model.Compile(rest, val.Height, val.Width, withGradients: false) : null;
-            var images = new float[batch * val.ImageSize];
-            var labels = new int[batch];
-            var indices = new int[batch];
-            double loss = 0;
-            int top1 = 0, top5 = 0;
-            for (int start = 0; start < val.Count; start += batch)
-            {
-                int n = Math.Min(batch, val.Count - start);
-                var plan = n == batch ? full : last!;
-                for (int i = 0; i < n; i++) indices[i] = start + i;
-                val.CopyBatch(indices.AsSpan(0, n), images, labels);
-                plan.SetBatch(images.AsSpan(0, n * val.ImageSize), labels.AsSpan(0, n));
-                plan.Forward(training: false);
-                loss += plan.Loss() * n;
-                var (c1, c5) = plan.CountCorrect();
-                top1 += c1;
-                top5 += c5;
-            }
-            return (loss / val.Count, 100.0 * top1 / val.Count, 100.0 * top5 / val.Count);
-        }
     }
 }

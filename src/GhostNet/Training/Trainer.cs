@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using GhostNet.Models;
+
+namespace GhostNet.Training;
+
+/// <summary>Reported every step: the epoch's running averages and speed.</summary>
+public readonly record struct StepReport(int Epoch, int Batch, int Batches, float Loss, double AverageLoss, double Top1, double Top5,
+    float LearningRate, double ImagesPerSecond, double DataWaitShare, TimeSpan EpochEta);
+
+/// <summary>An epoch's or an evaluation's totals.</summary>
+public sealed record EpochStats(double Loss, double Top1, double Top5, long Images, double Seconds)
+{
+    public double ImagesPerSecond => Images / Math.Max(Seconds, 1e-9);
+}
+
+/// <summary>Validation results with the confusion counts [true class, predicted class].</summary>
+public sealed record EvalResult(double Loss, double Top1, double Top5, long Images, double Seconds, long[,] Confusion);
+
+/// <summary>
+/// Runs epochs of SGD on a compiled plan and evaluations on eval plans, the loop of the PyTorch
+/// ImageNet example: forward, loss, backward, step; meters for loss and top-1/top-5; the
+/// learning rate from the schedule each step. The caller owns checkpoints and logs.
+/// </summary>
+public sealed class Trainer
+{
+    private readonly GhostNetModel _model;
+    private readonly Plan _plan;
+    private readonly SgdOptimizer _sgd;
+    private readonly LrSchedule _schedule;
+
+    public Trainer(GhostNetModel model, Plan plan, SgdOptimizer sgd, LrSchedule schedule)
+    {
+        _model = model;
+        _plan = plan;
+        _sgd = sgd;
+        _schedule = schedule;
+    }
+
+    /// <summary>
+    /// Trains from <paramref name="state"/> to the end of its epoch and returns the state after it.
+    /// Cancellation stops between steps with <see cref="OperationCanceledException"/>; the state
+    /// reached so far is then in <paramref name="progress"/>'s last call.
+    /// </summary>
+    public TrainingState TrainEpoch(IBatchSource source, TrainingState state, Action<StepReport, TrainingState>? progress, CancellationToken cancel)
+    {
+        int epoch = state.Epoch, batches = source.BatchesPerEpoch, skip = state.BatchInEpoch;
+        _plan.Step = state.PlanStep;
+        double lossSum = state.EpochLossSum, seconds0 = state.EpochSeconds;
+        long top1 = state.EpochTop1, top5 = state.EpochTop5, seen = state.EpochSeen, step = state.GlobalStep;
+        var clock = Stopwatch.StartNew();
+        int b = 0;
+        foreach (var batch in source.Epoch(epoch, cancel))
+        {
+            if (b++ < skip) continue; // resuming mid-epoch: the loader's order and augmentation do not depend on where we start
+            cancel.ThrowIfCancellationRequested();
+            if (batch.Count != _plan.Batch) throw new InvalidOperationException($"training batch of {batch.Count}, the plan is compiled for {_plan.Batch} (use drop-last)");
+            _plan.SetBatch(batch.Images.Span, batch.Labels.Span);
+            _plan.Forward(training: true);
+            float loss = _plan.Loss();
+            if (!float.IsFinite(loss)) throw new NonFiniteLossException(epoch, b - 1, loss);
+            var (c1, c5) = _plan.CountCorrect();
+            _plan.Backward();
+            float lr = _schedule.At(step);
+            _sgd.Step(lr);
+            step++;
+            lossSum += (double)loss * batch.Count;
+            top1 += c1;
+            top5 += c5;
+            seen += batch.Count;
+            double elapsed = clock.Elapsed.TotalSeconds;
+            state = state with
+            {
+                BatchInEpoch = b, GlobalStep = step, PlanStep = _plan.Step, EpochLossSum = lossSum, EpochTop1 = top1, EpochTop5 = top5,
+                EpochSeen = seen, EpochSeconds = seconds0 + elapsed,
+            };
+            if (progress is not null)
+            {
+                double rate = (b - skip) * (double)batch.Count / Math.Max(elapsed, 1e-9);
+                var eta = TimeSpan.FromSeconds((batches - b) * elapsed / Math.Max(1, b - skip));
+                progress(new StepReport(epoch, b, batches, loss, lossSum / seen, 100.0 * top1 / seen, 100.0 * top5 / seen, lr, rate,
+                    Math.Min(1, source.WaitSeconds / Math.Max(elapsed, 1e-9)), eta), state);
+            }
+        }
+        return state with
+        {
+            Epoch = epoch + 1, BatchInEpoch = 0, EpochLossSum = 0, EpochTop1 = 0, EpochTop5 = 0, EpochSeen = 0, EpochSeconds = 0,
+        };
+    }
+
+    /// <summary>The epoch's totals from a state at (or just past) its end.</summary>
+    public static EpochStats Summary(TrainingState duringEpoch) =>
+        new(duringEpoch.EpochLossSum / Math.Max(1, duringEpoch.EpochSeen), 100.0 * duringEpoch.EpochTop1 / Math.Max(1, duringEpoch.EpochSeen),
+            100.0 * duringEpoch.EpochTop5 / Math.Max(1, duringEpoch.EpochSeen), duringEpoch.EpochSeen, duringEpoch.EpochSeconds);
+
+    /// <summary>Evaluation in eval mode (running statistics, no dropout) over a whole source.</summary>
+    public static EvalResult Evaluate(GhostNetModel model, IBatchSource source, int height, int width, CancellationToken cancel)
+    {
+        int classes = model.Config.NumClasses;
+        var confusion = new long[classes, classes];
+        var plans = new Dictionary<int, Plan>();
+        var logits = new float[source.BatchSize * classes];
+        double loss = 0;
+        long top1 = 0, top5 = 0, seen = 0;
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            foreach (var batch in source.Epoch(0, cancel))
+            {
+                cancel.ThrowIfCancellationRequested();
+                if (!plans.TryGetValue(batch.Count, out var plan)) plans[batch.Count] = plan = model.Compile(batch.Count, height, width, withGradients: false);
+                plan.SetBatch(batch.Images.Span, batch.Labels.Span);
+                plan.Forward(training: false);
+                loss += (double)plan.Loss() * batch.Count;
+                var (c1, c5) = plan.CountCorrect();
+                top1 += c1;
+                top5 += c5;
+                seen += batch.Count;
+                var z = logits.AsSpan(0, batch.Count * classes);
+                model.Backend.Download(plan.Logits, z);
+                var labels = batch.Labels.Span;
+                for (int i = 0; i < batch.Count; i++)
+                {
+                    var row = z.Slice(i * classes, classes);
+                    int argmax = 0;
+                    for (int j = 1; j < classes; j++) if (row[j] > row[argmax]) argmax = j;
+                    confusion[labels[i], argmax]++;
+                }
+            }
+        }
+        finally
+        {
+            foreach (var p in plans.Values) p.Dispose();
+        }
+        return new EvalResult(loss / Math.Max(1, seen), 100.0 * top1 / Math.Max(1, seen), 100.0 * top5 / Math.Max(1, seen), seen,
+            clock.Elapsed.TotalSeconds, confusion);
+    }
+}
