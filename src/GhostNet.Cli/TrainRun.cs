@@ -14,6 +14,9 @@ namespace GhostNet.Cli;
 /// </summary>
 internal sealed class TrainRun(TrainSettings s)
 {
+    /// <summary>Tests stop a run after this many steps exactly as Ctrl-C would.</summary>
+    internal int? InterruptAfterSteps { get; init; }
+
     public int Execute(CancellationToken outerCancel)
     {
         using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(outerCancel);
@@ -97,7 +100,12 @@ internal sealed class TrainRun(TrainSettings s)
             var current = state;
             try
             {
-                state = trainer.TrainEpoch(train, state, (report, now) => { current = now; progress.Step(report); }, cancel);
+                state = trainer.TrainEpoch(train, state, (report, now) =>
+                {
+                    current = now;
+                    progress.Step(report);
+                    if (now.GlobalStep == InterruptAfterSteps) throw new OperationCanceledException("interrupted (test)");
+                }, cancel);
             }
             catch (OperationCanceledException)
             {
