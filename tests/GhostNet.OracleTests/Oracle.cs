@@ -18,19 +18,8 @@ public sealed class Oracle
 
     public static float[] FromTorch(torch.Tensor t) => t.detach().contiguous().to_type(torch.ScalarType.Float32).data<float>().ToArray();
 
-    /// <summary>Relative error; <paramref name="floor"/> replaces a reference norm smaller than it (a gradient that is zero in exact arithmetic).</summary>
-    public static double RelativeError(float[] ours, float[] reference, double floor = 0)
-    {
-        Assert.That(ours, Has.Length.EqualTo(reference.Length));
-        double diff = 0, norm = 0;
-        for (int i = 0; i < ours.Length; i++)
-        {
-            double d = (double)ours[i] - reference[i];
-            diff += d * d;
-            norm += (double)reference[i] * reference[i];
-        }
-        return Math.Sqrt(diff) / Math.Max(Math.Sqrt(norm), Math.Max(floor, 1e-30));
-    }
+    public static double RelativeError(float[] ours, float[] reference, double floor = 0) =>
+        GhostNet.Tests.Shared.Comparison.RelativeError(ours, reference, floor);
 
     public static double AssertClose(string what, float[] ours, torch.Tensor reference, double tolerance = Tolerance, double floor = 0)
     {

@@ -10,15 +10,9 @@ namespace GhostNet.Tests.Cli;
 /// Runs use width 0.25 at 32x32 so that an epoch takes a second or two.
 /// </summary>
 [NonParallelizable]
-public class TrainCommandTests
+public class TrainCommandTests : TempFolderTest
 {
-    private string _dir = "";
 
-    [SetUp]
-    public void MakeFolder() => Directory.CreateDirectory(_dir = Path.Combine(Path.GetTempPath(), "ghostnet-cli-" + Guid.NewGuid().ToString("N")));
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_dir, recursive: true);
 
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
@@ -63,7 +57,7 @@ public class TrainCommandTests
     [TestCase("--data", "/no/such/folder", "not mnist, fashion-mnist, cifar10, synthetic or an existing folder")]
     public void Bad_options_are_clear_errors(string option, string value, string message)
     {
-        var (code, _, err) = Run(Train(Path.Combine(_dir, "run"), 1, option, value));
+        var (code, _, err) = Run(Train(Path.Combine(Folder, "run"), 1, option, value));
         Assert.That(code, Is.EqualTo(2));
         Assert.That(err, Does.Contain(message));
     }
@@ -71,14 +65,14 @@ public class TrainCommandTests
     [Test]
     public void Resume_and_pretrained_exclude_each_other_and_evaluate_needs_weights()
     {
-        Assert.That(Run(Train(_dir, 1, "--resume", "a", "--pretrained", "b")).Err, Does.Contain("exclude each other"));
-        Assert.That(Run(Train(_dir, 1, "--evaluate", "true")).Err, Does.Contain("--evaluate needs weights"));
+        Assert.That(Run(Train(Folder, 1, "--resume", "a", "--pretrained", "b")).Err, Does.Contain("exclude each other"));
+        Assert.That(Run(Train(Folder, 1, "--evaluate", "true")).Err, Does.Contain("--evaluate needs weights"));
     }
 
     [Test]
     public void Two_epochs_write_a_checkpoint_a_log_and_plots_that_eval_and_predict_read()
     {
-        string run = Path.Combine(_dir, "run");
+        string run = Path.Combine(Folder, "run");
         var (code, output, err) = Run(Train(run, 2));
         Assert.That(code, Is.Zero, err);
         Assert.That(output, Does.Contain("epoch 1: train loss"));
@@ -105,7 +99,7 @@ public class TrainCommandTests
     [Test]
     public void An_interrupted_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one()
     {
-        string straight = Path.Combine(_dir, "straight"), broken = Path.Combine(_dir, "broken");
+        string straight = Path.Combine(Folder, "straight"), broken = Path.Combine(Folder, "broken");
         Assert.That(new TrainRun(Settings(straight, 2)).Execute(CancellationToken.None), Is.Zero);
         // 30 steps an epoch: stop in the middle of the second epoch, as Ctrl-C would, then resume.
         Assert.That(new TrainRun(Settings(broken, 2)) { InterruptAfterSteps = 41 }.Execute(CancellationToken.None), Is.EqualTo(130));
@@ -124,7 +118,7 @@ public class TrainCommandTests
     [Test]
     public void A_truncated_checkpoint_is_a_clear_error()
     {
-        string run = Path.Combine(_dir, "run");
+        string run = Path.Combine(Folder, "run");
         Assert.That(Run(Train(run, 1)).Code, Is.Zero);
         string path = Path.Combine(run, "checkpoint.safetensors");
         var bytes = File.ReadAllBytes(path);
@@ -140,7 +134,7 @@ public class TrainCommandTests
     [Test]
     public void A_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint()
     {
-        string run = Path.Combine(_dir, "run");
+        string run = Path.Combine(Folder, "run");
         Assert.That(Run(Train(run, 1)).Code, Is.Zero);
         string path = Path.Combine(run, "checkpoint.safetensors");
         var good = File.ReadAllBytes(path);

@@ -100,18 +100,8 @@ internal sealed class GpuHarness : IDisposable
         return error;
     }
 
-    /// <summary>||ours - ref|| / max(||ref||, floor): the floor stands in for a reference that is zero in exact arithmetic.</summary>
-    public static double RelativeError(float[] ours, float[] reference, double floor = 0)
-    {
-        double diff = 0, norm = 0;
-        for (int i = 0; i < ours.Length; i++)
-        {
-            double d = (double)ours[i] - reference[i];
-            diff += d * d;
-            norm += (double)reference[i] * reference[i];
-        }
-        return Math.Sqrt(diff) / Math.Max(Math.Sqrt(norm), Math.Max(floor, 1e-30));
-    }
+    public static double RelativeError(float[] ours, float[] reference, double floor = 0) =>
+        GhostNet.Tests.Shared.Comparison.RelativeError(ours, reference, floor);
 
     private Storage Bind(Storage s, IBackend b)
     {

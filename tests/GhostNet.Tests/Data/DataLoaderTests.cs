@@ -6,7 +6,7 @@ using SixLabors.ImageSharp.PixelFormats;
 
 namespace GhostNet.Tests.Data;
 
-public class DataLoaderTests
+public class DataLoaderTests : TempFolderTest
 {
     /// <summary>Sample i is an 8x8 image whose red channel is i % 256 and green i / 256.</summary>
     private sealed class Numbered(int count) : IImageDataset
@@ -80,12 +80,4 @@ public class DataLoaderTests
         });
         Assert.That(batches, Is.EqualTo(3));
     }
-
-    private string Folder { get; set; } = "";
-
-    [SetUp]
-    public void MakeFolder() => Directory.CreateDirectory(Folder = Path.Combine(Path.GetTempPath(), "ghostnet-loader-" + Guid.NewGuid().ToString("N")));
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(Folder, recursive: true);
 }

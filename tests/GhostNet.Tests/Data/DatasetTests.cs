@@ -5,15 +5,9 @@ using SixLabors.ImageSharp.PixelFormats;
 
 namespace GhostNet.Tests.Data;
 
-public class DatasetTests
+public class DatasetTests : TempFolderTest
 {
-    private string _dir = "";
 
-    [SetUp]
-    public void MakeFolder() => Directory.CreateDirectory(_dir = Path.Combine(Path.GetTempPath(), "ghostnet-data-" + Guid.NewGuid().ToString("N")));
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_dir, recursive: true);
 
     [Test]
     public void Mnist_has_60000_and_10000_images_with_the_known_first_labels()
@@ -45,7 +39,7 @@ public class DatasetTests
     [Test]
     public void Idx_files_with_a_wrong_magic_or_size_are_rejected_by_name()
     {
-        string images = Path.Combine(_dir, "train-images-idx3-ubyte"), labels = Path.Combine(_dir, "train-labels-idx1-ubyte");
+        string images = Path.Combine(Folder, "train-images-idx3-ubyte"), labels = Path.Combine(Folder, "train-labels-idx1-ubyte");
         WriteIdxImages(images, 2, 3, 3, extraBytes: 0);
         WriteIdxLabels(labels, [1, 2]);
         Assert.That(new IdxDataset(images, labels, IdxDataset.MnistClasses).Count, Is.EqualTo(2));
@@ -71,10 +65,10 @@ public class DatasetTests
     {
         var rng = new Random(4);
         var records = Enumerable.Range(0, 7).Select(i => ((byte)(i % 10), Enumerable.Range(0, 3072).Select(_ => (byte)rng.Next(256)).ToArray())).ToList();
-        for (int b = 1; b <= 5; b++) Cifar10Dataset.WriteBatch(Path.Combine(_dir, $"data_batch_{b}.bin"), records);
-        Cifar10Dataset.WriteBatch(Path.Combine(_dir, "test_batch.bin"), records.Take(3).ToList());
-        var train = new Cifar10Dataset(_dir, train: true);
-        var test = new Cifar10Dataset(_dir, train: false);
+        for (int b = 1; b <= 5; b++) Cifar10Dataset.WriteBatch(Path.Combine(Folder, $"data_batch_{b}.bin"), records);
+        Cifar10Dataset.WriteBatch(Path.Combine(Folder, "test_batch.bin"), records.Take(3).ToList());
+        var train = new Cifar10Dataset(Folder, train: true);
+        var test = new Cifar10Dataset(Folder, train: false);
         Assert.That(train.Count, Is.EqualTo(35));
         Assert.That(test.Count, Is.EqualTo(3));
         Assert.That(train.Label(8), Is.EqualTo(1));
@@ -82,21 +76,21 @@ public class DatasetTests
         var chw = records[2].Item2;
         Assert.That(image[5, 3], Is.EqualTo(new Rgb24(chw[3 * 32 + 5], chw[1024 + 3 * 32 + 5], chw[2048 + 3 * 32 + 5])), "pixel (x 5, y 3)");
         Assert.That(train.Classes[9], Is.EqualTo("truck"));
-        File.WriteAllBytes(Path.Combine(_dir, "test_batch.bin"), new byte[3073 * 2 + 5]);
-        var ex = Assert.Throws<InvalidDataException>(() => _ = new Cifar10Dataset(_dir, train: false));
+        File.WriteAllBytes(Path.Combine(Folder, "test_batch.bin"), new byte[3073 * 2 + 5]);
+        var ex = Assert.Throws<InvalidDataException>(() => _ = new Cifar10Dataset(Folder, train: false));
         Assert.That(ex!.Message, Does.Contain("not a whole number of 3073-byte"));
     }
 
     [Test]
     public void Image_folder_sorts_classes_and_files_like_torchvision_and_reports_empty_classes()
     {
-        SyntheticImageFolder.Write(_dir, classes: 3, perClass: 2, width: 40, height: 30, seed: 1);
-        Directory.CreateDirectory(Path.Combine(_dir, "Zebra"));        // upper case sorts first, ordinally
-        Directory.CreateDirectory(Path.Combine(_dir, "aardvark"));     // empty class
-        File.WriteAllText(Path.Combine(_dir, "disc", "notes.txt"), "not an image, not listed");
-        using (var png = new Image<Rgb24>(5, 5)) png.SaveAsPng(Path.Combine(_dir, "Zebra", "b.PNG"));
-        using (var png = new Image<Rgb24>(5, 5)) png.SaveAsPng(Path.Combine(_dir, "Zebra", "a.png"));
-        var ds = new ImageFolderDataset(_dir);
+        SyntheticImageFolder.Write(Folder, classes: 3, perClass: 2, width: 40, height: 30, seed: 1);
+        Directory.CreateDirectory(Path.Combine(Folder, "Zebra"));        // upper case sorts first, ordinally
+        Directory.CreateDirectory(Path.Combine(Folder, "aardvark"));     // empty class
+        File.WriteAllText(Path.Combine(Folder, "disc", "notes.txt"), "not an image, not listed");
+        using (var png = new Image<Rgb24>(5, 5)) png.SaveAsPng(Path.Combine(Folder, "Zebra", "b.PNG"));
+        using (var png = new Image<Rgb24>(5, 5)) png.SaveAsPng(Path.Combine(Folder, "Zebra", "a.png"));
+        var ds = new ImageFolderDataset(Folder);
         Assert.That(ds.Classes, Is.EqualTo(new[] { "Zebra", "aardvark", "disc", "hbars", "vbars" }));
         Assert.That(ds.Count, Is.EqualTo(8));
         Assert.That(Enumerable.Range(0, ds.Count).Select(ds.Label), Is.EqualTo(new[] { 0, 0, 2, 2, 3, 3, 4, 4 }));

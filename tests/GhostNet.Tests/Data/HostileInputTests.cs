@@ -8,20 +8,14 @@ using SixLabors.ImageSharp.PixelFormats;
 namespace GhostNet.Tests.Data;
 
 /// <summary>Every hostile file gets its exact refusal, fast and without large allocations.</summary>
-public class HostileInputTests
+public class HostileInputTests : TempFolderTest
 {
-    private string _dir = "";
     private readonly SafeImageDecoder _decoder = new();
 
-    [SetUp]
-    public void MakeFolder() => Directory.CreateDirectory(_dir = Path.Combine(Path.GetTempPath(), "ghostnet-hostile-" + Guid.NewGuid().ToString("N")));
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_dir, recursive: true);
 
     private string Jpeg(string name, int w = 120, int h = 90)
     {
-        string path = Path.Combine(_dir, name);
+        string path = Path.Combine(Folder, name);
         using var image = new Image<Rgb24>(w, h);
         for (int x = 0; x < w; x++) for (int y = 0; y < h; y++) image[x, y] = new Rgb24((byte)x, (byte)y, 77);
         image.SaveAsJpeg(path);
@@ -51,7 +45,7 @@ public class HostileInputTests
     [Test]
     public void A_truncated_png_is_refused()
     {
-        string path = Path.Combine(_dir, "cut.png");
+        string path = Path.Combine(Folder, "cut.png");
         using (var image = new Image<Rgb24>(64, 64)) image.SaveAsPng(path);
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..(bytes.Length - 12)]); // the IEND chunk is gone, the pixel data intact
@@ -61,7 +55,7 @@ public class HostileInputTests
     [Test]
     public void A_file_claiming_30000_by_30000_pixels_is_refused_from_its_header_alone()
     {
-        string path = Path.Combine(_dir, "bomb.png");
+        string path = Path.Combine(Folder, "bomb.png");
         File.WriteAllBytes(path, PngClaiming(30000, 30000));
         long before = GC.GetAllocatedBytesForCurrentThread();
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -74,14 +68,14 @@ public class HostileInputTests
     [Test]
     public void Non_images_empty_and_vanished_files_are_refused()
     {
-        string text = Path.Combine(_dir, "text.jpg");
+        string text = Path.Combine(Folder, "text.jpg");
         File.WriteAllText(text, "this is not a picture at all, just some words to fill a file");
         Expect(text, "not a JPEG or PNG image");
-        string empty = Path.Combine(_dir, "empty.jpg");
+        string empty = Path.Combine(Folder, "empty.jpg");
         File.WriteAllBytes(empty, []);
         Expect(empty, "empty file");
-        Expect(Path.Combine(_dir, "gone.jpg"), "file not found");
-        string gif = Path.Combine(_dir, "image.png");
+        Expect(Path.Combine(Folder, "gone.jpg"), "file not found");
+        string gif = Path.Combine(Folder, "image.png");
         File.WriteAllBytes(gif, "GIF89a\u0001\0\u0001\0\0\0\0;"u8.ToArray());
         Expect(gif, "not a JPEG or PNG image");
     }
@@ -89,10 +83,10 @@ public class HostileInputTests
     [Test]
     public void The_loader_skips_a_bad_file_with_one_warning_or_stops_when_strict()
     {
-        SyntheticImageFolder.Write(_dir, classes: 2, perClass: 4, width: 48, height: 40, seed: 3);
-        string bad = Path.Combine(_dir, "disc", "00001.jpg");
+        SyntheticImageFolder.Write(Folder, classes: 2, perClass: 4, width: 48, height: 40, seed: 3);
+        string bad = Path.Combine(Folder, "disc", "00001.jpg");
         File.WriteAllText(bad, "corrupt");
-        var dataset = new ImageFolderDataset(_dir);
+        var dataset = new ImageFolderDataset(Folder);
         var warnings = new StringWriter();
         var loader = new DataLoader(dataset, new EvalTransform(32, Normalization.ImageNet, 1.0),
             new DataLoaderOptions(BatchSize: 4, Shuffle: false, Workers: 2) { Warnings = warnings });

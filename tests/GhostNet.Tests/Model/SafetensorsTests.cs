@@ -5,15 +5,9 @@ using NUnit.Framework;
 
 namespace GhostNet.Tests.Model;
 
-public class SafetensorsTests
+public class SafetensorsTests : TempFolderTest
 {
-    private string _dir = "";
 
-    [SetUp]
-    public void MakeFolder() => Directory.CreateDirectory(_dir = Path.Combine(Path.GetTempPath(), "ghostnet-st-" + Guid.NewGuid().ToString("N")));
-
-    [TearDown]
-    public void RemoveFolder() => Directory.Delete(_dir, recursive: true);
 
     [Test]
     public void A_model_state_round_trips_bit_for_bit_with_metadata()
@@ -21,7 +15,7 @@ public class SafetensorsTests
         using var backend = new CpuBackend(1);
         using var a = new GhostNetModel(GhostNetConfig.FromArch("ghostnet_050") with { NumClasses = 7 }, backend, seed: 1);
         ((Counter)a.Parameters["bn1.num_batches_tracked"]).Value = 12345678901;
-        string path = Path.Combine(_dir, "m.safetensors");
+        string path = Path.Combine(Folder, "m.safetensors");
         StateDict.Save(a.Parameters, backend, path, new Dictionary<string, string> { ["arch"] = "ghostnet_050" });
         using var b = new GhostNetModel(GhostNetConfig.FromArch("ghostnet_050") with { NumClasses = 7 }, backend, seed: 2);
         var metadata = StateDict.Load(b.Parameters, backend, path);
@@ -37,7 +31,7 @@ public class SafetensorsTests
     [Test]
     public void The_file_layout_follows_the_format()
     {
-        string path = Path.Combine(_dir, "t.safetensors");
+        string path = Path.Combine(Folder, "t.safetensors");
         Safetensors.Write(path, [SafetensorsTensor.Floats("w", [2], [1.5f, -2f]), SafetensorsTensor.Int64Scalar("n", 3)]);
         var bytes = File.ReadAllBytes(path);
         long headerLength = BitConverter.ToInt64(bytes, 0);
@@ -53,7 +47,7 @@ public class SafetensorsTests
     {
         using var backend = new CpuBackend(1);
         using var model = new GhostNetModel(new GhostNetConfig(0.25f, 10), backend, seed: 1);
-        string path = Path.Combine(_dir, "m.safetensors");
+        string path = Path.Combine(Folder, "m.safetensors");
         StateDict.Save(model.Parameters, backend, path);
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
@@ -72,7 +66,7 @@ public class SafetensorsTests
         using var backend = new CpuBackend(1);
         using var small = new GhostNetModel(new GhostNetConfig(0.25f, 10), backend, seed: 1);
         using var other = new GhostNetModel(new GhostNetConfig(0.25f, 12), backend, seed: 1);
-        string path = Path.Combine(_dir, "m.safetensors");
+        string path = Path.Combine(Folder, "m.safetensors");
         StateDict.Save(small.Parameters, backend, path);
         var ex = Assert.Throws<InvalidDataException>(() => StateDict.Load(other.Parameters, backend, path));
         Assert.That(ex!.Message, Does.Contain("classifier.weight"));
