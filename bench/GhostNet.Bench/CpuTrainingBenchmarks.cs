@@ -1,5 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using BenchmarkDotNet.Engines;
 using GhostNet.Cpu;
 using GhostNet.Models;
 using GhostNet.Training;
@@ -11,7 +10,7 @@ namespace GhostNet.Bench;
 /// inference forward of GhostNet on random data. A step takes seconds on two cores, so each
 /// invocation is one step and BenchmarkDotNet runs a handful of them.
 /// </summary>
-[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 2, iterationCount: 5)]
+[Config(typeof(InProcessConfig))]
 public class CpuTrainingBenchmarks
 {
     private CpuBackend _backend = null!;

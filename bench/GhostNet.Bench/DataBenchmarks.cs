@@ -9,7 +9,7 @@ namespace GhostNet.Bench;
 /// 224 + flip + normalize for one image on one thread (images/s per core = 1000 / mean ms), and a
 /// whole loader epoch with every core (images/s = images / epoch time).
 /// </summary>
-[SimpleJob(launchCount: 1, warmupCount: 2, iterationCount: 8)]
+[Config(typeof(InProcessConfig))]
 public class DataBenchmarks
 {
     public const int Images = 128;

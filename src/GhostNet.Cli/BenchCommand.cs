@@ -23,9 +23,10 @@ internal static class BenchCommand
         var steps = new Option<int>("--steps") { Description = "Timed steps per row", DefaultValueFactory = _ => 10 };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3 };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
+        var profile = new Option<bool>("--profile") { Description = "Also print where one training step's time goes, per op family" };
         var command = new Command("bench", "Time GhostNet training steps and inference on a device.");
         arch.AddTo(command);
-        foreach (var o in new Option[] { device, size, train, infer, steps, warmup, threads }) command.Options.Add(o);
+        foreach (var o in new Option[] { device, size, train, infer, steps, warmup, threads, profile }) command.Options.Add(o);
         command.SetAction(r =>
         {
             var config = arch.Config(r, 1000, 0.2f);
@@ -37,9 +38,27 @@ internal static class BenchCommand
             Console.WriteLine($"|---|---:|---:|---:|");
             foreach (int b in Parse(r.GetValue(train)!)) Row("train", b, Time(model, backend, b, s, true, n, w));
             foreach (int b in Parse(r.GetValue(infer)!)) Row("inference", b, Time(model, backend, b, s, false, n, w));
+            if (r.GetValue(profile)) Profile(config, backend, Parse(r.GetValue(train)!).First(), s);
             return 0;
         });
         return command;
+    }
+
+    /// <summary>One training step on a profiling wrapper of the backend: seconds per op family.</summary>
+    private static void Profile(GhostNetConfig config, IBackend backend, int batch, int size)
+    {
+        using var profiled = new ProfilingBackend(backend, ownsInner: false);
+        using var model = new GhostNetModel(config, profiled, seed: 0);
+        Time(model, profiled, batch, size, true, steps: 1, warmup: 1);
+        profiled.Reset();
+        Time(model, profiled, batch, size, true, steps: 1, warmup: 0);
+        double total = profiled.Times.Values.Sum(t => t.Seconds);
+        Console.WriteLine();
+        Console.WriteLine($"Where a training step goes (batch {batch}, each op synchronised: {total * 1000:F0} ms in all)");
+        Console.WriteLine("| op family | calls | ms | share |");
+        Console.WriteLine("|---|---:|---:|---:|");
+        foreach (var (op, (calls, seconds)) in profiled.Times.OrderByDescending(t => t.Value.Seconds))
+            Console.WriteLine($"| {op} | {calls} | {seconds * 1000:F1} | {100 * seconds / total:F1}% |");
     }
 
     private static void Row(string mode, int batch, double ms) =>

@@ -1,0 +1,85 @@
+using GhostNet.Backends;
+using GhostNet.Graph;
+using GhostNet.Layers;
+
+namespace GhostNet.Bench;
+
+/// <summary>
+/// One layer (a Ghost module, or a standard conv + BN + ReLU) compiled on its own for a batch
+/// shape, with random input, weights and output gradient: what the module benchmarks time.
+/// </summary>
+internal sealed class ModuleFragment : IDisposable
+{
+    private readonly Storage _input;
+    private readonly ParameterSet _parameters = new();
+    private readonly PlanBuilder _builder;
+    private readonly IBackend _backend;
+
+    public ModuleFragment(IBackend backend, int batch, int channels, int size, Func<PlanBuilder, Tensor, ILayer> build)
+    {
+        _backend = backend;
+        _input = new Storage("input").WithGradient();
+        var x = new Tensor(_input, _input.Reserve((long)batch * channels * size * size), batch, channels, size, size);
+        _builder = new PlanBuilder(_parameters, batch, withGradients: true);
+        Layer = build(_builder, x);
+        _parameters.Place(backend);
+        Initializer.Initialize(_parameters, backend, InitScheme.PyTorchDefault, seed: 0);
+        _input.Bind(backend);
+        _builder.Activations.Bind(backend);
+        var rng = new Random(0);
+        backend.Upload(Enumerable.Range(0, (int)x.Count).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), x);
+        var dy = Layer.Output.Grad;
+        backend.Fill(dy, 0.01f); // a constant output gradient is enough for timing
+    }
+
+    public ILayer Layer { get; }
+    public long Parameters => _parameters.ParameterCount;
+    public long MultiplyAdds => _builder.Records.Sum(r => r.MultiplyAdds);
+
+    public void Forward()
+    {
+        Layer.Forward(_backend, training: true);
+        _backend.Synchronize();
+    }
+
+    public void ForwardBackward()
+    {
+        Layer.Forward(_backend, training: true);
+        Layer.Backward(_backend, accumulate: false);
+        _backend.Synchronize();
+    }
+
+    public void Dispose()
+    {
+        _input.Release();
+        _builder.Activations.Release();
+        _parameters.Dispose();
+    }
+}
+
+/// <summary>nn.Conv2d(k, padding k/2, no bias) + BatchNorm2d + ReLU: the standard convolution a Ghost module replaces.</summary>
+internal sealed class StandardConv : ILayer
+{
+    private readonly Conv2d _conv;
+    private readonly BatchNorm2d _bn;
+
+    public StandardConv(PlanBuilder pb, Tensor x, int outChannels, int kernel)
+    {
+        _conv = new Conv2d(pb, "conv", x, outChannels, kernel, 1, kernel / 2);
+        _bn = new BatchNorm2d(pb, "bn", _conv.Output, relu: true);
+    }
+
+    public Tensor Output => _bn.Output;
+
+    public void Forward(IBackend b, bool training)
+    {
+        _conv.Forward(b, training);
+        _bn.Forward(b, training);
+    }
+
+    public void Backward(IBackend b, bool accumulate)
+    {
+        _bn.Backward(b, false);
+        _conv.Backward(b, accumulate);
+    }
+}
