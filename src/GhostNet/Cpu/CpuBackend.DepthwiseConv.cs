@@ -2,7 +2,8 @@ using GhostNet.Backends;
 
 namespace GhostNet.Cpu;
 
-// Depthwise convolution, NCHW, one k x k filter per output channel; with a channel multiplier
+// Depthwise convolution, NCHW, one k x k filter per output channel (stride 1 with same padding
+// takes the stencil path of CpuBackend.DepthwiseStride1.cs; this file is the general form); with a channel multiplier
 // (Cout = m * Cin, PyTorch's groups = Cin) output channel o reads input channel o / m, as the
 // Ghost module's cheap operation does for ratio > 2. For each output row and each tap
 // (kh, kw) the valid output columns are computed once, so the inner loop has no bounds checks;
@@ -15,6 +16,12 @@ public sealed unsafe partial class CpuBackend
     public void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
     {
         ShapeChecks.Depthwise("depthwise_conv_fwd", x, w, y, g);
+        if (IsSameStride1(g))
+        {
+            var fast = new DepthwiseStride1ForwardJob { Backend = this, X = x, W = Ptr(w), Y = y, K = g.Kernel, Multiplier = y.C / x.C };
+            For(y.N * y.C, y.Count * g.Kernel * g.Kernel, fast);
+            return;
+        }
         var job = new DepthwiseForwardJob { X = x, W = Ptr(w), Y = y, G = g, Multiplier = y.C / x.C };
         For(y.N * y.C, y.Count * g.Kernel * g.Kernel, job);
     }
@@ -23,6 +30,15 @@ public sealed unsafe partial class CpuBackend
     {
         ShapeChecks.Depthwise("depthwise_conv_bwd", x, w, dy, g);
         if (!dx.IsNone) ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
+        if (IsSameStride1(g))
+        {
+            var fast = new DepthwiseStride1BackwardJob
+            {
+                Backend = this, X = x, W = Ptr(w), Dy = dy, Dx = dx, Dw = Ptr(dw), Accumulate = accumulate, K = g.Kernel, Multiplier = dy.C / x.C,
+            };
+            For(x.C, dy.Count * g.Kernel * g.Kernel * 2, fast);
+            return;
+        }
         var job = new DepthwiseBackwardJob
         {
             X = x, W = Ptr(w), Dy = dy, Dx = dx, Dw = Ptr(dw), Accumulate = accumulate, G = g, Multiplier = dy.C / x.C,
