@@ -19,7 +19,7 @@ namespace GhostNet.Tests.Cuda;
 public class CudaTrainingTests
 {
     private const double Tolerance = 1e-4, FlipLimit = 5e-2;
-    private const int MaxDraws = 8;
+    private const int MaxDraws = 20;
 
     private static float[] RandomImages(Random rng, int count) =>
         Enumerable.Range(0, count).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
