@@ -22,7 +22,7 @@ internal static class Plots
         {
             _ = FontReady.Value;
             double[] epochs = rows.Select(r => r[0]).ToArray();
-            Save(System.IO.Path.Combine(outDir, "loss.png"), "Loss", "loss", epochs, ("train", rows.Select(r => r[2]).ToArray()), ("val", rows.Select(r => r[5]).ToArray()));
+            Save(System.IO.Path.Combine(outDir, "loss.png"), "Loss (the training loss includes label smoothing)", "loss", epochs, ("train", rows.Select(r => r[2]).ToArray()), ("val", rows.Select(r => r[5]).ToArray()));
             Save(System.IO.Path.Combine(outDir, "accuracy.png"), "Accuracy", "top-1 / top-5 (%)", epochs,
                 ("train top-1", rows.Select(r => r[3]).ToArray()), ("val top-1", rows.Select(r => r[6]).ToArray()), ("val top-5", rows.Select(r => r[7]).ToArray()));
         }
