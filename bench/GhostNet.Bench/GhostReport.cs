@@ -17,8 +17,8 @@ internal static class GhostReport
     public static void Write(Summary summary, string folder)
     {
         var times = summary.Reports.Where(r => r.ResultStatistics is not null).ToDictionary(
-            r => (Case: (GhostCase)r.BenchmarkCase.Parameters["Case"], Method: r.BenchmarkCase.Descriptor.WorkloadMethodDisplayInfo),
-            r => r.ResultStatistics!.Mean / 1e6);
+            r => (Case: (GhostCase)r.BenchmarkCase.Parameters["Case"], Method: r.BenchmarkCase.Descriptor.WorkloadMethodDisplayInfo.Trim('\'')),
+            r => r.ResultStatistics!.Median / 1e6); // medians: the first iterations of a case can hit page faults
         var cases = times.Keys.Select(k => k.Case).Distinct().ToList();
         var c = CultureInfo.InvariantCulture;
         var lines = new List<string>
@@ -27,6 +27,7 @@ internal static class GhostReport
             "",
             "Each row: one layer, the Ghost module (primary conv to c_out / s channels + d x d cheap depthwise, BN + ReLU each) against",
             "conv + BN + ReLU with the same output. MACs and parameters are the convolutions'; r_s is the paper's c k^2 / (c k^2 / s + (s-1)/s d^2).",
+            "Times are medians of five invocations (BenchmarkDotNet, in process).",
             "",
             "| layer | batch | s | d | MACs std | MACs ghost | params std | params ghost | r_s | std fwd ms | ghost fwd ms | fwd speed-up | std fwd+bwd ms | ghost fwd+bwd ms | fwd+bwd speed-up |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
