@@ -45,7 +45,7 @@ public class GhostModuleBenchmarks
         _backend = new CpuBackend();
         var c = Case;
         _ghost = new ModuleFragment(_backend, c.Batch, c.In, c.Size, (pb, x) => new GhostModule(pb, "ghost", x, c.Out, c.Kernel, c.Ratio, c.Cheap, relu: true));
-        _standard = new ModuleFragment(_backend, c.Batch, c.In, c.Size, (pb, x) => new StandardConv(pb, x, c.Out, c.Kernel));
+        _standard = new ModuleFragment(_backend, c.Batch, c.In, c.Size, (pb, x) => new ConvBnAct(pb, "standard", x, c.Out, c.Kernel));
     }
 
     [Benchmark(Description = "ghost fwd")] public void GhostForward() => _ghost.Forward();

@@ -55,7 +55,7 @@ internal static class GhostReport
         var set = new ParameterSet();
         var pb = new PlanBuilder(set, 1, withGradients: false);
         var x = new Tensor(new Storage("x", (long)k.In * k.Size * k.Size), 0, 1, k.In, k.Size, k.Size);
-        _ = ghost ? new GhostModule(pb, "ghost", x, k.Out, k.Kernel, k.Ratio, k.Cheap) : (Layers.ILayer)new StandardConv(pb, x, k.Out, k.Kernel);
+        _ = ghost ? new GhostModule(pb, "ghost", x, k.Out, k.Kernel, k.Ratio, k.Cheap) : (Layers.ILayer)new ConvBnAct(pb, "standard", x, k.Out, k.Kernel);
         return (pb.Records.Sum(r => r.MultiplyAdds), set.ParameterCount);
     }
 

@@ -56,30 +56,3 @@ internal sealed class ModuleFragment : IDisposable
         _parameters.Dispose();
     }
 }
-
-/// <summary>nn.Conv2d(k, padding k/2, no bias) + BatchNorm2d + ReLU: the standard convolution a Ghost module replaces.</summary>
-internal sealed class StandardConv : ILayer
-{
-    private readonly Conv2d _conv;
-    private readonly BatchNorm2d _bn;
-
-    public StandardConv(PlanBuilder pb, Tensor x, int outChannels, int kernel)
-    {
-        _conv = new Conv2d(pb, "conv", x, outChannels, kernel, 1, kernel / 2);
-        _bn = new BatchNorm2d(pb, "bn", _conv.Output, relu: true);
-    }
-
-    public Tensor Output => _bn.Output;
-
-    public void Forward(IBackend b, bool training)
-    {
-        _conv.Forward(b, training);
-        _bn.Forward(b, training);
-    }
-
-    public void Backward(IBackend b, bool accumulate)
-    {
-        _bn.Backward(b, false);
-        _conv.Backward(b, accumulate);
-    }
-}

@@ -2,7 +2,7 @@ using BenchmarkDotNet.Running;
 using GhostNet.Bench;
 
 // dotnet run -c Release --project bench/GhostNet.Bench -- --filter '*GhostModule*'
-var summaries = BenchmarkSwitcher.FromAssembly(typeof(CpuTrainingBenchmarks).Assembly).Run(args);
+var summaries = BenchmarkSwitcher.FromAssembly(typeof(GhostModuleBenchmarks).Assembly).Run(args);
 foreach (var summary in summaries)
     if (summary.BenchmarksCases.Any(b => b.Descriptor.Type == typeof(GhostModuleBenchmarks)))
         GhostReport.Write(summary, Path.Combine(FindRepository(), "bench", "results"));

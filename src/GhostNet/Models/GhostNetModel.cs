@@ -18,8 +18,7 @@ public sealed class GhostNetModel : IDisposable
         Seed = seed;
         Parameters = new ParameterSet();
         // Building once for a nominal shape registers every state entry in timm's order.
-        _ = new GhostNetwork(new PlanBuilder(Parameters, 1, withGradients: false), config,
-            new Tensor(new Storage("input", (long)config.InChannels * 32 * 32), 0, 1, config.InChannels, 32, 32));
+        Build(Parameters, config, 32, 32);
         Parameters.Place(backend);
         Initializer.Initialize(Parameters, backend, init, seed);
     }
@@ -35,20 +34,23 @@ public sealed class GhostNetModel : IDisposable
         new(this, batch, height, width, withGradients);
 
     /// <summary>The layer table at one input size (no memory is allocated).</summary>
-    public static IReadOnlyList<LayerRecord> Describe(GhostNetConfig config, int height, int width)
-    {
-        var pb = new PlanBuilder(new ParameterSet(), 1, withGradients: false);
-        _ = new GhostNetwork(pb, config, new Tensor(new Storage("input", (long)config.InChannels * height * width), 0, 1, config.InChannels, height, width));
-        return pb.Records;
-    }
+    public static IReadOnlyList<LayerRecord> Describe(GhostNetConfig config, int height, int width) =>
+        Build(new ParameterSet(), config, height, width).Records;
 
     /// <summary>Learnable parameter count of a configuration, e.g. 5,182,508 for ghostnet_100.</summary>
     public static long CountParameters(GhostNetConfig config)
     {
         var set = new ParameterSet();
-        _ = new GhostNetwork(new PlanBuilder(set, 1, withGradients: false), config,
-            new Tensor(new Storage("input", (long)config.InChannels * 32 * 32), 0, 1, config.InChannels, 32, 32));
+        Build(set, config, 32, 32);
         return set.ParameterCount;
+    }
+
+    /// <summary>Builds the network for one image of the given size without memory: registers state, records layers.</summary>
+    private static PlanBuilder Build(ParameterSet set, GhostNetConfig config, int height, int width)
+    {
+        var pb = new PlanBuilder(set, 1, withGradients: false);
+        _ = new GhostNetwork(pb, config, new Tensor(new Storage("input", (long)config.InChannels * height * width), 0, 1, config.InChannels, height, width));
+        return pb;
     }
 
     public void Dispose() => Parameters.Dispose();
