@@ -2,6 +2,7 @@
 # Runs on the GPU machine (no .NET SDK, no network) from the unpacked bundle: GPU tests, the
 # sanitizers on a short training run, our speed table and PyTorch's, into one results file.
 # Usage: run.sh OUT_DIR
+# Stages carry time limits that add up to under 10 minutes, one device call's limit.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: run.sh OUT_DIR}
@@ -23,20 +24,20 @@ step() { echo "== $* ($(date +%T))" | tee -a "$out/progress.log"; }
 } > "$results"
 
 step "GPU tests"
-"$here/app/GhostNet.Tests" --filter "TestCategory=Gpu" --output Detailed > "$out/gpu-tests.log" 2>&1
+timeout 200 "$here/app/GhostNet.Tests" --filter "TestCategory=Gpu" --output Detailed > "$out/gpu-tests.log" 2>&1
 echo "gpu tests exit $?" >> "$out/progress.log"
 { echo; echo '## GPU tests (CUDA against the CPU backend)'; echo '```'; grep -E "^(passed|failed|skipped)|total:|failed:|succeeded:|skipped:|relative error|draw " "$out/gpu-tests.log" | head -150; echo '```'; } >> "$results"
 
 step "our speed"
 { echo; echo '## ghostcuda bench (GhostNet 1.0x, 224)'; } >> "$results"
-timeout 300 "$here/app/ghostcuda" bench --device cuda --train-batches 64,256 --infer-batches 1,256 --steps 20 --warmup 5 >> "$results" 2>&1
+timeout 100 "$here/app/ghostcuda" bench --device cuda --train-batches 64,256 --infer-batches 1,256 --steps 10 --warmup 3 --profile >> "$results" 2>&1
 
 step "sanitizers"
 san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 { echo; echo '## compute-sanitizer on a short training run'; echo '```'; } >> "$results"
 if [ -n "$san" ]; then
   for tool in memcheck racecheck; do
-    timeout 240 "$san" --tool $tool --error-exitcode 9 "$here/app/ghostcuda" train --device cuda --arch ghostnet_050 \
+    timeout 60 "$san" --tool $tool --error-exitcode 9 "$here/app/ghostcuda" train --device cuda --arch ghostnet_050 \
       --epochs 1 --train-size 64 --val-size 32 -b 32 --print-freq 1 > "$out/$tool.log" 2>&1
     echo "$tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/$tool.log" | tail -1))" >> "$results"
   done
@@ -47,5 +48,5 @@ echo '```' >> "$results"
 
 step "pytorch baseline"
 { echo; echo '## PyTorch baseline (timm ghostnet_100, same GPU)'; } >> "$results"
-timeout 420 python3 "$here/pytorch_baseline.py" --steps 20 --warmup 5 ${PYTORCH_COMPILE:+--compile} >> "$results" 2>&1
+timeout 150 python3 "$here/pytorch_baseline.py" --steps 10 --warmup 3 ${PYTORCH_COMPILE:+--compile} >> "$results" 2>&1
 step "done"
