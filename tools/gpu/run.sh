@@ -38,7 +38,7 @@ san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 
 if [ -n "$san" ]; then
   for tool in memcheck racecheck; do
     timeout 60 "$san" --tool $tool --error-exitcode 9 "$here/app/ghostcuda" train --device cuda --arch ghostnet_050 \
-      --epochs 1 --train-size 64 --val-size 32 -b 32 --print-freq 1 > "$out/$tool.log" 2>&1
+      --epochs 1 --input-size 32 -b 32 --print-freq 1 --out "$out/sanitizer-run" > "$out/$tool.log" 2>&1
     echo "$tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/$tool.log" | tail -1))" >> "$results"
   done
 else
