@@ -34,11 +34,12 @@ timeout 100 "$here/app/ghostcuda" bench --device cuda --train-batches 64,256 --i
 
 step "sanitizers"
 san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
-{ echo; echo '## compute-sanitizer on a short training run'; echo '```'; } >> "$results"
+{ echo; echo '## compute-sanitizer (memcheck, racecheck) on one training step and one inference'; echo '```'; } >> "$results"
 if [ -n "$san" ]; then
   for tool in memcheck racecheck; do
-    timeout 60 "$san" --tool $tool --error-exitcode 9 "$here/app/ghostcuda" train --device cuda --arch ghostnet_050 \
-      --epochs 1 --input-size 32 -b 32 --print-freq 1 --out "$out/sanitizer-run" > "$out/$tool.log" 2>&1
+    # One training step and one inference of GhostNet-0.5x at 64x64 launches every kernel the trainer uses.
+    timeout 90 "$san" --tool $tool --error-exitcode 9 "$here/app/ghostcuda" bench --device cuda --arch ghostnet_050 \
+      --size 64 --train-batches 8 --infer-batches 2 --steps 1 --warmup 0 > "$out/$tool.log" 2>&1
     echo "$tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/$tool.log" | tail -1))" >> "$results"
   done
 else
