@@ -24,7 +24,7 @@ step() { echo "== $* ($(date +%T))" | tee -a "$out/progress.log"; }
 } > "$results"
 
 step "GPU tests"
-timeout 200 "$here/app/GhostNet.Tests" --filter "TestCategory=Gpu" --output Detailed > "$out/gpu-tests.log" 2>&1
+timeout 170 "$here/app/GhostNet.Tests" --filter "TestCategory=Gpu" --output Detailed > "$out/gpu-tests.log" 2>&1
 echo "gpu tests exit $?" >> "$out/progress.log"
 { echo; echo '## GPU tests (CUDA against the CPU backend)'; echo '```'; grep -E "^(passed|failed|skipped)|total:|failed:|succeeded:|skipped:|relative error|draw " "$out/gpu-tests.log" | head -150; echo '```'; } >> "$results"
 
@@ -38,7 +38,7 @@ san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 
 if [ -n "$san" ]; then
   for tool in memcheck racecheck; do
     # One training step and one inference of GhostNet-0.5x at 64x64 launches every kernel the trainer uses.
-    timeout 90 "$san" --tool $tool --error-exitcode 9 "$here/app/ghostcuda" bench --device cuda --arch ghostnet_050 \
+    timeout 75 "$san" --tool $tool --error-exitcode 9 "$here/app/ghostcuda" bench --device cuda --arch ghostnet_050 \
       --size 64 --train-batches 8 --infer-batches 2 --steps 1 --warmup 0 > "$out/$tool.log" 2>&1
     echo "$tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/$tool.log" | tail -1))" >> "$results"
   done
@@ -49,5 +49,5 @@ echo '```' >> "$results"
 
 step "pytorch baseline"
 { echo; echo '## PyTorch baseline (timm ghostnet_100, same GPU)'; } >> "$results"
-timeout 150 python3 "$here/pytorch_baseline.py" --steps 10 --warmup 3 ${PYTORCH_COMPILE:+--compile} >> "$results" 2>&1
+timeout 120 python3 "$here/pytorch_baseline.py" --steps 10 --warmup 3 ${PYTORCH_COMPILE:+--compile} >> "$results" 2>&1
 step "done"
