@@ -33,8 +33,6 @@ internal sealed class ModuleFragment : IDisposable
     }
 
     public ILayer Layer { get; }
-    public long Parameters => _parameters.ParameterCount;
-    public long MultiplyAdds => _builder.Records.Sum(r => r.MultiplyAdds);
 
     public void Forward()
     {

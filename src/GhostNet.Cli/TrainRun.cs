@@ -90,7 +90,7 @@ internal sealed class TrainRun(TrainSettings s)
         plan.LabelSmoothing = s.LabelSmoothing;
         var sgd = new SgdOptimizer(model.Parameters, backend, new SgdOptions(s.Momentum, s.WeightDecay, s.Nesterov, s.NoWdBn));
         var schedule = new LrSchedule(new LrScheduleOptions(s.Schedule, s.Lr, s.Epochs, s.WarmupEpochs, s.LrStep, s.LrGamma, s.Milestones), train.BatchesPerEpoch);
-        var trainer = new Trainer(model, plan, sgd, schedule);
+        var trainer = new Trainer(plan, sgd, schedule);
         var log = new RunLog(Path.Combine(outDir, "log.csv"));
         string checkpointPath = Path.Combine(outDir, "checkpoint.safetensors"), bestPath = Path.Combine(outDir, "model_best.safetensors");
 

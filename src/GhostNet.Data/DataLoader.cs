@@ -59,8 +59,9 @@ public sealed class DataLoader
     public int BatchesPerEpoch => Options.DropLast ? _dataset.Count / Options.BatchSize : (_dataset.Count + Options.BatchSize - 1) / Options.BatchSize;
     /// <summary>Samples replaced because they could not be read, over the loader's life.</summary>
     public long SkippedSamples => Interlocked.Read(ref _skipped);
-    /// <summary>Seconds the consumer spent waiting for batches in the last epoch, and the epoch's images per second.</summary>
-    public double LastWaitSeconds { get; private set; }
+    /// <summary>Seconds the consumer has waited for batches in the current (or last) epoch, updated every batch.</summary>
+    public double WaitSeconds { get; private set; }
+    /// <summary>Images delivered per second over the last finished epoch.</summary>
     public double LastImagesPerSecond { get; private set; }
 
     /// <summary>The sample order of an epoch (a seeded Fisher-Yates shuffle, or 0..n-1).</summary>
@@ -77,7 +78,7 @@ public sealed class DataLoader
         int batches = BatchesPerEpoch, ring = _slots.Length;
         var state = new EpochState(ring);
         var clock = Stopwatch.StartNew();
-        double waited = 0;
+        WaitSeconds = 0;
         long images = 0;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var threads = Enumerable.Range(0, Math.Min(Workers, batches)).Select(w => new Thread(() => Work(epoch, order, batches, state, stop.Token))
@@ -93,7 +94,7 @@ public sealed class DataLoader
                 cancel.ThrowIfCancellationRequested();
                 var wait = Stopwatch.StartNew();
                 state.WaitReady(b, b % ring, cancel);
-                waited += wait.Elapsed.TotalSeconds;
+                WaitSeconds += wait.Elapsed.TotalSeconds;
                 var slot = _slots[b % ring];
                 images += slot.Count;
                 yield return slot;
@@ -105,7 +106,6 @@ public sealed class DataLoader
             stop.Cancel();
             state.Abort();
             foreach (var t in threads) t.Join();
-            LastWaitSeconds = waited;
             LastImagesPerSecond = images / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
         }
     }

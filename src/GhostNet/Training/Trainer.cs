@@ -23,14 +23,12 @@ public sealed record EvalResult(double Loss, double Top1, double Top5, long Imag
 /// </summary>
 public sealed class Trainer
 {
-    private readonly GhostNetModel _model;
     private readonly Plan _plan;
     private readonly SgdOptimizer _sgd;
     private readonly LrSchedule _schedule;
 
-    public Trainer(GhostNetModel model, Plan plan, SgdOptimizer sgd, LrSchedule schedule)
+    public Trainer(Plan plan, SgdOptimizer sgd, LrSchedule schedule)
     {
-        _model = model;
         _plan = plan;
         _sgd = sgd;
         _schedule = schedule;

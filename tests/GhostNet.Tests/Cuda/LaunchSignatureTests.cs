@@ -11,13 +11,6 @@ namespace GhostNet.Tests.Cuda;
 /// </summary>
 public class LaunchSignatureTests
 {
-    private static string Repository()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "GhostNet.Cuda.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new DirectoryNotFoundException("repository root not found");
-    }
-
     /// <summary>Kernel name to parameter count, from the KERNEL void name(...) signatures.</summary>
     private static Dictionary<string, int> KernelParameters() =>
         KernelSources.Files.SelectMany(f => Regex.Matches(KernelSources.Source(f), @"^KERNEL\s+void\s+(\w+)\s*\(([^)]*)\)", RegexOptions.Multiline))
@@ -54,7 +47,7 @@ public class LaunchSignatureTests
     {
         var kernels = KernelParameters();
         var launches = 0;
-        foreach (var file in Directory.GetFiles(Path.Combine(Repository(), "src", "GhostNet.Cuda"), "CudaBackend*.cs"))
+        foreach (var file in Directory.GetFiles(Path.Combine(Data.RepositoryData.Repository(), "src", "GhostNet.Cuda"), "CudaBackend*.cs"))
         {
             string text = File.ReadAllText(file);
             foreach (Match m in Regex.Matches(text, @"\b(Launch1D|Launch)\(\s*""(\w+)"""))
@@ -74,7 +67,7 @@ public class LaunchSignatureTests
     [Test]
     public void Every_kernel_is_launched_somewhere()
     {
-        string code = string.Concat(Directory.GetFiles(Path.Combine(Repository(), "src", "GhostNet.Cuda"), "CudaBackend*.cs").Select(File.ReadAllText));
+        string code = string.Concat(Directory.GetFiles(Path.Combine(Data.RepositoryData.Repository(), "src", "GhostNet.Cuda"), "CudaBackend*.cs").Select(File.ReadAllText));
         var unused = KernelParameters().Keys.Where(k => !code.Contains($"\"{k}\"")).ToList();
         Assert.That(unused, Is.Empty, "kernels no backend method launches");
     }
