@@ -22,12 +22,20 @@ __device__ __forceinline__ i64 view_offset(i64 e, i64 per_image, i64 stride)
     return (e / per_image) * stride + (e % per_image);
 }
 
+// Sum over the 32 lanes of a warp; lane 0 gets the result.
+template <typename T>
+__device__ __forceinline__ T warp_sum(T v)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    return v;
+}
+
 // Sum over a block of REDUCE_THREADS threads; every thread gets the result.
 template <typename T>
 __device__ __forceinline__ T block_sum(T v)
 {
     __shared__ T warp_sums[32];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    v = warp_sum(v);
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     __syncthreads(); // warp_sums may still be read by a previous call
     if (lane == 0) warp_sums[warp] = v;

@@ -2,8 +2,9 @@
 // multiplier m (Cout = m * Cin; output channel o reads input channel o / m), NCHW views.
 // Forward: one thread per output element. Backward data: one thread per input element,
 // gathering the outputs that read it (no atomics). Backward weight: one block per output
-// channel; each thread accumulates all k*k taps over its share of (n, oh, ow) in registers,
-// then a block reduction per tap. Bound by memory (forward, data) and by the reduction (weight).
+// channel (REDUCE_THREADS threads); each thread accumulates all k*k taps over its share of
+// (n, oh, ow) in registers, then one shared-memory pass and a warp reduction per tap. Bound by
+// memory (forward, data) and by the reduction (weight).
 #include "common.cuh"
 
 #define MAX_TAPS 25 // k <= 5
@@ -93,9 +94,17 @@ KERNEL void depthwise_conv_bwd_weight(const float* __restrict__ x, i64 xs, const
             }
         }
     }
-    for (int t = 0; t < taps; t++)
+    // Every thread's partial sums pass through shared memory once; warp w then reduces taps w,
+    // w + 8, ...: one block barrier in all instead of two per tap (50 at k = 5).
+    __shared__ float partial[MAX_TAPS][REDUCE_THREADS];
+    for (int t = 0; t < taps; t++) partial[t][threadIdx.x] = acc[t];
+    __syncthreads();
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int t = warp; t < taps; t += blockDim.x >> 5)
     {
-        double s = block_sum<double>((double)acc[t]);
-        if (threadIdx.x == 0) dw[(i64)co * taps + t] = (float)s;
+        double s = 0;
+        for (int i = lane; i < blockDim.x; i += 32) s += partial[t][i];
+        s = warp_sum(s);
+        if (lane == 0) dw[(i64)co * taps + t] = (float)s;
     }
 }

@@ -79,17 +79,20 @@ KERNEL void channel_scale(const float* __restrict__ x, i64 xs, const float* __re
 
 // out[n * C + c] = scale * sum_p a[n, c, p] (* b[n, c, p] when b is given): the pool of
 // squeeze-excite and of the head (scale 1 / P), and the gate gradient of the channel scale.
-// One block per (n, c) plane.
+// One warp per (n, c) plane, THREADS / 32 planes a block: these planes are small (7x7 to 28x28),
+// so a block per plane would leave most of its threads idle and pay two block barriers.
 KERNEL void plane_reduce(const float* __restrict__ a, i64 as, const float* __restrict__ b, i64 bs,
-                         int C, int P, float scale, float* __restrict__ out)
+                         int planes, int C, int P, float scale, float* __restrict__ out)
 {
-    int n = blockIdx.x / C, c = blockIdx.x % C;
+    int plane = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (plane >= planes) return; // a whole warp leaves together, so the shuffles below stay full
+    int n = plane / C, c = plane % C;
     const float* ap = a + n * as + (i64)c * P;
     const float* bp = b ? b + n * bs + (i64)c * P : 0;
     double s = 0;
-    for (int p = threadIdx.x; p < P; p += blockDim.x) s += bp ? (double)ap[p] * bp[p] : (double)ap[p];
-    s = block_sum<double>(s);
-    if (threadIdx.x == 0) out[blockIdx.x] = (float)(s * scale);
+    for (int p = lane; p < P; p += 32) s += bp ? (double)ap[p] * bp[p] : (double)ap[p];
+    s = warp_sum(s);
+    if (lane == 0) out[plane] = (float)(s * scale);
 }
 
 // dx[n, c, p] (+)= g[n * C + c] * scale: the backward of a global average pool.

@@ -1,5 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test (GPU tests skip with a reason when no GPU is present).
+# Runs every test, then the Gpu tests again on the CUDA emulator (tools/cuda-emulator): on a
+# machine without a GPU the first run skips them, and the emulator runs the kernels and the
+# launch code on the CPU against the CPU backend. Arguments go to the first `dotnet test`.
+# SKIP_EMULATOR=1 leaves the second run out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dotnet test --solution GhostNet.Cuda.sln -c Release "$@"
+status=0
+dotnet test --solution GhostNet.Cuda.sln -c Release "$@" || status=$?
+if [ -z "${SKIP_EMULATOR:-}" ]; then
+  echo "== Gpu tests on the CUDA emulator =="
+  emulator=$(tools/cuda-emulator/build.sh)
+  LD_LIBRARY_PATH="$emulator${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" GHOSTNET_KERNEL_CACHE="$emulator/kernel-cache" \
+    dotnet test --project tests/GhostNet.Tests/GhostNet.Tests.csproj -c Release --no-build --filter Category=Gpu || status=$?
+fi
+exit "$status"

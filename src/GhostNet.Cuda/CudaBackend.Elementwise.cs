@@ -64,7 +64,7 @@ public sealed partial class CudaBackend
         s.RequireShape("channel_scale_bwd", "gate", x.N, x.C, 1, 1);
         ds.RequireShape("channel_scale_bwd", "gate gradient", x.N, x.C, 1, 1);
         ds.RequireContiguous("channel_scale_bwd");
-        Launch("plane_reduce", (uint)(x.N * x.C), 1, 1, Threads, $"{dy} . {x}", Ptr(dy), Stride(dy), Ptr(x), Stride(x), x.C, x.Plane, 1f, Ptr(ds));
+        LaunchPlanes(x, $"{dy} . {x}", Ptr(dy), Stride(dy), Ptr(x), Stride(x), 1f, Ptr(ds));
         Launch1D("channel_scale", x.Count, $"{dy}", Ptr(dy), Stride(dy), Ptr(s), Ptr(dx), Stride(dx), x.C, x.Plane, x.Count, accumulate ? 1 : 0);
     }
 
@@ -72,7 +72,15 @@ public sealed partial class CudaBackend
     {
         y.RequireContiguous("global_avg_pool");
         y.RequireShape("global_avg_pool", "output", x.N, x.C, 1, 1);
-        Launch("plane_reduce", (uint)(x.N * x.C), 1, 1, Threads, $"{x}", Ptr(x), Stride(x), 0UL, 0L, x.C, x.Plane, 1f / x.Plane, Ptr(y));
+        LaunchPlanes(x, $"{x}", Ptr(x), Stride(x), 0UL, 0L, 1f / x.Plane, Ptr(y));
+    }
+
+    /// <summary>plane_reduce over the N x C planes of <paramref name="x"/>: one warp a plane.</summary>
+    private void LaunchPlanes(in Tensor x, string context, ulong a, long aStride, ulong b, long bStride, float scale, ulong output)
+    {
+        int planes = x.N * x.C, perBlock = Threads / 32;
+        Launch("plane_reduce", (uint)((planes + perBlock - 1) / perBlock), 1, 1, Threads, context,
+            a, aStride, b, bStride, planes, x.C, x.Plane, scale, output);
     }
 
     public void GlobalAvgPoolBackward(in Tensor dy, in Tensor dx, bool accumulate)

@@ -12,9 +12,7 @@ namespace GhostNet.Tests.Cli;
 [NonParallelizable]
 public class TrainCommandTests : TempFolderTest
 {
-
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
+    internal static (int Code, string Out, string Err) Run(params string[] args)
     {
         var output = new StringWriter();
         var error = new StringWriter();
@@ -34,7 +32,7 @@ public class TrainCommandTests : TempFolderTest
     }
 
     /// <summary>A small train command line; <paramref name="overrides"/> are option/value pairs that replace or add to it.</summary>
-    private static string[] Train(string outDir, int epochs, params string[] overrides)
+    internal static string[] Train(string outDir, int epochs, params string[] overrides)
     {
         var options = new Dictionary<string, string>
         {
@@ -45,7 +43,7 @@ public class TrainCommandTests : TempFolderTest
         return ["train", .. options.SelectMany(o => new[] { o.Key, o.Value })];
     }
 
-    private static TrainSettings Settings(string outDir, int epochs) => new(
+    internal static TrainSettings Settings(string outDir, int epochs) => new(
         "synthetic", "ghostnet_100", 0.25f, epochs, null, 32, 0.05f, 0.9f, 4e-5f, false, LrScheduleKind.Cosine, 30, 0.1f, [], 0f, 0.1f, false, 0.2f, 32,
         2, 50, 0, "cpu", null, null, false, outDir, InitScheme.PyTorchDefault, false);
 

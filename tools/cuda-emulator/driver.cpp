@@ -1,0 +1,326 @@
+// driver.cpp — libcuda.so.1 of the CUDA emulator: the driver API entry points GhostNet.Cuda binds,
+// over host memory. "Modules" are the shared objects the fake NVRTC (nvrtc.cpp) builds; a launch
+// runs the grid on the calling thread before it returns, so streams and events are trivially in
+// order. Device memory is poisoned with NaN bytes and ends at a PROT_NONE page, so a kernel that
+// reads unwritten memory produces NaN and one that runs off the end of a buffer faults; the fault
+// becomes CUDA_ERROR_ILLEGAL_ADDRESS with the kernel, block and thread printed.
+#include <dlfcn.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "image_format.h"
+
+#define EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace
+{
+enum : int
+{
+    Success = 0,
+    InvalidValue = 1,
+    OutOfMemory = 2,
+    InvalidDevice = 101,
+    InvalidImage = 200,
+    InvalidContext = 201,
+    InvalidHandle = 400,
+    NotFound = 500,
+    IllegalAddress = 700,
+    LaunchFailed = 719,
+    NotSupported = 801,
+};
+
+constexpr uint64_t TotalMemory = 16ull << 30;
+constexpr size_t Page = 4096;
+constexpr int MaxThreads = 1024;
+constexpr size_t StackBytes = 64 * 1024;
+
+struct Allocation
+{
+    void* base;
+    size_t mapped, bytes;
+};
+
+struct Module
+{
+    void* handle;
+    int (*launch)(void (*)(void**), const unsigned*, const unsigned*, void**, char*, size_t);
+    const char* (*error)();
+    void (*where)(char*, int);
+};
+
+struct Function
+{
+    Module* module;
+    void (*wrapper)(void**);
+    std::string name;
+};
+
+std::mutex lock;
+std::map<uint64_t, Allocation> allocations;
+uint64_t used;
+int primary_context_marker;
+thread_local void* current_context;
+
+thread_local sigjmp_buf* fault_jump;
+struct sigaction previous_segv, previous_bus;
+
+void on_fault(int sig, siginfo_t* info, void* context)
+{
+    if (fault_jump) siglongjmp(*fault_jump, sig);
+    const struct sigaction& prev = sig == SIGSEGV ? previous_segv : previous_bus; // not ours: chain
+    if (prev.sa_flags & SA_SIGINFO) prev.sa_sigaction(sig, info, context);
+    else if (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN)
+    {
+        sigaction(sig, &prev, nullptr);
+        raise(sig);
+    }
+    else prev.sa_handler(sig);
+}
+
+void install_fault_handler()
+{
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction action{};
+        action.sa_sigaction = on_fault;
+        action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGSEGV, &action, &previous_segv);
+        sigaction(SIGBUS, &action, &previous_bus);
+    });
+}
+
+// One stack per thread of a block, shared by every module (launches are serialised), each with a
+// PROT_NONE bottom page so an overflow faults instead of corrupting the neighbouring fiber.
+char* fiber_stacks()
+{
+    static char* stacks = [] {
+        void* p = mmap(nullptr, StackBytes * MaxThreads, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) return static_cast<char*>(nullptr);
+        for (int t = 0; t < MaxThreads; t++) mprotect(static_cast<char*>(p) + t * StackBytes, Page, PROT_NONE);
+        return static_cast<char*>(p);
+    }();
+    return stacks;
+}
+
+double now_ms()
+{
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+} // namespace
+
+EXPORT int cuInit(unsigned) { return Success; }
+EXPORT int cuDriverGetVersion(int* version) { return *version = 13000, Success; }
+
+EXPORT int cuGetErrorName(int result, const char** name)
+{
+    switch (result)
+    {
+    case Success: *name = "CUDA_SUCCESS"; break;
+    case InvalidValue: *name = "CUDA_ERROR_INVALID_VALUE"; break;
+    case OutOfMemory: *name = "CUDA_ERROR_OUT_OF_MEMORY"; break;
+    case IllegalAddress: *name = "CUDA_ERROR_ILLEGAL_ADDRESS"; break;
+    case LaunchFailed: *name = "CUDA_ERROR_LAUNCH_FAILED"; break;
+    default: *name = "CUDA_ERROR_UNKNOWN"; return InvalidValue;
+    }
+    return Success;
+}
+EXPORT int cuGetErrorString(int result, const char** text) { return cuGetErrorName(result, text); }
+
+EXPORT int cuDeviceGetCount(int* count) { return *count = 1, Success; }
+EXPORT int cuDeviceGet(int* device, int ordinal) { return ordinal == 0 ? (*device = 0, Success) : InvalidDevice; }
+
+EXPORT int cuDeviceGetName(char* name, int length, int device)
+{
+    if (device != 0) return InvalidDevice;
+    snprintf(name, length, "GhostNet CUDA emulator (host CPU)");
+    return Success;
+}
+
+EXPORT int cuDeviceGetAttribute(int* value, int attribute, int device)
+{
+    if (device != 0) return InvalidDevice;
+    switch (attribute)
+    {
+    case 16: *value = 4; break;  // multiprocessors: few, so grid-stride loops take several turns
+    case 75: *value = 9; break;  // compute capability 9.0
+    case 76: *value = 0; break;
+    default: *value = 0; break;
+    }
+    return Success;
+}
+
+EXPORT int cuDeviceTotalMem_v2(size_t* bytes, int device) { return device == 0 ? (*bytes = TotalMemory, Success) : InvalidDevice; }
+EXPORT int cuDevicePrimaryCtxRetain(void** context, int device) { return device == 0 ? (*context = &primary_context_marker, Success) : InvalidDevice; }
+EXPORT int cuDevicePrimaryCtxRelease_v2(int device) { return device == 0 ? Success : InvalidDevice; }
+EXPORT int cuCtxSetCurrent(void* context) { return current_context = context, Success; }
+EXPORT int cuCtxGetCurrent(void** context) { return *context = current_context, Success; }
+EXPORT int cuCtxSynchronize() { return Success; }
+
+EXPORT int cuMemGetInfo_v2(size_t* free, size_t* total)
+{
+    std::lock_guard g(lock);
+    *free = TotalMemory - used;
+    *total = TotalMemory;
+    return Success;
+}
+
+EXPORT int cuMemAlloc_v2(uint64_t* pointer, size_t bytes)
+{
+    if (bytes == 0) return InvalidValue;
+    size_t rounded = (bytes + 7) & ~size_t{7}; // 8-byte alignment for double and i64 data
+    size_t mapped = (rounded + Page - 1) / Page * Page + Page;
+    std::lock_guard g(lock);
+    if (used + bytes > TotalMemory) return OutOfMemory;
+    void* base = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return OutOfMemory;
+    char* guard = static_cast<char*>(base) + mapped - Page;
+    mprotect(guard, Page, PROT_NONE);
+    char* start = guard - rounded;
+    memset(start, 0xFF, rounded); // NaN in every float and double
+    *pointer = reinterpret_cast<uint64_t>(start);
+    allocations[*pointer] = {base, mapped, bytes};
+    used += bytes;
+    return Success;
+}
+
+EXPORT int cuMemFree_v2(uint64_t pointer)
+{
+    std::lock_guard g(lock);
+    auto it = allocations.find(pointer);
+    if (it == allocations.end()) return InvalidValue;
+    munmap(it->second.base, it->second.mapped);
+    used -= it->second.bytes;
+    allocations.erase(it);
+    return Success;
+}
+
+EXPORT int cuMemcpyHtoDAsync_v2(uint64_t destination, const void* source, size_t bytes, void*)
+{
+    memcpy(reinterpret_cast<void*>(destination), source, bytes);
+    return Success;
+}
+
+EXPORT int cuMemcpyDtoHAsync_v2(void* destination, uint64_t source, size_t bytes, void*)
+{
+    memcpy(destination, reinterpret_cast<const void*>(source), bytes);
+    return Success;
+}
+
+EXPORT int cuMemsetD32Async(uint64_t destination, unsigned value, size_t count, void*)
+{
+    auto* p = reinterpret_cast<unsigned*>(destination);
+    for (size_t i = 0; i < count; i++) p[i] = value;
+    return Success;
+}
+
+EXPORT int cuStreamCreate(void** stream, unsigned) { return *stream = new int(0), Success; }
+EXPORT int cuStreamDestroy_v2(void* stream) { return delete static_cast<int*>(stream), Success; }
+EXPORT int cuStreamSynchronize(void*) { return Success; }
+
+EXPORT int cuEventCreate(void** event, unsigned) { return *event = new double(0), Success; }
+EXPORT int cuEventDestroy_v2(void* event) { return delete static_cast<double*>(event), Success; }
+EXPORT int cuEventRecord(void* event, void*) { return *static_cast<double*>(event) = now_ms(), Success; }
+EXPORT int cuEventSynchronize(void*) { return Success; }
+EXPORT int cuEventElapsedTime(float* ms, void* start, void* end)
+{
+    *ms = static_cast<float>(*static_cast<double*>(end) - *static_cast<double*>(start));
+    return Success;
+}
+
+EXPORT int cuModuleLoadData(void** module, const void* image)
+{
+    auto* header = static_cast<const emu_image::Header*>(image);
+    if (memcmp(header->magic, emu_image::Magic, sizeof header->magic) != 0) return InvalidImage; // a real cubin, or garbage
+    std::string path = "/tmp/ghostnet-emu-XXXXXX";
+    int fd = mkstemp(path.data());
+    if (fd < 0) return InvalidImage;
+    bool written = write(fd, header + 1, header->bytes) == static_cast<ssize_t>(header->bytes);
+    close(fd);
+    void* handle = written ? dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL) : nullptr;
+    unlink(path.c_str());
+    if (!handle)
+    {
+        fprintf(stderr, "cuda emulator: cannot load module: %s\n", dlerror());
+        return InvalidImage;
+    }
+    auto* m = new Module{handle, nullptr, nullptr, nullptr};
+    m->launch = reinterpret_cast<decltype(m->launch)>(dlsym(handle, "emu_launch"));
+    m->error = reinterpret_cast<decltype(m->error)>(dlsym(handle, "emu_error"));
+    m->where = reinterpret_cast<decltype(m->where)>(dlsym(handle, "emu_where"));
+    if (!m->launch || !m->error || !m->where)
+    {
+        dlclose(handle);
+        delete m;
+        return InvalidImage;
+    }
+    *module = m;
+    return Success;
+}
+
+EXPORT int cuModuleUnload(void* module)
+{
+    auto* m = static_cast<Module*>(module);
+    if (!m) return InvalidHandle;
+    dlclose(m->handle);
+    delete m;
+    return Success;
+}
+
+EXPORT int cuModuleGetFunction(void** function, void* module, const char* name)
+{
+    auto* m = static_cast<Module*>(module);
+    std::string symbol = std::string(emu_image::WrapperPrefix) + name;
+    void* wrapper = dlsym(m->handle, symbol.c_str());
+    if (!wrapper) return NotFound;
+    *function = new Function{m, reinterpret_cast<void (*)(void**)>(wrapper), name}; // lives as long as the process, like a CUfunction
+    return Success;
+}
+
+EXPORT int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                          unsigned shared, void*, void** params, void** extra)
+{
+    auto* f = static_cast<Function*>(function);
+    if (!f) return InvalidHandle;
+    // The hardware's limits, so a launch the GPU would refuse is refused here too.
+    if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0) return InvalidValue;
+    if (gx > 2147483647u || gy > 65535u || gz > 65535u || bx > 1024u || by > 1024u || bz > 64u) return InvalidValue;
+    if (static_cast<uint64_t>(bx) * by * bz > 1024u || shared > 48u * 1024u || extra) return InvalidValue;
+    install_fault_handler();
+    char* stacks = fiber_stacks();
+    if (!stacks) return OutOfMemory;
+    std::lock_guard g(lock); // one grid at a time: a module's scheduler state is global
+    const unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
+    sigjmp_buf jump;
+    if (int sig = sigsetjmp(jump, 1))
+    {
+        fault_jump = nullptr;
+        char where[128];
+        f->module->where(where, sizeof where);
+        fprintf(stderr, "cuda emulator: %s faulted (signal %d) in %s: an access outside device memory\n", f->name.c_str(), sig, where);
+        return IllegalAddress;
+    }
+    fault_jump = &jump;
+    int result = f->module->launch(f->wrapper, grid, block, params, stacks, StackBytes);
+    fault_jump = nullptr;
+    if (result != Success) fprintf(stderr, "cuda emulator: %s failed: %s\n", f->name.c_str(), f->module->error());
+    return result;
+}
+
+// Graph capture is not emulated; the backend does not use it yet.
+EXPORT int cuStreamBeginCapture_v2(void*, int) { return NotSupported; }
+EXPORT int cuStreamEndCapture(void*, void**) { return NotSupported; }
+EXPORT int cuGraphInstantiateWithFlags(void**, void*, unsigned long long) { return NotSupported; }
+EXPORT int cuGraphLaunch(void*, void*) { return NotSupported; }
+EXPORT int cuGraphExecDestroy(void*) { return NotSupported; }
+EXPORT int cuGraphDestroy(void*) { return NotSupported; }

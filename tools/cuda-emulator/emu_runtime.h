@@ -1,0 +1,297 @@
+// emu_runtime.h — what a kernel file needs to compile and run as host C++ in the CUDA emulator
+// (see README.md beside this file). The fake NVRTC builds one translation unit per kernel file:
+// this header, the kernel file, and one exported wrapper per kernel. Everything here is inline,
+// so each module carries its own scheduler and nothing is shared between modules.
+//
+// Semantics kept from the GPU: blocks run one after another; the threads of a block are fibers
+// on one OS thread, switched only at __syncthreads and warp shuffles, so code between two sync
+// points runs as if no other thread existed (which is all CUDA promises). Exited threads count as
+// arrived at __syncthreads, as on Volta and later. A barrier that can never complete (a warp split
+// between __syncthreads and a shuffle), or a full-mask shuffle naming an exited or missing lane,
+// stops the launch with an error instead of hanging or returning made-up values.
+#pragma once
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <stdio.h>
+#include <type_traits>
+#include <utility>
+
+#if !defined(__x86_64__)
+#error "the CUDA emulator's fiber switch is written for x86-64"
+#endif
+
+struct dim3
+{
+    unsigned x = 1, y = 1, z = 1;
+};
+
+namespace emu
+{
+enum State { Ready, AtBlockBarrier, AtWarpBarrier, Done };
+
+struct Thread
+{
+    dim3 idx;
+    int linear;
+    State state;
+    void* sp;
+    unsigned shuffles; // parity picks the exchange buffer
+};
+
+constexpr int MaxThreads = 1024;
+
+inline Thread threads[MaxThreads];
+inline uint64_t exchange[2][MaxThreads]; // shuffle values; two buffers, so one barrier per shuffle suffices
+inline int thread_count;
+inline int exited[MaxThreads / 32]; // per warp, so a shuffle looks for exited lanes only when there are some
+inline Thread* current;
+inline void* scheduler_sp;
+inline dim3 block_idx, block_dim, grid_dim;
+inline void (*body)(void**);
+inline void** args;
+inline char* stacks; // the driver's: MaxThreads stacks of stack_bytes each
+inline size_t stack_bytes;
+inline char error[512];
+
+// Saves the callee-saved registers on the current stack, stores its pointer in *save and resumes
+// the stack at `to` (which was saved the same way, or built by start_frame).
+extern "C" void emu_switch(void** save, void* to);
+asm(R"(
+    .text
+    .p2align 4
+    .type emu_switch, @function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch, .-emu_switch
+)");
+
+// Hands the OS thread to the next ready thread of this pass, or back to the scheduler after the
+// last one: one switch per yield.
+inline void pass_on(Thread* me)
+{
+    for (Thread* t = me + 1; t < threads + thread_count; t++)
+        if (t->state == Ready)
+        {
+            current = t;
+            emu_switch(&me->sp, t->sp);
+            return;
+        }
+    emu_switch(&me->sp, scheduler_sp);
+}
+
+[[noreturn]] inline void fiber_main()
+{
+    body(args);
+    current->state = Done;
+    exited[current->linear >> 5]++;
+    pass_on(current);
+    __builtin_unreachable();
+}
+
+// A stack that emu_switch can resume: six zero registers, then fiber_main as the return address,
+// aligned as if fiber_main had been called.
+inline void* start_frame(char* top)
+{
+    auto* sp = reinterpret_cast<uintptr_t*>(top);
+    *--sp = 0;
+    *--sp = reinterpret_cast<uintptr_t>(&fiber_main);
+    for (int i = 0; i < 6; i++) *--sp = 0;
+    return sp;
+}
+
+inline void wait(State s)
+{
+    current->state = s;
+    pass_on(current);
+}
+
+inline void sync_warp(unsigned mask)
+{
+    int base = current->linear & ~31;
+    int lanes = thread_count - base < 32 ? thread_count - base : 32;
+    if (lanes < 32 && (mask >> lanes) != 0 && error[0] == 0)
+        snprintf(error, sizeof error, "warp shuffle with mask %08x in thread %d: the block's last warp has only %d lanes", mask, current->linear, lanes);
+    if (exited[base >> 5] > 0)
+        for (int lane = 0; lane < lanes; lane++)
+            if ((mask >> lane & 1u) && threads[base + lane].state == Done && error[0] == 0)
+                snprintf(error, sizeof error, "warp shuffle with mask %08x in thread %d: lane %d has already exited", mask, current->linear, lane);
+    wait(AtWarpBarrier);
+}
+
+// Runs every thread of the current block to completion. False (with `error` set) on a barrier
+// that cannot complete.
+inline bool run_block()
+{
+    for (int t = 0; t < thread_count; t++)
+    {
+        threads[t].state = Ready;
+        threads[t].shuffles = 0;
+        exited[t >> 5] = 0;
+        // Tops staggered by t * 1088 bytes: equally spaced tops would all fall in one cache set.
+        threads[t].sp = start_frame(stacks + (t + 1) * stack_bytes - (t * 1088) % (stack_bytes / 2));
+    }
+    for (;;)
+    {
+        for (int t = 0; t < thread_count; t++)
+            if (threads[t].state == Ready)
+            {
+                current = &threads[t];
+                emu_switch(&scheduler_sp, current->sp); // back when the pass has visited every ready thread
+                break;
+            }
+        if (error[0]) return false;
+        int done = 0, at_block = 0;
+        bool released = false;
+        for (int base = 0; base < thread_count; base += 32)
+        {
+            int live = 0, at_warp = 0;
+            for (int t = base; t < base + 32 && t < thread_count; t++)
+            {
+                State s = threads[t].state;
+                done += s == Done;
+                at_block += s == AtBlockBarrier;
+                live += s != Done;
+                at_warp += s == AtWarpBarrier;
+            }
+            if (live > 0 && at_warp == live)
+            {
+                for (int t = base; t < base + 32 && t < thread_count; t++)
+                    if (threads[t].state == AtWarpBarrier) threads[t].state = Ready;
+                released = true;
+            }
+        }
+        if (done == thread_count) return true;
+        if (released) continue;
+        if (at_block == thread_count - done)
+        {
+            for (int t = 0; t < thread_count; t++)
+                if (threads[t].state == AtBlockBarrier) threads[t].state = Ready;
+            continue;
+        }
+        snprintf(error, sizeof error, "block (%u, %u, %u): barrier divergence, %d threads at __syncthreads, %d at a warp shuffle, %d exited",
+                 block_idx.x, block_idx.y, block_idx.z, at_block, thread_count - done - at_block, done);
+        return false;
+    }
+}
+
+template <class... A, size_t... I>
+void call(void (*kernel)(A...), void** a, std::index_sequence<I...>)
+{
+    kernel(*static_cast<std::remove_reference_t<A>*>(a[I])...);
+}
+
+// Unpacks cuLaunchKernel's array of argument pointers into a typed call.
+template <class... A>
+void invoke(void (*kernel)(A...), void** a)
+{
+    call(kernel, a, std::index_sequence_for<A...>{});
+}
+} // namespace emu
+
+// The module's entry point: 0, or 719 (launch failed) with the reason in emu_error(). The
+// driver lends the fiber stacks (one per thread of a block, 16-byte aligned).
+extern "C" __attribute__((visibility("default"))) int emu_launch(void (*wrapper)(void**), const unsigned* grid, const unsigned* block, void** args,
+                                                                  char* fiber_stacks, size_t bytes_per_stack)
+{
+    using namespace emu;
+    error[0] = 0;
+    stacks = fiber_stacks;
+    stack_bytes = bytes_per_stack;
+    body = wrapper;
+    emu::args = args;
+    block_dim = {block[0], block[1], block[2]};
+    grid_dim = {grid[0], grid[1], grid[2]};
+    thread_count = static_cast<int>(block[0] * block[1] * block[2]);
+    int t = 0;
+    for (unsigned z = 0; z < block[2]; z++)
+        for (unsigned y = 0; y < block[1]; y++)
+            for (unsigned x = 0; x < block[0]; x++, t++) threads[t] = {{x, y, z}, t, Ready, nullptr, 0};
+    for (unsigned z = 0; z < grid[2]; z++)
+        for (unsigned y = 0; y < grid[1]; y++)
+            for (unsigned x = 0; x < grid[0]; x++)
+            {
+                block_idx = {x, y, z};
+                if (!run_block()) return 719;
+            }
+    return 0;
+}
+
+extern "C" __attribute__((visibility("default"))) const char* emu_error() { return emu::error; }
+
+// Where a fault happened, for the driver's SIGSEGV report.
+extern "C" __attribute__((visibility("default"))) void emu_where(char* text, int length)
+{
+    using namespace emu;
+    snprintf(text, length, "block (%u, %u, %u), thread (%u, %u, %u)", block_idx.x, block_idx.y, block_idx.z,
+             current ? current->idx.x : 0, current ? current->idx.y : 0, current ? current->idx.z : 0);
+}
+
+// ---- The device side of CUDA C++ that the kernels use. ----
+#define threadIdx (emu::current->idx)
+#define blockIdx (emu::block_idx)
+#define blockDim (emu::block_dim)
+#define gridDim (emu::grid_dim)
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+#define __launch_bounds__(...)
+
+inline void __syncthreads() { emu::wait(emu::AtBlockBarrier); }
+
+template <class T>
+T __shfl_down_sync(unsigned mask, T v, unsigned delta)
+{
+    static_assert(sizeof(T) <= sizeof(uint64_t), "shuffle of a value wider than 64 bits");
+    int me = emu::current->linear, lane = me & 31;
+    // A lane writes this buffer again two shuffles later, after the next barrier, which every
+    // lane reaches only once it has read this shuffle's value.
+    uint64_t* slots = emu::exchange[emu::current->shuffles++ & 1];
+    memcpy(&slots[me], &v, sizeof(T));
+    emu::sync_warp(mask);
+    T r = v;
+    int from = me + static_cast<int>(delta);
+    if (lane + static_cast<int>(delta) < 32 && from < emu::thread_count) memcpy(&r, &slots[from], sizeof(T));
+    return r;
+}
+
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline float __int_as_float(int i)
+{
+    float f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+}
+inline int __float_as_int(float f)
+{
+    int i;
+    memcpy(&i, &f, sizeof i);
+    return i;
+}
+inline float __expf(float x) { return expf(x); }
+inline float __logf(float x) { return logf(x); }
+// Fibers switch only at barriers, so a read-modify-write is atomic here.
+template <class T>
+T atomicAdd(T* p, T v)
+{
+    T old = *p;
+    *p = old + v;
+    return old;
+}
