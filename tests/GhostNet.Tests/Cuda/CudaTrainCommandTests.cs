@@ -63,6 +63,7 @@ public class CudaTrainCommandTests : TempFolderTest
         Assert.That(onCpu.Code, Is.Zero, onCpu.Err);
         var (lossGpu, top1Gpu) = EvalSummary(onGpu.Out);
         var (lossCpu, top1Cpu) = EvalSummary(onCpu.Out);
+        TestContext.Out.WriteLine($"eval on cpu: loss {lossCpu} top-1 {top1Cpu}; on gpu: loss {lossGpu} top-1 {top1Gpu}");
         Assert.That(lossGpu, Is.EqualTo(lossCpu).Within(2e-4 * lossCpu + 1e-4), "validation loss (printed to 4 decimals)");
         Assert.That(top1Gpu, Is.EqualTo(top1Cpu).Within(100.0 / 48 + 1e-9), "top-1 (one image may sit on a tie)");
         string image = Directory.GetFiles(Path.Combine(Data, "val", "disc")).First();
