@@ -2,7 +2,9 @@
 // Every matrix is addressed by strides, so one kernel serves the pointwise conv (per image,
 // W X and W^T dY), its weight gradient (dY X^T), the dense conv's im2col GEMMs and the linear
 // layers: A(i, k) = A[b*sAb + i*sAi + k*sAk], B(k, j) = B[b*sBb + k*sBk + j*sBj],
-// C(i, j) = C[b*sCb + i*sCi + j].
+// C(i, j) = C[b*sCb + i*sCi + j]. K may run over segments of kSeg: k = s*kSeg + r addresses A at
+// s*sAs + r*sAk (B at s*sBs + r*sBk), so the pointwise weight gradient sum_n dY[n] X[n]^T is one
+// GEMM whose K spans every image's plane (kSeg = K: a single segment).
 // Launch: grid (ceil(N / 64), ceil(M / 64), batch), 256 threads; each thread owns a 4x4 block of
 // a 64x64 output tile; K advances 16 at a time through shared memory. Tiles are loaded along
 // whichever index has unit stride, so loads coalesce for A, A^T, B and B^T alike.
@@ -12,9 +14,9 @@
 #define TILE 64
 #define BK 16
 
-KERNEL void gemm_f32(int M, int N, int K,
-                     const float* __restrict__ A, i64 sAb, i64 sAi, i64 sAk,
-                     const float* __restrict__ B, i64 sBb, i64 sBk, i64 sBj,
+KERNEL void gemm_f32(int M, int N, int K, int kSeg,
+                     const float* __restrict__ A, i64 sAb, i64 sAi, i64 sAk, i64 sAs,
+                     const float* __restrict__ B, i64 sBb, i64 sBk, i64 sBj, i64 sBs,
                      float* __restrict__ C, i64 sCb, i64 sCi,
                      float beta, const float* __restrict__ bias)
 {
@@ -37,14 +39,16 @@ KERNEL void gemm_f32(int M, int N, int K,
             int ii, kk;
             if (sAk == 1) { ii = e / BK; kk = e % BK; } else { kk = e / TILE; ii = e % TILE; }
             int gi = i0 + ii, gk = k0 + kk;
-            As[kk][ii] = (gi < M && gk < K) ? A[gi * sAi + gk * sAk] : 0.f;
+            int seg = gk / kSeg;
+            As[kk][ii] = (gi < M && gk < K) ? A[gi * sAi + seg * sAs + (gk - seg * kSeg) * sAk] : 0.f;
         }
         for (int e = threadIdx.x; e < TILE * BK; e += 256)
         {
             int jj, kk;
             if (sBj == 1) { kk = e / TILE; jj = e % TILE; } else { jj = e / BK; kk = e % BK; }
             int gk = k0 + kk, gj = j0 + jj;
-            Bs[kk][jj] = (gk < K && gj < N) ? B[gk * sBk + gj * sBj] : 0.f;
+            int seg = gk / kSeg;
+            Bs[kk][jj] = (gk < K && gj < N) ? B[seg * sBs + (gk - seg * kSeg) * sBk + gj * sBj] : 0.f;
         }
         __syncthreads();
 #pragma unroll

@@ -23,10 +23,10 @@ public sealed partial class CudaBackend
             // dX[n] = W^T dY[n]: A(i = ci, k = co) = W[co * Cin + ci].
             Gemm(x.C, p, dy.C, Ptr(w), 0, 1, x.C, Ptr(dy), Stride(dy), p, 1, Ptr(dx), Stride(dx), p, accumulate ? 1f : 0f, 0, x.N, "pointwise_conv_bwd_data");
         }
-        // dW = sum_n dY[n] X[n]^T, one GEMM per image accumulating in order (deterministic).
-        for (int n = 0; n < x.N; n++)
-            Gemm(dy.C, x.C, p, Ptr(dy) + (ulong)(n * Stride(dy)) * 4, 0, p, 1, Ptr(x) + (ulong)(n * Stride(x)) * 4, 0, 1, p,
-                Ptr(dw), 0, x.C, n == 0 ? 0f : 1f, 0, 1, "pointwise_conv_bwd_weight");
+        // dW = sum_n dY[n] X[n]^T as one GEMM whose K runs over every image's plane (segments of
+        // P): one launch instead of one per image, the sum in a fixed order (deterministic).
+        Gemm(dy.C, x.C, x.N * p, Ptr(dy), 0, p, 1, Ptr(x), 0, 1, p, Ptr(dw), 0, x.C, 0f, 0, 1, "pointwise_conv_bwd_weight",
+            kSegment: p, sAs: Stride(dy), sBs: Stride(x));
     }
 
     public void ConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
@@ -87,13 +87,16 @@ public sealed partial class CudaBackend
             x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding);
     }
 
-    /// <summary>gemm_f32 over <paramref name="batch"/> matrices; strides in elements (see gemm.cu).</summary>
+    /// <summary>
+    /// gemm_f32 over <paramref name="batch"/> matrices; strides in elements (see gemm.cu). K runs in
+    /// segments of <paramref name="kSegment"/> (0: one segment) that start sAs / sBs apart.
+    /// </summary>
     private void Gemm(int m, int n, int k, ulong a, long sAb, long sAi, long sAk, ulong b, long sBb, long sBk, long sBj,
-        ulong c, long sCb, long sCi, float beta, ulong bias, int batch, string context)
+        ulong c, long sCb, long sCi, float beta, ulong bias, int batch, string context, int kSegment = 0, long sAs = 0, long sBs = 0)
     {
         const int tile = 64;
         Launch("gemm_f32", (uint)((n + tile - 1) / tile), (uint)((m + tile - 1) / tile), (uint)batch, Threads,
             $"{context} (M={m} N={n} K={k} batch={batch})",
-            m, n, k, a, sAb, sAi, sAk, b, sBb, sBk, sBj, c, sCb, sCi, beta, bias);
+            m, n, k, kSegment == 0 ? Math.Max(k, 1) : kSegment, a, sAb, sAi, sAk, sAs, b, sBb, sBk, sBj, sBs, c, sCb, sCi, beta, bias);
     }
 }

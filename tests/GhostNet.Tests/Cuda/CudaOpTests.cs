@@ -44,6 +44,11 @@ public class CudaOpTests
         t.Cpu.PointwiseConvForward(wide.C.Channels(2, 4), wt.C, outWide.C.Channels(3, 5));
         t.Gpu.PointwiseConvForward(wide.G.Channels(2, 4), wt.G, outWide.G.Channels(3, 5));
         t.Compare("whole output buffer (window written, rest untouched)", outWide);
+        // The weight gradient's K runs over every image's window: image stride 11 * 42, not 4 * 42.
+        t.Set(outWide.Grad, t.Values(outWide.C.Count));
+        t.Cpu.PointwiseConvBackward(wide.C.Channels(2, 4), wt.C, outWide.Grad.C.Channels(3, 5), wide.Grad.C.Channels(2, 4), false, wt.Grad.C);
+        t.Gpu.PointwiseConvBackward(wide.G.Channels(2, 4), wt.G, outWide.Grad.G.Channels(3, 5), wide.Grad.G.Channels(2, 4), false, wt.Grad.G);
+        t.Compare("dw over windows", wt.Grad);
         var bn = t.Random(3, 9, 6, 7);
         t.Cpu.Relu(outWide.C.Channels(1, 6), bn.C.Channels(0, 6));
         t.Gpu.Relu(outWide.G.Channels(1, 6), bn.G.Channels(0, 6));
