@@ -29,15 +29,24 @@ public sealed partial class CudaBackend
             kSegment: p, sAs: Stride(dy), sBs: Stride(x));
     }
 
+    /// <summary>Bound on the im2col workspace: images are processed in chunks that fit it.</summary>
+    internal long ConvWorkspaceBytes { get; set; } = 64L << 20;
+
+    private int ImagesPerChunk(long floatsPerImage, int images) =>
+        (int)Math.Clamp(ConvWorkspaceBytes / (floatsPerImage * 4), 1, images);
+
     public void ConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
     {
         ShapeChecks.Conv("conv_fwd", x, w, y, g);
         int rows = x.C * g.Kernel * g.Kernel, p = y.Plane;
-        ulong col = Workspace((long)rows * p);
-        for (int n = 0; n < x.N; n++)
+        int chunk = ImagesPerChunk((long)rows * p, x.N);
+        ulong col = Workspace((long)chunk * rows * p);
+        for (int n0 = 0; n0 < x.N; n0 += chunk)
         {
-            Im2Col(x, n, g, y, col);
-            Gemm(y.C, p, rows, Ptr(w), 0, rows, 1, col, 0, p, 1, Ptr(y) + (ulong)(n * Stride(y)) * 4, 0, p, 0f, 0, 1, "conv_fwd");
+            int count = Math.Min(chunk, x.N - n0);
+            Im2Col(x, n0, count, g, y, col);
+            // Y[n] = W col[n] for the chunk's images in one batched launch.
+            Gemm(y.C, p, rows, Ptr(w), 0, rows, 1, col, (long)rows * p, p, 1, Ptr(y) + (ulong)(n0 * Stride(y)) * 4, Stride(y), p, 0f, 0, count, "conv_fwd");
         }
     }
 
@@ -46,25 +55,29 @@ public sealed partial class CudaBackend
         ShapeChecks.Conv("conv_bwd", x, w, dy, g);
         if (!dx.IsNone) ShapeChecks.Same("conv_bwd dx", x, dx);
         int rows = x.C * g.Kernel * g.Kernel, p = dy.Plane;
-        ulong col = Workspace(2L * rows * p), dcol = col + (ulong)rows * (ulong)p * 4;
-        for (int n = 0; n < x.N; n++)
+        long perImage = (long)rows * p;
+        int chunk = ImagesPerChunk(2 * perImage, x.N);
+        ulong col = Workspace(2 * chunk * perImage), dcol = col + (ulong)(chunk * perImage) * 4;
+        for (int n0 = 0; n0 < x.N; n0 += chunk)
         {
-            Im2Col(x, n, g, dy, col);
-            ulong dyn = Ptr(dy) + (ulong)(n * Stride(dy)) * 4;
-            // dW += dY[n] col^T: B(k = pixel, j = row) = col[row * P + pixel].
-            Gemm(dy.C, rows, p, dyn, 0, p, 1, col, 0, 1, p, Ptr(dw), 0, rows, n == 0 ? 0f : 1f, 0, 1, "conv_bwd_weight");
+            int count = Math.Min(chunk, x.N - n0);
+            Im2Col(x, n0, count, g, dy, col);
+            ulong dyn = Ptr(dy) + (ulong)(n0 * Stride(dy)) * 4;
+            // dW (+)= sum over the chunk of dY[n] col[n]^T: K runs over the images' pixels in
+            // segments of P; B(k = pixel, j = row) = col[n][row * P + pixel]. Chunks add in order.
+            Gemm(dy.C, rows, count * p, dyn, 0, p, 1, col, 0, 1, p, Ptr(dw), 0, rows, n0 == 0 ? 0f : 1f, 0, 1, "conv_bwd_weight",
+                kSegment: p, sAs: Stride(dy), sBs: perImage);
             if (dx.IsNone) continue;
-            // dcol = W^T dY[n], then scattered back to the image as a gather.
-            Gemm(rows, p, dy.C, Ptr(w), 0, 1, rows, dyn, 0, p, 1, dcol, 0, p, 0f, 0, 1, "conv_bwd_data");
-            long total = (long)x.C * x.Plane;
-            Launch1D("col2im", total, $"conv_bwd {x}", dcol, x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, dy.H, dy.W,
-                Ptr(dx) + (ulong)(n * Stride(dx)) * 4, accumulate ? 1 : 0);
+            // dcol[n] = W^T dY[n], then gathered back into the images.
+            Gemm(rows, p, dy.C, Ptr(w), 0, 1, rows, dyn, Stride(dy), p, 1, dcol, perImage, p, 0f, 0, count, "conv_bwd_data");
+            Launch1D("col2im", (long)count * x.C * x.Plane, $"conv_bwd {x}", dcol, count, x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, dy.H, dy.W,
+                Ptr(dx) + (ulong)(n0 * Stride(dx)) * 4, Stride(dx), accumulate ? 1 : 0);
         }
     }
 
-    private void Im2Col(in Tensor x, int n, ConvGeometry g, in Tensor y, ulong col) =>
-        Launch1D("im2col", (long)x.C * g.Kernel * g.Kernel * y.Plane, $"conv {x}", Ptr(x) + (ulong)(n * Stride(x)) * 4,
-            x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, y.H, y.W, col);
+    private void Im2Col(in Tensor x, int n0, int count, ConvGeometry g, in Tensor y, ulong col) =>
+        Launch1D("im2col", (long)count * x.C * g.Kernel * g.Kernel * y.Plane, $"conv {x}", Ptr(x) + (ulong)(n0 * Stride(x)) * 4, Stride(x),
+            count, x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, y.H, y.W, col);
 
     public void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
     {

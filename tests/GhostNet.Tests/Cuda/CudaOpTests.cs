@@ -55,13 +55,17 @@ public class CudaOpTests
         t.Compare("relu between windows", bn);
     }
 
-    // n, cin, h, w, cout, k, stride
-    [TestCase(8, 3, 224, 224, 16, 3, 2)]
-    [TestCase(2, 5, 9, 7, 6, 5, 1)]
-    [TestCase(1, 4, 13, 13, 8, 3, 2)]
-    public void Dense_conv_matches_cpu(int n, int cin, int h, int w, int cout, int k, int stride)
+    // n, cin, h, w, cout, k, stride, im2col workspace bound (64 MiB: every image in one chunk;
+    // 40,000 bytes: chunks of 4 images forward and 2 backward; 1: one image a chunk)
+    [TestCase(8, 3, 224, 224, 16, 3, 2, 64 << 20)]
+    [TestCase(2, 5, 9, 7, 6, 5, 1, 64 << 20)]
+    [TestCase(1, 4, 13, 13, 8, 3, 2, 64 << 20)]
+    [TestCase(5, 3, 20, 18, 6, 3, 2, 40_000)]
+    [TestCase(3, 4, 11, 9, 5, 3, 1, 1)]
+    public void Dense_conv_matches_cpu(int n, int cin, int h, int w, int cout, int k, int stride, int workspaceBytes)
     {
         using var t = GpuHarness.Create();
+        t.Gpu.ConvWorkspaceBytes = workspaceBytes;
         var g = new ConvGeometry(k, stride, k / 2);
         var x = t.Random(n, cin, h, w);
         var wt = t.Random(cout, cin, k, k, 0.3f);
