@@ -73,6 +73,18 @@ public class CudaTrainCommandTests : TempFolderTest
     }
 
     [Test]
+    public void Devices_and_bench_with_its_per_op_profile_run_on_cuda()
+    {
+        var devices = Run("devices");
+        Assert.That(devices.Code, Is.Zero, devices.Err);
+        Assert.That(devices.Out, Does.Contain("cuda:0"));
+        var bench = Run("bench", "--device", "cuda", "--width", "0.25", "--size", "32", "--train-batches", "4", "--infer-batches", "1",
+            "--steps", "1", "--warmup", "0", "--profile");
+        Assert.That(bench.Code, Is.Zero, bench.Err);
+        Assert.That(bench.Out, Does.Contain("| train | 4 |").And.Contain("| inference | 1 |").And.Contain("pointwise conv bwd"));
+    }
+
+    [Test]
     public void An_interrupted_and_resumed_cuda_run_ends_bit_identical_to_an_uninterrupted_one()
     {
         // The kernels use no atomics, so a GPU run is as reproducible as a CPU run.
