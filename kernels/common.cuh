@@ -17,6 +17,10 @@ typedef unsigned long long u64;
 #define THREADS 256          // elementwise kernels: one thread per element, grid-stride loops
 #define REDUCE_THREADS 256   // one block per reduced row / channel / plane
 
+// Grid-stride loop over elements e = 0 .. total - 1.
+#define FOR_EACH(total) \
+    for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < (total); e += (i64)gridDim.x * blockDim.x)
+
 __device__ __forceinline__ i64 view_offset(i64 e, i64 per_image, i64 stride)
 {
     return (e / per_image) * stride + (e % per_image);

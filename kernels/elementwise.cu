@@ -4,9 +4,6 @@
 // = C * H * W of the view. Bound by memory.
 #include "common.cuh"
 
-#define FOR_EACH(total) \
-    for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < (total); e += (i64)gridDim.x * blockDim.x)
-
 KERNEL void fill_view(float* __restrict__ y, i64 ys, i64 per_image, i64 total, float value)
 {
     FOR_EACH(total) y[view_offset(e, per_image, ys)] = value;

@@ -90,6 +90,18 @@ KERNEL void gemm_f32(int M, int N, int K, int kSeg,
     }
 }
 
+// out[e] = sum_s partial[s * count + e] (+ beta * out[e]): the split-K partial products of a
+// weight gradient, added in split order (deterministic; no atomics). One thread per element.
+KERNEL void split_sum(const float* __restrict__ partial, int splits, i64 count, float* __restrict__ out, float beta)
+{
+    FOR_EACH(count)
+    {
+        double s = 0;
+        for (int k = 0; k < splits; k++) s += partial[k * count + e];
+        out[e] = beta == 0.f ? (float)s : (float)(s + beta * out[e]);
+    }
+}
+
 // Column sums of a row-major [rows, cols] matrix: the bias gradient of a linear layer.
 // One thread per column, rows summed in order (deterministic).
 KERNEL void column_sum(int rows, int cols, const float* __restrict__ x, float* __restrict__ y)

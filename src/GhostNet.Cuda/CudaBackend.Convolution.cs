@@ -23,10 +23,8 @@ public sealed partial class CudaBackend
             // dX[n] = W^T dY[n]: A(i = ci, k = co) = W[co * Cin + ci].
             Gemm(x.C, p, dy.C, Ptr(w), 0, 1, x.C, Ptr(dy), Stride(dy), p, 1, Ptr(dx), Stride(dx), p, accumulate ? 1f : 0f, 0, x.N, "pointwise_conv_bwd_data");
         }
-        // dW = sum_n dY[n] X[n]^T as one GEMM whose K runs over every image's plane (segments of
-        // P): one launch instead of one per image, the sum in a fixed order (deterministic).
-        Gemm(dy.C, x.C, x.N * p, Ptr(dy), 0, p, 1, Ptr(x), 0, 1, p, Ptr(dw), 0, x.C, 0f, 0, 1, "pointwise_conv_bwd_weight",
-            kSegment: p, sAs: Stride(dy), sBs: Stride(x));
+        // dW = sum_n dY[n] X[n]^T: A(i = co, k) = dY[n][co * P + pixel], B(k, j = ci) = X[n][ci * P + pixel].
+        WeightGradient(dy.C, x.C, x.N, p, Ptr(dy), p, 1, Stride(dy), Ptr(x), 1, p, Stride(x), Ptr(dw), 0f, "pointwise_conv_bwd_weight");
     }
 
     /// <summary>Bound on the im2col workspace: images are processed in chunks that fit it.</summary>
@@ -63,10 +61,9 @@ public sealed partial class CudaBackend
             int count = Math.Min(chunk, x.N - n0);
             Im2Col(x, n0, count, g, dy, col);
             ulong dyn = Ptr(dy) + (ulong)(n0 * Stride(dy)) * 4;
-            // dW (+)= sum over the chunk of dY[n] col[n]^T: K runs over the images' pixels in
-            // segments of P; B(k = pixel, j = row) = col[n][row * P + pixel]. Chunks add in order.
-            Gemm(dy.C, rows, count * p, dyn, 0, p, 1, col, 0, 1, p, Ptr(dw), 0, rows, n0 == 0 ? 0f : 1f, 0, 1, "conv_bwd_weight",
-                kSegment: p, sAs: Stride(dy), sBs: perImage);
+            // dW (+)= sum over the chunk of dY[n] col[n]^T, B(k = pixel, j = row) = col[n][row * P + pixel];
+            // chunks add in order.
+            WeightGradient(dy.C, rows, count, p, dyn, p, 1, Stride(dy), col, 1, p, perImage, Ptr(dw), n0 == 0 ? 0f : 1f, "conv_bwd_weight");
             if (dx.IsNone) continue;
             // dcol[n] = W^T dY[n], then gathered back into the images.
             Gemm(rows, p, dy.C, Ptr(w), 0, 1, rows, dyn, Stride(dy), p, 1, dcol, perImage, p, 0f, 0, count, "conv_bwd_data");
@@ -98,6 +95,37 @@ public sealed partial class CudaBackend
         }
         Launch("depthwise_conv_bwd_weight", (uint)dy.C, 1, 1, Threads, $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw),
             x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding);
+    }
+
+    /// <summary>
+    /// dW (M x N, row-major) = sum over <paramref name="images"/> of A[n] B[n] (+ beta dW), K = P
+    /// pixels per image, image n's operands sAs / sBs after image 0's. Split-K over groups of
+    /// whole images so that the grid holds about two blocks per SM even when dW is a single tile
+    /// (16 x 8 early in the network); the groups' partial products are added in group order by
+    /// split_sum (deterministic: the grouping depends only on the shapes and the SM count).
+    /// </summary>
+    private void WeightGradient(int m, int n, int images, int p, ulong a, long sAi, long sAk, long sAs,
+        ulong b, long sBk, long sBj, long sBs, ulong dw, float beta, string context)
+    {
+        int tiles = (m + 63) / 64 * ((n + 63) / 64);
+        int groups = Math.Clamp((2 * Device.Multiprocessors + tiles - 1) / tiles, 1, images);
+        int perGroup = (images + groups - 1) / groups, full = images / perGroup, rest = images - full * perGroup;
+        groups = full + (rest > 0 ? 1 : 0);
+        if (groups == 1)
+        {
+            Gemm(m, n, images * p, a, 0, sAi, sAk, b, 0, sBk, sBj, dw, 0, n, beta, 0, 1, context, p, sAs, sBs);
+            return;
+        }
+        long mn = (long)m * n;
+        ulong partial = Partials(groups * mn);
+        Gemm(m, n, perGroup * p, a, perGroup * sAs, sAi, sAk, b, perGroup * sBs, sBk, sBj, partial, mn, n, 0f, 0, full, context, p, sAs, sBs);
+        if (rest > 0)
+        {
+            long skipped = (long)full * perGroup;
+            Gemm(m, n, rest * p, a + (ulong)(skipped * sAs) * 4, 0, sAi, sAk, b + (ulong)(skipped * sBs) * 4, 0, sBk, sBj,
+                partial + (ulong)(full * mn) * 4, 0, n, 0f, 0, 1, context, p, sAs, sBs);
+        }
+        Launch1D("split_sum", mn, context, partial, groups, mn, dw, beta);
     }
 
     /// <summary>

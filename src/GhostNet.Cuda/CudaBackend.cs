@@ -20,7 +20,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     private readonly int _deviceOrdinal;
     private readonly List<CudaModule> _modules = [];
     private readonly Dictionary<string, (IntPtr Function, string File)> _kernels = [];
-    private CudaBuffer? _workspace;
+    private CudaBuffer? _workspace, _partials;
 
     /// <summary>Uses the primary context of device <paramref name="ordinal"/> and a stream of its own.</summary>
     public CudaBackend(int ordinal = 0, KernelCache? cache = null)
@@ -129,14 +129,19 @@ public sealed unsafe partial class CudaBackend : IBackend
     internal static long Stride(in Tensor t) => (long)t.CTotal * t.Plane;
 
     /// <summary>Scratch device memory (im2col columns) that grows to the largest request and stays.</summary>
-    private ulong Workspace(long elements)
+    private ulong Workspace(long elements) => Grow(ref _workspace, elements);
+
+    /// <summary>Scratch for split-K partial products, apart from the columns they are computed from.</summary>
+    private ulong Partials(long elements) => Grow(ref _partials, elements);
+
+    private ulong Grow(ref CudaBuffer? buffer, long elements)
     {
-        if (_workspace is null || _workspace.Length < elements)
+        if (buffer is null || buffer.Length < elements)
         {
-            _workspace?.Dispose();
-            _workspace = new CudaBuffer(elements, _stream);
+            buffer?.Dispose();
+            buffer = new CudaBuffer(elements, _stream);
         }
-        return _workspace.Pointer;
+        return buffer.Pointer;
     }
 
     /// <summary>Grid of a grid-stride elementwise kernel: enough blocks to fill the device, no more than the work.</summary>
@@ -164,6 +169,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void Dispose()
     {
         _workspace?.Dispose();
+        _partials?.Dispose();
         foreach (var m in _modules) m.Dispose();
         _modules.Clear();
         if (_ownsStream) Driver.cuStreamDestroy(_stream);
