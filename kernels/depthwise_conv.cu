@@ -1,10 +1,11 @@
 // depthwise_conv.cu — k x k depthwise convolution, stride 1 or 2, zero padding, with a channel
 // multiplier m (Cout = m * Cin; output channel o reads input channel o / m), NCHW views.
 // Forward: one thread per output element. Backward data: one thread per input element,
-// gathering the outputs that read it (no atomics). Backward weight: one block per output
-// channel (REDUCE_THREADS threads); each thread accumulates all k*k taps over its share of
-// (n, oh, ow) in registers, then one shared-memory pass and a warp reduction per tap. Bound by
-// memory (forward, data) and by the reduction (weight).
+// gathering the outputs that read it (no atomics). Backward weight: grid (Cout, S), block (co, s)
+// of REDUCE_THREADS threads covering the s-th chunk of co's (n, oh, ow) positions; each thread
+// accumulates all k*k taps over its share in registers, then one shared-memory pass and a warp
+// reduction per tap. S > 1 (few channels) writes parts that depthwise_conv_finish_weight adds in
+// chunk order. Bound by memory (forward, data) and by the reduction (weight).
 #include "common.cuh"
 
 #define MAX_TAPS 25 // k <= 5
@@ -72,13 +73,13 @@ KERNEL void depthwise_conv_bwd_data(const float* __restrict__ dy, i64 dys, const
 
 KERNEL void depthwise_conv_bwd_weight(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
                                       float* __restrict__ dw, int N, int Cin, int H, int W,
-                                      int Cout, int Ho, int Wo, int k, int stride, int pad)
+                                      int Cout, int Ho, int Wo, int k, int stride, int pad, i64 chunk, double* __restrict__ parts)
 {
-    int co = blockIdx.x, m = Cout / Cin, taps = k * k;
+    int co = blockIdx.x, m = Cout / Cin, taps = k * k, S = gridDim.y;
     float acc[MAX_TAPS];
     for (int t = 0; t < MAX_TAPS; t++) acc[t] = 0.f;
-    i64 plane = (i64)Ho * Wo, total = plane * N;
-    for (i64 e = threadIdx.x; e < total; e += blockDim.x)
+    i64 plane = (i64)Ho * Wo, total = plane * N, lo = blockIdx.y * chunk, hi = lo + chunk < total ? lo + chunk : total;
+    for (i64 e = lo + threadIdx.x; e < hi; e += blockDim.x)
     {
         int n = (int)(e / plane), ow = (int)(e % Wo), oh = (int)((e % plane) / Wo);
         float g = dy[n * dys + (i64)co * plane + e % plane];
@@ -105,6 +106,20 @@ KERNEL void depthwise_conv_bwd_weight(const float* __restrict__ x, i64 xs, const
         double s = 0;
         for (int i = lane; i < blockDim.x; i += 32) s += partial[t][i];
         s = warp_sum(s);
-        if (lane == 0) dw[(i64)co * taps + t] = (float)s;
+        if (lane != 0) continue;
+        if (S == 1) dw[(i64)co * taps + t] = (float)s;
+        else parts[((i64)co * S + blockIdx.y) * taps + t] = s;
+    }
+}
+
+// dw[co, t] = sum over the S chunks of parts[(co * S + s) * taps + t], in chunk order.
+KERNEL void depthwise_conv_finish_weight(const double* __restrict__ parts, int S, int Cout, int taps, float* __restrict__ dw)
+{
+    FOR_EACH((i64)Cout * taps)
+    {
+        i64 co = e / taps, t = e % taps;
+        double s = 0;
+        for (int j = 0; j < S; j++) s += parts[(co * S + j) * taps + t];
+        dw[e] = (float)s;
     }
 }

@@ -93,8 +93,13 @@ public sealed partial class CudaBackend
             Launch1D("depthwise_conv_bwd_data", x.Count, $"{dy} -> {dx} {g}", Ptr(dy), Stride(dy), Ptr(w), Ptr(dx), Stride(dx),
                 x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0);
         }
-        Launch("depthwise_conv_bwd_weight", (uint)dy.C, 1, 1, Threads, $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw),
-            x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding);
+        var (chunks, chunk) = ChannelChunks(dy.C, (long)dy.N * dy.Plane);
+        int taps = g.Kernel * g.Kernel;
+        ulong parts = chunks > 1 ? Partials((long)dy.C * chunks * taps * 2) : 0;
+        Launch("depthwise_conv_bwd_weight", (uint)dy.C, (uint)chunks, 1, Threads, $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw),
+            x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts);
+        if (chunks > 1)
+            Launch1D("depthwise_conv_finish_weight", (long)dy.C * taps, $"{dy} {g}", parts, chunks, dy.C, taps, Ptr(dw));
     }
 
     /// <summary>

@@ -9,7 +9,7 @@ public sealed partial class CudaBackend
     {
         ShapeChecks.Same("batch_norm_fwd", x, y);
         ShapeChecks.BatchNormTraining("batch_norm_fwd", x);
-        var (chunks, chunk) = ChannelChunks(x);
+        var (chunks, chunk) = ChannelChunks(x.C, (long)x.N * x.Plane);
         ulong parts = chunks > 1 ? Partials((long)x.C * chunks * 3 * 2) : 0;
         Launch("batch_norm_stats", (uint)x.C, (uint)chunks, 1, Threads, $"{x}", Ptr(x), Stride(x), x.N, x.C, x.Plane, chunk,
             Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps, parts);
@@ -17,18 +17,6 @@ public sealed partial class CudaBackend
             Launch1D("batch_norm_finish_stats", x.C, $"{x}", parts, chunks, x.C, (long)x.N * x.Plane,
                 Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps);
         Apply(x, y, p, o, training: true);
-    }
-
-    /// <summary>
-    /// How a channel's N * P values are split across blocks: enough chunks for about two blocks
-    /// per SM when there are few channels, none under 4,096 values (16 per thread).
-    /// </summary>
-    private (int Chunks, long Chunk) ChannelChunks(in Tensor x)
-    {
-        long m = (long)x.N * x.Plane;
-        int chunks = (int)Math.Clamp((2L * Device.Multiprocessors + x.C - 1) / x.C, 1, Math.Max(1, m / 4096));
-        long chunk = (m + chunks - 1) / chunks;
-        return ((int)((m + chunk - 1) / chunk), chunk);
     }
 
     public void BatchNormEvalForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
@@ -47,7 +35,7 @@ public sealed partial class CudaBackend
         ShapeChecks.Same("batch_norm_bwd", x, dy);
         ShapeChecks.Same("batch_norm_bwd", x, dx);
         ulong dgamma = Ptr(p.Weight.Grad), dbeta = Ptr(p.Bias.Grad);
-        var (chunks, chunk) = ChannelChunks(x);
+        var (chunks, chunk) = ChannelChunks(x.C, (long)x.N * x.Plane);
         ulong parts = chunks > 1 ? Partials((long)x.C * chunks * 2 * 2) : 0;
         Launch("batch_norm_bwd_reduce", (uint)x.C, (uint)chunks, 1, Threads, $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), Ptr(dy), Stride(dy),
             x.N, x.C, x.Plane, chunk, Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, o.Relu ? 1 : 0, parts);

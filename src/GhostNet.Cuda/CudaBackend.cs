@@ -144,6 +144,18 @@ public sealed unsafe partial class CudaBackend : IBackend
         return buffer.Pointer;
     }
 
+    /// <summary>
+    /// How the values of each of <paramref name="channels"/> per-channel reductions are split
+    /// across blocks: enough chunks for about two blocks per SM when there are few channels, none
+    /// under 4,096 values (16 per thread). The parts are combined in chunk order (deterministic).
+    /// </summary>
+    private (int Chunks, long Chunk) ChannelChunks(int channels, long values)
+    {
+        int chunks = (int)Math.Clamp((2L * Device.Multiprocessors + channels - 1) / channels, 1, Math.Max(1, values / 4096));
+        long chunk = (values + chunks - 1) / chunks;
+        return ((int)((values + chunk - 1) / chunk), chunk);
+    }
+
     /// <summary>Grid of a grid-stride elementwise kernel: enough blocks to fill the device, no more than the work.</summary>
     private uint Blocks(long total) => (uint)Math.Max(1, Math.Min((total + Threads - 1) / Threads, (long)Device.Multiprocessors * 32));
 
