@@ -8,13 +8,17 @@
 // points runs as if no other thread existed (which is all CUDA promises). Exited threads count as
 // arrived at __syncthreads, as on Volta and later. A barrier that can never complete (a warp split
 // between __syncthreads and a shuffle), or a full-mask shuffle naming an exited or missing lane,
-// stops the launch with an error instead of hanging or returning made-up values.
+// stops the launch with an error instead of hanging or returning made-up values. Each block
+// starts with its shared memory filled with NaN bytes, and GHOSTNET_EMU_ORDER=reverse runs the
+// fibers of a pass from the last thread to the first: a read of shared memory that a missing
+// barrier leaves unwritten gives NaN in one order or the other.
 #pragma once
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <type_traits>
 #include <utility>
 
@@ -35,6 +39,7 @@ struct Thread
 {
     dim3 idx;
     int linear;
+    int position; // in the order fibers run within a pass
     State state;
     void* sp;
     unsigned shuffles; // parity picks the exchange buffer
@@ -43,6 +48,7 @@ struct Thread
 constexpr int MaxThreads = 1024;
 
 inline Thread threads[MaxThreads];
+inline int order[MaxThreads]; // order[position] = linear index; forward, or reversed by GHOSTNET_EMU_ORDER=reverse
 inline uint64_t exchange[2][MaxThreads]; // shuffle values; two buffers, so one barrier per shuffle suffices
 inline int thread_count;
 inline int exited[MaxThreads / 32]; // per warp, so a shuffle looks for exited lanes only when there are some
@@ -85,13 +91,16 @@ emu_switch:
 // last one: one switch per yield.
 inline void pass_on(Thread* me)
 {
-    for (Thread* t = me + 1; t < threads + thread_count; t++)
+    for (int p = me->position + 1; p < thread_count; p++)
+    {
+        Thread* t = &threads[order[p]];
         if (t->state == Ready)
         {
             current = t;
             emu_switch(&me->sp, t->sp);
             return;
         }
+    }
     emu_switch(&me->sp, scheduler_sp);
 }
 
@@ -134,10 +143,16 @@ inline void sync_warp(unsigned mask)
     wait(AtWarpBarrier);
 }
 
+// Every __shared__ variable of the module lives in this section (see the __shared__ macro), so a
+// block can start with all of its shared memory poisoned, as a GPU block starts with garbage.
+extern "C" char __start_emu_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_emu_shared[] __attribute__((weak, visibility("hidden")));
+
 // Runs every thread of the current block to completion. False (with `error` set) on a barrier
 // that cannot complete.
 inline bool run_block()
 {
+    if (__start_emu_shared != __stop_emu_shared) memset(__start_emu_shared, 0xFF, __stop_emu_shared - __start_emu_shared);
     for (int t = 0; t < thread_count; t++)
     {
         threads[t].state = Ready;
@@ -148,10 +163,10 @@ inline bool run_block()
     }
     for (;;)
     {
-        for (int t = 0; t < thread_count; t++)
-            if (threads[t].state == Ready)
+        for (int p = 0; p < thread_count; p++)
+            if (threads[order[p]].state == Ready)
             {
-                current = &threads[t];
+                current = &threads[order[p]];
                 emu_switch(&scheduler_sp, current->sp); // back when the pass has visited every ready thread
                 break;
             }
@@ -218,10 +233,17 @@ extern "C" __attribute__((visibility("default"))) int emu_launch(void (*wrapper)
     block_dim = {block[0], block[1], block[2]};
     grid_dim = {grid[0], grid[1], grid[2]};
     thread_count = static_cast<int>(block[0] * block[1] * block[2]);
+    const char* requested = getenv("GHOSTNET_EMU_ORDER");
+    bool reverse = requested && strcmp(requested, "reverse") == 0;
     int t = 0;
     for (unsigned z = 0; z < block[2]; z++)
         for (unsigned y = 0; y < block[1]; y++)
-            for (unsigned x = 0; x < block[0]; x++, t++) threads[t] = {{x, y, z}, t, Ready, nullptr, 0};
+            for (unsigned x = 0; x < block[0]; x++, t++)
+            {
+                int position = reverse ? thread_count - 1 - t : t;
+                threads[t] = {{x, y, z}, t, position, Ready, nullptr, 0};
+                order[position] = t;
+            }
     for (unsigned z = 0; z < grid[2]; z++)
         for (unsigned y = 0; y < grid[1]; y++)
             for (unsigned x = 0; x < grid[0]; x++)
@@ -251,7 +273,7 @@ extern "C" __attribute__((visibility("default"))) void emu_where(char* text, int
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static
+#define __shared__ static __attribute__((section("emu_shared")))
 #define __launch_bounds__(...)
 
 inline void __syncthreads() { emu::wait(emu::AtBlockBarrier); }

@@ -118,10 +118,15 @@ int compile(Program& p, const std::vector<std::string>& options)
 }
 } // namespace
 
+// Version 0.<checksum of emu_runtime.h>: not a real NVRTC, so kernel cache keys never collide
+// with real cubins, and a changed runtime header invalidates modules built with the old one.
+#ifndef EMU_RUNTIME_CHECKSUM
+#error "build with -DEMU_RUNTIME_CHECKSUM=... (build.sh does)"
+#endif
 EXPORT int nvrtcVersion(int* major, int* minor)
 {
-    *major = 0; // not a real NVRTC: kernel cache keys never collide with real cubins
-    *minor = 1;
+    *major = 0;
+    *minor = EMU_RUNTIME_CHECKSUM;
     return Success;
 }
 

@@ -28,6 +28,14 @@ public unsafe class EmulatorTests
             p[threadIdx.x] = v;
         }
         KERNEL void block_total(float* p) { float s = block_sum<float>(1.f); if (threadIdx.x == 0) p[0] = s; }
+        KERNEL void neighbours(float* p, int barrier)
+        {
+            __shared__ float v[256];
+            int t = threadIdx.x;
+            v[t] = t;
+            if (barrier) __syncthreads();
+            p[t] = t > 0 && t < 255 ? v[t - 1] + v[t + 1] : 0.f;
+        }
         """;
 
     private CudaBackend _backend = null!;
@@ -105,6 +113,20 @@ public unsafe class EmulatorTests
     {
         ulong p = Allocate(32);
         Assert.That(Launch("shuffle_after_exit", 32, p), Is.EqualTo(719));
+        Driver.cuMemFree(p);
+    }
+
+    [Test]
+    public void A_missing_barrier_before_a_shared_memory_read_gives_nan()
+    {
+        // Each block starts with NaN in shared memory; whichever way the fibers run, one of the
+        // two neighbours is unwritten without the barrier (GHOSTNET_EMU_ORDER=reverse: the left).
+        ulong p = Allocate(256);
+        Assert.That(Launch("neighbours", 256, p, 1), Is.Zero);
+        var with = Read(p, 256);
+        Assert.That(with.Skip(1).Take(254).Select((v, i) => v - 2f * (i + 1)), Has.All.EqualTo(0f), "with the barrier");
+        Assert.That(Launch("neighbours", 256, p, 0), Is.Zero);
+        Assert.That(Read(p, 256).Skip(1).Take(254), Has.All.NaN, "without it");
         Driver.cuMemFree(p);
     }
 
