@@ -91,6 +91,18 @@ public unsafe class EmulatorTests
     }
 
     [Test]
+    public void Its_fault_handler_leaves_managed_null_references_to_dotnet()
+    {
+        // The emulator's SIGSEGV handler, installed by the first launch, must pass faults that
+        // are not a kernel's on to the runtime's, which turns this one into an exception.
+        ulong p = Allocate(1);
+        Assert.That(Launch("write_at", 32, p, 0), Is.Zero);
+        Driver.cuMemFree(p);
+        string? nothing = Environment.GetEnvironmentVariable("GHOSTNET_NO_SUCH_VARIABLE");
+        Assert.Throws<NullReferenceException>(() => _ = nothing!.Length);
+    }
+
+    [Test]
     public void Memory_nobody_wrote_reads_as_nan()
     {
         ulong x = Allocate(64), y = Allocate(64);
