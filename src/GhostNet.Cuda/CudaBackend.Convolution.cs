@@ -27,6 +27,8 @@ public sealed partial class CudaBackend
         WeightGradient(dy.C, x.C, x.N, p, Ptr(dy), p, 1, Stride(dy), Ptr(x), 1, p, Stride(x), Ptr(dw), 0f, "pointwise_conv_bwd_weight");
     }
 
+    private const int GemmTile = 64; // TILE in gemm.cu: one block per 64 x 64 tile of the output
+
     /// <summary>Bound on the im2col workspace: images are processed in chunks that fit it.</summary>
     internal long ConvWorkspaceBytes { get; set; } = 64L << 20;
 
@@ -112,7 +114,7 @@ public sealed partial class CudaBackend
     private void WeightGradient(int m, int n, int images, int p, ulong a, long sAi, long sAk, long sAs,
         ulong b, long sBk, long sBj, long sBs, ulong dw, float beta, string context)
     {
-        int tiles = (m + 63) / 64 * ((n + 63) / 64);
+        int tiles = (m + GemmTile - 1) / GemmTile * ((n + GemmTile - 1) / GemmTile);
         int groups = Math.Clamp((2 * Device.Multiprocessors + tiles - 1) / tiles, 1, images);
         int perGroup = (images + groups - 1) / groups, full = images / perGroup, rest = images - full * perGroup;
         groups = full + (rest > 0 ? 1 : 0);
@@ -140,8 +142,7 @@ public sealed partial class CudaBackend
     private void Gemm(int m, int n, int k, ulong a, long sAb, long sAi, long sAk, ulong b, long sBb, long sBk, long sBj,
         ulong c, long sCb, long sCi, float beta, ulong bias, int batch, string context, int kSegment = 0, long sAs = 0, long sBs = 0)
     {
-        const int tile = 64;
-        Launch("gemm_f32", (uint)((n + tile - 1) / tile), (uint)((m + tile - 1) / tile), (uint)batch, Threads,
+        Launch("gemm_f32", (uint)((n + GemmTile - 1) / GemmTile), (uint)((m + GemmTile - 1) / GemmTile), (uint)batch, Threads,
             $"{context} (M={m} N={n} K={k} batch={batch})",
             m, n, k, kSegment == 0 ? Math.Max(k, 1) : kSegment, a, sAb, sAi, sAk, sAs, b, sBb, sBk, sBj, sBs, c, sCb, sCi, beta, bias);
     }

@@ -76,7 +76,7 @@ public sealed partial class CudaBackend
     }
 
     /// <summary>plane_reduce over the N x C planes of <paramref name="x"/>: one warp a plane.</summary>
-    private void LaunchPlanes(in Tensor x, string context, ulong a, long aStride, ulong b, long bStride, float scale, ulong output)
+    private void LaunchPlanes(in Tensor x, DeferredText context, ulong a, long aStride, ulong b, long bStride, float scale, ulong output)
     {
         int planes = x.N * x.C, perBlock = Threads / 32;
         Launch("plane_reduce", (uint)((planes + perBlock - 1) / perBlock), 1, 1, Threads, context,

@@ -159,7 +159,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     /// <summary>Grid of a grid-stride elementwise kernel: enough blocks to fill the device, no more than the work.</summary>
     private uint Blocks(long total) => (uint)Math.Max(1, Math.Min((total + Threads - 1) / Threads, (long)Device.Multiprocessors * 32));
 
-    private void Launch(string kernel, uint gridX, uint gridY, uint gridZ, uint block, string context, params ReadOnlySpan<KernelArg> args)
+    private void Launch(string kernel, uint gridX, uint gridY, uint gridZ, uint block, DeferredText context, params ReadOnlySpan<KernelArg> args)
     {
         if (!_kernels.TryGetValue(kernel, out var k)) throw new InvalidOperationException($"no kernel named {kernel}");
         if (gridX == 0 || gridY == 0 || gridZ == 0) return; // empty tensor
@@ -172,10 +172,10 @@ public sealed unsafe partial class CudaBackend : IBackend
         }
         int result = Driver.cuLaunchKernel(k.Function, gridX, gridY, gridZ, block, 1, 1, 0, _stream, pointers, null);
         if (result != Driver.Success)
-            throw new CudaException($"{kernel} launch failed ({CuResultNames.Of(result)}) for {context} (grid {gridX}x{gridY}x{gridZ}, block {block})", result);
+            throw new CudaException($"{kernel} launch failed ({CuResultNames.Of(result)}) for {context.ToString()} (grid {gridX}x{gridY}x{gridZ}, block {block})", result);
     }
 
-    private void Launch1D(string kernel, long total, string context, params ReadOnlySpan<KernelArg> args) =>
+    private void Launch1D(string kernel, long total, DeferredText context, params ReadOnlySpan<KernelArg> args) =>
         Launch(kernel, Blocks(total), 1, 1, Threads, context, args);
 
     public void Dispose()

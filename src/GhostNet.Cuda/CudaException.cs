@@ -8,9 +8,10 @@ public sealed class CudaException(string message, int result = 0) : Exception(me
     public int Result { get; } = result;
     public bool IsOutOfMemory => Result == 2;
 
-    internal static void Check(int result, string call, string? context = null)
+    /// <summary>Throws unless <paramref name="result"/> is success; the context is only formatted then.</summary>
+    internal static void Check(int result, string call, DeferredText context = default)
     {
         if (result == Driver.Success) return;
-        throw new CudaException($"{call} failed ({CuResultNames.Of(result)}){(context is null ? "" : " " + context)}", result);
+        throw new CudaException($"{call} failed ({CuResultNames.Of(result)}){(context.IsEmpty ? "" : " " + context.ToString())}", result);
     }
 }
