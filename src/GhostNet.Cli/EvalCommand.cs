@@ -23,13 +23,20 @@ internal static class EvalCommand
         foreach (var o in new Option[] { checkpoint, data, batch, workers, device }) command.Options.Add(o);
         command.SetAction(r =>
         {
+            int batchSize = r.GetValue(batch), threads = r.GetValue(workers);
+            if (batchSize < 1) throw new ArgumentException("--batch-size must be at least 1");
+            if (threads is < 0 or > 256) throw new ArgumentException("--workers must lie in 0..256 (0: one per core)");
             var (info, tensors) = Checkpoint.Read(r.GetValue(checkpoint)!);
             using var backend = Devices.Create(r.GetValue(device)!, 0);
             using var model = Load(info, tensors, backend);
             var setup = DataSets.Resolve(r.GetValue(data) ?? info.Dataset, Path.GetDirectoryName(Path.GetFullPath(r.GetValue(checkpoint)!))!, new SafeImageDecoder());
             if (!setup.Val.Classes.SequenceEqual(info.Classes)) throw new ArgumentException($"the data's classes differ from the checkpoint's {info.Classes.Count}");
-            var loader = new DataLoader(setup.Val, setup.EvalTransform(info.InputSize),
-                new DataLoaderOptions(r.GetValue(batch), Shuffle: false, DropLast: false, Workers: r.GetValue(workers)));
+            // A batch larger than the split is the split in one batch.
+            var options = new DataLoaderOptions(Math.Min(batchSize, setup.Val.Count), Shuffle: false, DropLast: false, Workers: threads);
+            long bytes = (backend is Cpu.CpuBackend ? GhostNetModel.PlanBytes(info.Config, options.BatchSize, info.InputSize, info.InputSize, withGradients: false) : 0)
+                         + 2L * (threads > 0 ? threads : Environment.ProcessorCount) * options.BatchSize * 3L * info.InputSize * info.InputSize * 4;
+            MemoryBudget.Require(bytes, $"--batch-size {batchSize} with --workers {threads}");
+            var loader = new DataLoader(setup.Val, setup.EvalTransform(info.InputSize), options);
             Console.WriteLine($"{r.GetValue(checkpoint)}: GhostNet width {info.Width}, {info.NumClasses} classes, {info.InputSize}x{info.InputSize}, epoch {info.State.Epoch}; " +
                               $"{setup.Name} validation split, {setup.Val.Count:N0} images, on {backend.Name}");
             Report.Evaluation(Trainer.Evaluate(model, new LoaderSource(loader), info.InputSize, info.InputSize, CancellationToken.None), info.Classes);
@@ -43,7 +50,7 @@ internal static class EvalCommand
         var checkpoint = new Option<string>("--checkpoint") { Required = true, Description = "A checkpoint written by ghostcuda train" };
         var top = new Option<int>("--top") { DefaultValueFactory = _ => 5 };
         var device = Devices.Option();
-        var images = new Argument<string[]>("images") { Arity = ArgumentArity.OneOrMore, Description = "JPEG or PNG files" };
+        var images = new Argument<string[]>("images") { Arity = ArgumentArity.OneOrMore, Description = "JPEG or PNG files, or folders of them" };
         var command = new Command("predict", "The top classes of images, with probabilities.");
         command.Options.Add(checkpoint);
         command.Options.Add(top);
@@ -52,13 +59,14 @@ internal static class EvalCommand
         command.SetAction(r =>
         {
             var clock = Stopwatch.StartNew();
+            if (r.GetValue(top) < 1) throw new ArgumentException("--top must be at least 1");
             var (info, tensors) = Checkpoint.Read(r.GetValue(checkpoint)!);
             using var backend = Devices.Create(r.GetValue(device)!, 0);
             using var model = Load(info, tensors, backend);
             double cropPct = info.Options.TryGetValue("eval_crop_pct", out var c) ? double.Parse(c, CultureInfo.InvariantCulture) : 0.875;
             var transform = new EvalTransform(info.InputSize, DataSets.NormalizationByName(info.Normalization), cropPct);
             var decoder = new SafeImageDecoder();
-            var paths = r.GetValue(images)!;
+            var paths = ImagePaths(r.GetValue(images)!);
             int size = info.InputSize, k = info.NumClasses, topK = Math.Clamp(r.GetValue(top), 1, k);
             var pixels = new float[paths.Length * 3 * size * size];
             var ok = new List<int>();
@@ -75,7 +83,7 @@ internal static class EvalCommand
                     Console.Error.WriteLine($"warning: image skipped: {e.Message}");
                 }
             }
-            if (ok.Count == 0) return 2;
+            if (ok.Count == 0) throw new InvalidDataException(paths.Length == 1 ? $"{paths[0]} could not be used" : $"none of the {paths.Length} images could be used");
             double loadMs = clock.Elapsed.TotalMilliseconds;
             var forward = Stopwatch.StartNew();
             using var plan = model.Compile(ok.Count, size, size, withGradients: false);
@@ -99,6 +107,24 @@ internal static class EvalCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>The files named, with each folder replaced by its JPEG and PNG files in name order.</summary>
+    private static string[] ImagePaths(string[] arguments)
+    {
+        var paths = new List<string>();
+        foreach (string a in arguments)
+        {
+            if (!Directory.Exists(a))
+            {
+                paths.Add(a);
+                continue;
+            }
+            var found = Directory.EnumerateFiles(a).Where(f => Path.GetExtension(f).ToLowerInvariant() is ".jpg" or ".jpeg" or ".png").Order(StringComparer.Ordinal).ToList();
+            if (found.Count == 0) throw new ArgumentException($"{a} is a folder without .jpg, .jpeg or .png files");
+            paths.AddRange(found);
+        }
+        return [.. paths];
     }
 
     private static GhostNetModel Load(CheckpointInfo info, List<Graph.SafetensorsTensor> tensors, IBackend backend)

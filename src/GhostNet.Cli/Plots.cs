@@ -1,8 +1,10 @@
+using GhostNet.IO;
+using GhostNet.Training;
 using ScottPlot;
 
 namespace GhostNet.Cli;
 
-/// <summary>loss.png and accuracy.png of a run, redrawn from log.csv after every epoch.</summary>
+/// <summary>loss.png and accuracy.png of a run, redrawn from its history after every epoch (each file replaced atomically).</summary>
 internal static class Plots
 {
     private static readonly Lazy<bool> FontReady = new(() =>
@@ -14,17 +16,18 @@ internal static class Plots
         return true;
     });
 
-    public static void Refresh(string outDir, RunLog log)
+    public static void Refresh(string outDir, IReadOnlyList<EpochRecord> rows)
     {
-        var rows = log.Rows();
         if (rows.Count == 0) return;
         try
         {
             _ = FontReady.Value;
-            double[] epochs = rows.Select(r => r[0]).ToArray();
-            Save(System.IO.Path.Combine(outDir, "loss.png"), "Loss (the training loss includes label smoothing)", "loss", epochs, ("train", rows.Select(r => r[2]).ToArray()), ("val", rows.Select(r => r[5]).ToArray()));
+            double[] epochs = rows.Select(r => (double)r.Epoch).ToArray();
+            Save(System.IO.Path.Combine(outDir, "loss.png"), "Loss (the training loss includes label smoothing)", "loss", epochs,
+                ("train", rows.Select(r => r.TrainLoss).ToArray()), ("val", rows.Select(r => r.ValLoss).ToArray()));
             Save(System.IO.Path.Combine(outDir, "accuracy.png"), "Accuracy", "top-1 / top-5 (%)", epochs,
-                ("train top-1", rows.Select(r => r[3]).ToArray()), ("val top-1", rows.Select(r => r[6]).ToArray()), ("val top-5", rows.Select(r => r[7]).ToArray()));
+                ("train top-1", rows.Select(r => r.TrainTop1).ToArray()), ("val top-1", rows.Select(r => r.ValTop1).ToArray()),
+                ("val top-5", rows.Select(r => r.ValTop5).ToArray()));
         }
         catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or IOException)
         {
@@ -45,6 +48,6 @@ internal static class Plots
         plot.XLabel("epoch");
         plot.YLabel(yLabel);
         plot.ShowLegend();
-        plot.SavePng(path, 800, 500);
+        AtomicFile.WriteAllBytes(path, plot.GetImage(800, 500).GetImageBytes(ImageFormat.Png));
     }
 }

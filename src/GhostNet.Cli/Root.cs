@@ -1,14 +1,26 @@
 using System.CommandLine;
+using System.Reflection;
 using GhostNet.Cuda;
 
 namespace GhostNet.Cli;
 
-/// <summary>The ghostcuda command tree and its error policy, callable from tests as from Main.</summary>
+/// <summary>
+/// The ghostcuda command tree and its one error path, callable from tests as from Main. Every
+/// failure reaches the user as one line: bad input (a flag, a file, a missing device) is
+/// "error: ..." with exit 2, anything else is "internal error: ..." with exit 1. The stack trace
+/// is printed only with --verbose.
+/// </summary>
 internal static class Root
 {
+    public const int BadInput = 2, InternalError = 1;
+
+    /// <summary>Global: print stack traces of failures.</summary>
+    public static readonly Option<bool> Verbose = new("--verbose") { Description = "Print the stack trace of an error", Recursive = true };
+
     public static RootCommand Create()
     {
         var root = new RootCommand("ghostcuda: build, train, evaluate and run GhostNet (Han et al., CVPR 2020).");
+        root.Options.Add(Verbose);
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(EvalCommand.Eval());
         root.Subcommands.Add(EvalCommand.Predict());
@@ -20,19 +32,64 @@ internal static class Root
 
     public static async Task<int> RunAsync(string[] args, TextWriter? output = null, TextWriter? error = null)
     {
+        error ??= Console.Error;
+        if (args.Length == 0) args = ["--help"];
+        var parse = Create().Parse(args);
+        bool verbose = args.Contains("--verbose");
+        if (parse.Errors.Count > 0)
+        {
+            // System.CommandLine would print every error and the help; one line names the flag.
+            error.WriteLine($"error: {parse.Errors[0].Message} (see --help)");
+            return BadInput;
+        }
         try
         {
-            // Ctrl-C is the train command's own business (it saves a checkpoint first), so no forced exit.
+            // Signals are the train command's own business (it saves a checkpoint first), so no forced exit.
             var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
             if (output is not null) config.Output = output;
-            if (error is not null) config.Error = error;
-            return await Create().Parse(args).InvokeAsync(config);
+            config.Error = error;
+            return await parse.InvokeAsync(config);
         }
-        catch (Exception e) when (e is ArgumentException or CudaException or InvalidDataException or IOException or NotSupportedException or UnauthorizedAccessException)
+        catch (Exception thrown)
         {
-            // Bad input and unavailable devices get one clear line, not a stack trace.
-            (error ?? Console.Error).WriteLine($"error: {e.Message}");
-            return 2;
+            var e = Unwrap(thrown);
+            bool bad = IsBadInput(e);
+            error.WriteLine(bad ? $"error: {Describe(e)}" : $"internal error: {e.GetType().Name}: {Describe(e)}{(verbose ? "" : " (--verbose prints the stack trace)")}");
+            if (verbose) error.WriteLine(e.ToString());
+            return bad ? BadInput : InternalError;
         }
+    }
+
+    /// <summary>Failures about the user's values, files or machine, as opposed to defects of ghostcuda.</summary>
+    private static bool IsBadInput(Exception e) =>
+        e is ArgumentException or CudaException or InvalidDataException or IOException or NotSupportedException
+            or UnauthorizedAccessException or OutOfMemoryException;
+
+    private static Exception Unwrap(Exception e)
+    {
+        while (true)
+        {
+            switch (e)
+            {
+                case AggregateException { InnerExceptions.Count: 1 } a: e = a.InnerExceptions[0]; continue;
+                case TargetInvocationException { InnerException: { } inner }: e = inner; continue;
+                case TypeInitializationException { InnerException: { } inner }: e = inner; continue;
+                default: return e;
+            }
+        }
+    }
+
+    /// <summary>The message without .NET's "(Parameter 'x')" suffix, which names a C# parameter, not a flag.</summary>
+    private static string Describe(Exception e)
+    {
+        string message = e.Message;
+        if (e is OutOfMemoryException) return "out of memory; use a smaller --batch-size, --input-size or --workers";
+        if (e is ArgumentException { ParamName: { } name })
+        {
+            string suffix = $" (Parameter '{name}')";
+            int at = message.IndexOf(suffix, StringComparison.Ordinal);
+            if (at >= 0) message = message.Remove(at, suffix.Length);
+        }
+        return message.ReplaceLineEndings(" ").Trim();
     }
 }

@@ -1,27 +1,25 @@
 using System.Globalization;
+using GhostNet.IO;
 using GhostNet.Training;
 
 namespace GhostNet.Cli;
 
-/// <summary>The per-epoch CSV log (appended to on resume) and its rows for the plots.</summary>
-internal sealed class RunLog(string path)
+/// <summary>
+/// The per-epoch CSV log, rewritten whole (atomically) from the run's history after every epoch
+/// and on resume, so that it always matches the checkpoint it was written with.
+/// </summary>
+internal static class RunLog
 {
     public const string Header = "epoch,lr,train_loss,train_top1,train_top5,val_loss,val_top1,val_top5,seconds,img_per_s";
 
-    public string Path { get; } = path;
-
-    public void Append(int epoch, float lr, EpochStats train, EvalResult val)
+    public static void Write(string path, IReadOnlyList<EpochRecord> history)
     {
-        if (!File.Exists(Path)) File.WriteAllText(Path, Header + "\n");
         var c = CultureInfo.InvariantCulture;
-        File.AppendAllText(Path, string.Join(',',
-            epoch.ToString(c), lr.ToString("G6", c), train.Loss.ToString("F5", c), train.Top1.ToString("F3", c), train.Top5.ToString("F3", c),
-            val.Loss.ToString("F5", c), val.Top1.ToString("F3", c), val.Top5.ToString("F3", c), train.Seconds.ToString("F1", c),
-            train.ImagesPerSecond.ToString("F1", c)) + "\n");
+        var text = new System.Text.StringBuilder(Header + "\n");
+        foreach (var r in history)
+            text.AppendLine(string.Join(',', r.Epoch.ToString(c), r.Lr.ToString("G6", c), r.TrainLoss.ToString("F5", c), r.TrainTop1.ToString("F3", c),
+                r.TrainTop5.ToString("F3", c), r.ValLoss.ToString("F5", c), r.ValTop1.ToString("F3", c), r.ValTop5.ToString("F3", c),
+                r.Seconds.ToString("F1", c), r.ImagesPerSecond.ToString("F1", c)));
+        AtomicFile.WriteAllText(path, text.ToString().ReplaceLineEndings("\n"));
     }
-
-    public List<double[]> Rows() =>
-        File.Exists(Path)
-            ? File.ReadAllLines(Path).Skip(1).Where(l => l.Length > 0).Select(l => l.Split(',').Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray()).ToList()
-            : [];
 }

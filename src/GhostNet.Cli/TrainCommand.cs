@@ -4,11 +4,14 @@ using GhostNet.Training;
 
 namespace GhostNet.Cli;
 
-/// <summary>The options of `ghostcuda train`, named as in the PyTorch ImageNet example where it has them.</summary>
+/// <summary>
+/// The options of `ghostcuda train`, named as in the PyTorch ImageNet example where it has them.
+/// Null for an option left out whose value a resumed checkpoint supplies (arch, batch size, seed, dropout).
+/// </summary>
 internal sealed record TrainSettings(
-    string Data, string Arch, float? Width, int Epochs, int? StartEpoch, int BatchSize, float Lr, float Momentum, float WeightDecay,
+    string Data, string? Arch, float? Width, int Epochs, int? StartEpoch, int? BatchSize, float Lr, float Momentum, float WeightDecay,
     bool Nesterov, LrScheduleKind Schedule, int LrStep, float LrGamma, int[] Milestones, float WarmupEpochs, float LabelSmoothing,
-    bool NoWdBn, float Dropout, int? InputSize, int Workers, int PrintFreq, int Seed, string Device, string? Resume, string? Pretrained,
+    bool NoWdBn, float? Dropout, int? InputSize, int Workers, int PrintFreq, int? Seed, string Device, string? Resume, string? Pretrained,
     bool Evaluate, string? Out, InitScheme Init, bool StrictData);
 
 internal static class TrainCommand
@@ -50,11 +53,16 @@ internal static class TrainCommand
                      smoothing, noWdBn, dropout, inputSize, workers, printFreq, seed, device, resume, pretrained, evaluate, output, init, strict })
             command.Options.Add(o);
         command.SetAction((r, cancel) => Task.FromResult(new TrainRun(new TrainSettings(
-            r.GetValue(data)!, r.GetValue(arch.Arch)!, r.GetValue(arch.Width), r.GetValue(epochs), r.GetValue(startEpoch), r.GetValue(batch),
+            r.GetValue(data)!, Given(r, arch.Arch), r.GetValue(arch.Width), r.GetValue(epochs), r.GetValue(startEpoch), GivenValue(r, batch),
             r.GetValue(lr), r.GetValue(momentum), r.GetValue(wd), r.GetValue(nesterov), r.GetValue(schedule), r.GetValue(lrStep), r.GetValue(lrGamma),
-            r.GetValue(milestones) ?? [], r.GetValue(warmup), r.GetValue(smoothing), r.GetValue(noWdBn), r.GetValue(dropout), r.GetValue(inputSize),
-            r.GetValue(workers), Math.Max(1, r.GetValue(printFreq)), r.GetValue(seed), r.GetValue(device)!, r.GetValue(resume), r.GetValue(pretrained),
+            r.GetValue(milestones) ?? [], r.GetValue(warmup), r.GetValue(smoothing), r.GetValue(noWdBn), GivenValue(r, dropout), r.GetValue(inputSize),
+            r.GetValue(workers), r.GetValue(printFreq), GivenValue(r, seed), r.GetValue(device)!, r.GetValue(resume), r.GetValue(pretrained),
             r.GetValue(evaluate), r.GetValue(output), r.GetValue(init), r.GetValue(strict))).Execute(cancel)));
         return command;
     }
+
+    /// <summary>The option's value if the command line names it, else null (its default applies, or the checkpoint's).</summary>
+    private static T? Given<T>(ParseResult r, Option<T> option) where T : class => r.GetResult(option) is { Implicit: false } ? r.GetValue(option) : null;
+
+    private static T? GivenValue<T>(ParseResult r, Option<T> option) where T : struct => r.GetResult(option) is { Implicit: false } ? r.GetValue(option) : null;
 }

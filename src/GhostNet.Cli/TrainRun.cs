@@ -1,6 +1,8 @@
+using System.Globalization;
 using GhostNet.Backends;
 using GhostNet.Data;
 using GhostNet.Graph;
+using GhostNet.IO;
 using GhostNet.Models;
 using GhostNet.Training;
 
@@ -8,60 +10,68 @@ namespace GhostNet.Cli;
 
 /// <summary>
 /// One `ghostcuda train` run: data, model (fresh, resumed or pretrained), then per epoch: train,
-/// validate, log a CSV row, refresh the plots, and save checkpoint.safetensors (and
-/// model_best.safetensors when top-1 improves). NaN loss stops with the last good checkpoint
-/// kept; Ctrl-C saves a checkpoint at the current batch and exits so that --resume continues.
+/// check the parameters, validate, and save model_best.safetensors (when top-1 improves),
+/// checkpoint.safetensors, log.csv and the plots, each replaced atomically. The checkpoint is the
+/// run's record: it carries the epoch history that log.csv and the plots are rebuilt from.
+/// A non-finite loss, parameter or validation loss stops with exit 3, keeping the last good
+/// files. SIGINT or SIGTERM saves a checkpoint of the last consistent state (mid-epoch, or the
+/// finished epoch whose validation was cut short) and exits 130 or 143; --resume continues exactly.
 /// </summary>
 internal sealed class TrainRun(TrainSettings s)
 {
-    /// <summary>Tests stop a run after this many steps exactly as Ctrl-C would.</summary>
+    public const int Diverged = 3;
+    private const int MaxEpochs = 1_000_000, MaxInputSize = 4096, MaxWorkers = 256;
+
+    /// <summary>Tests stop a run after this many steps exactly as a signal would.</summary>
     internal int? InterruptAfterSteps { get; init; }
 
     public int Execute(CancellationToken outerCancel)
     {
-        using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(outerCancel);
-        ConsoleCancelEventHandler onCtrlC = (_, e) =>
-        {
-            e.Cancel = true; // let the run save its checkpoint
-            interrupt.Cancel();
-            Console.Error.WriteLine("\ninterrupt: stopping after this batch and saving a checkpoint (Ctrl-C again to abort)");
-        };
-        Console.CancelKeyPress += onCtrlC;
-        try
-        {
-            return Run(interrupt.Token);
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCtrlC;
-        }
+        using var signals = new RunSignals(outerCancel);
+        return Run(signals);
     }
 
-    private int Run(CancellationToken cancel)
+    private int Run(RunSignals signals)
     {
+        var cancel = signals.Token;
         Validate();
         string outDir = s.Out ?? Path.Combine("runs", s.Data is "mnist" or "fashion-mnist" or "cifar10" or "synthetic" ? s.Data : Path.GetFileName(Path.GetFullPath(s.Data).TrimEnd('/')));
+        if (File.Exists(outDir)) throw new ArgumentException($"--out {outDir} is a file, not a folder");
         Directory.CreateDirectory(outDir);
+        foreach (var stale in AtomicFile.RemoveStale(outDir)) Console.Error.WriteLine($"note: removed {Path.Combine(outDir, stale)}, a partial file of a run that was killed");
         CheckpointInfo? resumed = null;
         List<SafetensorsTensor>? resumedTensors = null;
         if (s.Resume is not null) (resumed, resumedTensors) = Checkpoint.Read(s.Resume);
+        if (resumed is not null) CheckResumable(resumed);
+        int batchSize = s.BatchSize ?? BatchSizeOf(resumed) ?? 64;
+        int seed = s.Seed ?? SeedOf(resumed) ?? 0;
 
-        using IBackend backend = Devices.Create(s.Device, 0);
         var decoder = new SafeImageDecoder();
         var data = DataSets.Resolve(s.Data, outDir, decoder);
         int size = s.InputSize ?? resumed?.InputSize ?? data.DefaultInputSize;
         var classes = data.Train.Classes;
         if (resumed is not null && !resumed.Classes.SequenceEqual(classes))
             throw new ArgumentException($"--resume {s.Resume}: the checkpoint's {resumed.Classes.Count} classes differ from {s.Data}'s {classes.Count}");
-        var config = resumed?.Config ?? GhostNetConfig.FromArch(s.Arch, classes.Count, s.Dropout) with { Width = s.Width ?? GhostNetConfig.Architectures[s.Arch] };
+        string arch = resumed?.Arch ?? s.Arch ?? "ghostnet_100";
+        var config = resumed?.Config ?? GhostNetConfig.FromArch(arch, classes.Count, s.Dropout ?? 0.2f) with { Width = s.Width ?? GhostNetConfig.Architectures[arch] };
+        config.Validate();
 
-        using var model = new GhostNetModel(config, backend, s.Seed, s.Init);
+        var options = new DataLoaderOptions(batchSize, Shuffle: true, DropLast: true, Workers: s.Workers, Seed: seed) { StrictBadSamples = s.StrictData };
+        var valOptions = options with { Shuffle = false, DropLast = false };
+        using IBackend backend = Devices.Create(s.Device, 0);
+        CheckMemory(config, backend, batchSize, size, options, valOptions);
+
+        using var model = new GhostNetModel(config, backend, seed, s.Init);
         var state = new TrainingState();
+        var history = new List<EpochRecord>();
+        string logPath = Path.Combine(outDir, "log.csv");
         if (resumed is not null)
         {
             Checkpoint.Apply(model, resumedTensors!, withOptimizer: true);
             state = resumed.State;
-            Console.WriteLine($"resumed {s.Resume}: epoch {state.Epoch}, batch {state.BatchInEpoch}, best top-1 {Math.Max(0, state.BestTop1):F2}%");
+            history.AddRange(resumed.History.Where(r => r.Epoch < state.Epoch));
+            Console.WriteLine($"resumed {s.Resume}: epoch {state.Epoch}, batch {state.BatchInEpoch}" +
+                              (state.BestTop1 >= 0 ? $", best top-1 {state.BestTop1:F2}%" : ""));
         }
         else if (s.Pretrained is not null)
         {
@@ -70,11 +80,10 @@ internal sealed class TrainRun(TrainSettings s)
         }
         if (s.StartEpoch is { } start) state = state with { Epoch = start, BatchInEpoch = 0 };
 
-        var options = new DataLoaderOptions(s.BatchSize, Shuffle: true, DropLast: true, Workers: s.Workers, Seed: s.Seed) { StrictBadSamples = s.StrictData };
         var train = new LoaderSource(new DataLoader(data.Train, data.TrainTransform(size), options));
-        var val = new LoaderSource(new DataLoader(data.Val, data.EvalTransform(size), options with { Shuffle = false, DropLast = false }));
+        var val = new LoaderSource(new DataLoader(data.Val, data.EvalTransform(size), valOptions));
         Console.WriteLine($"GhostNet width {config.Width} ({model.Parameters.ParameterCount:N0} parameters, {classes.Count} classes) at {size}x{size} on {backend.Name}; " +
-                          $"{s.Data}: {data.Train.Count:N0} train / {data.Val.Count:N0} val images, {train.BatchesPerEpoch} steps of {s.BatchSize} per epoch");
+                          $"{s.Data}: {data.Train.Count:N0} train / {data.Val.Count:N0} val images, {train.BatchesPerEpoch} steps of {batchSize} per epoch");
 
         if (s.Evaluate)
         {
@@ -82,17 +91,26 @@ internal sealed class TrainRun(TrainSettings s)
             Report.Evaluation(result, classes);
             return 0;
         }
-        if (train.BatchesPerEpoch == 0) throw new ArgumentException($"--batch-size {s.BatchSize} is larger than the {data.Train.Count} training images");
+        if (train.BatchesPerEpoch == 0) throw new ArgumentException($"--batch-size {batchSize} is larger than the {data.Train.Count} training images");
+        if (state.BatchInEpoch > train.BatchesPerEpoch)
+            throw new ArgumentException($"--resume {s.Resume}: the checkpoint stopped at batch {state.BatchInEpoch}, but an epoch now has {train.BatchesPerEpoch} (the data changed?)");
 
-        var info = new CheckpointInfo(s.Arch, config.Width, config.NumClasses, config.DropRate, size, s.Data, data.NormalizationName, classes, state,
-            new Dictionary<string, string> { ["eval_crop_pct"] = data.EvalCropPct.ToString(System.Globalization.CultureInfo.InvariantCulture), ["seed"] = s.Seed.ToString() });
-        using var plan = model.Compile(s.BatchSize, size, size);
+        var info = new CheckpointInfo(arch, config.Width, config.NumClasses, config.DropRate, size, s.Data, data.NormalizationName, classes, state,
+            new Dictionary<string, string>
+            {
+                ["eval_crop_pct"] = data.EvalCropPct.ToString(CultureInfo.InvariantCulture),
+                ["seed"] = seed.ToString(CultureInfo.InvariantCulture),
+                ["batch_size"] = batchSize.ToString(CultureInfo.InvariantCulture),
+            });
+        var files = new RunFiles(outDir, model, info);
+        files.RequireDiskSpace();
+        if (resumed is not null) files.WriteLog(history); // a crash between checkpoint and log lost or repeated no row
+
+        using var plan = model.Compile(batchSize, size, size);
         plan.LabelSmoothing = s.LabelSmoothing;
         var sgd = new SgdOptimizer(model.Parameters, backend, new SgdOptions(s.Momentum, s.WeightDecay, s.Nesterov, s.NoWdBn));
         var schedule = new LrSchedule(new LrScheduleOptions(s.Schedule, s.Lr, s.Epochs, s.WarmupEpochs, s.LrStep, s.LrGamma, s.Milestones), train.BatchesPerEpoch);
         var trainer = new Trainer(plan, sgd, schedule);
-        var log = new RunLog(Path.Combine(outDir, "log.csv"));
-        string checkpointPath = Path.Combine(outDir, "checkpoint.safetensors"), bestPath = Path.Combine(outDir, "model_best.safetensors");
 
         using var progress = new ProgressDisplay(s.PrintFreq);
         while (state.Epoch < s.Epochs)
@@ -110,48 +128,125 @@ internal sealed class TrainRun(TrainSettings s)
             catch (OperationCanceledException)
             {
                 progress.Stop();
-                Checkpoint.Save(checkpointPath, model, info with { State = current });
-                Console.WriteLine($"interrupted at epoch {current.Epoch}, batch {current.BatchInEpoch}: saved {checkpointPath}; continue with --resume {checkpointPath}");
-                return 130;
+                files.Save(current, history);
+                Console.WriteLine($"interrupted at epoch {current.Epoch}, batch {current.BatchInEpoch}: saved {files.Checkpoint}; continue with --resume {files.Checkpoint}");
+                return signals.ExitCode;
             }
             catch (NonFiniteLossException e)
             {
                 progress.Stop();
-                Console.Error.WriteLine($"error: {e.Message}. The last good checkpoint, if any, is {checkpointPath}.");
-                return 3;
+                Console.Error.WriteLine($"error: {e.Message}. {files.LastGood}");
+                return Diverged;
             }
             progress.Stop();
+            if (ModelHealth.FirstNonFinite(model) is { } bad)
+            {
+                Console.Error.WriteLine($"error: {bad} became NaN or infinite during epoch {current.Epoch} (lower --lr); nothing of this epoch was saved. {files.LastGood}");
+                return Diverged;
+            }
             var epochStats = Trainer.Summary(current);
-            var eval = Trainer.Evaluate(model, val, size, size, cancel);
+            EvalResult eval;
+            try
+            {
+                eval = Trainer.Evaluate(model, val, size, size, cancel);
+            }
+            catch (OperationCanceledException)
+            {
+                files.Save(current, history); // the trained epoch; --resume validates it again
+                Console.WriteLine($"interrupted during validation of epoch {current.Epoch}: saved {files.Checkpoint}; --resume {files.Checkpoint} validates it and continues");
+                return signals.ExitCode;
+            }
+            if (!double.IsFinite(eval.Loss))
+            {
+                Console.Error.WriteLine($"error: the validation loss after epoch {current.Epoch} is {eval.Loss} (the model diverged; lower --lr); nothing of this epoch was saved. {files.LastGood}");
+                return Diverged;
+            }
             bool best = eval.Top1 > state.BestTop1;
             state = state with { BestTop1 = Math.Max(state.BestTop1, eval.Top1) };
-            Checkpoint.Save(checkpointPath, model, info with { State = state });
-            if (best) File.Copy(checkpointPath, bestPath, overwrite: true);
             float lr = schedule.At(Math.Max(0, state.GlobalStep - 1));
-            log.Append(current.Epoch, lr, epochStats, eval);
-            Plots.Refresh(outDir, log);
+            history.Add(new EpochRecord(current.Epoch, lr, epochStats.Loss, epochStats.Top1, epochStats.Top5, eval.Loss, eval.Top1, eval.Top5,
+                epochStats.Seconds, epochStats.ImagesPerSecond));
+            // model_best first: a crash before the checkpoint repeats this epoch and rewrites the same model_best.
+            if (best) files.SaveBest(state, history);
+            files.Save(state, history);
+            files.WriteLog(history);
             Console.WriteLine($"epoch {current.Epoch}: train loss {epochStats.Loss:F4} top-1 {epochStats.Top1:F2}% | val loss {eval.Loss:F4} top-1 {eval.Top1:F2}% " +
                               $"top-5 {eval.Top5:F2}% | {epochStats.Seconds:F1} s, {epochStats.ImagesPerSecond:F0} img/s{(best ? " | best" : "")}" +
                               (train.SkippedSamples > 0 ? $" | {train.SkippedSamples} unreadable images skipped" : ""));
+            if (cancel.IsCancellationRequested)
+            {
+                Console.WriteLine($"interrupted after epoch {current.Epoch}: saved {files.Checkpoint}; continue with --resume {files.Checkpoint}");
+                return signals.ExitCode;
+            }
         }
         Console.WriteLine($"done: best val top-1 {state.BestTop1:F2}%; {outDir}/log.csv, checkpoint.safetensors, model_best.safetensors");
         return 0;
     }
 
+    /// <summary>Options a resumed run must share with its checkpoint, or leave out.</summary>
+    private void CheckResumable(CheckpointInfo resumed)
+    {
+        if (s.Arch is { } arch && (arch != resumed.Arch || (s.Width is null && GhostNetConfig.Architectures[arch] != resumed.Width)))
+            throw new ArgumentException($"--arch {arch} differs from the checkpoint's {resumed.Arch} (width {resumed.Width}); leave --arch out to resume it");
+        if (s.Width is { } width && width != resumed.Width)
+            throw new ArgumentException($"--width {width} differs from the checkpoint's {resumed.Width}; leave --width out to resume it");
+        if (s.InputSize is { } inputSize && inputSize != resumed.InputSize)
+            throw new ArgumentException($"--input-size {inputSize} differs from the checkpoint's {resumed.InputSize}; leave it out to resume");
+        if (s.Dropout is { } dropout && dropout != resumed.DropRate)
+            throw new ArgumentException($"--dropout {dropout} differs from the checkpoint's {resumed.DropRate}; leave it out to resume");
+        // The epoch's sample order, the steps per epoch and the schedule's position all follow from the batch size and the seed.
+        if (s.BatchSize is { } b && BatchSizeOf(resumed) is { } rb && b != rb)
+            throw new ArgumentException($"--batch-size {b} differs from the checkpoint's {rb}: the schedule and the epoch's order would not continue; leave -b out to resume");
+        if (s.Seed is { } seed && SeedOf(resumed) is { } rs && seed != rs)
+            throw new ArgumentException($"--seed {seed} differs from the checkpoint's {rs}: the epoch's order would not continue; leave --seed out to resume");
+        if (s.StartEpoch is null && resumed.State.Epoch >= s.Epochs)
+            throw new ArgumentException($"--resume {s.Resume}: the checkpoint has finished {resumed.State.Epoch} epochs; raise --epochs above {resumed.State.Epoch} to train on");
+    }
+
+    private static int? BatchSizeOf(CheckpointInfo? info) => OptionOf(info, "batch_size");
+    private static int? SeedOf(CheckpointInfo? info) => OptionOf(info, "seed");
+
+    private static int? OptionOf(CheckpointInfo? info, string key) =>
+        info is not null && info.Options.TryGetValue(key, out var text) && int.TryParse(text, CultureInfo.InvariantCulture, out int v) ? v : null;
+
+    /// <summary>Host memory for the loader's buffers, and on the CPU backend the model and plans too; checked before any is allocated.</summary>
+    private void CheckMemory(GhostNetConfig config, IBackend backend, int batch, int size, DataLoaderOptions train, DataLoaderOptions val)
+    {
+        long bytes = LoaderBytes(train, size) + LoaderBytes(val, size);
+        if (backend is Cpu.CpuBackend)
+            bytes += GhostNetModel.StateBytes(config) + GhostNetModel.PlanBytes(config, batch, size, size, withGradients: true)
+                     + GhostNetModel.PlanBytes(config, batch, size, size, withGradients: false);
+        MemoryBudget.Require(bytes, $"--batch-size {batch} at --input-size {size} with --workers {s.Workers}");
+    }
+
+    // TEMPORARY until the loader's own figure lands.
+    private static long LoaderBytes(DataLoaderOptions o, int size) =>
+        2L * (o.Workers > 0 ? o.Workers : Environment.ProcessorCount) * o.BatchSize * 3L * size * size * 4;
+
     private void Validate()
     {
-        if (s.Epochs < 1) throw new ArgumentException("--epochs must be at least 1");
-        if (s.BatchSize < 2) throw new ArgumentException("--batch-size must be at least 2 (training batch norm needs more than one value per channel)");
-        if (s.Lr <= 0 || !float.IsFinite(s.Lr)) throw new ArgumentException("--lr must be positive");
-        if (s.Momentum is < 0 or >= 1) throw new ArgumentException("--momentum must lie in [0, 1)");
-        if (s.WeightDecay < 0) throw new ArgumentException("--wd must not be negative");
+        static bool Finite(float v) => float.IsFinite(v);
+        if (s.Epochs is < 1 or > MaxEpochs) throw new ArgumentException($"--epochs must lie in 1..{MaxEpochs:N0}");
+        if (s.BatchSize is < 2) throw new ArgumentException("--batch-size must be at least 2 (training batch norm needs more than one value per channel)");
+        if (!(s.Lr > 0) || !Finite(s.Lr)) throw new ArgumentException("--lr must be a positive number");
+        if (!(s.Momentum >= 0 && s.Momentum < 1)) throw new ArgumentException("--momentum must lie in [0, 1)");
+        if (!(s.WeightDecay >= 0) || !Finite(s.WeightDecay)) throw new ArgumentException("--wd must be a number, not negative");
         if (s.Nesterov && s.Momentum == 0) throw new ArgumentException("--nesterov needs a momentum above 0 (as torch.optim.SGD)");
-        if (s.LabelSmoothing is < 0 or >= 1) throw new ArgumentException("--label-smoothing must lie in [0, 1)");
-        if (s.Dropout is < 0 or >= 1) throw new ArgumentException("--dropout must lie in [0, 1)");
-        if (s.InputSize is < 32) throw new ArgumentException("--input-size must be at least 32");
+        if (s.LrStep < 1) throw new ArgumentException("--lr-step must be at least 1");
+        if (!(s.LrGamma > 0 && s.LrGamma <= 1)) throw new ArgumentException("--lr-gamma must lie in (0, 1]");
+        if (s.Milestones.Any(m => m < 1 || m > s.Epochs)) throw new ArgumentException($"--milestones must be epochs in 1..{s.Epochs}");
+        if (!(s.WarmupEpochs >= 0 && s.WarmupEpochs <= s.Epochs)) throw new ArgumentException($"--warmup-epochs must lie in 0..{s.Epochs} (--epochs)");
+        if (!(s.LabelSmoothing >= 0 && s.LabelSmoothing < 1)) throw new ArgumentException("--label-smoothing must lie in [0, 1)");
+        if (s.Dropout is { } d && !(d >= 0 && d < 1)) throw new ArgumentException("--dropout must lie in [0, 1)");
+        if (s.Width is { } w && !(w > 0 && w <= 10)) throw new ArgumentException("--width must lie in (0, 10]");
+        if (s.InputSize is < 32 or > MaxInputSize) throw new ArgumentException($"--input-size must lie in 32..{MaxInputSize}");
+        if (s.Workers is < 0 or > MaxWorkers) throw new ArgumentException($"--workers must lie in 0..{MaxWorkers} (0: one per core)");
+        if (s.PrintFreq < 1) throw new ArgumentException("--print-freq must be at least 1");
         if (s.Resume is not null && s.Pretrained is not null) throw new ArgumentException("--resume and --pretrained exclude each other: resume continues a run, pretrained starts one");
         if (s.Evaluate && s.Resume is null && s.Pretrained is null) throw new ArgumentException("--evaluate needs weights: --resume or --pretrained");
         if (s.Schedule == LrScheduleKind.MultiStep && s.Milestones.Length == 0) throw new ArgumentException("--lr-schedule multistep needs --milestones");
         if (s.StartEpoch is < 0) throw new ArgumentException("--start-epoch must not be negative");
+        if (s.StartEpoch is { } start && start >= s.Epochs && !s.Evaluate)
+            throw new ArgumentException($"--start-epoch {start} is not before --epochs {s.Epochs}: there is nothing to train");
     }
 }

@@ -45,6 +45,22 @@ public sealed class GhostNetModel : IDisposable
         return set.ParameterCount;
     }
 
+    /// <summary>
+    /// The bytes a plan for this shape will allocate (input, activations and, for training, their
+    /// gradients), computed without allocating: callers check it against free memory first.
+    /// </summary>
+    public static long PlanBytes(GhostNetConfig config, int batch, int height, int width, bool withGradients)
+    {
+        if (batch < 1 || height < 1 || width < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"bad plan shape {batch}x{height}x{width}");
+        var pb = new PlanBuilder(new ParameterSet(), batch, withGradients);
+        long input = (long)batch * config.InChannels * height * width;
+        _ = new GhostNetwork(pb, config, new Tensor(new Storage("input", input), 0, batch, config.InChannels, height, width));
+        return 4 * (input + pb.Activations.Length * (withGradients ? 2 : 1) + 3L * batch);
+    }
+
+    /// <summary>The bytes of a model's state: parameters, their gradients and momentum, running statistics.</summary>
+    public static long StateBytes(GhostNetConfig config) => 4 * 3 * CountParameters(config);
+
     /// <summary>Builds the network for one image of the given size without memory: registers state, records layers.</summary>
     private static PlanBuilder Build(ParameterSet set, GhostNetConfig config, int height, int width)
     {

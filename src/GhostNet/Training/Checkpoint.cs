@@ -10,6 +10,9 @@ public sealed record CheckpointInfo(
     IReadOnlyList<string> Classes, TrainingState State, IReadOnlyDictionary<string, string> Options)
 {
     public GhostNetConfig Config => new(Width, NumClasses, DropRate);
+
+    /// <summary>Every finished epoch of the run so far, oldest first (the source of log.csv).</summary>
+    public IReadOnlyList<EpochRecord> History { get; init; } = [];
 }
 
 /// <summary>

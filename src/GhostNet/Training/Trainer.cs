@@ -42,6 +42,7 @@ public sealed class Trainer
     public TrainingState TrainEpoch(IBatchSource source, TrainingState state, Action<StepReport, TrainingState>? progress, CancellationToken cancel)
     {
         int epoch = state.Epoch, batches = source.BatchesPerEpoch, skip = state.BatchInEpoch;
+        if (skip >= batches) return Finished(state); // stopped during validation: the epoch's training is done
         _plan.Step = state.PlanStep;
         double lossSum = state.EpochLossSum, seconds0 = state.EpochSeconds;
         long top1 = state.EpochTop1, top5 = state.EpochTop5, seen = state.EpochSeen, step = state.GlobalStep;
@@ -79,11 +80,13 @@ public sealed class Trainer
                     Math.Min(1, source.WaitSeconds / Math.Max(elapsed, 1e-9)), eta), state);
             }
         }
-        return state with
-        {
-            Epoch = epoch + 1, BatchInEpoch = 0, EpochLossSum = 0, EpochTop1 = 0, EpochTop5 = 0, EpochSeen = 0, EpochSeconds = 0,
-        };
+        return Finished(state);
     }
+
+    private static TrainingState Finished(TrainingState state) => state with
+    {
+        Epoch = state.Epoch + 1, BatchInEpoch = 0, EpochLossSum = 0, EpochTop1 = 0, EpochTop5 = 0, EpochSeen = 0, EpochSeconds = 0,
+    };
 
     /// <summary>The epoch's totals from a state at (or just past) its end.</summary>
     public static EpochStats Summary(TrainingState duringEpoch) =>

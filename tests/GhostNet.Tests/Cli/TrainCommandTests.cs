@@ -47,10 +47,10 @@ public class TrainCommandTests : TempFolderTest
         "synthetic", "ghostnet_100", 0.25f, epochs, null, 32, 0.05f, 0.9f, 4e-5f, false, LrScheduleKind.Cosine, 30, 0.1f, [], 0f, 0.1f, false, 0.2f, 32,
         2, 50, 0, "cpu", null, null, false, outDir, InitScheme.PyTorchDefault, false);
 
-    [TestCase("--epochs", "0", "--epochs must be at least 1")]
+    [TestCase("--epochs", "0", "--epochs must lie in 1..")]
     [TestCase("--momentum", "1.5", "--momentum must lie in [0, 1)")]
     [TestCase("--lr-schedule", "multistep", "needs --milestones")]
-    [TestCase("--input-size", "16", "--input-size must be at least 32")]
+    [TestCase("--input-size", "16", "--input-size must lie in 32..")]
     [TestCase("--device", "tpu", "expected cpu, cuda, cuda:N or auto")]
     [TestCase("--data", "/no/such/folder", "not mnist, fashion-mnist, cifar10, synthetic or an existing folder")]
     public void Bad_options_are_clear_errors(string option, string value, string message)
