@@ -28,7 +28,7 @@ internal static class EvalCommand
             if (threads is < 0 or > 256) throw new ArgumentException("--workers must lie in 0..256 (0: one per core)");
             var (info, tensors) = Checkpoint.Read(r.GetValue(checkpoint)!);
             using var backend = Devices.Create(r.GetValue(device)!, 0);
-            using var model = Load(info, tensors, backend);
+            using var model = Load(info, tensors, backend, r.GetValue(checkpoint)!);
             var setup = DataSets.Resolve(r.GetValue(data) ?? info.Dataset, Path.GetDirectoryName(Path.GetFullPath(r.GetValue(checkpoint)!))!, new SafeImageDecoder());
             if (!setup.Val.Classes.SequenceEqual(info.Classes)) throw new ArgumentException($"the data's classes differ from the checkpoint's {info.Classes.Count}");
             // A batch larger than the split is the split in one batch.
@@ -62,7 +62,7 @@ internal static class EvalCommand
             if (r.GetValue(top) < 1) throw new ArgumentException("--top must be at least 1");
             var (info, tensors) = Checkpoint.Read(r.GetValue(checkpoint)!);
             using var backend = Devices.Create(r.GetValue(device)!, 0);
-            using var model = Load(info, tensors, backend);
+            using var model = Load(info, tensors, backend, r.GetValue(checkpoint)!);
             double cropPct = info.Options.TryGetValue("eval_crop_pct", out var c) ? double.Parse(c, CultureInfo.InvariantCulture) : 0.875;
             var transform = new EvalTransform(info.InputSize, DataSets.NormalizationByName(info.Normalization), cropPct);
             var decoder = new SafeImageDecoder();
@@ -127,10 +127,22 @@ internal static class EvalCommand
         return [.. paths];
     }
 
-    private static GhostNetModel Load(CheckpointInfo info, List<Graph.SafetensorsTensor> tensors, IBackend backend)
+    /// <summary>The checkpoint's model; weights holding NaN or Inf (a diverged run) are refused rather than scored.</summary>
+    private static GhostNetModel Load(CheckpointInfo info, List<Graph.SafetensorsTensor> tensors, IBackend backend, string path)
     {
+        var bad = Checkpoint.NonFiniteTensors(tensors.Where(t => !t.Name.StartsWith(Checkpoint.MomentumPrefix, StringComparison.Ordinal)));
+        if (bad.Count > 0)
+            throw new InvalidDataException($"{path}: {bad.Count} tensor(s) hold NaN or Inf, e.g. {bad[0]} (the run diverged); nothing to evaluate");
         var model = new GhostNetModel(info.Config, backend);
-        Checkpoint.Apply(model, tensors, withOptimizer: false);
+        try
+        {
+            Checkpoint.Apply(model, tensors, withOptimizer: false, path);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
         return model;
     }
 }

@@ -43,6 +43,8 @@ internal sealed class TrainRun(TrainSettings s)
         List<SafetensorsTensor>? resumedTensors = null;
         if (s.Resume is not null) (resumed, resumedTensors) = Checkpoint.Read(s.Resume);
         if (resumed is not null) CheckResumable(resumed);
+        if (resumedTensors is not null && Checkpoint.NonFiniteTensors(resumedTensors) is [var first, ..] )
+            throw new InvalidDataException($"--resume {s.Resume}: {first} holds NaN or Inf (a diverged run); resume from an earlier checkpoint");
         int batchSize = s.BatchSize ?? BatchSizeOf(resumed) ?? 64;
         int seed = s.Seed ?? SeedOf(resumed) ?? 0;
 
@@ -67,7 +69,7 @@ internal sealed class TrainRun(TrainSettings s)
         string logPath = Path.Combine(outDir, "log.csv");
         if (resumed is not null)
         {
-            Checkpoint.Apply(model, resumedTensors!, withOptimizer: true);
+            Checkpoint.Apply(model, resumedTensors!, withOptimizer: true, s.Resume);
             state = resumed.State;
             history.AddRange(resumed.History.Where(r => r.Epoch < state.Epoch));
             Console.WriteLine($"resumed {s.Resume}: epoch {state.Epoch}, batch {state.BatchInEpoch}" +
@@ -75,7 +77,7 @@ internal sealed class TrainRun(TrainSettings s)
         }
         else if (s.Pretrained is not null)
         {
-            var skipped = Checkpoint.ApplyPretrained(model, Safetensors.Read(s.Pretrained).Tensors);
+            var skipped = Checkpoint.ApplyPretrained(model, Safetensors.Read(s.Pretrained).Tensors, s.Pretrained);
             Console.WriteLine($"loaded pretrained weights from {s.Pretrained}" + (skipped.Count > 0 ? $" (new classifier: skipped {string.Join(", ", skipped)})" : ""));
         }
         if (s.StartEpoch is { } start) state = state with { Epoch = start, BatchInEpoch = 0 };
@@ -139,7 +141,7 @@ internal sealed class TrainRun(TrainSettings s)
                 return Diverged;
             }
             progress.Stop();
-            if (ModelHealth.FirstNonFinite(model) is { } bad)
+            if (StateDict.FirstNonFinite(model.Parameters, backend) is { } bad)
             {
                 Console.Error.WriteLine($"error: {bad} became NaN or infinite during epoch {current.Epoch} (lower --lr); nothing of this epoch was saved. {files.LastGood}");
                 return Diverged;

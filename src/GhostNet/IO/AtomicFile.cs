@@ -109,15 +109,22 @@ public static partial class AtomicFile
     private static void FlushFolder(string folder)
     {
         if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;
-        int fd = Open(folder, 0 /* O_RDONLY */);
-        if (fd < 0) return; // durability is best effort: the rename itself already happened
         try
         {
-            _ = FSync(fd);
+            int fd = Open(folder, 0 /* O_RDONLY */);
+            if (fd < 0) return; // durability is best effort: the rename itself already happened
+            try
+            {
+                _ = FSync(fd);
+            }
+            finally
+            {
+                _ = Close(fd);
+            }
         }
-        finally
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            _ = Close(fd);
+            // An unusual libc: the file is written and renamed; only the rename's durability is lost.
         }
     }
 

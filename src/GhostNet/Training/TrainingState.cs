@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace GhostNet.Training;
 
 /// <summary>
@@ -8,16 +10,35 @@ namespace GhostNet.Training;
 /// </summary>
 public sealed record TrainingState
 {
-    public int Epoch { get; init; }
-    public int BatchInEpoch { get; init; }
-    public long GlobalStep { get; init; }
-    public long PlanStep { get; init; }
-    public double BestTop1 { get; init; } = -1;
-    public double EpochLossSum { get; init; }
-    public long EpochTop1 { get; init; }
-    public long EpochTop5 { get; init; }
-    public long EpochSeen { get; init; }
-    public double EpochSeconds { get; init; }
+    // Required in a checkpoint's JSON: a missing field would silently restart a count at zero.
+    [JsonRequired] public int Epoch { get; init; }
+    [JsonRequired] public int BatchInEpoch { get; init; }
+    [JsonRequired] public long GlobalStep { get; init; }
+    [JsonRequired] public long PlanStep { get; init; }
+    /// <summary>The best validation top-1 in percent, or -1 before the first validation.</summary>
+    [JsonRequired] public double BestTop1 { get; init; } = -1;
+    [JsonRequired] public double EpochLossSum { get; init; }
+    [JsonRequired] public long EpochTop1 { get; init; }
+    [JsonRequired] public long EpochTop5 { get; init; }
+    [JsonRequired] public long EpochSeen { get; init; }
+    [JsonRequired] public double EpochSeconds { get; init; }
+
+    /// <summary>The first field that cannot come from a run, as "Field: what is wrong", or null.</summary>
+    public string? Problem()
+    {
+        if (Epoch < 0) return $"Epoch {Epoch} is negative";
+        if (BatchInEpoch < 0) return $"BatchInEpoch {BatchInEpoch} is negative";
+        if (GlobalStep < 0) return $"GlobalStep {GlobalStep} is negative";
+        if (PlanStep < 0) return $"PlanStep {PlanStep} is negative";
+        if (BatchInEpoch > GlobalStep) return $"BatchInEpoch {BatchInEpoch} exceeds GlobalStep {GlobalStep}";
+        if (!(BestTop1 == -1 || BestTop1 is >= 0 and <= 100)) return $"BestTop1 {BestTop1} is neither -1 (not validated yet) nor a percentage";
+        if (!(double.IsFinite(EpochLossSum) && EpochLossSum >= 0)) return $"EpochLossSum {EpochLossSum} is not a finite sum of losses";
+        if (EpochTop1 < 0 || EpochTop5 < 0 || EpochSeen < 0) return $"EpochTop1 {EpochTop1}, EpochTop5 {EpochTop5}, EpochSeen {EpochSeen}: a count is negative";
+        if (EpochTop1 > EpochTop5) return $"EpochTop1 {EpochTop1} exceeds EpochTop5 {EpochTop5}";
+        if (EpochTop5 > EpochSeen) return $"EpochTop5 {EpochTop5} exceeds EpochSeen {EpochSeen}";
+        if (!(double.IsFinite(EpochSeconds) && EpochSeconds >= 0)) return $"EpochSeconds {EpochSeconds} is not a finite duration";
+        return null;
+    }
 }
 
 /// <summary>A batch of host images (N x C x H x W) and labels.</summary>

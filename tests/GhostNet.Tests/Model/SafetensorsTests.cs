@@ -7,8 +7,6 @@ namespace GhostNet.Tests.Model;
 
 public class SafetensorsTests : TempFolderTest
 {
-
-
     [Test]
     public void A_model_state_round_trips_bit_for_bit_with_metadata()
     {
@@ -25,7 +23,7 @@ public class SafetensorsTests : TempFolderTest
         Assert.That(sb.Select(t => t.Name), Is.EqualTo(sa.Select(t => t.Name)));
         for (int i = 0; i < sa.Count; i++) Assert.That(sb[i].Data, Is.EqualTo(sa[i].Data), sa[i].Name);
         Assert.That(((Counter)b.Parameters["bn1.num_batches_tracked"]).Value, Is.EqualTo(12345678901));
-        Assert.That(File.Exists(path + ".tmp"), Is.False, "the temporary file is renamed away");
+        Assert.That(File.Exists(GhostNet.IO.AtomicFile.TempPath(path)), Is.False, "the temporary file is renamed away");
     }
 
     [Test]

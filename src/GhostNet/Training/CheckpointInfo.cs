@@ -1,0 +1,80 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using GhostNet.Models;
+
+namespace GhostNet.Training;
+
+/// <summary>
+/// What a checkpoint says about its run besides the tensors, stored as JSON in the file's
+/// metadata. Everything a later run builds from it (the model's shape, the input size, the class
+/// list) is checked by <see cref="Problem"/> when it is read and before it is written, so a bad
+/// file fails at the door, naming its field, and not deep inside the model or the data loader.
+/// </summary>
+public sealed record CheckpointInfo(
+    string Arch, float Width, int NumClasses, float DropRate, int InputSize, string Dataset, string Normalization,
+    IReadOnlyList<string> Classes, TrainingState State, IReadOnlyDictionary<string, string> Options)
+{
+    public const int MinInputSize = 32; // GhostNet downsamples 32 times
+    public const int MaxInputSize = 4096;
+    private const int MaxNameLength = 200;
+
+    /// <summary>Every field is required, nulls and repeated names are refused; unknown fields are ignored (later versions may add some).</summary>
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        RespectNullableAnnotations = true,
+        RespectRequiredConstructorParameters = true,
+        AllowDuplicateProperties = false,
+    };
+
+    [JsonIgnore]
+    public GhostNetConfig Config => new(Width, NumClasses, DropRate);
+
+    /// <summary>Every finished epoch of the run so far, oldest first: the source of log.csv and the plots (optional: older files lack it).</summary>
+    public IReadOnlyList<EpochRecord> History { get; init; } = [];
+
+    /// <summary>The first field that is out of range, as "Field: what is wrong", or null.</summary>
+    public string? Problem()
+    {
+        if (Name(Arch) is { } arch) return $"Arch {arch}";
+        if (!(Width > 0 && Width <= 10)) return $"Width {Width} is not in (0, 10]";
+        if (NumClasses < 1) return $"NumClasses {NumClasses} is below 1";
+        if (!(DropRate >= 0 && DropRate < 1)) return $"DropRate {DropRate} is not in [0, 1)";
+        if (InputSize is < MinInputSize or > MaxInputSize) return $"InputSize {InputSize} is not in [{MinInputSize}, {MaxInputSize}]";
+        if (Name(Dataset) is { } dataset) return $"Dataset {dataset}";
+        if (Name(Normalization) is { } normalization) return $"Normalization {normalization}";
+        if (Classes is null) return "Classes is missing";
+        if (Classes.Count != NumClasses) return $"Classes lists {Classes.Count} names, but NumClasses is {NumClasses}";
+        int blank = Classes.ToList().FindIndex(c => c is null);
+        if (blank >= 0) return $"Classes[{blank}] is null";
+        if (Options is null) return "Options is missing";
+        if (Options.FirstOrDefault(o => o.Value is null) is { Key: { } key }) return $"Options '{key}' is null";
+        if (History is null || History.Any(r => r is null)) return "History holds a null";
+        return State is null ? "State is missing" : State.Problem() is { } p ? "State." + p : null;
+    }
+
+    public string ToJson()
+    {
+        if (Problem() is { } p) throw new ArgumentException($"run information cannot be saved: {p}");
+        return JsonSerializer.Serialize(this, JsonOptions);
+    }
+
+    /// <summary>Parses and checks run information read from <paramref name="source"/> (named in every error).</summary>
+    public static CheckpointInfo FromJson(string json, string source)
+    {
+        CheckpointInfo? info;
+        try
+        {
+            info = JsonSerializer.Deserialize<CheckpointInfo>(json, JsonOptions);
+        }
+        catch (Exception e) when (e is JsonException or NotSupportedException or ArgumentException)
+        {
+            throw new InvalidDataException($"{source}: the run information is malformed: {e.Message}", e);
+        }
+        if (info is null) throw new InvalidDataException($"{source}: the run information is JSON null");
+        if (info.Problem() is { } p) throw new InvalidDataException($"{source}: bad run information: {p}");
+        return info;
+    }
+
+    private static string? Name(string? s) =>
+        s is null ? "is missing" : s.Length == 0 ? "is empty" : s.Length > MaxNameLength ? $"is {s.Length} characters long (at most {MaxNameLength})" : null;
+}
