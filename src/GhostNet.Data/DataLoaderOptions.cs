@@ -50,11 +50,11 @@ public sealed record LoaderBuffers(int Count, long BytesEach, int Threads)
     /// </summary>
     public static LoaderBuffers Plan(DataLoaderOptions options, int side)
     {
-        if (options.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize, "batch size must be positive");
-        if (options.Workers < 0) throw new ArgumentOutOfRangeException(nameof(options), options.Workers, "workers must be 0 (one per core) or positive");
-        if (options.Prefetch < 0) throw new ArgumentOutOfRangeException(nameof(options), options.Prefetch, "prefetch must be 0 (two buffers per worker) or positive");
-        if (options.MaxBufferBytes < 1) throw new ArgumentOutOfRangeException(nameof(options), options.MaxBufferBytes, "the buffer budget must be positive");
-        if (side < 1) throw new ArgumentOutOfRangeException(nameof(side), side, "image side must be positive");
+        if (options.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), $"batch size {options.BatchSize}: must be positive");
+        if (options.Workers < 0) throw new ArgumentOutOfRangeException(nameof(options), $"workers {options.Workers}: must be 0 (one per core) or positive");
+        if (options.Prefetch < 0) throw new ArgumentOutOfRangeException(nameof(options), $"prefetch {options.Prefetch}: must be 0 (two buffers per worker) or positive");
+        if (options.MaxBufferBytes < 1) throw new ArgumentOutOfRangeException(nameof(options), $"buffer budget {options.MaxBufferBytes}: must be positive");
+        if (side < 1) throw new ArgumentOutOfRangeException(nameof(side), $"image side {side}: must be positive");
         long each = options.BatchSize * (3L * side * side * sizeof(float) + sizeof(int));
         int workers = options.Workers > 0 ? options.Workers : Environment.ProcessorCount;
         string what = $"a buffer of {options.BatchSize} images of 3x{side}x{side} takes {each:N0} bytes";
@@ -63,15 +63,15 @@ public sealed record LoaderBuffers(int Count, long BytesEach, int Threads)
         {
             count = options.Prefetch;
             if (count * each > options.MaxBufferBytes)
-                throw new ArgumentOutOfRangeException(nameof(options), options.Prefetch,
+                throw new ArgumentOutOfRangeException(nameof(options),
                     $"prefetch {options.Prefetch}: {what}, {count * each:N0} in all, more than the budget of {options.MaxBufferBytes:N0} bytes");
         }
         else
         {
             count = Math.Min(2L * workers, options.MaxBufferBytes / each);
-            if (count < 1) throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize, $"batch size {options.BatchSize}: {what}, more than the budget of {options.MaxBufferBytes:N0} bytes");
+            if (count < 1) throw new ArgumentOutOfRangeException(nameof(options), $"batch size {options.BatchSize}: {what}, more than the budget of {options.MaxBufferBytes:N0} bytes");
         }
-        if (options.BatchSize * 3L * side * side > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize, $"{what}, more than one array can hold");
+        if (options.BatchSize * 3L * side * side > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(options), $"{what}, more than one array can hold");
         return new LoaderBuffers((int)count, each, (int)Math.Min(workers, count));
     }
 }
