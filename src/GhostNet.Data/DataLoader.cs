@@ -3,62 +3,48 @@ using GhostNet.Data.Transforms;
 
 namespace GhostNet.Data;
 
-/// <summary>The loader's settings, PyTorch DataLoader's in spirit.</summary>
-public sealed record DataLoaderOptions(int BatchSize, bool Shuffle = true, bool DropLast = true, int Workers = 0, int Prefetch = 0, int Seed = 0)
-{
-    /// <summary>Stop at the first bad sample instead of skipping it with a warning.</summary>
-    public bool StrictBadSamples { get; init; }
-    /// <summary>Where skipped-sample warnings go (one line per file); null for stderr.</summary>
-    public TextWriter? Warnings { get; init; }
-}
-
-/// <summary>One batch in a buffer the loader owns; it is valid until the enumerator moves on.</summary>
-public sealed class Batch(int capacity, int imageSize)
-{
-    public float[] Images { get; } = new float[(long)capacity * imageSize];
-    public int[] Labels { get; } = new int[capacity];
-    public int Count { get; internal set; }
-    public int Index { get; internal set; }
-    public ReadOnlySpan<float> ImageSpan => Images.AsSpan(0, Count * (Images.Length / Labels.Length));
-    public ReadOnlySpan<int> LabelSpan => Labels.AsSpan(0, Count);
-}
-
 /// <summary>
 /// Batches of transformed images, prepared by worker threads ahead of the consumer. The epoch's
 /// order is a seeded shuffle; every sample's augmentation draws from a generator seeded by
 /// (seed, epoch, position), so the batches are the same whatever the thread timing. Batches go
-/// into a ring of preallocated buffers (no per-batch allocation). A sample that fails to decode is
-/// reported once and replaced by the next readable sample (deterministically), or stops the
-/// epoch when <see cref="DataLoaderOptions.StrictBadSamples"/> is set.
+/// into a ring of preallocated buffers (<see cref="LoaderBuffers"/>; no per-batch allocation).
+/// A sample that fails to decode is reported once and then, by <see cref="DataLoaderOptions.BadSamples"/>,
+/// replaced by the next readable sample in data-set order, left out of its batch, or thrown.
+/// When no sample can be read the epoch throws <see cref="InvalidDataException"/>.
 /// </summary>
 public sealed class DataLoader
 {
     private readonly IImageDataset _dataset;
     private readonly IImageTransform _transform;
     private readonly Batch[] _slots;
-    private readonly HashSet<int> _reported = [];
-    private long _skipped;
+    private readonly BadSampleLedger _ledger;
 
     public DataLoader(IImageDataset dataset, IImageTransform transform, DataLoaderOptions options)
     {
-        if (options.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), "batch size must be positive");
+        Buffers = LoaderBuffers.Plan(options, transform.Size);
         if (dataset.Count == 0) throw new ArgumentException("the data set is empty");
         _dataset = dataset;
         _transform = transform;
+        _ledger = new BadSampleLedger(options.Warnings);
         Options = options;
-        Workers = options.Workers > 0 ? options.Workers : Environment.ProcessorCount;
-        int prefetch = options.Prefetch > 0 ? options.Prefetch : 2 * Workers;
+        Workers = Buffers.Threads;
         ImageSize = 3 * transform.Size * transform.Size;
-        _slots = Enumerable.Range(0, prefetch).Select(_ => new Batch(options.BatchSize, ImageSize)).ToArray();
+        _slots = Enumerable.Range(0, Buffers.Count).Select(_ => new Batch(options.BatchSize, ImageSize)).ToArray();
     }
 
+    /// <summary>The bytes a loader with <paramref name="options"/> allocates for images of 3 x side x side (checked as the constructor checks them).</summary>
+    public static long BufferBytes(DataLoaderOptions options, int side) => LoaderBuffers.Plan(options, side).TotalBytes;
+
     public DataLoaderOptions Options { get; }
+    public LoaderBuffers Buffers { get; }
     public int Workers { get; }
     public int ImageSize { get; }
     public IImageDataset Dataset => _dataset;
     public int BatchesPerEpoch => Options.DropLast ? _dataset.Count / Options.BatchSize : (_dataset.Count + Options.BatchSize - 1) / Options.BatchSize;
-    /// <summary>Samples replaced because they could not be read, over the loader's life.</summary>
-    public long SkippedSamples => Interlocked.Read(ref _skipped);
+    /// <summary>Distinct samples found unreadable over the loader's life (each reported once).</summary>
+    public long SkippedSamples => _ledger.Count;
+    /// <summary>Positions of the current (or last) epoch whose sample was unreadable: left out (Skip) or replaced (Replace). Counted as batches are delivered, so it is exact once the epoch is done.</summary>
+    public int EpochSkippedSamples { get; private set; }
     /// <summary>Seconds the consumer has waited for batches in the current (or last) epoch, updated every batch.</summary>
     public double WaitSeconds { get; private set; }
     /// <summary>Images delivered per second over the last finished epoch.</summary>
@@ -79,6 +65,7 @@ public sealed class DataLoader
         var state = new EpochState(ring);
         var clock = Stopwatch.StartNew();
         WaitSeconds = 0;
+        EpochSkippedSamples = 0;
         long images = 0;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var threads = Enumerable.Range(0, Math.Min(Workers, batches)).Select(w => new Thread(() => Work(epoch, order, batches, state, stop.Token))
@@ -97,9 +84,11 @@ public sealed class DataLoader
                 WaitSeconds += wait.Elapsed.TotalSeconds;
                 var slot = _slots[b % ring];
                 images += slot.Count;
-                yield return slot;
+                EpochSkippedSamples += slot.Skipped;
+                if (slot.Count > 0) yield return slot; // a batch of bad samples only, left out whole
                 state.Release(b, b % ring);
             }
+            if (images == 0 && batches > 0) throw NoneReadable();
         }
         finally
         {
@@ -112,60 +101,76 @@ public sealed class DataLoader
 
     private void Work(int epoch, int[] order, int batches, EpochState state, CancellationToken cancel)
     {
-        try
+        while (true)
         {
-            while (true)
+            int b = state.NextBatch();
+            if (b >= batches || cancel.IsCancellationRequested) return;
+            int slotIndex = b % _slots.Length;
+            if (!state.WaitFree(b, slotIndex, cancel)) return;
+            try
             {
-                int b = state.NextBatch();
-                if (b >= batches || cancel.IsCancellationRequested) return;
-                int slotIndex = b % _slots.Length;
-                if (!state.WaitFree(b, slotIndex, cancel)) return;
-                Fill(_slots[slotIndex], epoch, order, b);
+                Fill(_slots[slotIndex], epoch, order, b, cancel);
                 state.MarkReady(b, slotIndex);
             }
-        }
-        catch (Exception e)
-        {
-            state.Fail(e);
-        }
-    }
-
-    private void Fill(Batch slot, int epoch, int[] order, int b)
-    {
-        int start = b * Options.BatchSize, count = Math.Min(Options.BatchSize, order.Length - start);
-        slot.Index = b;
-        slot.Count = count;
-        for (int i = 0; i < count; i++)
-        {
-            int position = start + i;
-            var rng = new Random(Mix(Options.Seed, epoch, position));
-            int index = order[position];
-            for (int attempt = 0; ; attempt++)
+            catch (Exception e)
             {
-                try
-                {
-                    using var image = _dataset.Load(index);
-                    _transform.Apply(image, rng, slot.Images.AsSpan(i * ImageSize, ImageSize));
-                    slot.Labels[i] = _dataset.Label(index);
-                    break;
-                }
-                catch (BadSampleException e) when (!Options.StrictBadSamples && attempt < _dataset.Count)
-                {
-                    Report(index, e);
-                    index = (index + 1) % _dataset.Count;
-                }
+                state.MarkReady(b, slotIndex, e); // the consumer rethrows it when it reaches batch b
+                return;
             }
         }
     }
 
-    private void Report(int index, BadSampleException e)
+    private void Fill(Batch slot, int epoch, int[] order, int b, CancellationToken cancel)
     {
-        lock (_reported)
+        int start = b * Options.BatchSize, count = Math.Min(Options.BatchSize, order.Length - start), kept = 0;
+        slot.Index = b;
+        slot.Skipped = 0;
+        for (int i = 0; i < count; i++)
         {
-            if (!_reported.Add(index)) return;
-            Interlocked.Increment(ref _skipped);
-            (Options.Warnings ?? Console.Error).WriteLine($"warning: image skipped: {e.Message}");
+            int position = start + i, index = order[position];
+            if (TryLoad(index, epoch, position, slot, kept, out var bad)) { kept++; continue; }
+            slot.Skipped++;
+            if (Options.BadSamples == BadSamplePolicy.Fail) throw bad;
+            if (Options.BadSamples == BadSamplePolicy.Skip) continue;
+            for (int step = 1; ; step++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                if (step == _dataset.Count) throw NoneReadable();
+                if (TryLoad((index + step) % _dataset.Count, epoch, position, slot, kept, out _)) break;
+            }
+            kept++;
         }
+        slot.Count = kept;
+    }
+
+    /// <summary>Loads and transforms one sample into place <paramref name="at"/>, or says why it cannot (a known-bad sample is not decoded again).</summary>
+    private bool TryLoad(int index, int epoch, int position, Batch slot, int at, out BadSampleException bad)
+    {
+        bad = _ledger.Known(index)!;
+        if (bad is not null) return false;
+        // A fresh generator per attempt: a replacement's augmentation must not depend on whether
+        // the bad sample before it was decoded here or already known from another thread.
+        var rng = new Random(Mix(Options.Seed, epoch, position));
+        try
+        {
+            using var image = _dataset.Load(index);
+            _transform.Apply(image, rng, slot.Images.AsSpan(at * ImageSize, ImageSize), _dataset.Describe(index));
+            slot.Labels[at] = _dataset.Label(index);
+            return true;
+        }
+        catch (BadSampleException e)
+        {
+            _ledger.Add(index, e);
+            bad = e;
+            return false;
+        }
+    }
+
+    private InvalidDataException NoneReadable()
+    {
+        string where = _dataset is ImageFolderDataset folder ? $" of {folder.Root}" : "";
+        var first = _ledger.First();
+        return new InvalidDataException($"every one of the {_dataset.Count} images{where} is unreadable; first: {first?.Message}", first);
     }
 
     /// <summary>A seed for (seed, epoch, position): SplitMix64 of the three, folded to 31 bits.</summary>
@@ -175,76 +180,5 @@ public sealed class DataLoader
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
         return (int)((z ^ (z >> 31)) & 0x7FFFFFFF);
-    }
-
-    /// <summary>Hand-over between workers and the consumer: slot s holds batch b when b % ring == s.</summary>
-    private sealed class EpochState(int ring)
-    {
-        private readonly object _gate = new();
-        private readonly int[] _turn = Enumerable.Range(0, ring).ToArray(); // the batch each slot may take next
-        private readonly int[] _ready = Enumerable.Repeat(-1, ring).ToArray();
-        private int _next = -1;
-        private bool _aborted;
-        private Exception? _error;
-
-        public int NextBatch() => Interlocked.Increment(ref _next);
-
-        public bool WaitFree(int b, int slot, CancellationToken cancel)
-        {
-            lock (_gate)
-            {
-                while (_turn[slot] != b && !_aborted && !cancel.IsCancellationRequested) Monitor.Wait(_gate, 100);
-                return !_aborted && !cancel.IsCancellationRequested;
-            }
-        }
-
-        public void MarkReady(int b, int slot)
-        {
-            lock (_gate)
-            {
-                _ready[slot] = b;
-                Monitor.PulseAll(_gate);
-            }
-        }
-
-        public void WaitReady(int b, int slot, CancellationToken cancel)
-        {
-            lock (_gate)
-            {
-                while (_ready[slot] != b)
-                {
-                    if (_error is not null) throw new InvalidOperationException($"the data loader failed: {_error.Message}", _error);
-                    cancel.ThrowIfCancellationRequested();
-                    Monitor.Wait(_gate, 100);
-                }
-            }
-        }
-
-        public void Release(int b, int slot)
-        {
-            lock (_gate)
-            {
-                _turn[slot] = b + ring;
-                Monitor.PulseAll(_gate);
-            }
-        }
-
-        public void Fail(Exception e)
-        {
-            lock (_gate)
-            {
-                _error ??= e;
-                Monitor.PulseAll(_gate);
-            }
-        }
-
-        public void Abort()
-        {
-            lock (_gate)
-            {
-                _aborted = true;
-                Monitor.PulseAll(_gate);
-            }
-        }
     }
 }

@@ -15,9 +15,14 @@ public interface IImageDataset
     string Describe(int index);
 }
 
-/// <summary>A sample that is corrupt, truncated, too large or not an image; the loader skips it with a warning unless told to stop.</summary>
+/// <summary>
+/// A sample that is corrupt, truncated, too large or not an image; the loader skips or replaces it
+/// with a warning unless told to stop. It is an <see cref="IOException"/> (a file that cannot be
+/// read, not a bug; <see cref="InvalidDataException"/> is sealed), so a caller that turns I/O
+/// errors into a one-line message covers it too.
+/// </summary>
 public sealed class BadSampleException(string sample, string reason, Exception? inner = null)
-    : Exception($"{sample}: {reason}", inner)
+    : IOException($"{sample}: {reason}", inner)
 {
     public string Sample { get; } = sample;
     public string Reason { get; } = reason;

@@ -7,11 +7,13 @@ namespace GhostNet.Data;
 /// torchvision's ImageFolder: root/&lt;class&gt;/&lt;image&gt;, classes sorted by name (ordinal, as
 /// Python sorts), files sorted within each class, .jpg/.jpeg/.png (any case). Other files are
 /// ignored, as torchvision does. An empty class keeps its label (so labels match a model trained
-/// with it) and is reported in <see cref="Warnings"/>.
+/// with it) and is reported in <see cref="Warnings"/>. Unlike torchvision, symbolic links are not
+/// trusted (<see cref="ClassFolderScan"/>), and every real file counts once: when several paths
+/// lead to one file, the path that is not a link keeps it (so a link in another class folder
+/// does not take it under the wrong label), else the first in order; the others are warned about.
 /// </summary>
 public sealed class ImageFolderDataset : IImageDataset
 {
-    private static readonly HashSet<string> Extensions = new(StringComparer.OrdinalIgnoreCase) { ".jpg", ".jpeg", ".png" };
     private readonly List<(string Path, int Label)> _samples = [];
     private readonly SafeImageDecoder _decoder;
 
@@ -23,12 +25,22 @@ public sealed class ImageFolderDataset : IImageDataset
         Classes = Directory.GetDirectories(root).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToList();
         if (Classes.Count == 0) throw new InvalidDataException($"{root} has no class folders (expected root/<class>/<image>)");
         var warnings = new List<string>();
+        string rootReal = RealPath.Of(root) ?? throw new DirectoryNotFoundException($"image folder {root} cannot be resolved");
+        var scan = new ClassFolderScan(rootReal, warnings);
+        var found = Enumerable.Range(0, Classes.Count).Select(label => scan.Scan(Path.Combine(root, Classes[label]))).ToList();
+        // Who keeps a real file reached by several paths: the one that is not a link, else the first.
+        var owner = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var f in found.SelectMany(files => files).OrderBy(f => f.IsLink))
+            owner.TryAdd(f.Real, f.Path);
         for (int label = 0; label < Classes.Count; label++)
         {
-            var files = Directory.EnumerateFiles(Path.Combine(root, Classes[label]), "*", SearchOption.AllDirectories)
-                .Where(f => Extensions.Contains(Path.GetExtension(f))).Order(StringComparer.Ordinal).ToList();
-            if (files.Count == 0) warnings.Add($"class '{Classes[label]}' has no .jpg/.jpeg/.png files");
-            _samples.AddRange(files.Select(f => (f, label)));
+            int before = _samples.Count;
+            foreach (var f in found[label])
+            {
+                if (owner[f.Real] == f.Path) _samples.Add((f.Path, label));
+                else warnings.Add($"{f.Path}: the same file as {owner[f.Real]}, counted once");
+            }
+            if (_samples.Count == before) warnings.Add($"class '{Classes[label]}' has no .jpg/.jpeg/.png files");
         }
         if (_samples.Count == 0) throw new InvalidDataException($"{root}: no .jpg/.jpeg/.png files in any class folder");
         Warnings = warnings;

@@ -1,3 +1,4 @@
+using GhostNet.Data.Transforms;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats;
 using SixLabors.ImageSharp.Formats.Jpeg;
@@ -10,16 +11,18 @@ namespace GhostNet.Data;
 /// <summary>
 /// Decodes JPEG and PNG files defensively (ImageSharp 2.1.13): only those two formats are
 /// enabled; metadata (ICC, EXIF, XMP) is not parsed; the header is identified first and images
-/// declaring more than <see cref="MaxPixels"/> are refused before any pixel buffer exists; a
-/// JPEG without its end-of-image marker or a PNG without IEND (a truncated file, which would
-/// otherwise decode silently with a grey or black bottom) is refused; allocations are capped.
+/// declaring more than <see cref="MaxPixels"/>, or an aspect ratio beyond
+/// <see cref="ImageLimits.MaxAspectRatio"/>:1, are refused before any pixel buffer exists; the
+/// file's own completeness signals are checked (<see cref="PngStructure"/>: chunks, CRCs, the
+/// whole zlib stream; <see cref="JpegStructure"/>: the marker structure, which cannot see a cut
+/// inside entropy-coded data), because ImageSharp decodes a truncated file silently with a grey or
+/// black bottom; allocations are capped.
 /// Every refusal is a <see cref="BadSampleException"/> naming the file and the reason.
 /// </summary>
 public sealed class SafeImageDecoder
 {
     public const long DefaultMaxPixels = 64L << 20;
     private const long MaxFileBytes = 256L << 20;
-    private static readonly byte[] PngEnd = "IEND"u8.ToArray();
 
     private readonly Configuration _configuration;
 
@@ -47,7 +50,7 @@ public sealed class SafeImageDecoder
             if (info.Length > MaxFileBytes) throw new BadSampleException(path, $"{info.Length:N0} bytes, limit {MaxFileBytes:N0}");
             bytes = File.ReadAllBytes(path);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException and not BadSampleException or UnauthorizedAccessException)
         {
             throw new BadSampleException(path, $"cannot be read ({e.Message})", e);
         }
@@ -62,33 +65,33 @@ public sealed class SafeImageDecoder
         {
             info = Image.Identify(_configuration, bytes, out format);
         }
-        catch (Exception e) when (e is ImageFormatException or InvalidImageContentException or NotSupportedException or InvalidMemoryOperationException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new BadSampleException(name, $"unreadable image header ({e.Message})", e);
+            // Not only ImageSharp's own exceptions: 2.1.13 throws NullReferenceException and
+            // ArgumentOutOfRangeException on some cut or garbled headers, and one bad file must
+            // not stop an epoch.
+            throw new BadSampleException(name, $"unreadable image header ({Describe(e)})", e);
         }
         if (info is null || format is null) throw new BadSampleException(name, "not a JPEG or PNG image");
         long pixels = (long)info.Width * info.Height;
         if (info.Width <= 0 || info.Height <= 0) throw new BadSampleException(name, $"declares {info.Width}x{info.Height} pixels");
         if (pixels > MaxPixels)
             throw new BadSampleException(name, $"declares {info.Width}x{info.Height} pixels, limit {MaxPixels / (1 << 20)} MP");
-        if (format == JpegFormat.Instance && !EndsWithMarker(bytes, [0xFF, 0xD9]))
-            throw new BadSampleException(name, "truncated JPEG (no end-of-image marker)");
-        if (format == PngFormat.Instance && !EndsWithMarker(bytes, PngEnd))
-            throw new BadSampleException(name, "truncated PNG (no IEND chunk)");
+        ImageLimits.CheckAspect(name, "declares", info.Width, info.Height);
+        string? problem = format == JpegFormat.Instance ? JpegStructure.Problem(bytes) : PngStructure.Problem(bytes);
+        if (problem is not null) throw new BadSampleException(name, problem);
         try
         {
             return Image.Load<Rgb24>(_configuration, bytes);
         }
-        catch (Exception e) when (e is ImageFormatException or InvalidImageContentException or NotSupportedException or InvalidMemoryOperationException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new BadSampleException(name, $"corrupt {format.Name} ({e.Message})", e);
+            throw new BadSampleException(name, $"corrupt {format.Name} ({Describe(e)})", e);
         }
     }
 
-    /// <summary>The marker within the last 64 bytes (encoders may pad after it).</summary>
-    private static bool EndsWithMarker(byte[] bytes, ReadOnlySpan<byte> marker)
-    {
-        int start = Math.Max(0, bytes.Length - 64);
-        return bytes.AsSpan(start).LastIndexOf(marker) >= 0;
-    }
+    /// <summary>ImageSharp's messages name the problem; a runtime exception's does not, so its type is kept.</summary>
+    private static string Describe(Exception e) =>
+        e is ImageFormatException or InvalidImageContentException or NotSupportedException or InvalidMemoryOperationException
+            ? e.Message : $"{e.GetType().Name}: {e.Message}";
 }

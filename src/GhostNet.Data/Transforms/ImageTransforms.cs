@@ -4,11 +4,15 @@ using SixLabors.ImageSharp.Processing;
 
 namespace GhostNet.Data.Transforms;
 
-/// <summary>Turns a decoded image into a CHW float tensor of a fixed size; <paramref name="rng"/> drives any randomness.</summary>
+/// <summary>
+/// Turns a decoded image into a CHW float tensor of a fixed size; <paramref name="rng"/> drives any
+/// randomness. Every step's output is checked against <see cref="ImageLimits"/> before it is made;
+/// a refusal is a <see cref="BadSampleException"/> naming <paramref name="sample"/>.
+/// </summary>
 public interface IImageTransform
 {
     int Size { get; }
-    void Apply(Image<Rgb24> image, Random rng, Span<float> chw);
+    void Apply(Image<Rgb24> image, Random rng, Span<float> chw, string sample = "image");
 }
 
 /// <summary>
@@ -20,8 +24,10 @@ public sealed class TrainTransform(int size, Normalization normalization, double
 {
     public int Size { get; } = size > 0 ? size : throw new ArgumentOutOfRangeException(nameof(size));
 
-    public void Apply(Image<Rgb24> image, Random rng, Span<float> chw)
+    public void Apply(Image<Rgb24> image, Random rng, Span<float> chw, string sample = "image")
     {
+        ImageLimits.CheckAspect(sample, "RandomResizedCrop input", image.Width, image.Height);
+        ImageLimits.CheckStep(sample, "RandomResizedCrop output", Size, Size);
         var box = RandomResizedCropBox.Sample(image.Height, image.Width, rng, scaleMin, scaleMax, ratioMin, ratioMax);
         bool flip = rng.NextDouble() < flipProbability;
         image.Mutate(x =>
@@ -43,9 +49,13 @@ public sealed class EvalTransform(int size, Normalization normalization, double 
     public int Size { get; } = size > 0 ? size : throw new ArgumentOutOfRangeException(nameof(size));
     public int ResizeTo { get; } = (int)Math.Floor(size / cropPct);
 
-    public void Apply(Image<Rgb24> image, Random rng, Span<float> chw)
+    public void Apply(Image<Rgb24> image, Random rng, Span<float> chw, string sample = "image")
     {
+        // The aspect check first: it also keeps ShorterSide's longer side inside an int.
+        ImageLimits.CheckAspect(sample, "Resize input", image.Width, image.Height);
         var (h, w) = RandomResizedCropBox.ShorterSide(image.Height, image.Width, ResizeTo);
+        ImageLimits.CheckStep(sample, $"Resize({ResizeTo})", w, h);
+        ImageLimits.CheckStep(sample, $"CenterCrop({Size})", Size, Size);
         var box = RandomResizedCropBox.Center(h, w, Size, Size);
         image.Mutate(x =>
         {

@@ -99,7 +99,7 @@ public class HostileInputTests : TempFolderTest
 
         var strict = new DataLoader(dataset, new EvalTransform(32, Normalization.ImageNet, 1.0),
             new DataLoaderOptions(BatchSize: 4, Shuffle: false, Workers: 2) { StrictBadSamples = true, Warnings = warnings });
-        var ex = Assert.Throws<InvalidOperationException>(() => { foreach (var _ in strict.Epoch(0)) { } });
+        var ex = Assert.Throws<BadSampleException>(() => { foreach (var _ in strict.Epoch(0)) { } }, "the bad sample itself, not wrapped");
         Assert.That(ex!.Message, Does.Contain(bad));
     }
 
