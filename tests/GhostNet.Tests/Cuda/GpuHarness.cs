@@ -100,6 +100,20 @@ internal sealed class GpuHarness : IDisposable
         return error;
     }
 
+    /// <summary>CUDA against CPU class for class: NaN where NaN, the same infinity, finite values within tolerance.</summary>
+    public void CompareClasses(string what, in Twin t, double tolerance = 1e-5) =>
+        NonFinite.AssertSameClasses(what, Get(Gpu, t.G), Get(Cpu, t.C), tolerance);
+
+    /// <summary>Random values with NaN, +Inf and -Inf at seeded positions (NonFinite.Inject), on both sides.</summary>
+    public Twin RandomNonFinite(int n, int c, int h, int w, int count, float scale = 1f)
+    {
+        var t = New(n, c, h, w);
+        var v = Values(t.C.Count, scale);
+        NonFinite.Inject(v, Rng, count, c * h * w);
+        Set(t, v);
+        return t;
+    }
+
     public static double RelativeError(float[] ours, float[] reference, double floor = 0) =>
         GhostNet.Tests.Shared.Comparison.RelativeError(ours, reference, floor);
 
