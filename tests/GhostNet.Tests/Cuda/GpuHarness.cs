@@ -8,7 +8,8 @@ namespace GhostNet.Tests.Cuda;
 /// <summary>
 /// The same tensors on the CPU backend (the reference) and the CUDA backend. GPU outputs are
 /// poisoned with NaN before a kernel runs, so an element the kernel fails to write fails the
-/// comparison. Without a GPU every test using this is skipped with the probe's reason.
+/// comparison. Without a GPU every test using this is skipped with the probe's reason, or fails
+/// where a GPU is expected (RequireGpu).
 /// </summary>
 internal sealed class GpuHarness : IDisposable
 {
@@ -32,10 +33,29 @@ internal sealed class GpuHarness : IDisposable
         return new GpuHarness(TestContext.CurrentContext.Random.Next());
     }
 
+    /// <summary>
+    /// Where a CUDA device is expected: GHOSTNET_EXPECT_CUDA=1 (tools/test.sh's emulator runs), or
+    /// CI=true unless GHOSTNET_EXPECT_CUDA=0 (tools/test.sh's first run, which has no device).
+    /// </summary>
+    public static bool CudaExpected =>
+        Environment.GetEnvironmentVariable("GHOSTNET_EXPECT_CUDA") switch
+        {
+            "1" => true,
+            "0" => false,
+            _ => Environment.GetEnvironmentVariable("CI") == "true",
+        };
+
+    /// <summary>
+    /// The one gate of every Gpu test. Without a device it skips with the probe's reason, but fails
+    /// where a device is expected: a broken emulator must not turn every Gpu test into a passing skip.
+    /// </summary>
     public static void RequireGpu()
     {
         var status = CudaProbe.Status;
-        if (!status.Available) Assert.Ignore($"no GPU: {status.Reason}");
+        if (status.Available) return;
+        if (CudaExpected)
+            Assert.Fail($"no GPU where one is expected (GHOSTNET_EXPECT_CUDA=1, or CI=true): {status.Reason}");
+        Assert.Ignore($"no GPU: {status.Reason}");
     }
 
     public readonly record struct Twin(Tensor C, Tensor G)
