@@ -80,7 +80,7 @@ KERNEL void batch_norm_finish_stats(const double* __restrict__ parts, int S, int
 KERNEL void batch_norm_apply(const float* __restrict__ x, i64 xs, float* __restrict__ y, i64 ys,
                              int N, int C, int P, const float* __restrict__ gamma, const float* __restrict__ beta,
                              const float* __restrict__ mean, const float* __restrict__ invstd_or_var,
-                             int use_running, float eps, int relu)
+                             int use_running, float eps, int with_relu)
 {
     i64 per_image = (i64)C * P, total = per_image * N;
     for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < total; e += (i64)gridDim.x * blockDim.x)
@@ -89,18 +89,18 @@ KERNEL void batch_norm_apply(const float* __restrict__ x, i64 xs, float* __restr
         float invstd = use_running ? rsqrtf(invstd_or_var[c] + eps) : invstd_or_var[c];
         float scale = gamma[c] * invstd, shift = beta[c] - mean[c] * scale;
         float v = fmaf(x[view_offset(e, per_image, xs)], scale, shift);
-        if (relu && v < 0.f) v = 0.f;
+        if (with_relu) v = relu(v);
         y[view_offset(e, per_image, ys)] = v;
     }
 }
 
-// dgamma = sum dy' (x - mean) invstd, dbeta = sum dy', dy' = dy masked by y > 0 under ReLU, over
+// dgamma = sum dy' (x - mean) invstd, dbeta = sum dy', dy' = relu_grad(y, dy) under ReLU, over
 // chunk blockIdx.y of channel blockIdx.x. S = 1: the results; S > 1: the two sums to
 // parts[(c * S + s) * 2 ...], added in order by batch_norm_finish_bwd.
 KERNEL void batch_norm_bwd_reduce(const float* __restrict__ x, i64 xs, const float* __restrict__ y, i64 ys,
                                   const float* __restrict__ dy, i64 dys, int N, int C, int P, i64 chunk,
                                   const float* __restrict__ mean, const float* __restrict__ invstd,
-                                  float* __restrict__ dgamma, float* __restrict__ dbeta, int relu, double* __restrict__ parts)
+                                  float* __restrict__ dgamma, float* __restrict__ dbeta, int with_relu, double* __restrict__ parts)
 {
     int c = blockIdx.x, S = gridDim.y;
     i64 M = (i64)N * P, lo = blockIdx.y * chunk, hi = lo + chunk < M ? lo + chunk : M;
@@ -110,7 +110,7 @@ KERNEL void batch_norm_bwd_reduce(const float* __restrict__ x, i64 xs, const flo
     {
         i64 n = e / P, p = e % P;
         float g = dy[n * dys + (i64)c * P + p];
-        if (relu && !(y[n * ys + (i64)c * P + p] > 0.f)) g = 0.f;
+        if (with_relu) g = relu_grad(y[n * ys + (i64)c * P + p], g);
         sg += g;
         sgx += (double)g * (x[n * xs + (i64)c * P + p] - mu);
     }
@@ -151,7 +151,7 @@ KERNEL void batch_norm_bwd_data(const float* __restrict__ x, i64 xs, const float
                                 int N, int C, int P, const float* __restrict__ gamma,
                                 const float* __restrict__ mean, const float* __restrict__ invstd,
                                 const float* __restrict__ dgamma, const float* __restrict__ dbeta,
-                                int relu, int accumulate)
+                                int with_relu, int accumulate)
 {
     i64 per_image = (i64)C * P, total = per_image * N;
     float inv_m = 1.f / (float)((i64)N * P);
@@ -159,7 +159,7 @@ KERNEL void batch_norm_bwd_data(const float* __restrict__ x, i64 xs, const float
     {
         int c = (int)((e % per_image) / P);
         float g = dy[view_offset(e, per_image, dys)];
-        if (relu && !(y[view_offset(e, per_image, ys)] > 0.f)) g = 0.f;
+        if (with_relu) g = relu_grad(y[view_offset(e, per_image, ys)], g);
         float a = gamma[c] * invstd[c];
         float xc = x[view_offset(e, per_image, xs)] - mean[c];
         float v = a * (g - dbeta[c] * inv_m - xc * invstd[c] * dgamma[c] * inv_m);

@@ -50,17 +50,33 @@ __device__ __forceinline__ T block_sum(T v)
     return total;
 }
 
+// NaN semantics, as PyTorch's (docs/reliability.md): a NaN operand gives NaN. fmaxf and fminf
+// return the other operand for NaN, so a NaN would silently become a number; no kernel uses them.
+__device__ __forceinline__ bool is_nan(float v) { return v != v; }
+
+// max(a, b), NaN when either is NaN (torch.maximum, the max-reductions of softmax and topk).
+__device__ __forceinline__ float max_nan(float a, float b) { return (a > b || is_nan(a)) ? a : b; }
+
+// relu(NaN) = NaN, relu(-Inf) = 0, relu(-0) = +0 (as Vector256.Max on the CPU). One definition
+// for the ReLU op and the ReLU fused into batch norm.
+__device__ __forceinline__ float relu(float x) { return x <= 0.f ? 0.f : x; }
+
+// The ReLU gradient from its output y: dy where y > 0, 0 where y <= 0, NaN where y is NaN (a
+// poisoned forward gives no finite gradient; PyTorch would pass dy there).
+__device__ __forceinline__ float relu_grad(float y, float dy) { return y > 0.f ? dy : is_nan(y) ? y : 0.f; }
+
+// Max over a block of REDUCE_THREADS threads, NaN when any thread holds NaN; every thread gets it.
 __device__ __forceinline__ float block_max(float v)
 {
     __shared__ float warp_max[32];
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+    for (int o = 16; o > 0; o >>= 1) v = max_nan(v, __shfl_down_sync(0xffffffffu, v, o));
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     __syncthreads();
     if (lane == 0) warp_max[warp] = v;
     __syncthreads();
     float m = warp_max[0];
     int warps = (blockDim.x + 31) >> 5;
-    for (int w = 1; w < warps; w++) m = fmaxf(m, warp_max[w]);
+    for (int w = 1; w < warps; w++) m = max_nan(m, warp_max[w]);
     return m;
 }
 

@@ -2,7 +2,9 @@
 // the rank of the true class for top-k accuracy. One block per sample (row of K logits).
 // With target t = (1 - eps) onehot + eps / K: loss = logsumexp(z) - sum_j t_j z_j and
 // d(mean loss)/dz = (softmax(z) - t) / N. Sums in double. A label outside [0, K) writes a NaN
-// loss, which the host reports.
+// loss, which the host reports. Non-finite logits as PyTorch: a NaN or +Inf logit makes its row's
+// loss and gradient NaN (the max propagates NaN; Inf - Inf is NaN); a -Inf logit adds nothing to
+// the softmax, and makes the loss +Inf only when it is the label's or label smoothing is on.
 #include "common.cuh"
 
 KERNEL void softmax_cross_entropy(const float* __restrict__ z, const int* __restrict__ labels, int N, int K,
@@ -11,8 +13,8 @@ KERNEL void softmax_cross_entropy(const float* __restrict__ z, const int* __rest
     int row = blockIdx.x;
     const float* zr = z + (i64)row * K;
     int y = labels[row];
-    float m = -3.402823466e38f;
-    for (int j = threadIdx.x; j < K; j += blockDim.x) m = fmaxf(m, zr[j]);
+    float m = __int_as_float(0xff800000); // -Inf, the CPU twin's start
+    for (int j = threadIdx.x; j < K; j += blockDim.x) m = max_nan(m, zr[j]);
     m = block_max(m);
     double se = 0, sz = 0;
     for (int j = threadIdx.x; j < K; j += blockDim.x)
@@ -25,7 +27,8 @@ KERNEL void softmax_cross_entropy(const float* __restrict__ z, const int* __rest
     double lse = m + log(se);
     bool valid = y >= 0 && y < K;
     if (threadIdx.x == 0)
-        losses[row] = valid ? (float)(lse - (1.0 - eps) * zr[y] - eps / K * sz) : __int_as_float(0x7fc00000);
+        // Without smoothing sz has no weight: 0 * (-Inf) would make a finite loss NaN.
+        losses[row] = valid ? (float)(lse - (1.0 - eps) * zr[y] - (eps > 0.f ? eps / K * sz : 0.0)) : __int_as_float(0x7fc00000);
     if (!dz) return;
     for (int j = threadIdx.x; j < K; j += blockDim.x)
     {
@@ -34,15 +37,25 @@ KERNEL void softmax_cross_entropy(const float* __restrict__ z, const int* __rest
     }
 }
 
+// ranks[row] = how many logits rank ahead of the label's (ties: the lower index first), so the
+// sample is top-k correct when rank < k. A row holding a NaN, or a label outside [0, K), gets
+// rank INT_MAX: never correct for any k, even k > K (PyTorch's topk would rank NaN first; a NaN
+// row must not count as a correct prediction).
 KERNEL void top_k_rank(const float* __restrict__ z, const int* __restrict__ labels, int K, int* __restrict__ ranks)
 {
     int row = blockIdx.x;
     const float* zr = z + (i64)row * K;
     int y = labels[row];
-    float v = (y >= 0 && y < K) ? zr[y] : 3.402823466e38f;
-    int count = 0;
+    bool valid = y >= 0 && y < K;
+    float v = valid ? zr[y] : 0.f;
+    int count = 0, nans = 0;
     for (int j = threadIdx.x; j < K; j += blockDim.x)
-        if (zr[j] > v || (zr[j] == v && j < y)) count++;
+    {
+        float u = zr[j];
+        if (u > v || (u == v && j < y)) count++;
+        if (is_nan(u)) nans++;
+    }
     count = block_sum<int>(count);
-    if (threadIdx.x == 0) ranks[row] = count;
+    nans = block_sum<int>(nans);
+    if (threadIdx.x == 0) ranks[row] = valid && nans == 0 ? count : 0x7fffffff;
 }

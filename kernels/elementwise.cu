@@ -28,7 +28,7 @@ KERNEL void copy_or_accumulate(const float* __restrict__ x, i64 xs, float* __res
 
 KERNEL void relu_fwd(const float* __restrict__ x, i64 xs, float* __restrict__ y, i64 ys, i64 per_image, i64 total)
 {
-    FOR_EACH(total) y[view_offset(e, per_image, ys)] = fmaxf(x[view_offset(e, per_image, xs)], 0.f);
+    FOR_EACH(total) y[view_offset(e, per_image, ys)] = relu(x[view_offset(e, per_image, xs)]);
 }
 
 KERNEL void relu_bwd(const float* __restrict__ y, i64 ys, const float* __restrict__ dy, i64 dys,
@@ -36,25 +36,31 @@ KERNEL void relu_bwd(const float* __restrict__ y, i64 ys, const float* __restric
 {
     FOR_EACH(total)
     {
-        float g = y[view_offset(e, per_image, ys)] > 0.f ? dy[view_offset(e, per_image, dys)] : 0.f;
+        float g = relu_grad(y[view_offset(e, per_image, ys)], dy[view_offset(e, per_image, dys)]);
         float* p = dx + view_offset(e, per_image, dxs);
         *p = accumulate ? *p + g : g;
     }
 }
 
+// Comparisons, not fminf / fmaxf: those would turn NaN into 0 or 1 (hardsigmoid(NaN) is NaN).
 KERNEL void hard_sigmoid_fwd(const float* __restrict__ x, i64 xs, float* __restrict__ y, i64 ys, i64 per_image, i64 total)
 {
-    FOR_EACH(total) y[view_offset(e, per_image, ys)] = fminf(fmaxf(x[view_offset(e, per_image, xs)] + 3.f, 0.f), 6.f) / 6.f;
+    FOR_EACH(total)
+    {
+        float v = x[view_offset(e, per_image, xs)] + 3.f;
+        y[view_offset(e, per_image, ys)] = (v < 0.f ? 0.f : v > 6.f ? 6.f : v) / 6.f;
+    }
 }
 
-// d/dx relu6(x + 3) / 6 is 1/6 strictly inside (-3, 3), as PyTorch's hardsigmoid_backward.
+// d/dx relu6(x + 3) / 6 is 1/6 strictly inside (-3, 3), as PyTorch's hardsigmoid_backward; NaN
+// at a NaN x (PyTorch gives 0 there), so that a poisoned forward gives no finite gradient.
 KERNEL void hard_sigmoid_bwd(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
                              float* __restrict__ dx, i64 dxs, i64 per_image, i64 total, int accumulate)
 {
     FOR_EACH(total)
     {
         float v = x[view_offset(e, per_image, xs)];
-        float g = (v > -3.f && v < 3.f) ? dy[view_offset(e, per_image, dys)] / 6.f : 0.f;
+        float g = (v > -3.f && v < 3.f) ? dy[view_offset(e, per_image, dys)] / 6.f : is_nan(v) ? v : 0.f;
         float* p = dx + view_offset(e, per_image, dxs);
         *p = accumulate ? *p + g : g;
     }

@@ -74,7 +74,11 @@ public interface IBackend : IDisposable
     /// </summary>
     void SoftmaxCrossEntropy(in Tensor logits, in Tensor labels, in Tensor losses, in Tensor dlogits, float labelSmoothing);
 
-    /// <summary>Rank of the true class per sample (0 = top-1); ties go to the lower index.</summary>
+    /// <summary>
+    /// Rank of the true class per sample (0 = top-1); ties go to the lower index. A row holding a
+    /// NaN logit, or a label outside [0, K), gets rank int.MaxValue: never top-k correct for any k,
+    /// even when K &lt; k.
+    /// </summary>
     void TopKRank(in Tensor logits, in Tensor labels, in Tensor ranks);
 
     /// <summary>SGD over a contiguous run of parameters with its gradients and momentum buffers.</summary>

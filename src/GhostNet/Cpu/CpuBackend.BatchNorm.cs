@@ -5,9 +5,9 @@ namespace GhostNet.Cpu;
 
 // Batch norm over (N, H, W) for each channel, one task per channel. Training form: two passes
 // for the statistics (mean, then the centred second moment: no cancellation in fp32), one
-// pass writing y = max(0?, x * scale + shift). PyTorch semantics: the biased variance
+// pass writing y = x * scale + shift, then Simd.Relu when fused. PyTorch semantics: the biased variance
 // normalises, the unbiased one (M / (M - 1)) enters the running estimate.
-// Backward (training form): with dy' = dy masked by y > 0 when ReLU is fused,
+// Backward (training form): with dy' = Simd.ReluGrad(y, dy) when ReLU is fused,
 //   dbeta = sum dy', dgamma = sum dy' xhat,
 //   dx = gamma invstd (dy' - dbeta / M - xhat dgamma / M).
 public sealed unsafe partial class CpuBackend
@@ -80,13 +80,13 @@ public sealed unsafe partial class CpuBackend
                 for (; i <= plane - V; i += V)
                 {
                     var v = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), vs, vb);
-                    if (O.Relu) v = Vector256.Max(v, Vector256<float>.Zero);
+                    if (O.Relu) v = Simd.Relu(v);
                     Vector256.Store(v, y + i);
                 }
                 for (; i < plane; i++)
                 {
                     float v = x[i] * scale + shift;
-                    y[i] = O.Relu && v < 0 ? 0 : v;
+                    y[i] = O.Relu ? Simd.Relu(v) : v;
                 }
             }
         }
@@ -101,7 +101,7 @@ public sealed unsafe partial class CpuBackend
 
         private const int SumChunk = 256; // fp32 partial sums this long, added in double
 
-        /// <summary>Sum of dy' and of dy' (x - mean) over a short run, dy' masked by y > 0 when y is given.</summary>
+        /// <summary>Sum of dy' and of dy' (x - mean) over a short run, dy' = Simd.ReluGrad(y, dy) when y is given.</summary>
         private static (float, float) MaskedSums(float* x, float* dy, float* y, int n, float mean)
         {
             var vmean = Vector256.Create(mean);
@@ -111,14 +111,14 @@ public sealed unsafe partial class CpuBackend
             for (; i <= n - V; i += V)
             {
                 var g = Vector256.Load(dy + i);
-                if (y != null) g = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Load(y + i), Vector256<float>.Zero), g, Vector256<float>.Zero);
+                if (y != null) g = Simd.ReluGrad(Vector256.Load(y + i), g);
                 a0 += g;
                 a1 = Vector256.FusedMultiplyAdd(g, Vector256.Load(x + i) - vmean, a1);
             }
             float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1);
             for (; i < n; i++)
             {
-                float g = y != null && !(y[i] > 0) ? 0 : dy[i];
+                float g = y != null ? Simd.ReluGrad(y[i], dy[i]) : dy[i];
                 s0 += g;
                 s1 += g * (x[i] - mean);
             }
@@ -158,14 +158,14 @@ public sealed unsafe partial class CpuBackend
                 for (; i <= plane - V; i += V)
                 {
                     var g = Vector256.Load(dy + i);
-                    if (O.Relu) g = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Load(y + i), Vector256<float>.Zero), g, Vector256<float>.Zero);
+                    if (O.Relu) g = Simd.ReluGrad(Vector256.Load(y + i), g);
                     var v = Vector256.FusedMultiplyAdd(va, g, Vector256.FusedMultiplyAdd(vb, Vector256.Load(x + i) - vmean, vk));
                     if (Accumulate) v += Vector256.Load(dx + i);
                     Vector256.Store(v, dx + i);
                 }
                 for (; i < plane; i++)
                 {
-                    float g = O.Relu && !(y![i] > 0) ? 0 : dy[i];
+                    float g = O.Relu ? Simd.ReluGrad(y![i], dy[i]) : dy[i];
                     float v = a * g + b * (x[i] - mean) + k;
                     dx[i] = Accumulate ? dx[i] + v : v;
                 }

@@ -4,7 +4,10 @@ namespace GhostNet.Cpu;
 
 // Softmax cross-entropy with label smoothing, fused with its gradient (as llm.c does): with
 // target t = (1 - eps) onehot(label) + eps / K, loss_n = logsumexp(z) - sum_j t_j z_j and
-// d(mean loss)/dz = (softmax(z) - t) / N. Sums in double: K can be 1000.
+// d(mean loss)/dz = (softmax(z) - t) / N. Sums in double: K can be 1000. Non-finite logits as
+// PyTorch (kernels/cross_entropy.cu): a NaN or +Inf logit makes its row's loss and gradient NaN
+// (Math.Max propagates NaN; Inf - Inf is NaN); a -Inf logit adds nothing to the softmax, and
+// makes the loss +Inf only when it is the label's or label smoothing is on.
 public sealed unsafe partial class CpuBackend
 {
     public void SoftmaxCrossEntropy(in Tensor logits, in Tensor labels, in Tensor losses, in Tensor dlogits, float labelSmoothing)
@@ -27,7 +30,8 @@ public sealed unsafe partial class CpuBackend
             double sumExp = 0, sumZ = 0;
             for (int j = 0; j < k; j++) { sumExp += Math.Exp(zi[j] - max); sumZ += zi[j]; }
             double logSumExp = max + Math.Log(sumExp);
-            loss[i] = (float)(logSumExp - (1 - eps) * zi[y] - eps / k * sumZ);
+            // Without smoothing sumZ has no weight: 0 * (-Inf) would make a finite loss NaN.
+            loss[i] = (float)(logSumExp - (1 - eps) * zi[y] - (eps > 0 ? eps / k * sumZ : 0));
             if (dz == null) continue;
             float* di = dz + (long)i * k;
             for (int j = 0; j < k; j++)
@@ -38,6 +42,9 @@ public sealed unsafe partial class CpuBackend
         }
     }
 
+    // rank = how many logits rank ahead of the label's (ties: the lower index first). A row holding
+    // a NaN, or a label outside [0, K), gets rank int.MaxValue: never top-k correct, even for k > K
+    // (PyTorch's topk would rank NaN first; a NaN row must not count as a correct prediction).
     public void TopKRank(in Tensor logits, in Tensor labels, in Tensor ranks)
     {
         logits.RequireContiguous("top_k");
@@ -50,10 +57,14 @@ public sealed unsafe partial class CpuBackend
         {
             float* zi = z + (long)i * k;
             int y = label[i], r = 0;
-            float v = zi[y];
+            bool valid = (uint)y < (uint)k, nan = false;
+            float v = valid ? zi[y] : 0;
             for (int j = 0; j < k; j++)
+            {
                 if (zi[j] > v || (zi[j] == v && j < y)) r++;
-            rank[i] = r;
+                nan |= float.IsNaN(zi[j]);
+            }
+            rank[i] = valid && !nan ? r : int.MaxValue;
         }
     }
 }

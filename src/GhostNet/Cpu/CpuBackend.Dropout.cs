@@ -3,7 +3,8 @@ using GhostNet.Backends;
 namespace GhostNet.Cpu;
 
 // Inverted dropout: y = x / (1 - p) where CounterRng.Uniform(seed, i) >= p, else 0; i is the
-// element's index in the contiguous tensor. Backward recomputes the same mask.
+// element's index in the contiguous tensor. Backward recomputes the same mask. A dropped element
+// is multiplied by 0, not replaced by 0, so NaN and Inf stay NaN as in PyTorch.
 public sealed unsafe partial class CpuBackend
 {
     public void DropoutForward(in Tensor x, in Tensor y, float p, ulong seed)
@@ -28,7 +29,7 @@ public sealed unsafe partial class CpuBackend
         float scale = 1f / (1f - p);
         for (long i = 0; i < count; i++)
         {
-            float v = CounterRng.Uniform(seed, (ulong)i) >= p ? x[i] * scale : 0f;
+            float v = x[i] * (CounterRng.Uniform(seed, (ulong)i) >= p ? scale : 0f);
             y[i] = accumulate ? y[i] + v : v;
         }
     }

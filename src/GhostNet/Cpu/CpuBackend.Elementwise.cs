@@ -95,30 +95,33 @@ public sealed unsafe partial class CpuBackend
         private static void Relu(float* x, float* y, int n)
         {
             int i = 0;
-            for (; i <= n - V; i += V) Vector256.Store(Vector256.Max(Vector256.Load(x + i), Vector256<float>.Zero), y + i);
-            for (; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+            for (; i <= n - V; i += V) Vector256.Store(Simd.Relu(Vector256.Load(x + i)), y + i);
+            for (; i < n; i++) y[i] = Simd.Relu(x[i]);
         }
 
         private static void ReluBackward(float* y, float* dy, float* dx, int n, bool accumulate)
         {
             for (int i = 0; i < n; i++)
             {
-                float g = y[i] > 0 ? dy[i] : 0;
+                float g = Simd.ReluGrad(y[i], dy[i]);
                 dx[i] = accumulate ? dx[i] + g : g;
             }
         }
 
+        // Math.Clamp returns NaN for NaN, as PyTorch's hardsigmoid (kernels/elementwise.cu compares likewise).
         private static void HardSigmoid(float* x, float* y, int n)
         {
             for (int i = 0; i < n; i++) y[i] = Math.Clamp(x[i] + 3f, 0f, 6f) / 6f;
         }
 
-        // The derivative is 1/6 strictly inside (-3, 3) and 0 outside, matching PyTorch's hardsigmoid_backward.
+        // The derivative is 1/6 strictly inside (-3, 3) and 0 outside, matching PyTorch's
+        // hardsigmoid_backward; NaN at a NaN x (PyTorch gives 0), so that a poisoned forward gives
+        // no finite gradient.
         private static void HardSigmoidBackward(float* x, float* dy, float* dx, int n, bool accumulate)
         {
             for (int i = 0; i < n; i++)
             {
-                float g = x[i] > -3f && x[i] < 3f ? dy[i] / 6f : 0f;
+                float g = x[i] > -3f && x[i] < 3f ? dy[i] / 6f : float.IsNaN(x[i]) ? x[i] : 0f;
                 dx[i] = accumulate ? dx[i] + g : g;
             }
         }

@@ -8,6 +8,25 @@ internal static unsafe class Simd
 {
     private const int V = 8; // Vector256<float>.Count
 
+    // ReLU, one definition for the op and the ReLU fused into batch norm, twins of relu and
+    // relu_grad in kernels/common.cuh. NaN semantics (docs/reliability.md): relu(NaN) = NaN,
+    // relu(-Inf) = 0, relu(-0) = +0; the gradient is NaN where y is NaN, so a poisoned forward
+    // gives no finite gradient. Vector256.Max propagates NaN since .NET 9 (IEEE 754:2019
+    // maximum); a scalar `x > 0 ? x : 0` would not.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Relu(float x) => x <= 0 ? 0 : x;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Relu(Vector256<float> x) => Vector256.Max(x, Vector256<float>.Zero);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float ReluGrad(float y, float dy) => y > 0 ? dy : float.IsNaN(y) ? y : 0;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> ReluGrad(Vector256<float> y, Vector256<float> dy) =>
+        Vector256.ConditionalSelect(Vector256.GreaterThan(y, Vector256<float>.Zero), dy,
+            Vector256.ConditionalSelect(Vector256.IsNaN(y), y, Vector256<float>.Zero));
+
     public static void Clear(float* y, int n) => new Span<float>(y, n).Clear();
 
     public static void Copy(float* x, float* y, int n) => new ReadOnlySpan<float>(x, n).CopyTo(new Span<float>(y, n));

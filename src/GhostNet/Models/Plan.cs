@@ -100,7 +100,10 @@ public sealed class Plan : IDisposable
         return (float)(sum / Batch);
     }
 
-    /// <summary>Samples whose label is the top-1, and among the top-5, logits of the last forward.</summary>
+    /// <summary>
+    /// Samples whose label is the top-1, and among the top-5, logits of the last forward. A row
+    /// with a NaN logit has rank int.MaxValue (IBackend.TopKRank), so it is never counted.
+    /// </summary>
     public (int Top1, int Top5) CountCorrect()
     {
         Backend.TopKRank(Logits, _labels, _ranks);

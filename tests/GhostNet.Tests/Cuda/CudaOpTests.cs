@@ -10,7 +10,7 @@ namespace GhostNet.Tests.Cuda;
 /// on the GPU), get 1e-4.
 /// </summary>
 [Category("Gpu")]
-public class CudaOpTests
+public partial class CudaOpTests
 {
     private const double WeightGradTolerance = 1e-4;
 

@@ -8,7 +8,8 @@ namespace GhostNet.Tests.Cuda;
 /// <summary>
 /// The same tensors on the CPU backend (the reference) and the CUDA backend. GPU outputs are
 /// poisoned with NaN before a kernel runs, so an element the kernel fails to write fails the
-/// comparison. Without a GPU every test using this is skipped with the probe's reason.
+/// comparison. Without a GPU every test using this is skipped with the probe's reason, or fails
+/// where a GPU is expected (RequireGpu).
 /// </summary>
 internal sealed class GpuHarness : IDisposable
 {
@@ -32,10 +33,29 @@ internal sealed class GpuHarness : IDisposable
         return new GpuHarness(TestContext.CurrentContext.Random.Next());
     }
 
+    /// <summary>
+    /// Where a CUDA device is expected: GHOSTNET_EXPECT_CUDA=1 (tools/test.sh's emulator runs), or
+    /// CI=true unless GHOSTNET_EXPECT_CUDA=0 (tools/test.sh's first run, which has no device).
+    /// </summary>
+    public static bool CudaExpected =>
+        Environment.GetEnvironmentVariable("GHOSTNET_EXPECT_CUDA") switch
+        {
+            "1" => true,
+            "0" => false,
+            _ => Environment.GetEnvironmentVariable("CI") == "true",
+        };
+
+    /// <summary>
+    /// The one gate of every Gpu test. Without a device it skips with the probe's reason, but fails
+    /// where a device is expected: a broken emulator must not turn every Gpu test into a passing skip.
+    /// </summary>
     public static void RequireGpu()
     {
         var status = CudaProbe.Status;
-        if (!status.Available) Assert.Ignore($"no GPU: {status.Reason}");
+        if (status.Available) return;
+        if (CudaExpected)
+            Assert.Fail($"no GPU where one is expected (GHOSTNET_EXPECT_CUDA=1, or CI=true): {status.Reason}");
+        Assert.Ignore($"no GPU: {status.Reason}");
     }
 
     public readonly record struct Twin(Tensor C, Tensor G)
@@ -98,6 +118,20 @@ internal sealed class GpuHarness : IDisposable
         TestContext.Out.WriteLine($"{what}: relative error {error:E2}");
         Assert.That(error, Is.LessThanOrEqualTo(tolerance), $"{what}: relative error {error:E2}");
         return error;
+    }
+
+    /// <summary>CUDA against CPU class for class: NaN where NaN, the same infinity, finite values within tolerance.</summary>
+    public void CompareClasses(string what, in Twin t, double tolerance = 1e-5) =>
+        NonFinite.AssertSameClasses(what, Get(Gpu, t.G), Get(Cpu, t.C), tolerance);
+
+    /// <summary>Random values with NaN, +Inf and -Inf at seeded positions (NonFinite.Inject), on both sides.</summary>
+    public Twin RandomNonFinite(int n, int c, int h, int w, int count, float scale = 1f)
+    {
+        var t = New(n, c, h, w);
+        var v = Values(t.C.Count, scale);
+        NonFinite.Inject(v, Rng, count, c * h * w);
+        Set(t, v);
+        return t;
     }
 
     public static double RelativeError(float[] ours, float[] reference, double floor = 0) =>

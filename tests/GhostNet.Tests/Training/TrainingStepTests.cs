@@ -133,4 +133,37 @@ public class TrainingStepTests
         Assert.That(batched.Take(10), Is.EqualTo(alone).Within(1e-5f));
         Assert.Throws<InvalidOperationException>(() => eval.Forward(training: true));
     }
+
+    // Training: batch norm's statistics spread one image's NaN over the batch, so every row is
+    // NaN, and the step must say so (the trainer stops on a non-finite loss). Evaluation: running
+    // statistics keep the NaN in its image; labels are set to the clean run's top-1, so the NaN row
+    // would count as correct if a NaN rank passed for a good one.
+    [TestCase(true)]
+    [TestCase(false)]
+    public void A_NaN_pixel_in_one_image_makes_the_loss_NaN_and_its_row_never_correct(bool training)
+    {
+        using var backend = new CpuBackend();
+        using var model = new GhostNetModel(new GhostNetConfig(Width: 0.25f, NumClasses: 10, DropRate: 0.2f), backend, seed: 7);
+        using var plan = model.Compile(4, 32, 32);
+        var (images, labels) = RandomBatch(3, 4, 32, 10);
+        plan.SetBatch(images, labels);
+        plan.Forward(training: false);
+        var logits = new float[4 * 10];
+        backend.Download(plan.Logits, logits);
+        labels = Enumerable.Range(0, 4).Select(i => Array.IndexOf(logits, logits.Skip(i * 10).Take(10).Max(), i * 10) - i * 10).ToArray();
+        plan.SetBatch(images, labels);
+        plan.Forward(training: false);
+        Assert.That(plan.CountCorrect(), Is.EqualTo((4, 4)), "labels are the clean run's top-1");
+        images[2 * 3 * 32 * 32 + 5 * 32 + 17] = float.NaN; // image 2, red, (5, 17)
+        plan.SetBatch(images, labels);
+        plan.Forward(training);
+        Assert.That(plan.Loss(), Is.NaN, "mean loss of a batch with a NaN pixel");
+        Assert.That(plan.CountCorrect(), Is.EqualTo(training ? (0, 0) : (3, 3)), "rows with NaN logits counted as correct");
+        if (!training) return;
+        plan.Backward();
+        var first = model.Parameters.Parameters.First();
+        var grads = new float[first.Grad.Count];
+        backend.Download(first.Grad, grads);
+        Assert.That(grads, Has.Some.NaN, $"{first.Name}'s gradient");
+    }
 }
