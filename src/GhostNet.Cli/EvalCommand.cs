@@ -32,14 +32,19 @@ internal static class EvalCommand
             var setup = DataSets.Resolve(r.GetValue(data) ?? info.Dataset, Path.GetDirectoryName(Path.GetFullPath(r.GetValue(checkpoint)!))!, new SafeImageDecoder());
             if (!setup.Val.Classes.SequenceEqual(info.Classes)) throw new ArgumentException($"the data's classes differ from the checkpoint's {info.Classes.Count}");
             // A batch larger than the split is the split in one batch.
-            var options = new DataLoaderOptions(Math.Min(batchSize, setup.Val.Count), Shuffle: false, DropLast: false, Workers: threads);
+            var options = new DataLoaderOptions(Math.Min(batchSize, setup.Val.Count), Shuffle: false, DropLast: false, Workers: threads)
+            {
+                BadSamples = BadSamplePolicy.Skip, // left out and counted: a duplicate would skew the metrics
+                MaxBufferBytes = MemoryBudget.LoaderBudget(),
+            };
             long bytes = (backend is Cpu.CpuBackend ? GhostNetModel.PlanBytes(info.Config, options.BatchSize, info.InputSize, info.InputSize, withGradients: false) : 0)
-                         + 2L * (threads > 0 ? threads : Environment.ProcessorCount) * options.BatchSize * 3L * info.InputSize * info.InputSize * 4;
+                         + MemoryBudget.LoaderBytes(options, info.InputSize, $"--batch-size {batchSize} with --workers {threads}");
             MemoryBudget.Require(bytes, $"--batch-size {batchSize} with --workers {threads}");
             var loader = new DataLoader(setup.Val, setup.EvalTransform(info.InputSize), options);
             Console.WriteLine($"{r.GetValue(checkpoint)}: GhostNet width {info.Width}, {info.NumClasses} classes, {info.InputSize}x{info.InputSize}, epoch {info.State.Epoch}; " +
                               $"{setup.Name} validation split, {setup.Val.Count:N0} images, on {backend.Name}");
-            Report.Evaluation(Trainer.Evaluate(model, new LoaderSource(loader), info.InputSize, info.InputSize, CancellationToken.None), info.Classes);
+            var source = new LoaderSource(loader);
+            Report.Evaluation(Trainer.Evaluate(model, source, info.InputSize, info.InputSize, CancellationToken.None), info.Classes, source.EpochSkippedSamples);
             return 0;
         });
         return command;
@@ -75,7 +80,7 @@ internal static class EvalCommand
                 try
                 {
                     using var image = decoder.Decode(paths[i]);
-                    transform.Apply(image, new Random(0), pixels.AsSpan(ok.Count * 3 * size * size, 3 * size * size));
+                    transform.Apply(image, new Random(0), pixels.AsSpan(ok.Count * 3 * size * size, 3 * size * size), paths[i]);
                     ok.Add(i);
                 }
                 catch (BadSampleException e)

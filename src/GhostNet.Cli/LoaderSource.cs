@@ -11,6 +11,8 @@ internal sealed class LoaderSource(DataLoader loader) : IBatchSource
     public IReadOnlyList<string> Classes => loader.Dataset.Classes;
     public double WaitSeconds => loader.WaitSeconds;
     public long SkippedSamples => loader.SkippedSamples;
+    /// <summary>Unreadable samples left out of (or replaced in) the current or last epoch.</summary>
+    public int EpochSkippedSamples => loader.EpochSkippedSamples;
 
     public IEnumerable<HostBatch> Epoch(int epoch, CancellationToken cancel) =>
         loader.Epoch(epoch, cancel).Select(b => new HostBatch(b.Images.AsMemory(0, b.Count * loader.ImageSize), b.Labels.AsMemory(0, b.Count)));

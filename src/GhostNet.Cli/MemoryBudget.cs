@@ -25,6 +25,22 @@ internal static class MemoryBudget
         return gcLimit;
     }
 
+    /// <summary>What the loader's prefetch buffers may take: the library's 2 GiB, or a quarter of the free memory if that is more.</summary>
+    public static long LoaderBudget() => Math.Max(Data.DataLoaderOptions.DefaultMaxBufferBytes, AvailableHostBytes() / 4);
+
+    /// <summary>The loader's buffer bytes for <paramref name="options"/>; a batch no buffer can hold is an error naming the flags.</summary>
+    public static long LoaderBytes(Data.DataLoaderOptions options, int size, string flags)
+    {
+        try
+        {
+            return Data.DataLoader.BufferBytes(options, size);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"{flags}: {e.Message}", e);
+        }
+    }
+
     /// <summary>Throws when <paramref name="bytes"/> exceed the available host memory.</summary>
     public static void Require(long bytes, string options)
     {

@@ -6,15 +6,17 @@ namespace GhostNet.Cli;
 /// <summary>Evaluation results as people read them: totals, per-class accuracy and the most frequent confusions.</summary>
 internal static class Report
 {
-    public static void Evaluation(EvalResult r, IReadOnlyList<string> classes)
+    public static void Evaluation(EvalResult r, IReadOnlyList<string> classes, int skipped)
     {
-        Console.WriteLine($"evaluated {r.Images:N0} images in {r.Seconds:F1} s: loss {r.Loss:F4}, top-1 {r.Top1:F2}%, top-5 {r.Top5:F2}%");
+        Console.WriteLine($"evaluated {r.Images:N0} images in {r.Seconds:F1} s: loss {r.Loss:F4}, top-1 {r.Top1:F2}%, top-5 {r.Top5:F2}%" +
+                          (skipped > 0 ? $"; {skipped:N0} unreadable images left out" : ""));
+        if (r.NonFinite > 0) Console.WriteLine($"{r.NonFinite:N0} images gave NaN or infinite logits (counted as wrong): the model is broken");
         int k = classes.Count;
         var table = new Table().Border(TableBorder.Simple).AddColumn("class").AddColumn(new TableColumn("images").RightAligned())
             .AddColumn(new TableColumn("top-1").RightAligned()).AddColumn("most often mistaken for");
         var perClass = Enumerable.Range(0, k).Select(c =>
         {
-            long total = Enumerable.Range(0, k).Sum(p => r.Confusion[c, p]);
+            long total = Enumerable.Range(0, k + 1).Sum(p => r.Confusion[c, p]);
             int worst = Enumerable.Range(0, k).Where(p => p != c).OrderByDescending(p => r.Confusion[c, p]).FirstOrDefault();
             return (c, total, acc: total == 0 ? 0 : 100.0 * r.Confusion[c, c] / total, worst, wrong: k > 1 ? r.Confusion[c, worst] : 0);
         }).ToList();

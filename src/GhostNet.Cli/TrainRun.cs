@@ -58,8 +58,12 @@ internal sealed class TrainRun(TrainSettings s)
         var config = resumed?.Config ?? GhostNetConfig.FromArch(arch, classes.Count, s.Dropout ?? 0.2f) with { Width = s.Width ?? GhostNetConfig.Architectures[arch] };
         config.Validate();
 
-        var options = new DataLoaderOptions(batchSize, Shuffle: true, DropLast: true, Workers: s.Workers, Seed: seed) { StrictBadSamples = s.StrictData };
-        var valOptions = options with { Shuffle = false, DropLast = false };
+        var options = new DataLoaderOptions(batchSize, Shuffle: true, DropLast: true, Workers: s.Workers, Seed: seed)
+        {
+            StrictBadSamples = s.StrictData, MaxBufferBytes = MemoryBudget.LoaderBudget(),
+        };
+        // Validation leaves unreadable images out (a duplicate would skew the metrics) and counts them.
+        var valOptions = options with { Shuffle = false, DropLast = false, BadSamples = s.StrictData ? BadSamplePolicy.Fail : BadSamplePolicy.Skip };
         using IBackend backend = Devices.Create(s.Device, 0);
         CheckMemory(config, backend, batchSize, size, options, valOptions);
 
@@ -90,7 +94,7 @@ internal sealed class TrainRun(TrainSettings s)
         if (s.Evaluate)
         {
             var result = Trainer.Evaluate(model, val, size, size, cancel);
-            Report.Evaluation(result, classes);
+            Report.Evaluation(result, classes, val.EpochSkippedSamples);
             return 0;
         }
         if (train.BatchesPerEpoch == 0) throw new ArgumentException($"--batch-size {batchSize} is larger than the {data.Train.Count} training images");
@@ -134,6 +138,13 @@ internal sealed class TrainRun(TrainSettings s)
                 Console.WriteLine($"interrupted at epoch {current.Epoch}, batch {current.BatchInEpoch}: saved {files.Checkpoint}; continue with --resume {files.Checkpoint}");
                 return signals.ExitCode;
             }
+            catch (BadSampleException) when (s.StrictData)
+            {
+                progress.Stop();
+                files.Save(current, history); // the batches before the bad file are trained: keep them
+                Console.Error.WriteLine($"--strict-data: stopped at epoch {current.Epoch}, batch {current.BatchInEpoch}; saved {files.Checkpoint}");
+                throw;
+            }
             catch (NonFiniteLossException e)
             {
                 progress.Stop();
@@ -174,7 +185,8 @@ internal sealed class TrainRun(TrainSettings s)
             files.WriteLog(history);
             Console.WriteLine($"epoch {current.Epoch}: train loss {epochStats.Loss:F4} top-1 {epochStats.Top1:F2}% | val loss {eval.Loss:F4} top-1 {eval.Top1:F2}% " +
                               $"top-5 {eval.Top5:F2}% | {epochStats.Seconds:F1} s, {epochStats.ImagesPerSecond:F0} img/s{(best ? " | best" : "")}" +
-                              (train.SkippedSamples > 0 ? $" | {train.SkippedSamples} unreadable images skipped" : ""));
+                              (train.EpochSkippedSamples > 0 ? $" | {train.EpochSkippedSamples} unreadable training images replaced" : "") +
+                              (val.EpochSkippedSamples > 0 ? $" | {val.EpochSkippedSamples} unreadable validation images left out" : ""));
             if (cancel.IsCancellationRequested)
             {
                 Console.WriteLine($"interrupted after epoch {current.Epoch}: saved {files.Checkpoint}; continue with --resume {files.Checkpoint}");
@@ -214,16 +226,13 @@ internal sealed class TrainRun(TrainSettings s)
     /// <summary>Host memory for the loader's buffers, and on the CPU backend the model and plans too; checked before any is allocated.</summary>
     private void CheckMemory(GhostNetConfig config, IBackend backend, int batch, int size, DataLoaderOptions train, DataLoaderOptions val)
     {
-        long bytes = LoaderBytes(train, size) + LoaderBytes(val, size);
+        string flags = $"--batch-size {batch} at --input-size {size} with --workers {s.Workers}";
+        long bytes = MemoryBudget.LoaderBytes(train, size, flags) + MemoryBudget.LoaderBytes(val, size, flags);
         if (backend is Cpu.CpuBackend)
             bytes += GhostNetModel.StateBytes(config) + GhostNetModel.PlanBytes(config, batch, size, size, withGradients: true)
                      + GhostNetModel.PlanBytes(config, batch, size, size, withGradients: false);
-        MemoryBudget.Require(bytes, $"--batch-size {batch} at --input-size {size} with --workers {s.Workers}");
+        MemoryBudget.Require(bytes, flags);
     }
-
-    // TEMPORARY until the loader's own figure lands.
-    private static long LoaderBytes(DataLoaderOptions o, int size) =>
-        2L * (o.Workers > 0 ? o.Workers : Environment.ProcessorCount) * o.BatchSize * 3L * size * size * 4;
 
     private void Validate()
     {

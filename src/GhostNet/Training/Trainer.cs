@@ -13,8 +13,14 @@ public sealed record EpochStats(double Loss, double Top1, double Top5, long Imag
     public double ImagesPerSecond => Images / Math.Max(Seconds, 1e-9);
 }
 
-/// <summary>Validation results with the confusion counts [true class, predicted class].</summary>
-public sealed record EvalResult(double Loss, double Top1, double Top5, long Images, double Seconds, long[,] Confusion);
+/// <summary>
+/// Validation results with the confusion counts [true class, predicted class]. The extra last
+/// column counts images whose logits held NaN or Inf: they predict nothing and are never correct.
+/// </summary>
+public sealed record EvalResult(double Loss, double Top1, double Top5, long Images, double Seconds, long[,] Confusion)
+{
+    public long NonFinite => Enumerable.Range(0, Confusion.GetLength(0)).Sum(c => Confusion[c, Confusion.GetLength(1) - 1]);
+}
 
 /// <summary>
 /// Runs epochs of SGD on a compiled plan and evaluations on eval plans, the loop of the PyTorch
@@ -93,12 +99,16 @@ public sealed class Trainer
         new(duringEpoch.EpochLossSum / Math.Max(1, duringEpoch.EpochSeen), 100.0 * duringEpoch.EpochTop1 / Math.Max(1, duringEpoch.EpochSeen),
             100.0 * duringEpoch.EpochTop5 / Math.Max(1, duringEpoch.EpochSeen), duringEpoch.EpochSeen, duringEpoch.EpochSeconds);
 
-    /// <summary>Evaluation in eval mode (running statistics, no dropout) over a whole source.</summary>
+    /// <summary>
+    /// Evaluation in eval mode (running statistics, no dropout) over a whole source. Batches may
+    /// come shorter anywhere (the last one, or one that lost unreadable images): a plan for the
+    /// full batch is kept, and one more for the latest other size.
+    /// </summary>
     public static EvalResult Evaluate(GhostNetModel model, IBatchSource source, int height, int width, CancellationToken cancel)
     {
         int classes = model.Config.NumClasses;
-        var confusion = new long[classes, classes];
-        var plans = new Dictionary<int, Plan>();
+        var confusion = new long[classes, classes + 1];
+        Plan? full = null, other = null;
         var logits = new float[source.BatchSize * classes];
         double loss = 0;
         long top1 = 0, top5 = 0, seen = 0;
@@ -108,7 +118,18 @@ public sealed class Trainer
             foreach (var batch in source.Epoch(0, cancel))
             {
                 cancel.ThrowIfCancellationRequested();
-                if (!plans.TryGetValue(batch.Count, out var plan)) plans[batch.Count] = plan = model.Compile(batch.Count, height, width, withGradients: false);
+                if (batch.Count == 0) continue;
+                Plan plan;
+                if (batch.Count == source.BatchSize) plan = full ??= model.Compile(batch.Count, height, width, withGradients: false);
+                else
+                {
+                    if (other?.Batch != batch.Count)
+                    {
+                        other?.Dispose();
+                        other = model.Compile(batch.Count, height, width, withGradients: false);
+                    }
+                    plan = other;
+                }
                 plan.SetBatch(batch.Images.Span, batch.Labels.Span);
                 plan.Forward(training: false);
                 loss += (double)plan.Loss() * batch.Count;
@@ -119,20 +140,27 @@ public sealed class Trainer
                 var z = logits.AsSpan(0, batch.Count * classes);
                 model.Backend.Download(plan.Logits, z);
                 var labels = batch.Labels.Span;
-                for (int i = 0; i < batch.Count; i++)
-                {
-                    var row = z.Slice(i * classes, classes);
-                    int argmax = 0;
-                    for (int j = 1; j < classes; j++) if (row[j] > row[argmax]) argmax = j;
-                    confusion[labels[i], argmax]++;
-                }
+                for (int i = 0; i < batch.Count; i++) confusion[labels[i], Prediction(z.Slice(i * classes, classes))]++;
             }
         }
         finally
         {
-            foreach (var p in plans.Values) p.Dispose();
+            full?.Dispose();
+            other?.Dispose();
         }
         return new EvalResult(loss / Math.Max(1, seen), 100.0 * top1 / Math.Max(1, seen), 100.0 * top5 / Math.Max(1, seen), seen,
             clock.Elapsed.TotalSeconds, confusion);
+    }
+
+    /// <summary>The arg-max class, or the row's length (no prediction) when a logit is NaN or infinite.</summary>
+    private static int Prediction(ReadOnlySpan<float> row)
+    {
+        int argmax = 0;
+        for (int j = 0; j < row.Length; j++)
+        {
+            if (!float.IsFinite(row[j])) return row.Length;
+            if (row[j] > row[argmax]) argmax = j;
+        }
+        return argmax;
     }
 }
