@@ -24,7 +24,10 @@ internal sealed class ArchOptions
 
     public GhostNetConfig Config(ParseResult result, int numClasses, float dropRate)
     {
+        if (numClasses < 1) throw new ArgumentException("--classes must be at least 1");
         var config = GhostNetConfig.FromArch(result.GetValue(Arch)!, numClasses, dropRate);
-        return result.GetValue(Width) is { } w ? config with { Width = w } : config;
+        if (result.GetValue(Width) is not { } w) return config;
+        if (!(w > 0 && w <= 10)) throw new ArgumentException("--width must lie in (0, 10]");
+        return config with { Width = w };
     }
 }

@@ -30,15 +30,31 @@ internal static class BenchCommand
         command.SetAction(r =>
         {
             var config = arch.Config(r, 1000, 0.2f);
+            int s = r.GetValue(size), n = r.GetValue(steps), w = r.GetValue(warmup);
+            if (s is < 32 or > 4096) throw new ArgumentException("--size must lie in 32..4096");
+            if (n is < 1 or > 100_000) throw new ArgumentException("--steps must lie in 1..100000");
+            if (w is < 0 or > 100_000) throw new ArgumentException("--warmup must lie in 0..100000");
+            if (r.GetValue(threads) is < 0 or > 1024) throw new ArgumentException("--threads must lie in 0..1024 (0: one per core)");
+            var trainBatches = Parse(r.GetValue(train)!, "--train-batches");
+            var inferBatches = Parse(r.GetValue(infer)!, "--infer-batches");
             using var backend = Devices.Create(r.GetValue(device)!, r.GetValue(threads));
-            int s = r.GetValue(size), n = Math.Max(1, r.GetValue(steps)), w = Math.Max(0, r.GetValue(warmup));
+            if (backend is Cpu.CpuBackend)
+            {
+                long largest = trainBatches.Select(b => GhostNetModel.PlanBytes(config, b, s, s, withGradients: true))
+                    .Concat(inferBatches.Select(b => GhostNetModel.PlanBytes(config, b, s, s, withGradients: false))).DefaultIfEmpty(0).Max();
+                MemoryBudget.Require(largest + GhostNetModel.StateBytes(config), $"the batch sizes at --size {s}");
+            }
             using var model = new GhostNetModel(config, backend, seed: 0);
             Console.WriteLine($"GhostNet width {config.Width} at {s}x{s} on {backend.Name}, {n} timed steps after {w} warm-up");
             Console.WriteLine($"| mode | batch | ms per step | images/s |");
             Console.WriteLine($"|---|---:|---:|---:|");
-            foreach (int b in Parse(r.GetValue(train)!)) Row("train", b, Time(model, backend, b, s, true, n, w));
-            foreach (int b in Parse(r.GetValue(infer)!)) Row("inference", b, Time(model, backend, b, s, false, n, w));
-            if (r.GetValue(profile)) Profile(config, backend, Parse(r.GetValue(train)!).First(), s);
+            foreach (int b in trainBatches) Row("train", b, Time(model, backend, b, s, true, n, w));
+            foreach (int b in inferBatches) Row("inference", b, Time(model, backend, b, s, false, n, w));
+            if (r.GetValue(profile))
+            {
+                if (trainBatches.Count == 0) throw new ArgumentException("--profile needs a training batch size (--train-batches)");
+                Profile(config, backend, trainBatches[0], s);
+            }
             return 0;
         });
         return command;
@@ -64,8 +80,19 @@ internal static class BenchCommand
     private static void Row(string mode, int batch, double ms) =>
         Console.WriteLine($"| {mode} | {batch} | {ms:F2} | {batch * 1000 / ms:F0} |");
 
-    private static IEnumerable<int> Parse(string list) =>
-        list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse);
+    /// <summary>A comma-separated list of batch sizes; training needs two or more images (batch norm).</summary>
+    private static List<int> Parse(string list, string option)
+    {
+        var sizes = new List<int>();
+        foreach (string item in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int least = option == "--train-batches" ? 2 : 1;
+            if (!int.TryParse(item, System.Globalization.CultureInfo.InvariantCulture, out int b) || b < least || b > 65536)
+                throw new ArgumentException($"{option}: '{item}' is not a batch size in {least}..65536");
+            sizes.Add(b);
+        }
+        return sizes;
+    }
 
     /// <summary>Milliseconds per step: the median over the timed steps.</summary>
     private static double Time(GhostNetModel model, IBackend backend, int batch, int size, bool training, int steps, int warmup)

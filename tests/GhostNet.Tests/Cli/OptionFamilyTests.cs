@@ -110,6 +110,43 @@ public class OptionFamilyTests : TempFolderTest
         Assert.That(failures, Is.Empty, string.Join("\n", failures));
     }
 
+    [Test]
+    public void Every_numeric_info_and_bench_option_at_its_extremes()
+    {
+        var failures = new List<string>();
+        // Each case: the command line, and whether it is accepted. Accepted bench runs are kept tiny.
+        string[] tiny = ["--device", "cpu", "--width", "0.25", "--size", "32", "--train-batches", "2", "--infer-batches", "1", "--steps", "1", "--warmup", "0"];
+        var cases = new List<(string[] Args, bool Accepted)>();
+        foreach (string v in new[] { "0", "-1", "NaN", "Infinity", "1000000" })
+        {
+            cases.Add((["info", "--size", v], false));
+            cases.Add((["info", "--width", v == "1000000" ? "1e30" : v], false));
+            cases.Add((["info", "--classes", v], v == "1000000"));
+            cases.Add((["bench", .. tiny, "--size", v], false));
+            cases.Add((["bench", .. tiny, "--steps", v], false));
+            cases.Add((["bench", .. tiny, "--warmup", v], v == "0"));
+            cases.Add((["bench", .. tiny, "--threads", v], v == "0"));
+            cases.Add((["bench", .. tiny, "--train-batches", v], false));
+            cases.Add((["bench", .. tiny, "--infer-batches", v], false));
+        }
+        foreach (var (args, accepted) in cases)
+        {
+            // The later of a repeated option would be refused by the parser: keep only the last value of each.
+            var line = new List<string>();
+            for (int i = 1; i < args.Length; i += 2)
+            {
+                int earlier = line.IndexOf(args[i]);
+                if (earlier >= 0) line.RemoveRange(earlier, 2);
+                line.AddRange([args[i], args[i + 1]]);
+            }
+            string option = args[^2], name = $"{args[0]} {option} {args[^1]}";
+            var (code, _, err) = TrainCommandTests.Run([args[0], .. line]);
+            if (accepted) { if (code != 0) failures.Add($"{name}: accepted expected, got exit {code}: {err.Trim()}"); }
+            else if (Refusal(name, option, code, err) is { } problem) failures.Add(problem);
+        }
+        Assert.That(failures, Is.Empty, string.Join("\n", failures));
+    }
+
     /// <summary>Null when the outcome is a proper refusal: exit 2 and one line "error: ..." naming the option.</summary>
     private static string? Refusal(string name, string option, int code, string err)
     {
