@@ -12,13 +12,7 @@ public class DataAndDiskFailureTests : TempFolderTest
     private string[] Train(string data, string run, params string[] more) =>
         ["train", "--data", data, "--width", "0.25", "--input-size", "32", "-b", "4", "--epochs", "1", "--device", "cpu", "-j", "1", "--out", run, .. more];
 
-    private string Data(int perClass)
-    {
-        string data = Path.Combine(Folder, "data");
-        SyntheticImageFolder.Write(Path.Combine(data, "train"), classes: 2, perClass: perClass, width: 40, height: 40, seed: 1);
-        SyntheticImageFolder.Write(Path.Combine(data, "val"), classes: 2, perClass: 2, width: 40, height: 40, seed: 2);
-        return data;
-    }
+    private string Data(int perClass) => TinyImageFolder.Write(Folder, trainPerClass: perClass, valPerClass: 2);
 
     [Test]
     public void Strict_data_stops_at_a_bad_file_naming_it_and_keeps_the_batches_before_it()

@@ -1,4 +1,3 @@
-using GhostNet.Data;
 using GhostNet.Training;
 using NUnit.Framework;
 
@@ -16,9 +15,7 @@ public class DivergenceTests : TempFolderTest
     [SetUp]
     public void TinyData()
     {
-        _data = Path.Combine(Folder, "data");
-        SyntheticImageFolder.Write(Path.Combine(_data, "train"), classes: 2, perClass: 4, width: 40, height: 40, seed: 1);
-        SyntheticImageFolder.Write(Path.Combine(_data, "val"), classes: 2, perClass: 4, width: 40, height: 40, seed: 2);
+        _data = TinyImageFolder.Write(Folder, trainPerClass: 4, valPerClass: 4);
     }
 
     private string[] Train(string run, int epochs, string lr, params string[] more) =>

@@ -1,4 +1,3 @@
-using GhostNet.Data;
 using NUnit.Framework;
 
 namespace GhostNet.Tests.Cli;
@@ -42,9 +41,7 @@ public class OptionFamilyTests : TempFolderTest
     [SetUp]
     public void TinyData()
     {
-        _data = Path.Combine(Folder, "data");
-        SyntheticImageFolder.Write(Path.Combine(_data, "train"), classes: 2, perClass: 4, width: 40, height: 40, seed: 1);
-        SyntheticImageFolder.Write(Path.Combine(_data, "val"), classes: 2, perClass: 2, width: 40, height: 40, seed: 2);
+        _data = TinyImageFolder.Write(Folder, trainPerClass: 4, valPerClass: 2);
     }
 
     private string[] Train(string outDir, string option, string value)

@@ -16,9 +16,7 @@ public class ResumeOptionTests : TempFolderTest
     [SetUp]
     public void OneEpoch()
     {
-        _data = Path.Combine(Folder, "data");
-        SyntheticImageFolder.Write(Path.Combine(_data, "train"), classes: 2, perClass: 4, width: 40, height: 40, seed: 1);
-        SyntheticImageFolder.Write(Path.Combine(_data, "val"), classes: 2, perClass: 2, width: 40, height: 40, seed: 2);
+        _data = TinyImageFolder.Write(Folder, trainPerClass: 4, valPerClass: 2);
         _run = Path.Combine(Folder, "run");
         var (code, _, err) = TrainCommandTests.Run(Train(_run, 1, "--arch", "ghostnet_050", "-b", "4", "--seed", "7"));
         Assert.That(code, Is.Zero, err);

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using GhostNet.Data;
 using GhostNet.Training;
 using NUnit.Framework;
 
@@ -21,10 +20,8 @@ public partial class SignalTests : TempFolderTest
     [SetUp]
     public void TinyData()
     {
-        _data = Path.Combine(Folder, "data");
         // 4 steps of 4 per epoch, and a validation split of 16 batches so that a signal after the last step lands in it.
-        SyntheticImageFolder.Write(Path.Combine(_data, "train"), classes: 2, perClass: 8, width: 40, height: 40, seed: 1);
-        SyntheticImageFolder.Write(Path.Combine(_data, "val"), classes: 2, perClass: 32, width: 40, height: 40, seed: 2);
+        _data = TinyImageFolder.Write(Folder, trainPerClass: 8, valPerClass: 32);
     }
 
     [LibraryImport("libc", EntryPoint = "kill")]
