@@ -22,4 +22,22 @@ internal static class RunLog
                 r.Seconds.ToString("F1", c), r.ImagesPerSecond.ToString("F1", c)));
         AtomicFile.WriteAllText(path, text.ToString().ReplaceLineEndings("\n"));
     }
+
+    /// <summary>The rows of an existing log (none if it is missing or not ours); a malformed row ends the reading.</summary>
+    public static List<EpochRecord> Read(string path)
+    {
+        var rows = new List<EpochRecord>();
+        if (!File.Exists(path)) return rows;
+        var lines = File.ReadAllLines(path);
+        if (lines.Length == 0 || lines[0] != Header) return rows;
+        var c = CultureInfo.InvariantCulture;
+        foreach (var line in lines.Skip(1))
+        {
+            var f = line.Split(',');
+            var v = new double[f.Length];
+            if (f.Length != 10 || !f.Select((x, i) => double.TryParse(x, NumberStyles.Float, c, out v[i])).All(ok => ok)) break;
+            rows.Add(new EpochRecord((int)v[0], (float)v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]));
+        }
+        return rows;
+    }
 }

@@ -75,7 +75,8 @@ internal sealed class TrainRun(TrainSettings s)
         {
             Checkpoint.Apply(model, resumedTensors!, withOptimizer: true, s.Resume);
             state = resumed.State;
-            history.AddRange(resumed.History.Where(r => r.Epoch < state.Epoch));
+            // Checkpoints of earlier versions carry no history: then the log's own rows are kept.
+            history.AddRange((resumed.History.Count > 0 ? resumed.History : RunLog.Read(logPath)).Where(r => r.Epoch < state.Epoch));
             Console.WriteLine($"resumed {s.Resume}: epoch {state.Epoch}, batch {state.BatchInEpoch}" +
                               (state.BestTop1 >= 0 ? $", best top-1 {state.BestTop1:F2}%" : ""));
         }
@@ -93,9 +94,16 @@ internal sealed class TrainRun(TrainSettings s)
 
         if (s.Evaluate)
         {
-            var result = Trainer.Evaluate(model, val, size, size, cancel);
-            Report.Evaluation(result, classes, val.EpochSkippedSamples);
-            return 0;
+            try
+            {
+                Report.Evaluation(Trainer.Evaluate(model, val, size, size, cancel), classes, val.EpochSkippedSamples);
+                return 0;
+            }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine("interrupted: evaluation stopped, nothing written");
+                return signals.ExitCode;
+            }
         }
         if (train.BatchesPerEpoch == 0) throw new ArgumentException($"--batch-size {batchSize} is larger than the {data.Train.Count} training images");
         if (state.BatchInEpoch > train.BatchesPerEpoch)
@@ -213,7 +221,7 @@ internal sealed class TrainRun(TrainSettings s)
             throw new ArgumentException($"--batch-size {b} differs from the checkpoint's {rb}: the schedule and the epoch's order would not continue; leave -b out to resume");
         if (s.Seed is { } seed && SeedOf(resumed) is { } rs && seed != rs)
             throw new ArgumentException($"--seed {seed} differs from the checkpoint's {rs}: the epoch's order would not continue; leave --seed out to resume");
-        if (s.StartEpoch is null && resumed.State.Epoch >= s.Epochs)
+        if (!s.Evaluate && s.StartEpoch is null && resumed.State.Epoch >= s.Epochs)
             throw new ArgumentException($"--resume {s.Resume}: the checkpoint has finished {resumed.State.Epoch} epochs; raise --epochs above {resumed.State.Epoch} to train on");
     }
 

@@ -100,4 +100,25 @@ public class ResumeOptionTests : TempFolderTest
         Assert.That(code, Is.EqualTo(2));
         Assert.That(err.Trim(), Does.StartWith("error: --device cuda: CUDA is not available ("));
     }
+
+    [Test]
+    public void A_checkpoint_without_history_keeps_the_rows_of_the_existing_log()
+    {
+        // Checkpoints written before the history was stored: the log's own rows must survive a resume.
+        var (tensors, metadata) = Graph.Safetensors.Read(_checkpoint);
+        string key = metadata.Keys.Single(k => k.StartsWith("ghostnet"));
+        var json = System.Text.Json.Nodes.JsonNode.Parse(metadata[key])!.AsObject();
+        Assert.That(json.Remove("History"), "the run information has a History to remove");
+        metadata[key] = json.ToJsonString();
+        Graph.Safetensors.Write(_checkpoint, tensors, metadata);
+        string log = Path.Combine(_run, "log.csv");
+        string firstRow = File.ReadAllLines(log)[1];
+
+        var (code, _, err) = TrainCommandTests.Run(Train(_run, 2, "--resume", _checkpoint));
+        Assert.That(code, Is.Zero, err);
+        var lines = File.ReadAllLines(log);
+        Assert.That(lines, Has.Length.EqualTo(3));
+        Assert.That(lines[1], Is.EqualTo(firstRow));
+        Assert.That(lines[2], Does.StartWith("1,"));
+    }
 }
