@@ -49,18 +49,28 @@ internal static class DataSets
             case "synthetic":
             {
                 string root = Path.Combine(outDir, "synthetic-data");
-                if (!Directory.Exists(Path.Combine(root, "val")))
-                {
-                    Console.WriteLine($"writing a synthetic ImageFolder of JPEGs to {root}");
-                    SyntheticImageFolder.Write(Path.Combine(root, "train"), classes: 6, perClass: 160, width: 80, height: 64, seed: 1);
-                    SyntheticImageFolder.Write(Path.Combine(root, "val"), classes: 6, perClass: 40, width: 80, height: 64, seed: 2);
-                }
+                if (!Directory.Exists(root)) WriteSynthetic(root);
                 return Folder(root, "synthetic", decoder, 64);
             }
             default:
                 if (!Directory.Exists(data)) throw new ArgumentException($"--data {data}: not mnist, fashion-mnist, cifar10, synthetic or an existing folder");
                 return Folder(data, Path.GetFileName(Path.GetFullPath(data).TrimEnd('/')), decoder, 224);
         }
+    }
+
+    /// <summary>
+    /// The generated data set, written to a temporary folder and renamed when complete: a run
+    /// killed while writing it leaves no half data set to train on later.
+    /// </summary>
+    private static void WriteSynthetic(string root)
+    {
+        string parent = Path.GetDirectoryName(Path.GetFullPath(root))!, name = Path.GetFileName(root);
+        foreach (var stale in Directory.EnumerateDirectories(parent, name + ".*.tmp")) Directory.Delete(stale, recursive: true);
+        string temp = $"{root}.{Environment.ProcessId}.tmp";
+        Console.WriteLine($"writing a synthetic ImageFolder of JPEGs to {root}");
+        SyntheticImageFolder.Write(Path.Combine(temp, "train"), classes: 6, perClass: 160, width: 80, height: 64, seed: 1);
+        SyntheticImageFolder.Write(Path.Combine(temp, "val"), classes: 6, perClass: 40, width: 80, height: 64, seed: 2);
+        Directory.Move(temp, root);
     }
 
     private static DataSetup Folder(string root, string name, SafeImageDecoder decoder, int defaultSize)

@@ -68,8 +68,10 @@ public static partial class AtomicFile
         {
             string stem = Path.GetFileName(file)[..^TempSuffix.Length];
             int dot = stem.LastIndexOf('.');
-            bool hasPid = dot > 0 && int.TryParse(stem[(dot + 1)..], out int pid) && (pid == Environment.ProcessId || IsAlive(pid));
-            if (hasPid) continue; // ours, or a writer that is still running
+            int pid = 0;
+            bool numbered = dot > 0 && int.TryParse(stem[(dot + 1)..], out pid);
+            if (numbered && (pid == Environment.ProcessId || IsAlive(pid))) continue; // ours, or a writer that is still running
+            if (!numbered && !stem.EndsWith(".safetensors", StringComparison.Ordinal)) continue; // not a name we write: not ours to delete
             if (TryDelete(file)) removed.Add(Path.GetFileName(file));
         }
         return removed;

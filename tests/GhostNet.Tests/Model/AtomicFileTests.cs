@@ -41,8 +41,8 @@ public class AtomicFileTests : TempFolderTest
     public void Stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept()
     {
         const int deadPid = 999_999_999; // above any pid_max
-        string[] stale = [$"x.safetensors.{deadPid}.tmp", "x.safetensors.tmp", "y.tmp"];
-        string[] kept = ["x.safetensors.1.tmp" /* pid 1 is always alive */, $"x.safetensors.{Environment.ProcessId}.tmp", "x.safetensors", "notes.txt"];
+        string[] stale = [$"x.safetensors.{deadPid}.tmp", "x.safetensors.tmp"];
+        string[] kept = ["x.safetensors.1.tmp" /* pid 1 is always alive */, $"x.safetensors.{Environment.ProcessId}.tmp", "x.safetensors", "notes.txt", "y.tmp" /* not a name ghostcuda writes */];
         foreach (var name in stale.Concat(kept)) File.WriteAllText(Path.Combine(Folder, name), name);
 
         var removed = AtomicFile.RemoveStale(Folder);
