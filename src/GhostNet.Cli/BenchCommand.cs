@@ -34,7 +34,7 @@ internal static class BenchCommand
             if (s is < 32 or > 4096) throw new ArgumentException("--size must lie in 32..4096");
             if (n is < 1 or > 100_000) throw new ArgumentException("--steps must lie in 1..100000");
             if (w is < 0 or > 100_000) throw new ArgumentException("--warmup must lie in 0..100000");
-            if (r.GetValue(threads) is < 0 or > 1024) throw new ArgumentException("--threads must lie in 0..1024 (0: one per core)");
+            if (r.GetValue(threads) is < 0 or > 256) throw new ArgumentException("--threads must lie in 0..256 (0: one per core)");
             var trainBatches = Parse(r.GetValue(train)!, "--train-batches");
             var inferBatches = Parse(r.GetValue(infer)!, "--infer-batches");
             using var backend = Devices.Create(r.GetValue(device)!, r.GetValue(threads));

@@ -65,6 +65,7 @@ internal static class DataSets
     private static void WriteSynthetic(string root)
     {
         string parent = Path.GetDirectoryName(Path.GetFullPath(root))!, name = Path.GetFileName(root);
+        Directory.CreateDirectory(parent);
         foreach (var stale in Directory.EnumerateDirectories(parent, name + ".*.tmp")) Directory.Delete(stale, recursive: true);
         string temp = $"{root}.{Environment.ProcessId}.tmp";
         Console.WriteLine($"writing a synthetic ImageFolder of JPEGs to {root}");
@@ -81,8 +82,22 @@ internal static class DataSets
         var valSet = new ImageFolderDataset(val, decoder);
         foreach (var w in trainSet.Warnings.Concat(valSet.Warnings)) Console.Error.WriteLine($"warning: {w}");
         if (!trainSet.Classes.SequenceEqual(valSet.Classes)) throw new ArgumentException($"{train} and {val} have different class folders");
+        // A validation folder linked to training images would score the model on what it learnt.
+        var shared = valSet.RealFiles.Where(trainSet.RealFiles.Contains).ToList();
+        if (shared.Count > 0)
+            throw new InvalidDataException($"{val}: {shared.Count} validation image(s) are also training images through links (e.g. {shared[0]}); validation would score training images");
         var norm = Normalization.ImageNet;
         return new DataSetup(name, trainSet, valSet, "imagenet", 0.875, size => new TrainTransform(size, norm), size => new EvalTransform(size, norm), defaultSize);
+    }
+
+    /// <summary>Throws unless the data's classes are the checkpoint's, in order, naming the first that differs.</summary>
+    public static void RequireClasses(IReadOnlyList<string> checkpoint, IReadOnlyList<string> data, string checkpointName, string dataName)
+    {
+        if (checkpoint.SequenceEqual(data)) return;
+        int at = Enumerable.Range(0, Math.Min(checkpoint.Count, data.Count)).FirstOrDefault(i => checkpoint[i] != data[i], Math.Min(checkpoint.Count, data.Count));
+        string first = at < Math.Min(checkpoint.Count, data.Count) ? $"class {at} is '{checkpoint[at]}' in the checkpoint, '{data[at]}' in the data"
+            : $"the checkpoint has {checkpoint.Count} classes, the data {data.Count}";
+        throw new ArgumentException($"{checkpointName} was trained on other classes than {dataName} has: {first}");
     }
 
     /// <summary>The repository's data/ folder (or ./data outside a checkout).</summary>

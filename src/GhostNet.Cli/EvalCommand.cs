@@ -29,8 +29,17 @@ internal static class EvalCommand
             var (info, tensors) = Checkpoint.Read(r.GetValue(checkpoint)!);
             using var backend = Devices.Create(r.GetValue(device)!, 0);
             using var model = Load(info, tensors, backend, r.GetValue(checkpoint)!);
-            var setup = DataSets.Resolve(r.GetValue(data) ?? info.Dataset, Path.GetDirectoryName(Path.GetFullPath(r.GetValue(checkpoint)!))!, new SafeImageDecoder());
-            if (!setup.Val.Classes.SequenceEqual(info.Classes)) throw new ArgumentException($"the data's classes differ from the checkpoint's {info.Classes.Count}");
+            string dataName = r.GetValue(data) ?? info.Dataset;
+            DataSetup setup;
+            try
+            {
+                setup = DataSets.Resolve(dataName, Path.GetDirectoryName(Path.GetFullPath(r.GetValue(checkpoint)!))!, new SafeImageDecoder());
+            }
+            catch (ArgumentException e) when (r.GetValue(data) is null)
+            {
+                throw new ArgumentException($"the checkpoint's data set {info.Dataset} cannot be used here ({e.Message}); name one with --data", e);
+            }
+            DataSets.RequireClasses(info.Classes, setup.Val.Classes, r.GetValue(checkpoint)!, $"--data {dataName}");
             // A batch larger than the split is the split in one batch.
             var options = new DataLoaderOptions(Math.Min(batchSize, setup.Val.Count), Shuffle: false, DropLast: false, Workers: threads)
             {
@@ -44,8 +53,9 @@ internal static class EvalCommand
             Console.WriteLine($"{r.GetValue(checkpoint)}: GhostNet width {info.Width}, {info.NumClasses} classes, {info.InputSize}x{info.InputSize}, epoch {info.State.Epoch}; " +
                               $"{setup.Name} validation split, {setup.Val.Count:N0} images, on {backend.Name}");
             var source = new LoaderSource(loader);
-            Report.Evaluation(Trainer.Evaluate(model, source, info.InputSize, info.InputSize, CancellationToken.None), info.Classes, source.EpochSkippedSamples);
-            return 0;
+            var result = Trainer.Evaluate(model, source, info.InputSize, info.InputSize, CancellationToken.None);
+            Report.Evaluation(result, info.Classes, source.EpochSkippedSamples);
+            return Report.Broken(result) ? TrainRun.Diverged : 0;
         });
         return command;
     }
@@ -68,53 +78,94 @@ internal static class EvalCommand
             var (info, tensors) = Checkpoint.Read(r.GetValue(checkpoint)!);
             using var backend = Devices.Create(r.GetValue(device)!, 0);
             using var model = Load(info, tensors, backend, r.GetValue(checkpoint)!);
-            double cropPct = info.Options.TryGetValue("eval_crop_pct", out var c) ? double.Parse(c, CultureInfo.InvariantCulture) : 0.875;
+            double cropPct = info.Options.TryGetValue("eval_crop_pct", out var c) && double.TryParse(c, CultureInfo.InvariantCulture, out double pct) && pct is > 0 and <= 1
+                ? pct : 0.875;
             var transform = new EvalTransform(info.InputSize, DataSets.NormalizationByName(info.Normalization), cropPct);
             var decoder = new SafeImageDecoder();
             var paths = ImagePaths(r.GetValue(images)!);
-            int size = info.InputSize, k = info.NumClasses, topK = Math.Clamp(r.GetValue(top), 1, k);
-            var pixels = new float[paths.Length * 3 * size * size];
-            var ok = new List<int>();
-            for (int i = 0; i < paths.Length; i++)
+            int size = info.InputSize, k = info.NumClasses, topK = Math.Clamp(r.GetValue(top), 1, k), image = 3 * size * size;
+            // Images go through in chunks, so a folder of any size needs memory for one chunk only.
+            int chunk = Math.Min(PredictChunk, paths.Length);
+            var pixels = new float[chunk * image];
+            var logits = new float[chunk * k];
+            var plans = new Dictionary<int, Plan>();
+            double decodeMs = clock.Elapsed.TotalMilliseconds, forwardMs = 0;
+            int predicted = 0, broken = 0;
+            BadSampleException? lastBad = null;
+            try
             {
-                try
+                for (int first = 0; first < paths.Length; first += chunk)
                 {
-                    using var image = decoder.Decode(paths[i]);
-                    transform.Apply(image, new Random(0), pixels.AsSpan(ok.Count * 3 * size * size, 3 * size * size), paths[i]);
-                    ok.Add(i);
-                }
-                catch (BadSampleException e)
-                {
-                    Console.Error.WriteLine($"warning: image skipped: {e.Message}");
+                    var decoding = Stopwatch.StartNew();
+                    var ok = new List<int>();
+                    for (int i = first; i < Math.Min(first + chunk, paths.Length); i++)
+                    {
+                        try
+                        {
+                            using var decoded = decoder.Decode(paths[i]);
+                            transform.Apply(decoded, new Random(0), pixels.AsSpan(ok.Count * image, image), paths[i]);
+                            ok.Add(i);
+                        }
+                        catch (BadSampleException e)
+                        {
+                            lastBad = e;
+                            if (paths.Length > 1) Console.Error.WriteLine($"warning: image skipped: {e.Message}");
+                        }
+                    }
+                    decodeMs += decoding.Elapsed.TotalMilliseconds;
+                    if (ok.Count == 0) continue;
+                    var forward = Stopwatch.StartNew();
+                    if (!plans.TryGetValue(ok.Count, out var plan)) plans[ok.Count] = plan = model.Compile(ok.Count, size, size, withGradients: false);
+                    plan.SetBatch(pixels.AsSpan(0, ok.Count * image), new int[ok.Count]);
+                    plan.Forward(training: false);
+                    backend.Download(plan.Logits, logits.AsSpan(0, ok.Count * k));
+                    forwardMs += forward.Elapsed.TotalMilliseconds;
+                    for (int n = 0; n < ok.Count; n++)
+                    {
+                        Console.WriteLine(paths[ok[n]]);
+                        if (!PrintTop(logits.AsSpan(n * k, k), topK, info.Classes)) broken++;
+                    }
+                    predicted += ok.Count;
                 }
             }
-            if (ok.Count == 0) throw new InvalidDataException(paths.Length == 1 ? $"{paths[0]} could not be used" : $"none of the {paths.Length} images could be used");
-            double loadMs = clock.Elapsed.TotalMilliseconds;
-            var forward = Stopwatch.StartNew();
-            using var plan = model.Compile(ok.Count, size, size, withGradients: false);
-            plan.SetBatch(pixels.AsSpan(0, ok.Count * 3 * size * size), new int[ok.Count]);
-            plan.Forward(training: false);
-            var logits = new float[ok.Count * k];
-            backend.Download(plan.Logits, logits);
-            double forwardMs = forward.Elapsed.TotalMilliseconds;
-            for (int n = 0; n < ok.Count; n++)
+            finally
             {
-                var row = logits.AsSpan(n * k, k);
-                float max = float.NegativeInfinity;
-                foreach (float v in row) max = Math.Max(max, v);
-                double sum = 0;
-                foreach (float v in row) sum += Math.Exp(v - max);
-                var best = Enumerable.Range(0, k).OrderByDescending(j => logits[n * k + j]).Take(topK);
-                Console.WriteLine(paths[ok[n]]);
-                foreach (int j in best) Console.WriteLine($"  {Math.Exp(logits[n * k + j] - max) / sum * 100,6:F2}%  {info.Classes[j]}");
+                foreach (var p in plans.Values) p.Dispose();
             }
-            Console.WriteLine($"{ok.Count} image(s): {loadMs:F0} ms to load the checkpoint and decode, {forwardMs:F1} ms to plan and run the forward pass on {backend.Name}");
+            if (predicted == 0) throw paths.Length == 1 && lastBad is not null ? lastBad : new InvalidDataException($"none of the {paths.Length} images could be used");
+            Console.WriteLine($"{predicted} image(s): {decodeMs:F0} ms to load the checkpoint and decode, {forwardMs:F1} ms to plan and run the forward passes on {backend.Name}");
+            if (broken > 0)
+            {
+                Console.Error.WriteLine($"error: {broken} of {predicted} images gave NaN or infinite logits: the model is broken");
+                return TrainRun.Diverged;
+            }
             return 0;
         });
         return command;
     }
 
-    /// <summary>The files named, with each folder replaced by its JPEG and PNG files in name order.</summary>
+    private const int PredictChunk = 64;
+
+    /// <summary>Prints the top classes of one row of logits with their softmax probabilities; false when the row is not finite.</summary>
+    private static bool PrintTop(ReadOnlySpan<float> row, int topK, IReadOnlyList<string> classes)
+    {
+        foreach (float v in row)
+        {
+            if (float.IsFinite(v)) continue;
+            Console.WriteLine("  no prediction: NaN or infinite logits");
+            return false;
+        }
+        float max = float.NegativeInfinity;
+        foreach (float v in row) max = Math.Max(max, v);
+        double sum = 0;
+        foreach (float v in row) sum += Math.Exp(v - max);
+        var values = row.ToArray();
+        foreach (int j in Enumerable.Range(0, values.Length).OrderByDescending(j => values[j]).Take(topK))
+            Console.WriteLine($"  {Math.Exp(values[j] - max) / sum * 100,6:F2}%  {classes[j]}");
+        return true;
+    }
+
+    /// <summary>The files named, with each folder replaced by the JPEG and PNG files below it, in path order.</summary>
     private static string[] ImagePaths(string[] arguments)
     {
         var paths = new List<string>();
@@ -125,8 +176,11 @@ internal static class EvalCommand
                 paths.Add(a);
                 continue;
             }
-            var found = Directory.EnumerateFiles(a).Where(f => Path.GetExtension(f).ToLowerInvariant() is ".jpg" or ".jpeg" or ".png").Order(StringComparer.Ordinal).ToList();
-            if (found.Count == 0) throw new ArgumentException($"{a} is a folder without .jpg, .jpeg or .png files");
+            // Subfolders too (a validation split's class folders), never through links: a link can loop.
+            var walk = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true };
+            var found = Directory.EnumerateFiles(a, "*", walk).Where(f => Path.GetExtension(f).ToLowerInvariant() is ".jpg" or ".jpeg" or ".png")
+                .Order(StringComparer.Ordinal).ToList();
+            if (found.Count == 0) throw new ArgumentException($"{a} is a folder without .jpg, .jpeg or .png files (subfolders included)");
             paths.AddRange(found);
         }
         return [.. paths];

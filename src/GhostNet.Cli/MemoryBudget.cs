@@ -37,7 +37,8 @@ internal static class MemoryBudget
         }
         catch (ArgumentException e)
         {
-            throw new ArgumentException($"{flags}: {e.Message}", e);
+            string message = e.ParamName is { } name ? e.Message.Replace($" (Parameter '{name}')", "") : e.Message;
+            throw new ArgumentException($"{flags}: {message}", e);
         }
     }
 

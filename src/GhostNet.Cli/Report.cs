@@ -6,11 +6,18 @@ namespace GhostNet.Cli;
 /// <summary>Evaluation results as people read them: totals, per-class accuracy and the most frequent confusions.</summary>
 internal static class Report
 {
+    /// <summary>A model whose logits hold NaN or Inf is broken whatever its accuracy: the command fails.</summary>
+    public static bool Broken(EvalResult r)
+    {
+        if (r.NonFinite == 0 && double.IsFinite(r.Loss)) return false;
+        Console.Error.WriteLine($"error: {r.NonFinite:N0} of {r.Images:N0} images gave NaN or infinite logits (loss {r.Loss}): the model is broken");
+        return true;
+    }
+
     public static void Evaluation(EvalResult r, IReadOnlyList<string> classes, int skipped)
     {
         Console.WriteLine($"evaluated {r.Images:N0} images in {r.Seconds:F1} s: loss {r.Loss:F4}, top-1 {r.Top1:F2}%, top-5 {r.Top5:F2}%" +
                           (skipped > 0 ? $"; {skipped:N0} unreadable images left out" : ""));
-        if (r.NonFinite > 0) Console.WriteLine($"{r.NonFinite:N0} images gave NaN or infinite logits (counted as wrong): the model is broken");
         int k = classes.Count;
         var table = new Table().Border(TableBorder.Simple).AddColumn("class").AddColumn(new TableColumn("images").RightAligned())
             .AddColumn(new TableColumn("top-1").RightAligned()).AddColumn("most often mistaken for");

@@ -1,3 +1,4 @@
+using GhostNet.IO;
 using GhostNet.Models;
 using GhostNet.Training;
 
@@ -8,13 +9,87 @@ namespace GhostNet.Cli;
 /// a crash at any moment leaves every file either as it was or complete; the checkpoint carries
 /// the epoch history, so log.csv and the plots can always be rebuilt from it.
 /// </summary>
-internal sealed class RunFiles(string outDir, GhostNetModel model, CheckpointInfo info)
+internal sealed class RunFiles : IDisposable
 {
+    private const string LockName = ".ghostcuda.lock";
+    private readonly string outDir;
+    private readonly GhostNetModel model;
+    private readonly CheckpointInfo info;
+    private readonly FileStream _lock;
     private string? _lastSaved;
 
-    public string Checkpoint { get; } = Path.Combine(outDir, "checkpoint.safetensors");
-    public string Best { get; } = Path.Combine(outDir, "model_best.safetensors");
-    public string Log { get; } = Path.Combine(outDir, "log.csv");
+    private RunFiles(string outDir, GhostNetModel model, CheckpointInfo info, FileStream runLock)
+    {
+        this.outDir = outDir;
+        this.model = model;
+        this.info = info;
+        _lock = runLock;
+        Checkpoint = Path.Combine(outDir, "checkpoint.safetensors");
+        Best = Path.Combine(outDir, "model_best.safetensors");
+        Log = Path.Combine(outDir, "log.csv");
+    }
+
+    /// <summary>
+    /// A fresh run (not resuming from this folder) must not replace another run's results: the
+    /// folder's checkpoint and model_best are the only copies of that run.
+    /// </summary>
+    public static void RefuseOverwrite(string outDir, string? resume)
+    {
+        string checkpoint = Path.Combine(outDir, "checkpoint.safetensors");
+        if (!File.Exists(checkpoint) && !File.Exists(Path.Combine(outDir, "model_best.safetensors"))) return;
+        bool resumesHere = resume is not null &&
+            string.Equals(Path.GetDirectoryName(Path.GetFullPath(resume)), Path.GetFullPath(outDir).TrimEnd('/'), StringComparison.Ordinal);
+        if (!resumesHere)
+            throw new ArgumentException($"--out {outDir} already holds a run; continue it with --resume {checkpoint}, or choose another --out (or remove the folder)");
+    }
+
+    /// <summary>
+    /// Takes the run folder before the first step: creates it, locks it against a second run,
+    /// removes the partial files of killed runs, and proves it writable and roomy enough, so that
+    /// none of these is found after an epoch of training.
+    /// </summary>
+    public static RunFiles Open(string outDir, GhostNetModel model, CheckpointInfo info)
+    {
+        try
+        {
+            Directory.CreateDirectory(outDir);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"--out {outDir}: the folder cannot be created ({e.Message})", e);
+        }
+        FileStream runLock;
+        try
+        {
+            // FileShare.None is an exclusive advisory lock on Linux: it ends with the process, even after kill -9.
+            runLock = new FileStream(Path.Combine(outDir, LockName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new IOException($"--out {outDir} is not writable ({e.Message})", e);
+        }
+        catch (IOException e)
+        {
+            throw new IOException($"--out {outDir} is in use by another ghostcuda run ({e.Message})", e);
+        }
+        var files = new RunFiles(outDir, model, info, runLock);
+        try
+        {
+            foreach (var stale in AtomicFile.RemoveStale(outDir)) Console.Error.WriteLine($"note: removed {Path.Combine(outDir, stale)}, a partial file of a run that was killed");
+            files.RequireWritable();
+            files.RequireDiskSpace();
+        }
+        catch
+        {
+            files.Dispose();
+            throw;
+        }
+        return files;
+    }
+
+    public string Checkpoint { get; }
+    public string Best { get; }
+    public string Log { get; }
 
     /// <summary>A sentence naming the newest checkpoint that holds a finite model, for error messages.</summary>
     public string LastGood => _lastSaved ?? (File.Exists(Checkpoint) ? $"The last good checkpoint is {Checkpoint}." : "No checkpoint was written in this run.");
@@ -31,6 +106,23 @@ internal sealed class RunFiles(string outDir, GhostNetModel model, CheckpointInf
     {
         RunLog.Write(Log, history);
         Plots.Refresh(outDir, history);
+    }
+
+    /// <summary>Every file the run will replace can be written: none is a folder, and the folder takes new files.</summary>
+    private void RequireWritable()
+    {
+        foreach (string path in new[] { Checkpoint, Best, Log, Path.Combine(outDir, "loss.png"), Path.Combine(outDir, "accuracy.png") })
+            if (Directory.Exists(path)) throw new IOException($"--out {outDir}: {Path.GetFileName(path)} is a folder; the run cannot write it");
+        string probe = Path.Combine(outDir, ".ghostcuda-probe");
+        try
+        {
+            AtomicFile.WriteAllText(probe, "ghostcuda checks that the run folder is writable\n");
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"--out {outDir} is not writable ({e.Message})", e);
+        }
     }
 
     /// <summary>
@@ -63,6 +155,20 @@ internal sealed class RunFiles(string outDir, GhostNetModel model, CheckpointInf
         catch (IOException e)
         {
             throw new IOException($"cannot write {path} ({e.Message}); the previous {Path.GetFileName(path)}, if any, is intact", e);
+        }
+    }
+
+    public void Dispose()
+    {
+        string path = _lock.Name;
+        _lock.Dispose();
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // a lock file left behind locks nothing: the lock is the open file, not its name
         }
     }
 }

@@ -36,7 +36,8 @@ internal sealed class RunSignals : IDisposable
         }
         context.Cancel = true;
         Volatile.Write(ref _signalNumber, context.Signal == PosixSignal.SIGTERM ? 15 : 2);
-        Console.Error.WriteLine($"\n{(context.Signal == PosixSignal.SIGTERM ? "SIGTERM" : "interrupt")}: saving a checkpoint and stopping (send it again to abort at once)");
+        // A fresh line only where a live progress line is being redrawn.
+        Console.Error.WriteLine($"{(Console.IsOutputRedirected ? "" : "\n")}{(context.Signal == PosixSignal.SIGTERM ? "SIGTERM" : "interrupt")}: saving a checkpoint and stopping (send it again to abort at once)");
         _cancel.Cancel();
     }
 

@@ -28,23 +28,37 @@ internal sealed class TrainRun(TrainSettings s)
     public int Execute(CancellationToken outerCancel)
     {
         using var signals = new RunSignals(outerCancel);
-        return Run(signals);
-    }
-
-    private int Run(RunSignals signals)
-    {
-        var cancel = signals.Token;
         Validate();
         string outDir = s.Out ?? Path.Combine("runs", s.Data is "mnist" or "fashion-mnist" or "cifar10" or "synthetic" ? s.Data : Path.GetFileName(Path.GetFullPath(s.Data).TrimEnd('/')));
         if (File.Exists(outDir)) throw new ArgumentException($"--out {outDir} is a file, not a folder");
-        Directory.CreateDirectory(outDir);
-        foreach (var stale in AtomicFile.RemoveStale(outDir)) Console.Error.WriteLine($"note: removed {Path.Combine(outDir, stale)}, a partial file of a run that was killed");
+        bool existed = Directory.Exists(outDir);
+        try
+        {
+            return Run(signals, outDir);
+        }
+        finally
+        {
+            // A run that failed before writing anything leaves no empty folder behind.
+            if (!existed && Directory.Exists(outDir) && !Directory.EnumerateFileSystemEntries(outDir).Any()) Directory.Delete(outDir);
+        }
+    }
+
+    private int Run(RunSignals signals, string outDir)
+    {
+        var cancel = signals.Token;
         CheckpointInfo? resumed = null;
-        List<SafetensorsTensor>? resumedTensors = null;
+        List<SafetensorsTensor>? resumedTensors = null, pretrained = null;
         if (s.Resume is not null) (resumed, resumedTensors) = Checkpoint.Read(s.Resume);
         if (resumed is not null) CheckResumable(resumed);
-        if (resumedTensors is not null && Checkpoint.NonFiniteTensors(resumedTensors) is [var first, ..] )
+        if (resumedTensors is not null && Checkpoint.NonFiniteTensors(resumedTensors) is [var first, ..])
             throw new InvalidDataException($"--resume {s.Resume}: {first} holds NaN or Inf (a diverged run); resume from an earlier checkpoint");
+        if (s.Pretrained is not null)
+        {
+            pretrained = Safetensors.Read(s.Pretrained).Tensors;
+            if (Checkpoint.NonFiniteTensors(pretrained.Where(t => !t.Name.StartsWith(Checkpoint.MomentumPrefix, StringComparison.Ordinal))) is [var bad, ..])
+                throw new InvalidDataException($"--pretrained {s.Pretrained}: {bad} holds NaN or Inf (a diverged run); nothing to fine-tune from");
+        }
+        if (!s.Evaluate) RunFiles.RefuseOverwrite(outDir, s.Resume);
         int batchSize = s.BatchSize ?? BatchSizeOf(resumed) ?? 64;
         int seed = s.Seed ?? SeedOf(resumed) ?? 0;
 
@@ -52,8 +66,7 @@ internal sealed class TrainRun(TrainSettings s)
         var data = DataSets.Resolve(s.Data, outDir, decoder);
         int size = s.InputSize ?? resumed?.InputSize ?? data.DefaultInputSize;
         var classes = data.Train.Classes;
-        if (resumed is not null && !resumed.Classes.SequenceEqual(classes))
-            throw new ArgumentException($"--resume {s.Resume}: the checkpoint's {resumed.Classes.Count} classes differ from {s.Data}'s {classes.Count}");
+        if (resumed is not null) DataSets.RequireClasses(resumed.Classes, classes, $"--resume {s.Resume}", $"--data {s.Data}");
         string arch = resumed?.Arch ?? s.Arch ?? "ghostnet_100";
         var config = resumed?.Config ?? GhostNetConfig.FromArch(arch, classes.Count, s.Dropout ?? 0.2f) with { Width = s.Width ?? GhostNetConfig.Architectures[arch] };
         config.Validate();
@@ -82,7 +95,15 @@ internal sealed class TrainRun(TrainSettings s)
         }
         else if (s.Pretrained is not null)
         {
-            var skipped = Checkpoint.ApplyPretrained(model, Safetensors.Read(s.Pretrained).Tensors, s.Pretrained);
+            List<string> skipped;
+            try
+            {
+                skipped = Checkpoint.ApplyPretrained(model, pretrained!, s.Pretrained);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new InvalidDataException($"{e.Message}; are --arch {arch} and width {config.Width} the pretrained model's?", e);
+            }
             Console.WriteLine($"loaded pretrained weights from {s.Pretrained}" + (skipped.Count > 0 ? $" (new classifier: skipped {string.Join(", ", skipped)})" : ""));
         }
         if (s.StartEpoch is { } start) state = state with { Epoch = start, BatchInEpoch = 0 };
@@ -96,8 +117,9 @@ internal sealed class TrainRun(TrainSettings s)
         {
             try
             {
-                Report.Evaluation(Trainer.Evaluate(model, val, size, size, cancel), classes, val.EpochSkippedSamples);
-                return 0;
+                var result = Trainer.Evaluate(model, val, size, size, cancel);
+                Report.Evaluation(result, classes, val.EpochSkippedSamples);
+                return Report.Broken(result) ? Diverged : 0;
             }
             catch (OperationCanceledException)
             {
@@ -116,8 +138,7 @@ internal sealed class TrainRun(TrainSettings s)
                 ["seed"] = seed.ToString(CultureInfo.InvariantCulture),
                 ["batch_size"] = batchSize.ToString(CultureInfo.InvariantCulture),
             });
-        var files = new RunFiles(outDir, model, info);
-        files.RequireDiskSpace();
+        using var files = RunFiles.Open(outDir, model, info);
         if (resumed is not null) files.WriteLog(history); // a crash between checkpoint and log lost or repeated no row
 
         using var plan = model.Compile(batchSize, size, size);
@@ -146,12 +167,11 @@ internal sealed class TrainRun(TrainSettings s)
                 Console.WriteLine($"interrupted at epoch {current.Epoch}, batch {current.BatchInEpoch}: saved {files.Checkpoint}; continue with --resume {files.Checkpoint}");
                 return signals.ExitCode;
             }
-            catch (BadSampleException) when (s.StrictData)
+            catch (BadSampleException e) when (s.StrictData)
             {
                 progress.Stop();
                 files.Save(current, history); // the batches before the bad file are trained: keep them
-                Console.Error.WriteLine($"--strict-data: stopped at epoch {current.Epoch}, batch {current.BatchInEpoch}; saved {files.Checkpoint}");
-                throw;
+                throw new BadSampleException(e.Sample, $"{e.Reason} (--strict-data: stopped at epoch {current.Epoch}, batch {current.BatchInEpoch}; saved {files.Checkpoint})", e);
             }
             catch (NonFiniteLossException e)
             {
@@ -261,6 +281,7 @@ internal sealed class TrainRun(TrainSettings s)
         if (s.InputSize is < 32 or > MaxInputSize) throw new ArgumentException($"--input-size must lie in 32..{MaxInputSize}");
         if (s.Workers is < 0 or > MaxWorkers) throw new ArgumentException($"--workers must lie in 0..{MaxWorkers} (0: one per core)");
         if (s.PrintFreq < 1) throw new ArgumentException("--print-freq must be at least 1");
+        if (s.Out is "" || s.Resume is "" || s.Pretrained is "" || s.Data is "") throw new ArgumentException("--out, --resume, --pretrained and --data must not be empty");
         if (s.Resume is not null && s.Pretrained is not null) throw new ArgumentException("--resume and --pretrained exclude each other: resume continues a run, pretrained starts one");
         if (s.Evaluate && s.Resume is null && s.Pretrained is null) throw new ArgumentException("--evaluate needs weights: --resume or --pretrained");
         if (s.Schedule == LrScheduleKind.MultiStep && s.Milestones.Length == 0) throw new ArgumentException("--lr-schedule multistep needs --milestones");

@@ -25,7 +25,8 @@ public sealed class DataLoader
         if (dataset.Count == 0) throw new ArgumentException("the data set is empty");
         _dataset = dataset;
         _transform = transform;
-        _ledger = new BadSampleLedger(options.Warnings);
+        // Under Fail the bad sample ends the epoch with its own error: a "skipped" warning would be untrue.
+        _ledger = new BadSampleLedger(options.BadSamples == BadSamplePolicy.Fail ? TextWriter.Null : options.Warnings);
         Options = options;
         Workers = Buffers.Threads;
         ImageSize = 3 * transform.Size * transform.Size;

@@ -16,6 +16,7 @@ public sealed class ImageFolderDataset : IImageDataset
 {
     private readonly List<(string Path, int Label)> _samples = [];
     private readonly SafeImageDecoder _decoder;
+    private readonly HashSet<string> _realFiles = new(StringComparer.Ordinal);
 
     public ImageFolderDataset(string root, SafeImageDecoder? decoder = null)
     {
@@ -37,7 +38,11 @@ public sealed class ImageFolderDataset : IImageDataset
             int before = _samples.Count;
             foreach (var f in found[label])
             {
-                if (owner[f.Real] == f.Path) _samples.Add((f.Path, label));
+                if (owner[f.Real] == f.Path)
+                {
+                    _samples.Add((f.Path, label));
+                    _realFiles.Add(f.Real);
+                }
                 else warnings.Add($"{f.Path}: the same file as {owner[f.Real]}, counted once");
             }
             if (_samples.Count == before) warnings.Add($"class '{Classes[label]}' has no .jpg/.jpeg/.png files");
@@ -50,6 +55,8 @@ public sealed class ImageFolderDataset : IImageDataset
     public int Count => _samples.Count;
     public IReadOnlyList<string> Classes { get; }
     public IReadOnlyList<string> Warnings { get; }
+    /// <summary>The resolved path of every sample: two data sets sharing one (through links) share an image.</summary>
+    public IReadOnlySet<string> RealFiles => _realFiles;
     public int Label(int index) => _samples[index].Label;
     public string Describe(int index) => _samples[index].Path;
     public Image<Rgb24> Load(int index) => _decoder.Decode(_samples[index].Path);

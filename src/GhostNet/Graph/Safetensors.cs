@@ -61,6 +61,9 @@ public static class Safetensors
     public static (List<SafetensorsTensor> Tensors, Dictionary<string, string> Metadata) Read(string path)
     {
         if (Directory.Exists(path)) throw new InvalidDataException($"{path} is a directory, not a safetensors file");
+        // Before opening: a FIFO or a device reports no length, and opening a FIFO waits for a writer forever.
+        if (new FileInfo(path) is { Exists: true, Length: < 8 } small)
+            throw new InvalidDataException($"{path}: {small.Length} bytes is too short for a safetensors file (truncated, or not a regular file?)");
         using var stream = File.OpenRead(path);
         try
         {

@@ -68,7 +68,12 @@ public sealed record CheckpointInfo(
         }
         catch (Exception e) when (e is JsonException or NotSupportedException or ArgumentException)
         {
-            throw new InvalidDataException($"{source}: the run information is malformed: {e.Message}", e);
+            // System.Text.Json's own text speaks of C# types and annotations; the JSON path is what the file's reader needs.
+            string path = (e as JsonException)?.Path ?? "$";
+            var missing = System.Text.RegularExpressions.Regex.Match(e.Message, @"missing required properties including: (.*?)\.?$");
+            string where = missing.Success ? $"at {path}: missing {missing.Groups[1].Value}"
+                : path.Length > 1 ? $"at {path}: a field is null or of the wrong type" : e.Message;
+            throw new InvalidDataException($"{source}: the run information is malformed: {where}", e);
         }
         if (info is null) throw new InvalidDataException($"{source}: the run information is JSON null");
         if (info.Problem() is { } p) throw new InvalidDataException($"{source}: bad run information: {p}");
