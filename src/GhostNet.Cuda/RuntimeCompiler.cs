@@ -45,7 +45,19 @@ public static unsafe class RuntimeCompiler
         ["-std=c++17", $"--gpu-architecture={architecture}", "-lineinfo"];
 
     /// <summary>Compiles <paramref name="file"/> to a cubin (architecture "sm_80") or PTX ("compute_80").</summary>
-    public static byte[] Compile(string file, string source, IReadOnlyDictionary<string, string> headers, string architecture)
+    public static byte[] Compile(string file, string source, IReadOnlyDictionary<string, string> headers, string architecture) =>
+        Compile(file, source, headers, architecture, verbose: false).Code;
+
+    /// <summary>Compiles to a cubin and returns what ptxas reports of each kernel: registers, stack frame, spills.</summary>
+    public static (byte[] Cubin, IReadOnlyList<KernelResources> Kernels) CompileWithResources(
+        string file, string source, IReadOnlyDictionary<string, string> headers, string architecture)
+    {
+        if (!architecture.StartsWith("sm_")) throw new ArgumentException($"resources are reported for cubins (sm_XX), not {architecture}");
+        var (code, log) = Compile(file, source, headers, architecture, verbose: true);
+        return (code, KernelResources.Parse(log));
+    }
+
+    private static (byte[] Code, string Log) Compile(string file, string source, IReadOnlyDictionary<string, string> headers, string architecture, bool verbose)
     {
         Require();
         var names = headers.Keys.ToArray();
@@ -53,7 +65,7 @@ public static unsafe class RuntimeCompiler
         Check(Nvrtc.nvrtcCreateProgram(out var program, source, file, names.Length, contents, names), "nvrtcCreateProgram", file);
         try
         {
-            var options = Options(architecture).ToArray();
+            var options = verbose ? [.. Options(architecture), "-Xptxas=-v"] : Options(architecture).ToArray();
             int result = Nvrtc.nvrtcCompileProgram(program, options.Length, options);
             if (result != Nvrtc.Success)
                 throw new CudaException($"NVRTC could not compile {file} for {architecture} ({Nvrtc.ErrorString(result)}):\n{Log(program)}", result);
@@ -62,7 +74,7 @@ public static unsafe class RuntimeCompiler
             Check(cubin ? Nvrtc.nvrtcGetCUBINSize(program, out size) : Nvrtc.nvrtcGetPTXSize(program, out size), "nvrtcGetCode size", file);
             var code = new byte[size];
             fixed (byte* p = code) Check(cubin ? Nvrtc.nvrtcGetCUBIN(program, p) : Nvrtc.nvrtcGetPTX(program, p), "nvrtcGetCode", file);
-            return code;
+            return (code, verbose ? Log(program) : "");
         }
         finally
         {
