@@ -23,6 +23,9 @@ internal static class DataSets
         _ => Normalization.ImageNet,
     };
 
+    /// <summary>Whether --data names a built-in set rather than a folder.</summary>
+    public static bool IsNamed(string data) => data is "mnist" or "fashion-mnist" or "cifar10" or "synthetic";
+
     public static DataSetup Resolve(string data, string outDir, SafeImageDecoder decoder)
     {
         switch (data)
@@ -66,12 +69,33 @@ internal static class DataSets
     {
         string parent = Path.GetDirectoryName(Path.GetFullPath(root))!, name = Path.GetFileName(root);
         Directory.CreateDirectory(parent);
-        foreach (var stale in Directory.EnumerateDirectories(parent, name + ".*.tmp")) Directory.Delete(stale, recursive: true);
+        foreach (var stale in Directory.EnumerateDirectories(parent, name + ".*.tmp"))
+            if (int.TryParse(Path.GetFileName(stale)[(name.Length + 1)..^4], out int pid) && !Alive(pid)) Directory.Delete(stale, recursive: true);
         string temp = $"{root}.{Environment.ProcessId}.tmp";
         Console.WriteLine($"writing a synthetic ImageFolder of JPEGs to {root}");
         SyntheticImageFolder.Write(Path.Combine(temp, "train"), classes: 6, perClass: 160, width: 80, height: 64, seed: 1);
         SyntheticImageFolder.Write(Path.Combine(temp, "val"), classes: 6, perClass: 40, width: 80, height: 64, seed: 2);
-        Directory.Move(temp, root);
+        try
+        {
+            Directory.Move(temp, root);
+        }
+        catch (IOException) when (Directory.Exists(root))
+        {
+            Directory.Delete(temp, recursive: true); // another run wrote the same (seeded) set first
+        }
+    }
+
+    private static bool Alive(int pid)
+    {
+        try
+        {
+            using var p = Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     private static DataSetup Folder(string root, string name, SafeImageDecoder decoder, int defaultSize)

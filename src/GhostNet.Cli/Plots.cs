@@ -7,6 +7,8 @@ namespace GhostNet.Cli;
 /// <summary>loss.png and accuracy.png of a run, redrawn from its history after every epoch (each file replaced atomically).</summary>
 internal static class Plots
 {
+    public const string LossFile = "loss.png", AccuracyFile = "accuracy.png";
+
     private static readonly Lazy<bool> FontReady = new(() =>
     {
         string font = System.IO.Path.Combine(AppContext.BaseDirectory, "DejaVuSans.ttf");
@@ -23,13 +25,13 @@ internal static class Plots
         {
             _ = FontReady.Value;
             double[] epochs = rows.Select(r => (double)r.Epoch).ToArray();
-            Save(System.IO.Path.Combine(outDir, "loss.png"), "Loss (the training loss includes label smoothing)", "loss", epochs,
+            Save(System.IO.Path.Combine(outDir, LossFile), "Loss (the training loss includes label smoothing)", "loss", epochs,
                 ("train", rows.Select(r => r.TrainLoss).ToArray()), ("val", rows.Select(r => r.ValLoss).ToArray()));
-            Save(System.IO.Path.Combine(outDir, "accuracy.png"), "Accuracy", "top-1 / top-5 (%)", epochs,
+            Save(System.IO.Path.Combine(outDir, AccuracyFile), "Accuracy", "top-1 / top-5 (%)", epochs,
                 ("train top-1", rows.Select(r => r.TrainTop1).ToArray()), ("val top-1", rows.Select(r => r.ValTop1).ToArray()),
                 ("val top-5", rows.Select(r => r.ValTop5).ToArray()));
         }
-        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or IOException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
             Console.Error.WriteLine($"warning: plots not drawn ({e.Message})"); // a plot is never worth a failed run
         }
@@ -37,7 +39,7 @@ internal static class Plots
 
     private static void Save(string path, string title, string yLabel, double[] epochs, params (string Name, double[] Values)[] series)
     {
-        var plot = new Plot();
+        using var plot = new Plot();
         foreach (var (name, values) in series)
         {
             var line = plot.Add.Scatter(epochs, values);
@@ -48,6 +50,7 @@ internal static class Plots
         plot.XLabel("epoch");
         plot.YLabel(yLabel);
         plot.ShowLegend();
-        AtomicFile.WriteAllBytes(path, plot.GetImage(800, 500).GetImageBytes(ImageFormat.Png));
+        using var image = plot.GetImage(800, 500);
+        AtomicFile.WriteAllBytes(path, image.GetImageBytes(ImageFormat.Png));
     }
 }

@@ -11,7 +11,11 @@ namespace GhostNet.Cli;
 /// </summary>
 internal sealed class RunFiles : IDisposable
 {
-    private const string LockName = ".ghostcuda.lock";
+    private const string LockName = ".ghostcuda.lock", ProbeName = ".ghostcuda-probe";
+
+    /// <summary>The names of the files a run writes in its folder.</summary>
+    private IEnumerable<string> Written => [Path.GetFileName(Checkpoint), Path.GetFileName(Best), Path.GetFileName(Log), Plots.LossFile, Plots.AccuracyFile];
+    private const int SharingViolation = unchecked((int)0x80070020); // what .NET reports for a held flock
     private readonly string outDir;
     private readonly GhostNetModel model;
     private readonly CheckpointInfo info;
@@ -37,18 +41,21 @@ internal sealed class RunFiles : IDisposable
     {
         string checkpoint = Path.Combine(outDir, "checkpoint.safetensors");
         if (!File.Exists(checkpoint) && !File.Exists(Path.Combine(outDir, "model_best.safetensors"))) return;
-        bool resumesHere = resume is not null &&
-            string.Equals(Path.GetDirectoryName(Path.GetFullPath(resume)), Path.GetFullPath(outDir).TrimEnd('/'), StringComparison.Ordinal);
+        // Only the folder's own checkpoint continues its run; resuming its model_best (or a copy) would replace the later checkpoint.
+        bool resumesHere = resume is not null && string.Equals(Path.GetFullPath(resume), Path.GetFullPath(checkpoint), StringComparison.Ordinal);
         if (!resumesHere)
             throw new ArgumentException($"--out {outDir} already holds a run; continue it with --resume {checkpoint}, or choose another --out (or remove the folder)");
     }
+
+    /// <summary>The lock file is never deleted (a run that deletes it could let two others lock two different files); it alone is an empty folder.</summary>
+    public static bool IsLockFile(string path) => Path.GetFileName(path) == LockName;
 
     /// <summary>
     /// Takes the run folder before the first step: creates it, locks it against a second run,
     /// removes the partial files of killed runs, and proves it writable and roomy enough, so that
     /// none of these is found after an epoch of training.
     /// </summary>
-    public static RunFiles Open(string outDir, GhostNetModel model, CheckpointInfo info)
+    public static RunFiles Open(string outDir, GhostNetModel model, CheckpointInfo info, string? resume)
     {
         try
         {
@@ -68,14 +75,19 @@ internal sealed class RunFiles : IDisposable
         {
             throw new IOException($"--out {outDir} is not writable ({e.Message})", e);
         }
+        catch (IOException e) when (e.HResult == SharingViolation || e.Message.Contains("being used by another process", StringComparison.Ordinal))
+        {
+            throw new IOException($"--out {outDir} is in use by another ghostcuda run", e);
+        }
         catch (IOException e)
         {
-            throw new IOException($"--out {outDir} is in use by another ghostcuda run ({e.Message})", e);
+            throw new IOException($"--out {outDir} cannot be written ({e.Message})", e);
         }
         var files = new RunFiles(outDir, model, info, runLock);
         try
         {
-            foreach (var stale in AtomicFile.RemoveStale(outDir)) Console.Error.WriteLine($"note: removed {Path.Combine(outDir, stale)}, a partial file of a run that was killed");
+            RefuseOverwrite(outDir, resume); // again, under the lock: another run may have finished here since the first look
+            foreach (var stale in AtomicFile.RemoveStale(outDir, [.. files.Written, ProbeName])) Console.Error.WriteLine($"note: removed {Path.Combine(outDir, stale)}, a partial file of a run that was killed");
             files.RequireWritable();
             files.RequireDiskSpace();
         }
@@ -111,9 +123,9 @@ internal sealed class RunFiles : IDisposable
     /// <summary>Every file the run will replace can be written: none is a folder, and the folder takes new files.</summary>
     private void RequireWritable()
     {
-        foreach (string path in new[] { Checkpoint, Best, Log, Path.Combine(outDir, "loss.png"), Path.Combine(outDir, "accuracy.png") })
+        foreach (string path in Written.Select(name => Path.Combine(outDir, name)))
             if (Directory.Exists(path)) throw new IOException($"--out {outDir}: {Path.GetFileName(path)} is a folder; the run cannot write it");
-        string probe = Path.Combine(outDir, ".ghostcuda-probe");
+        string probe = Path.Combine(outDir, ProbeName);
         try
         {
             AtomicFile.WriteAllText(probe, "ghostcuda checks that the run folder is writable\n");
@@ -158,17 +170,6 @@ internal sealed class RunFiles : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        string path = _lock.Name;
-        _lock.Dispose();
-        try
-        {
-            File.Delete(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // a lock file left behind locks nothing: the lock is the open file, not its name
-        }
-    }
+    /// <summary>Releases the lock; the file stays (see <see cref="IsLockFile"/>): it locks nothing while no run holds it open.</summary>
+    public void Dispose() => _lock.Dispose();
 }

@@ -38,12 +38,19 @@ internal sealed class RunSignals : IDisposable
         Volatile.Write(ref _signalNumber, context.Signal == PosixSignal.SIGTERM ? 15 : 2);
         // A fresh line only where a live progress line is being redrawn.
         Console.Error.WriteLine($"{(Console.IsOutputRedirected ? "" : "\n")}{(context.Signal == PosixSignal.SIGTERM ? "SIGTERM" : "interrupt")}: saving a checkpoint and stopping (send it again to abort at once)");
-        _cancel.Cancel();
+        try
+        {
+            _cancel.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // the run is already over: nothing left to stop
+        }
     }
 
     public void Dispose()
     {
-        foreach (var r in _registrations) r.Dispose();
+        foreach (var r in _registrations) r.Dispose(); // first, so that no handler runs on a disposed source
         _cancel.Dispose();
     }
 }

@@ -12,7 +12,13 @@ internal sealed record TrainSettings(
     string Data, string? Arch, float? Width, int Epochs, int? StartEpoch, int? BatchSize, float Lr, float Momentum, float WeightDecay,
     bool Nesterov, LrScheduleKind Schedule, int LrStep, float LrGamma, int[] Milestones, float WarmupEpochs, float LabelSmoothing,
     bool NoWdBn, float? Dropout, int? InputSize, int Workers, int PrintFreq, int? Seed, string Device, string? Resume, string? Pretrained,
-    bool Evaluate, string? Out, InitScheme Init, bool StrictData);
+    bool Evaluate, string? Out, InitScheme Init, bool StrictData)
+{
+    /// <summary>The options named on the command line (their first alias); null: all of them (a run built in code).</summary>
+    public IReadOnlySet<string>? Given { get; init; }
+
+    public bool IsGiven(string option) => Given is null || Given.Contains(option);
+}
 
 internal static class TrainCommand
 {
@@ -57,7 +63,10 @@ internal static class TrainCommand
             r.GetValue(lr), r.GetValue(momentum), r.GetValue(wd), r.GetValue(nesterov), r.GetValue(schedule), r.GetValue(lrStep), r.GetValue(lrGamma),
             r.GetValue(milestones) ?? [], r.GetValue(warmup), r.GetValue(smoothing), r.GetValue(noWdBn), GivenValue(r, dropout), r.GetValue(inputSize),
             r.GetValue(workers), r.GetValue(printFreq), GivenValue(r, seed), r.GetValue(device)!, r.GetValue(resume), r.GetValue(pretrained),
-            r.GetValue(evaluate), r.GetValue(output), r.GetValue(init), r.GetValue(strict))).Execute(cancel)));
+            r.GetValue(evaluate), r.GetValue(output), r.GetValue(init), r.GetValue(strict))
+        {
+            Given = command.Options.Where(o => r.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToHashSet(),
+        }).Execute(cancel)));
         return command;
     }
 

@@ -25,11 +25,20 @@ internal sealed class TrainRun(TrainSettings s)
     /// <summary>Tests stop a run after this many steps exactly as a signal would.</summary>
     internal int? InterruptAfterSteps { get; init; }
 
+    private CheckpointInfo? _resumed;
+    private List<SafetensorsTensor>? _resumedTensors;
+
     public int Execute(CancellationToken outerCancel)
     {
         using var signals = new RunSignals(outerCancel);
+        if (s.Resume is not null && s.Pretrained is not null) throw new ArgumentException("--resume and --pretrained exclude each other: resume continues a run, pretrained starts one");
+        if (s.Resume is { Length: > 0 })
+        {
+            (_resumed, _resumedTensors) = Checkpoint.Read(s.Resume);
+            s = ResumedSettings.Merge(s, _resumed);
+        }
         Validate();
-        string outDir = s.Out ?? Path.Combine("runs", s.Data is "mnist" or "fashion-mnist" or "cifar10" or "synthetic" ? s.Data : Path.GetFileName(Path.GetFullPath(s.Data).TrimEnd('/')));
+        string outDir = s.Out ?? Path.Combine("runs", DataSets.IsNamed(s.Data) ? s.Data : Path.GetFileName(Path.GetFullPath(s.Data).TrimEnd('/')));
         if (File.Exists(outDir)) throw new ArgumentException($"--out {outDir} is a file, not a folder");
         bool existed = Directory.Exists(outDir);
         try
@@ -39,16 +48,22 @@ internal sealed class TrainRun(TrainSettings s)
         finally
         {
             // A run that failed before writing anything leaves no empty folder behind.
-            if (!existed && Directory.Exists(outDir) && !Directory.EnumerateFileSystemEntries(outDir).Any()) Directory.Delete(outDir);
+            try
+            {
+                if (!existed && Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).All(RunFiles.IsLockFile)) Directory.Delete(outDir, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // the failure that brought us here is the one to report
+            }
         }
     }
 
     private int Run(RunSignals signals, string outDir)
     {
         var cancel = signals.Token;
-        CheckpointInfo? resumed = null;
-        List<SafetensorsTensor>? resumedTensors = null, pretrained = null;
-        if (s.Resume is not null) (resumed, resumedTensors) = Checkpoint.Read(s.Resume);
+        CheckpointInfo? resumed = _resumed;
+        List<SafetensorsTensor>? resumedTensors = _resumedTensors, pretrained = null;
         if (resumed is not null) CheckResumable(resumed);
         if (resumedTensors is not null && Checkpoint.NonFiniteTensors(resumedTensors) is [var first, ..])
             throw new InvalidDataException($"--resume {s.Resume}: {first} holds NaN or Inf (a diverged run); resume from an earlier checkpoint");
@@ -64,6 +79,7 @@ internal sealed class TrainRun(TrainSettings s)
 
         var decoder = new SafeImageDecoder();
         var data = DataSets.Resolve(s.Data, outDir, decoder);
+        if (cancel.IsCancellationRequested) return StoppedInSetup(signals);
         int size = s.InputSize ?? resumed?.InputSize ?? data.DefaultInputSize;
         var classes = data.Train.Classes;
         if (resumed is not null) DataSets.RequireClasses(resumed.Classes, classes, $"--resume {s.Resume}", $"--data {s.Data}");
@@ -88,6 +104,7 @@ internal sealed class TrainRun(TrainSettings s)
         {
             Checkpoint.Apply(model, resumedTensors!, withOptimizer: true, s.Resume);
             state = resumed.State;
+            if (s.StartEpoch is { } restart) state = Trainer.AtEpochStart(state, restart);
             // Checkpoints of earlier versions carry no history: then the log's own rows are kept.
             history.AddRange((resumed.History.Count > 0 ? resumed.History : RunLog.Read(logPath)).Where(r => r.Epoch < state.Epoch));
             Console.WriteLine($"resumed {s.Resume}: epoch {state.Epoch}, batch {state.BatchInEpoch}" +
@@ -106,7 +123,7 @@ internal sealed class TrainRun(TrainSettings s)
             }
             Console.WriteLine($"loaded pretrained weights from {s.Pretrained}" + (skipped.Count > 0 ? $" (new classifier: skipped {string.Join(", ", skipped)})" : ""));
         }
-        if (s.StartEpoch is { } start) state = state with { Epoch = start, BatchInEpoch = 0 };
+        else if (s.StartEpoch is { } start) state = Trainer.AtEpochStart(state, start);
 
         var train = new LoaderSource(new DataLoader(data.Train, data.TrainTransform(size), options));
         var val = new LoaderSource(new DataLoader(data.Val, data.EvalTransform(size), valOptions));
@@ -131,16 +148,15 @@ internal sealed class TrainRun(TrainSettings s)
         if (state.BatchInEpoch > train.BatchesPerEpoch)
             throw new ArgumentException($"--resume {s.Resume}: the checkpoint stopped at batch {state.BatchInEpoch}, but an epoch now has {train.BatchesPerEpoch} (the data changed?)");
 
-        var info = new CheckpointInfo(arch, config.Width, config.NumClasses, config.DropRate, size, s.Data, data.NormalizationName, classes, state,
-            new Dictionary<string, string>
-            {
-                ["eval_crop_pct"] = data.EvalCropPct.ToString(CultureInfo.InvariantCulture),
-                ["seed"] = seed.ToString(CultureInfo.InvariantCulture),
-                ["batch_size"] = batchSize.ToString(CultureInfo.InvariantCulture),
-            });
-        using var files = RunFiles.Open(outDir, model, info);
+        // A folder is recorded by its full path, so that --resume and eval find it from anywhere.
+        string dataset = DataSets.IsNamed(s.Data) ? s.Data : Path.GetFullPath(s.Data);
+        var recorded = ResumedSettings.Record(s, dataset, batchSize, seed);
+        recorded["eval_crop_pct"] = data.EvalCropPct.ToString(CultureInfo.InvariantCulture);
+        var info = new CheckpointInfo(arch, config.Width, config.NumClasses, config.DropRate, size, dataset, data.NormalizationName, classes, state, recorded);
+        using var files = RunFiles.Open(outDir, model, info, s.Resume);
         if (resumed is not null) files.WriteLog(history); // a crash between checkpoint and log lost or repeated no row
 
+        if (cancel.IsCancellationRequested) return StoppedInSetup(signals);
         using var plan = model.Compile(batchSize, size, size);
         plan.LabelSmoothing = s.LabelSmoothing;
         var sgd = new SgdOptimizer(model.Parameters, backend, new SgdOptions(s.Momentum, s.WeightDecay, s.Nesterov, s.NoWdBn));
@@ -148,6 +164,7 @@ internal sealed class TrainRun(TrainSettings s)
         var trainer = new Trainer(plan, sgd, schedule);
 
         using var progress = new ProgressDisplay(s.PrintFreq);
+        long startStep = state.GlobalStep;
         while (state.Epoch < s.Epochs)
         {
             var current = state;
@@ -163,14 +180,19 @@ internal sealed class TrainRun(TrainSettings s)
             catch (OperationCanceledException)
             {
                 progress.Stop();
-                files.Save(current, history);
+                if (current.GlobalStep == startStep)
+                {
+                    Console.WriteLine($"interrupted before the first step: nothing to save{(resumed is null ? "" : $"; {s.Resume} is unchanged")}");
+                    return signals.ExitCode;
+                }
+                if (!SaveIfFinite(files, model, backend, current, history, "interrupted")) return Diverged;
                 Console.WriteLine($"interrupted at epoch {current.Epoch}, batch {current.BatchInEpoch}: saved {files.Checkpoint}; continue with --resume {files.Checkpoint}");
                 return signals.ExitCode;
             }
             catch (BadSampleException e) when (s.StrictData)
             {
                 progress.Stop();
-                files.Save(current, history); // the batches before the bad file are trained: keep them
+                if (!SaveIfFinite(files, model, backend, current, history, "--strict-data")) return Diverged; // the batches before the bad file are trained: keep them
                 throw new BadSampleException(e.Sample, $"{e.Reason} (--strict-data: stopped at epoch {current.Epoch}, batch {current.BatchInEpoch}; saved {files.Checkpoint})", e);
             }
             catch (NonFiniteLossException e)
@@ -197,7 +219,12 @@ internal sealed class TrainRun(TrainSettings s)
                 Console.WriteLine($"interrupted during validation of epoch {current.Epoch}: saved {files.Checkpoint}; --resume {files.Checkpoint} validates it and continues");
                 return signals.ExitCode;
             }
-            if (!double.IsFinite(eval.Loss))
+            catch (Exception e) when (e is BadSampleException or InvalidDataException)
+            {
+                files.Save(current, history); // the trained epoch is kept whatever stopped its validation
+                throw new InvalidDataException($"validation of epoch {current.Epoch}: {e.Message} (the trained epoch is saved in {files.Checkpoint})", e);
+            }
+            if (!double.IsFinite(eval.Loss) || eval.NonFinite > 0)
             {
                 Console.Error.WriteLine($"error: the validation loss after epoch {current.Epoch} is {eval.Loss} (the model diverged; lower --lr); nothing of this epoch was saved. {files.LastGood}");
                 return Diverged;
@@ -221,8 +248,27 @@ internal sealed class TrainRun(TrainSettings s)
                 return signals.ExitCode;
             }
         }
-        Console.WriteLine($"done: best val top-1 {state.BestTop1:F2}%; {outDir}/log.csv, checkpoint.safetensors, model_best.safetensors");
+        Console.WriteLine($"done: best val top-1 {state.BestTop1:F2}%; {outDir}/log.csv, checkpoint.safetensors" +
+                          (File.Exists(files.Best) ? ", model_best.safetensors" : " (no epoch of this run beat the resumed best, so no model_best here)"));
         return 0;
+    }
+
+    private static int StoppedInSetup(RunSignals signals)
+    {
+        Console.WriteLine("interrupted before the first step: nothing written");
+        return signals.ExitCode;
+    }
+
+    /// <summary>Saves a mid-epoch checkpoint unless the model is already non-finite, which would replace the last good one.</summary>
+    private static bool SaveIfFinite(RunFiles files, GhostNetModel model, IBackend backend, TrainingState state, IReadOnlyList<EpochRecord> history, string why)
+    {
+        if (StateDict.FirstNonFinite(model.Parameters, backend) is { } bad)
+        {
+            Console.Error.WriteLine($"error: {why}: {bad} is already NaN or infinite, so nothing was saved (lower --lr). {files.LastGood}");
+            return false;
+        }
+        files.Save(state, history);
+        return true;
     }
 
     /// <summary>Options a resumed run must share with its checkpoint, or leave out.</summary>
@@ -237,6 +283,8 @@ internal sealed class TrainRun(TrainSettings s)
         if (s.Dropout is { } dropout && dropout != resumed.DropRate)
             throw new ArgumentException($"--dropout {dropout} differs from the checkpoint's {resumed.DropRate}; leave it out to resume");
         // The epoch's sample order, the steps per epoch and the schedule's position all follow from the batch size and the seed.
+        if (s.BatchSize is null && BatchSizeOf(resumed) is null)
+            throw new ArgumentException($"--resume {s.Resume}: the checkpoint does not record its batch size (an older version wrote it); give -b as it was trained");
         if (s.BatchSize is { } b && BatchSizeOf(resumed) is { } rb && b != rb)
             throw new ArgumentException($"--batch-size {b} differs from the checkpoint's {rb}: the schedule and the epoch's order would not continue; leave -b out to resume");
         if (s.Seed is { } seed && SeedOf(resumed) is { } rs && seed != rs)
@@ -282,7 +330,6 @@ internal sealed class TrainRun(TrainSettings s)
         if (s.Workers is < 0 or > MaxWorkers) throw new ArgumentException($"--workers must lie in 0..{MaxWorkers} (0: one per core)");
         if (s.PrintFreq < 1) throw new ArgumentException("--print-freq must be at least 1");
         if (s.Out is "" || s.Resume is "" || s.Pretrained is "" || s.Data is "") throw new ArgumentException("--out, --resume, --pretrained and --data must not be empty");
-        if (s.Resume is not null && s.Pretrained is not null) throw new ArgumentException("--resume and --pretrained exclude each other: resume continues a run, pretrained starts one");
         if (s.Evaluate && s.Resume is null && s.Pretrained is null) throw new ArgumentException("--evaluate needs weights: --resume or --pretrained");
         if (s.Schedule == LrScheduleKind.MultiStep && s.Milestones.Length == 0) throw new ArgumentException("--lr-schedule multistep needs --milestones");
         if (s.StartEpoch is < 0) throw new ArgumentException("--start-epoch must not be negative");

@@ -56,11 +56,12 @@ public static partial class AtomicFile
     public static string TempPath(string path) => $"{path}.{Environment.ProcessId}{TempSuffix}";
 
     /// <summary>
-    /// Removes the temporary files that an earlier, crashed writer left for the files of
-    /// <paramref name="folder"/> ("name.pid.tmp" and the older "name.tmp"). Returns their names.
-    /// Files of a writer that is still running (its pid alive) are left alone.
+    /// Removes the temporary files that an earlier, crashed writer left for the files
+    /// <paramref name="names"/> of <paramref name="folder"/> ("name.pid.tmp", and the older
+    /// "name.tmp"). Returns their names. A writer that is still running (its pid alive) keeps its
+    /// file, and other files are never touched, whatever they are called.
     /// </summary>
-    public static List<string> RemoveStale(string folder)
+    public static List<string> RemoveStale(string folder, IReadOnlyCollection<string> names)
     {
         var removed = new List<string>();
         if (!Directory.Exists(folder)) return removed;
@@ -70,8 +71,8 @@ public static partial class AtomicFile
             int dot = stem.LastIndexOf('.');
             int pid = 0;
             bool numbered = dot > 0 && int.TryParse(stem[(dot + 1)..], out pid);
+            if (!names.Contains(numbered ? stem[..dot] : stem)) continue; // not a file of ours: not ours to delete
             if (numbered && (pid == Environment.ProcessId || IsAlive(pid))) continue; // ours, or a writer that is still running
-            if (!numbered && !stem.EndsWith(".safetensors", StringComparison.Ordinal)) continue; // not a name we write: not ours to delete
             if (TryDelete(file)) removed.Add(Path.GetFileName(file));
         }
         return removed;

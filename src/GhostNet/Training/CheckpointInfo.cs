@@ -16,7 +16,7 @@ public sealed record CheckpointInfo(
 {
     public const int MinInputSize = 32; // GhostNet downsamples 32 times
     public const int MaxInputSize = 4096;
-    private const int MaxNameLength = 200;
+    private const int MaxNameLength = 200, MaxPathLength = 4096; // the data set is a full path when it is a folder (PATH_MAX)
 
     /// <summary>Every field is required, nulls and repeated names are refused; unknown fields are ignored (later versions may add some).</summary>
     private static readonly JsonSerializerOptions JsonOptions = new()
@@ -40,7 +40,7 @@ public sealed record CheckpointInfo(
         if (NumClasses < 1) return $"NumClasses {NumClasses} is below 1";
         if (!(DropRate >= 0 && DropRate < 1)) return $"DropRate {DropRate} is not in [0, 1)";
         if (InputSize is < MinInputSize or > MaxInputSize) return $"InputSize {InputSize} is not in [{MinInputSize}, {MaxInputSize}]";
-        if (Name(Dataset) is { } dataset) return $"Dataset {dataset}";
+        if (Name(Dataset, MaxPathLength) is { } dataset) return $"Dataset {dataset}";
         if (Name(Normalization) is { } normalization) return $"Normalization {normalization}";
         if (Classes is null) return "Classes is missing";
         if (Classes.Count != NumClasses) return $"Classes lists {Classes.Count} names, but NumClasses is {NumClasses}";
@@ -80,6 +80,6 @@ public sealed record CheckpointInfo(
         return info;
     }
 
-    private static string? Name(string? s) =>
-        s is null ? "is missing" : s.Length == 0 ? "is empty" : s.Length > MaxNameLength ? $"is {s.Length} characters long (at most {MaxNameLength})" : null;
+    private static string? Name(string? s, int limit = MaxNameLength) =>
+        s is null ? "is missing" : s.Length == 0 ? "is empty" : s.Length > limit ? $"is {s.Length} characters long (at most {limit})" : null;
 }

@@ -15,7 +15,7 @@ public sealed record EpochStats(double Loss, double Top1, double Top5, long Imag
 
 /// <summary>
 /// Validation results with the confusion counts [true class, predicted class]. The extra last
-/// column counts images whose logits held NaN or Inf: they predict nothing and are never correct.
+/// column counts images whose logits held NaN: they predict nothing and are never correct (as top-k ranks them).
 /// </summary>
 public sealed record EvalResult(double Loss, double Top1, double Top5, long Images, double Seconds, long[,] Confusion)
 {
@@ -89,6 +89,10 @@ public sealed class Trainer
         return Finished(state);
     }
 
+    /// <summary>The state moved to the start of <paramref name="epoch"/> (--start-epoch): no batch done, no running totals.</summary>
+    public static TrainingState AtEpochStart(TrainingState state, int epoch) =>
+        state with { Epoch = epoch, BatchInEpoch = 0, EpochLossSum = 0, EpochTop1 = 0, EpochTop5 = 0, EpochSeen = 0, EpochSeconds = 0 };
+
     private static TrainingState Finished(TrainingState state) => state with
     {
         Epoch = state.Epoch + 1, BatchInEpoch = 0, EpochLossSum = 0, EpochTop1 = 0, EpochTop5 = 0, EpochSeen = 0, EpochSeconds = 0,
@@ -152,13 +156,13 @@ public sealed class Trainer
             clock.Elapsed.TotalSeconds, confusion);
     }
 
-    /// <summary>The arg-max class, or the row's length (no prediction) when a logit is NaN or infinite.</summary>
+    /// <summary>The arg-max class, or the row's length (no prediction) when a logit is NaN, as top-k ranks it.</summary>
     private static int Prediction(ReadOnlySpan<float> row)
     {
         int argmax = 0;
         for (int j = 0; j < row.Length; j++)
         {
-            if (!float.IsFinite(row[j])) return row.Length;
+            if (float.IsNaN(row[j])) return row.Length;
             if (row[j] > row[argmax]) argmax = j;
         }
         return argmax;

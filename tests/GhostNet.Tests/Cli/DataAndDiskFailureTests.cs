@@ -36,6 +36,19 @@ public class DataAndDiskFailureTests : TempFolderTest
     }
 
     [Test]
+    public void A_bad_validation_image_under_strict_data_keeps_the_trained_epoch()
+    {
+        string data = Data(perClass: 4);
+        File.WriteAllBytes(Path.Combine(data, "val", SyntheticImageFolder.ClassNames[0], "bad.png"), [0x89, (byte)'P', (byte)'N', (byte)'G', 0, 0]);
+        string run = Path.Combine(Folder, "run");
+        var (code, _, err) = TrainCommandTests.Run(Train(data, run, "--strict-data"));
+        Assert.That(code, Is.EqualTo(2), err);
+        Assert.That(err.Split('\n').Where(l => l.StartsWith("error: ")).Single(), Does.Contain("validation of epoch 0").And.Contain("bad.png").And.Contain("is saved"));
+        var (info, _) = Checkpoint.Read(Path.Combine(run, "checkpoint.safetensors"));
+        Assert.That((info.State.Epoch, info.State.BatchInEpoch), Is.EqualTo((0, 2)), "the trained epoch, to be validated on resume");
+    }
+
+    [Test]
     public void A_folder_whose_every_image_is_bad_is_one_line()
     {
         string data = Data(perClass: 2);

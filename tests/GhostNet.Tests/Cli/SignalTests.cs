@@ -155,6 +155,22 @@ public partial class SignalTests : TempFolderTest
     }
 
     [Test]
+    public void Resume_with_the_checkpoint_alone_continues_its_settings_in_its_own_folder()
+    {
+        // Non-default schedule and optimiser settings: the checkpoint must carry them all.
+        string[] settings = ["--wd", "1e-4", "--label-smoothing", "0.2", "--lr-schedule", "linear", "--warmup-epochs", "0.5", "--momentum", "0.8", "--nesterov", "--seed", "5"];
+        string straight = Path.Combine(Folder, "straight");
+        Assert.That(Ghostcuda(Train(straight, settings)).Code, Is.Zero);
+        string run = Path.Combine(Folder, "run");
+        var (code, text) = Ghostcuda(Train(run, settings), afterLines: 7, delayMs: 0, SigInt);
+        Assert.That(code, Is.EqualTo(130), text);
+        // Only --resume (and how to run: device, threads), from another working folder: data, out, schedule all from the checkpoint.
+        var (resumed, rest) = Ghostcuda(["train", "--resume", Path.Combine(run, "checkpoint.safetensors"), "--device", "cpu", "-j", "1"]);
+        Assert.That(resumed, Is.Zero, rest);
+        AssertSameAsStraight(run, straight, "resume from the checkpoint alone");
+    }
+
+    [Test]
     public void A_second_signal_aborts_at_once_and_leaves_every_file_loadable()
     {
         string run = Path.Combine(Folder, "run");

@@ -45,11 +45,11 @@ public class AtomicFileTests : TempFolderTest
         string[] kept = ["x.safetensors.1.tmp" /* pid 1 is always alive */, $"x.safetensors.{Environment.ProcessId}.tmp", "x.safetensors", "notes.txt", "y.tmp" /* not a name ghostcuda writes */];
         foreach (var name in stale.Concat(kept)) File.WriteAllText(Path.Combine(Folder, name), name);
 
-        var removed = AtomicFile.RemoveStale(Folder);
+        var removed = AtomicFile.RemoveStale(Folder, ["x.safetensors"]);
 
         Assert.That(removed, Is.EquivalentTo(stale));
         Assert.That(Directory.GetFiles(Folder).Select(Path.GetFileName), Is.EquivalentTo(kept));
-        Assert.That(AtomicFile.RemoveStale(Path.Combine(Folder, "absent")), Is.Empty);
+        Assert.That(AtomicFile.RemoveStale(Path.Combine(Folder, "absent"), ["x.safetensors"]), Is.Empty);
     }
 
     [Test]
