@@ -278,21 +278,61 @@ extern "C" __attribute__((visibility("default"))) void emu_where(char* text, int
 
 inline void __syncthreads() { emu::wait(emu::AtBlockBarrier); }
 
-template <class T>
-T __shfl_down_sync(unsigned mask, T v, unsigned delta)
+namespace emu
+{
+// One warp shuffle: every lane of the warp publishes `v`, then reads the value of the lane that
+// `source(lane, segment)` names (segment: the first lane of the caller's `width`-lane group), or
+// keeps its own where that is -1, as the PTX ISA's shfl.sync does for a source out of range.
+template <class T, class Source>
+T shuffle(unsigned mask, T v, int width, Source source)
 {
     static_assert(sizeof(T) <= sizeof(uint64_t), "shuffle of a value wider than 64 bits");
-    int me = emu::current->linear, lane = me & 31;
+    if (width < 1 || width > 32 || (width & (width - 1)) != 0)
+    {
+        if (error[0] == 0) snprintf(error, sizeof error, "warp shuffle with width %d: not a power of two in 1..32", width);
+        width = 32;
+    }
+    int me = current->linear, lane = me & 31, base = me & ~31;
     // A lane writes this buffer again two shuffles later, after the next barrier, which every
     // lane reaches only once it has read this shuffle's value.
-    uint64_t* slots = emu::exchange[emu::current->shuffles++ & 1];
+    uint64_t* slots = exchange[current->shuffles++ & 1];
     memcpy(&slots[me], &v, sizeof(T));
-    emu::sync_warp(mask);
+    sync_warp(mask);
     T r = v;
-    int from = me + static_cast<int>(delta);
-    if (lane + static_cast<int>(delta) < 32 && from < emu::thread_count) memcpy(&r, &slots[from], sizeof(T));
+    int from = source(lane, lane & ~(width - 1));
+    if (from >= 0 && from < 32 && base + from < thread_count) memcpy(&r, &slots[base + from], sizeof(T));
     return r;
 }
+} // namespace emu
+
+// The CUDA shuffles, each from the PTX ISA's definition of shfl.sync (idx, up, down, bfly).
+template <class T>
+T __shfl_sync(unsigned mask, T v, int src_lane, int width = 32)
+{
+    return emu::shuffle(mask, v, width, [&](int, int segment) { return segment + (src_lane & (width - 1)); });
+}
+
+template <class T>
+T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32)
+{
+    return emu::shuffle(mask, v, width, [&](int lane, int segment) { return lane - static_cast<int>(delta) >= segment ? lane - static_cast<int>(delta) : -1; });
+}
+
+template <class T>
+T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32)
+{
+    return emu::shuffle(mask, v, width, [&](int lane, int segment) { return lane + static_cast<int>(delta) < segment + width ? lane + static_cast<int>(delta) : -1; });
+}
+
+// A lane may read from its own or an earlier group of `width` lanes; a later group gives its own value.
+template <class T>
+T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32)
+{
+    return emu::shuffle(mask, v, width, [&](int lane, int segment) { return (lane ^ lane_mask) < segment + width ? lane ^ lane_mask : -1; });
+}
+
+// A barrier for the warp's lanes: with fibers switched only at barriers, it orders their shared-memory accesses.
+inline void __syncwarp(unsigned mask = 0xffffffffu) { emu::sync_warp(mask); }
 
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 inline float __int_as_float(int i)
