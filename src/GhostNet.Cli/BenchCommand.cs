@@ -31,7 +31,8 @@ internal static class BenchCommand
         {
             var config = arch.Config(r, 1000, 0.2f);
             int s = r.GetValue(size), n = r.GetValue(steps), w = r.GetValue(warmup);
-            if (s is < 32 or > 4096) throw new ArgumentException("--size must lie in 32..4096");
+            if (s is < Training.CheckpointInfo.MinInputSize or > Training.CheckpointInfo.MaxInputSize)
+                throw new ArgumentException($"--size must lie in {Training.CheckpointInfo.MinInputSize}..{Training.CheckpointInfo.MaxInputSize}");
             if (n is < 1 or > 100_000) throw new ArgumentException("--steps must lie in 1..100000");
             if (w is < 0 or > 100_000) throw new ArgumentException("--warmup must lie in 0..100000");
             if (r.GetValue(threads) is < 0 or > 256) throw new ArgumentException("--threads must lie in 0..256 (0: one per core)");

@@ -70,7 +70,7 @@ internal static class DataSets
         string parent = Path.GetDirectoryName(Path.GetFullPath(root))!, name = Path.GetFileName(root);
         Directory.CreateDirectory(parent);
         foreach (var stale in Directory.EnumerateDirectories(parent, name + ".*.tmp"))
-            if (int.TryParse(Path.GetFileName(stale)[(name.Length + 1)..^4], out int pid) && !Alive(pid)) Directory.Delete(stale, recursive: true);
+            if (int.TryParse(Path.GetFileName(stale)[(name.Length + 1)..^4], out int pid) && !IO.AtomicFile.IsAlive(pid)) Directory.Delete(stale, recursive: true);
         string temp = $"{root}.{Environment.ProcessId}.tmp";
         Console.WriteLine($"writing a synthetic ImageFolder of JPEGs to {root}");
         SyntheticImageFolder.Write(Path.Combine(temp, "train"), classes: 6, perClass: 160, width: 80, height: 64, seed: 1);
@@ -82,19 +82,6 @@ internal static class DataSets
         catch (IOException) when (Directory.Exists(root))
         {
             Directory.Delete(temp, recursive: true); // another run wrote the same (seeded) set first
-        }
-    }
-
-    private static bool Alive(int pid)
-    {
-        try
-        {
-            using var p = Process.GetProcessById(pid);
-            return !p.HasExited;
-        }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
-        {
-            return false;
         }
     }
 

@@ -178,7 +178,7 @@ internal static class EvalCommand
             }
             // Subfolders too (a validation split's class folders), never through links: a link can loop.
             var walk = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true };
-            var found = Directory.EnumerateFiles(a, "*", walk).Where(f => Path.GetExtension(f).ToLowerInvariant() is ".jpg" or ".jpeg" or ".png")
+            var found = Directory.EnumerateFiles(a, "*", walk).Where(ImageFolderDataset.IsImageFile)
                 .Order(StringComparer.Ordinal).ToList();
             if (found.Count == 0) throw new ArgumentException($"{a} is a folder without .jpg, .jpeg or .png files (subfolders included)");
             paths.AddRange(found);

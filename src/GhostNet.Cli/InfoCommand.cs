@@ -23,7 +23,8 @@ internal static class InfoCommand
         {
             var config = arch.Config(result, result.GetValue(classes), 0.2f);
             int s = result.GetValue(size);
-            if (s is < 32 or > 4096) throw new ArgumentException("--size must lie in 32..4096");
+            if (s is < Training.CheckpointInfo.MinInputSize or > Training.CheckpointInfo.MaxInputSize)
+                throw new ArgumentException($"--size must lie in {Training.CheckpointInfo.MinInputSize}..{Training.CheckpointInfo.MaxInputSize}");
             if (s < 1) throw new ArgumentOutOfRangeException(nameof(size), "--size must be positive");
             Print(config, s, GhostNetModel.Describe(config, s, s), result.GetValue(all));
             return 0;

@@ -20,7 +20,7 @@ namespace GhostNet.Cli;
 internal sealed class TrainRun(TrainSettings s)
 {
     public const int Diverged = 3;
-    private const int MaxEpochs = 1_000_000, MaxInputSize = 4096, MaxWorkers = 256;
+    private const int MaxEpochs = 1_000_000, MaxWorkers = 256;
 
     /// <summary>Tests stop a run after this many steps exactly as a signal would.</summary>
     internal int? InterruptAfterSteps { get; init; }
@@ -326,7 +326,8 @@ internal sealed class TrainRun(TrainSettings s)
         if (!(s.LabelSmoothing >= 0 && s.LabelSmoothing < 1)) throw new ArgumentException("--label-smoothing must lie in [0, 1)");
         if (s.Dropout is { } d && !(d >= 0 && d < 1)) throw new ArgumentException("--dropout must lie in [0, 1)");
         if (s.Width is { } w && !(w > 0 && w <= 10)) throw new ArgumentException("--width must lie in (0, 10]");
-        if (s.InputSize is < 32 or > MaxInputSize) throw new ArgumentException($"--input-size must lie in 32..{MaxInputSize}");
+        if (s.InputSize is < CheckpointInfo.MinInputSize or > CheckpointInfo.MaxInputSize)
+            throw new ArgumentException($"--input-size must lie in {CheckpointInfo.MinInputSize}..{CheckpointInfo.MaxInputSize}");
         if (s.Workers is < 0 or > MaxWorkers) throw new ArgumentException($"--workers must lie in 0..{MaxWorkers} (0: one per core)");
         if (s.PrintFreq < 1) throw new ArgumentException("--print-freq must be at least 1");
         if (s.Out is "" || s.Resume is "" || s.Pretrained is "" || s.Data is "") throw new ArgumentException("--out, --resume, --pretrained and --data must not be empty");

@@ -69,14 +69,11 @@ public sealed class KernelCache(string directory)
     {
         try
         {
-            System.IO.Directory.CreateDirectory(Directory);
-            string temp = path + "." + Environment.ProcessId + ".tmp";
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write))
+            GhostNet.IO.AtomicFile.Write(path, stream =>
             {
                 stream.Write(SHA256.HashData(code));
                 stream.Write(code);
-            }
-            File.Move(temp, path, overwrite: true);
+            });
         }
         catch (IOException) { } // a cache that cannot be written only costs a compile next time
         catch (UnauthorizedAccessException) { }

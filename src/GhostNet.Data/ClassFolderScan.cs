@@ -13,7 +13,6 @@ namespace GhostNet.Data;
 /// </summary>
 internal sealed class ClassFolderScan(string rootReal, List<string> warnings)
 {
-    private static readonly HashSet<string> Extensions = new(StringComparer.OrdinalIgnoreCase) { ".jpg", ".jpeg", ".png" };
 
     /// <summary>A found image: its path under the root, its resolved path, and whether the path is a link.</summary>
     public readonly record struct Found(string Path, string Real, bool IsLink);
@@ -47,7 +46,7 @@ internal sealed class ClassFolderScan(string rootReal, List<string> warnings)
         }
         foreach (var entry in entries.OrderBy(e => e.Name, StringComparer.Ordinal))
         {
-            bool image = Extensions.Contains(Path.GetExtension(entry.Name));
+            bool image = ImageFolderDataset.IsImageFile(entry.Name);
             if (entry.LinkTarget is null)
             {
                 if (entry is DirectoryInfo) Walk(entry.FullName, Path.Combine(folderReal, entry.Name), classReal, found);

@@ -57,6 +57,11 @@ public sealed class ImageFolderDataset : IImageDataset
     public IReadOnlyList<string> Warnings { get; }
     /// <summary>The resolved path of every sample: two data sets sharing one (through links) share an image.</summary>
     public IReadOnlySet<string> RealFiles => _realFiles;
+
+    private static readonly HashSet<string> Extensions = new(StringComparer.OrdinalIgnoreCase) { ".jpg", ".jpeg", ".png" };
+
+    /// <summary>Whether a file name is one of the images an ImageFolder holds (.jpg, .jpeg, .png in any case).</summary>
+    public static bool IsImageFile(string name) => Extensions.Contains(Path.GetExtension(name));
     public int Label(int index) => _samples[index].Label;
     public string Describe(int index) => _samples[index].Path;
     public Image<Rgb24> Load(int index) => _decoder.Decode(_samples[index].Path);

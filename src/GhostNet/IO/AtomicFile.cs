@@ -78,7 +78,8 @@ public static partial class AtomicFile
         return removed;
     }
 
-    private static bool IsAlive(int pid)
+    /// <summary>Whether the process that named a temporary file by its pid still runs.</summary>
+    public static bool IsAlive(int pid)
     {
         try
         {
