@@ -11,7 +11,13 @@
 typedef long long i64;
 typedef unsigned long long u64;
 
-#define KERNEL extern "C" __global__
+// Every block has 256 threads (THREADS, REDUCE_THREADS), and ptxas is told so, with the number
+// of blocks an SM should hold at once: it then keeps registers to 65,536 / (256 * that). Memory-
+// bound kernels ask for 4 (half the SM's 2,048 threads, enough to hide DRAM latency); a file
+// whose kernels need more registers (gemm.cu: 2) redefines KERNEL_MIN_BLOCKS before them.
+// Without a minimum, ptxas unrolls freely and takes 50-130% more registers (measured, NVRTC 11.8).
+#define KERNEL_MIN_BLOCKS 4
+#define KERNEL extern "C" __global__ __launch_bounds__(256, KERNEL_MIN_BLOCKS)
 
 // Launch shapes shared with CudaBackend.cs.
 #define THREADS 256          // elementwise kernels: one thread per element, grid-stride loops

@@ -1,88 +1,159 @@
-// gemm.cu — strided batched SGEMM: C[b] = op(A)[b] op(B)[b] (+ beta C[b]) (+ bias per column).
-// Every matrix is addressed by strides, so one kernel serves the pointwise conv (per image,
+// gemm.cu — strided batched SGEMM: C[z] = op(A)[z] op(B)[z] (+ beta C[z]) (+ bias per column).
+// Every matrix is addressed by strides, so one kernel family serves the pointwise conv (per image,
 // W X and W^T dY), its weight gradient (dY X^T), the dense conv's im2col GEMMs and the linear
-// layers: A(i, k) = A[b*sAb + i*sAi + k*sAk], B(k, j) = B[b*sBb + k*sBk + j*sBj],
-// C(i, j) = C[b*sCb + i*sCi + j]. K may run over segments of kSeg: k = s*kSeg + r addresses A at
+// layers: A(i, k) = A[z*sAb + i*sAi + k*sAk], B(k, j) = B[z*sBb + k*sBk + j*sBj],
+// C(i, j) = C[z*sCb + i*sCi + j]. K may run over segments of kSeg: k = s*kSeg + r addresses A at
 // s*sAs + r*sAk (B at s*sBs + r*sBk), so the pointwise weight gradient sum_n dY[n] X[n]^T is one
-// GEMM whose K spans every image's plane (kSeg = K: a single segment).
-// Launch: grid (ceil(N / 64), ceil(M / 64), batch), 256 threads; each thread owns a 4x4 block of
-// a 64x64 output tile; K advances 16 at a time through shared memory. Tiles are loaded along
-// whichever index has unit stride, so loads coalesce for A, A^T, B and B^T alike.
-// Bound by FLOPs for wide layers; v1 keeps no double buffering and no tensor cores.
+// GEMM whose K spans every image's plane. With kPiece > 0, blockIdx.z = p computes only the
+// k in [p*kPiece, (p+1)*kPiece) (split-K: z then selects a partial product through sCb, and
+// split_sum adds the pieces in order).
+//
+// v2 (docs/kernels.md): one template, gemm_tile<BM, BN>, instantiated for the tile shapes the
+// launcher picks from M and N (16x256 for an 8-channel pointwise conv over a 112x112 plane,
+// 256x16 for its transpose, 64x64 where both are wide). 256 threads as a 16 x 16 grid, each owning
+// a (BM/16) x (BN/16) block of the tile at a 16-element stride (so stores coalesce); K advances
+// 16 at a time through shared memory, the next step's tile prefetched into registers while the
+// current one is multiplied. Tiles are loaded along whichever index has unit stride, so loads
+// coalesce for A, A^T, B and B^T alike. Segments are walked by a per-thread cursor (no division
+// per element, as v1 had). Segmented K needs both operands loaded along k (sAk == 1, sBj != 1):
+// the launcher guarantees it. Sums are fp32: the launcher keeps every K piece at most
+// CudaBackend.MaxKPiece long, and split_sum adds pieces in double.
 #include "common.cuh"
 
-#define TILE 64
 #define BK 16
-#define FOLD_K 256 // a multiple of BK
 
-KERNEL void gemm_f32(int M, int N, int K, int kSeg,
-                     const float* __restrict__ A, i64 sAb, i64 sAi, i64 sAk, i64 sAs,
-                     const float* __restrict__ B, i64 sBb, i64 sBk, i64 sBj, i64 sBs,
-                     float* __restrict__ C, i64 sCb, i64 sCi,
-                     float beta, const float* __restrict__ bias)
+// Where one thread's loads of one operand tile start, and how its cursor walks K. A thread
+// loads LOADS elements per K step, element j at base + j * step (+ the cursor's offset), at
+// tile position (row0 + j * drow, kk0 + j * dk).
+struct TileCursor
 {
-    __shared__ float As[BK][TILE + 1];
-    __shared__ float Bs[BK][TILE + 1];
-    int b = blockIdx.z;
-    int i0 = blockIdx.y * TILE, j0 = blockIdx.x * TILE;
-    A += b * sAb;
-    B += b * sBb;
-    C += b * sCb;
-    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
-    // fp32 sums over chunks of FOLD_K, added into double totals: weight gradients run K over
-    // every pixel of the batch (3.2M terms for the stem at batch 256), where one fp32 running sum
-    // would lose ~1e-4 relative. 16 double adds per 4,096 FMAs.
-    float acc[4][4];
-    double total[4][4];
-    for (int r = 0; r < 4; r++)
-        for (int c = 0; c < 4; c++) acc[r][c] = 0.f, total[r][c] = 0.0;
+    const float* base; // operand + row0 * row stride
+    i64 step;          // from element j to j + 1
+    i64 offset;        // of k = k_next within its segment: seg * sS + r * sK
+    int r;             // k_next's position within its segment
+    int row0, drow, kk0, dk;
+};
 
-    for (int k0 = 0; k0 < K; k0 += BK)
+// A cursor for an operand with element (row, k) at row * sRow + seg * sS + r * sK. along_k: the
+// tile is loaded with k fastest (consecutive threads read consecutive k).
+template <int ROWS>
+__device__ __forceinline__ TileCursor tile_cursor(const float* p, int row_start, i64 sRow, i64 sK, i64 sS, int kSeg,
+                                                  int k_begin, bool along_k)
+{
+    TileCursor c;
+    int t = threadIdx.x;
+    if (along_k) c.row0 = t / BK, c.drow = 256 / BK, c.kk0 = t % BK, c.dk = 0;
+    else c.row0 = t % ROWS, c.drow = 0, c.kk0 = t / ROWS, c.dk = 256 / ROWS;
+    c.base = p + (i64)(row_start + c.row0) * sRow;
+    c.step = c.drow * sRow + c.dk * sK;
+    int k = k_begin + c.kk0, seg = k / kSeg; // once per thread
+    c.r = k - seg * kSeg;
+    c.offset = seg * sS + (i64)c.r * sK;
+    return c;
+}
+
+// Moves the cursor BK along K, stepping into the next segment(s) where it passes an end.
+__device__ __forceinline__ void advance(TileCursor& c, i64 sK, i64 sS, int kSeg)
+{
+    c.r += BK;
+    c.offset += BK * sK;
+    while (c.r >= kSeg)
     {
-        for (int e = threadIdx.x; e < TILE * BK; e += 256)
-        {
-            int ii, kk;
-            if (sAk == 1) { ii = e / BK; kk = e % BK; } else { kk = e / TILE; ii = e % TILE; }
-            int gi = i0 + ii, gk = k0 + kk;
-            int seg = gk / kSeg;
-            As[kk][ii] = (gi < M && gk < K) ? A[gi * sAi + seg * sAs + (gk - seg * kSeg) * sAk] : 0.f;
-        }
-        for (int e = threadIdx.x; e < TILE * BK; e += 256)
-        {
-            int jj, kk;
-            if (sBj == 1) { kk = e / TILE; jj = e % TILE; } else { jj = e / BK; kk = e % BK; }
-            int gk = k0 + kk, gj = j0 + jj;
-            int seg = gk / kSeg;
-            Bs[kk][jj] = (gk < K && gj < N) ? B[seg * sBs + (gk - seg * kSeg) * sBk + gj * sBj] : 0.f;
-        }
+        c.r -= kSeg;
+        c.offset += sS - kSeg * sK;
+    }
+}
+
+// Reads this thread's LOADS elements of the tile whose first k is k0 (0 outside the matrix).
+template <int LOADS>
+__device__ __forceinline__ void load_tile(float (&v)[LOADS], const TileCursor& c, int row_start, int rows, int k0, int k_end)
+{
+#pragma unroll
+    for (int j = 0; j < LOADS; j++)
+    {
+        int row = row_start + c.row0 + j * c.drow, k = k0 + c.kk0 + j * c.dk;
+        v[j] = row < rows && k < k_end ? c.base[c.offset + j * c.step] : 0.f;
+    }
+}
+
+template <int LOADS, int COLS>
+__device__ __forceinline__ void store_tile(float (&s)[BK][COLS], const float (&v)[LOADS], const TileCursor& c)
+{
+#pragma unroll
+    for (int j = 0; j < LOADS; j++) s[c.kk0 + j * c.dk][c.row0 + j * c.drow] = v[j];
+}
+
+#define GEMM_PARAMS                                                                                   \
+    int M, int N, int K, int kSeg, int kPiece,                                                        \
+        const float *__restrict__ A, i64 sAb, i64 sAi, i64 sAk, i64 sAs,                              \
+        const float *__restrict__ B, i64 sBb, i64 sBk, i64 sBj, i64 sBs,                              \
+        float *__restrict__ C, i64 sCb, i64 sCi, float beta, const float *__restrict__ bias
+#define GEMM_ARGS M, N, K, kSeg, kPiece, A, sAb, sAi, sAk, sAs, B, sBb, sBk, sBj, sBs, C, sCb, sCi, beta, bias
+
+template <int BM, int BN>
+__device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
+{
+    constexpr int TM = BM / 16, TN = BN / 16; // outputs per thread along i and j
+    constexpr int LA = BM * BK / 256, LB = BN * BK / 256; // loads per thread per K step
+    __shared__ float As[BK][BM + 1];
+    __shared__ float Bs[BK][BN + 1];
+    int z = blockIdx.z;
+    int i0 = blockIdx.y * BM, j0 = blockIdx.x * BN;
+    int k_begin = kPiece > 0 ? z * kPiece : 0;
+    int k_end = kPiece > 0 && k_begin + kPiece < K ? k_begin + kPiece : K;
+    A += z * sAb;
+    B += z * sBb;
+    C += z * sCb;
+    TileCursor ca = tile_cursor<BM>(A, i0, sAi, sAk, sAs, kSeg, k_begin, sAk == 1);
+    TileCursor cb = tile_cursor<BN>(B, j0, sBj, sBk, sBs, kSeg, k_begin, sBj != 1);
+    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+    float acc[TM][TN];
+#pragma unroll
+    for (int r = 0; r < TM; r++)
+#pragma unroll
+        for (int c = 0; c < TN; c++) acc[r][c] = 0.f;
+
+    float va[LA], vb[LB];
+    load_tile(va, ca, i0, M, k_begin, k_end);
+    load_tile(vb, cb, j0, N, k_begin, k_end);
+    for (int k0 = k_begin; k0 < k_end; k0 += BK)
+    {
+        store_tile(As, va, ca);
+        store_tile(Bs, vb, cb);
         __syncthreads();
+        if (k0 + BK < k_end) // the next tile's global loads overlap this tile's FMAs
+        {
+            advance(ca, sAk, sAs, kSeg);
+            advance(cb, sBk, sBs, kSeg);
+            load_tile(va, ca, i0, M, k0 + BK, k_end);
+            load_tile(vb, cb, j0, N, k0 + BK, k_end);
+        }
 #pragma unroll
         for (int kk = 0; kk < BK; kk++)
         {
-            float a[4], bv[4];
+            float a[TM], b[TN];
 #pragma unroll
-            for (int r = 0; r < 4; r++) a[r] = As[kk][ty + 16 * r];
+            for (int r = 0; r < TM; r++) a[r] = As[kk][ty + 16 * r];
 #pragma unroll
-            for (int c = 0; c < 4; c++) bv[c] = Bs[kk][tx + 16 * c];
+            for (int c = 0; c < TN; c++) b[c] = Bs[kk][tx + 16 * c];
 #pragma unroll
-            for (int r = 0; r < 4; r++)
+            for (int r = 0; r < TM; r++)
 #pragma unroll
-                for (int c = 0; c < 4; c++) acc[r][c] = fmaf(a[r], bv[c], acc[r][c]);
+                for (int c = 0; c < TN; c++) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);
         }
         __syncthreads();
-        if ((k0 + BK) % FOLD_K == 0 || k0 + BK >= K)
-            for (int r = 0; r < 4; r++)
-                for (int c = 0; c < 4; c++) total[r][c] += acc[r][c], acc[r][c] = 0.f;
     }
-    for (int r = 0; r < 4; r++)
+#pragma unroll
+    for (int r = 0; r < TM; r++)
     {
         int i = i0 + ty + 16 * r;
         if (i >= M) continue;
-        for (int c = 0; c < 4; c++)
+#pragma unroll
+        for (int c = 0; c < TN; c++)
         {
             int j = j0 + tx + 16 * c;
             if (j >= N) continue;
-            float v = (float)total[r][c];
+            float v = acc[r][c];
             if (bias) v += bias[j];
             float* p = C + i * sCi + j;
             *p = beta == 0.f ? v : v + beta * *p; // beta 0 never reads C: it may hold garbage
@@ -90,8 +161,23 @@ KERNEL void gemm_f32(int M, int N, int K, int kSeg,
     }
 }
 
+// The tile shapes CudaBackend.GemmTiles lists, one entry point each (NVRTC exports no templates),
+// at 2 blocks per SM: up to 128 registers for a thread's 16 accumulators, prefetch and cursors.
+#undef KERNEL_MIN_BLOCKS
+#define KERNEL_MIN_BLOCKS 2
+KERNEL void gemm_f32_64x64(GEMM_PARAMS) { gemm_tile<64, 64>(GEMM_ARGS); }
+KERNEL void gemm_f32_32x128(GEMM_PARAMS) { gemm_tile<32, 128>(GEMM_ARGS); }
+KERNEL void gemm_f32_128x32(GEMM_PARAMS) { gemm_tile<128, 32>(GEMM_ARGS); }
+KERNEL void gemm_f32_16x256(GEMM_PARAMS) { gemm_tile<16, 256>(GEMM_ARGS); }
+KERNEL void gemm_f32_256x16(GEMM_PARAMS) { gemm_tile<256, 16>(GEMM_ARGS); }
+KERNEL void gemm_f32_32x32(GEMM_PARAMS) { gemm_tile<32, 32>(GEMM_ARGS); }
+KERNEL void gemm_f32_16x16(GEMM_PARAMS) { gemm_tile<16, 16>(GEMM_ARGS); }
+
+#undef KERNEL_MIN_BLOCKS
+#define KERNEL_MIN_BLOCKS 4
+
 // out[e] = sum_s partial[s * count + e] (+ beta * out[e]): the split-K partial products of a
-// weight gradient, added in split order (deterministic; no atomics). One thread per element.
+// weight gradient, added in split order in double (deterministic; no atomics). One thread per element.
 KERNEL void split_sum(const float* __restrict__ partial, int splits, i64 count, float* __restrict__ out, float beta)
 {
     FOR_EACH(count)

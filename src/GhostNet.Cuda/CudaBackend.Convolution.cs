@@ -10,7 +10,7 @@ public sealed partial class CudaBackend
         ShapeChecks.Pointwise("pointwise_conv_fwd", x, w, y);
         int p = x.Plane;
         // Y[n] (Cout x P) = W (Cout x Cin) X[n] (Cin x P), all images in one launch.
-        Gemm(y.C, p, x.C, Ptr(w), 0, x.C, 1, Ptr(x), Stride(x), p, 1, Ptr(y), Stride(y), p, 0f, 0, x.N, "pointwise_conv_fwd");
+        Gemm(y.C, p, x.C, new(Ptr(w), Row: x.C, K: 1), new(Ptr(x), Batch: Stride(x), K: p, Row: 1), new(Ptr(y), Stride(y), p), x.N, "pointwise_conv_fwd");
     }
 
     public void PointwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw)
@@ -21,13 +21,13 @@ public sealed partial class CudaBackend
         {
             ShapeChecks.Same("pointwise_conv_bwd dx", x, dx);
             // dX[n] = W^T dY[n]: A(i = ci, k = co) = W[co * Cin + ci].
-            Gemm(x.C, p, dy.C, Ptr(w), 0, 1, x.C, Ptr(dy), Stride(dy), p, 1, Ptr(dx), Stride(dx), p, accumulate ? 1f : 0f, 0, x.N, "pointwise_conv_bwd_data");
+            Gemm(x.C, p, dy.C, new(Ptr(w), Row: 1, K: x.C), new(Ptr(dy), Batch: Stride(dy), K: p, Row: 1), new(Ptr(dx), Stride(dx), p, accumulate ? 1f : 0f),
+                x.N, "pointwise_conv_bwd_data");
         }
         // dW = sum_n dY[n] X[n]^T: A(i = co, k) = dY[n][co * P + pixel], B(k, j = ci) = X[n][ci * P + pixel].
-        WeightGradient(dy.C, x.C, x.N, p, Ptr(dy), p, 1, Stride(dy), Ptr(x), 1, p, Stride(x), Ptr(dw), 0f, "pointwise_conv_bwd_weight");
+        WeightGradient(dy.C, x.C, x.N, p, new(Ptr(dy), Row: p, K: 1, Segment: Stride(dy)), new(Ptr(x), K: 1, Row: p, Segment: Stride(x)), Ptr(dw), 0f,
+            "pointwise_conv_bwd_weight");
     }
-
-    private const int GemmTile = 64; // TILE in gemm.cu: one block per 64 x 64 tile of the output
 
     /// <summary>Bound on the im2col workspace: images are processed in chunks that fit it.</summary>
     internal long ConvWorkspaceBytes { get; set; } = 64L << 20;
@@ -46,7 +46,8 @@ public sealed partial class CudaBackend
             int count = Math.Min(chunk, x.N - n0);
             Im2Col(x, n0, count, g, y, col);
             // Y[n] = W col[n] for the chunk's images in one batched launch.
-            Gemm(y.C, p, rows, Ptr(w), 0, rows, 1, col, (long)rows * p, p, 1, Ptr(y) + (ulong)(n0 * Stride(y)) * 4, Stride(y), p, 0f, 0, count, "conv_fwd");
+            Gemm(y.C, p, rows, new(Ptr(w), Row: rows, K: 1), new(col, Batch: (long)rows * p, K: p, Row: 1), new(Ptr(y) + (ulong)(n0 * Stride(y)) * 4, Stride(y), p),
+                count, "conv_fwd");
         }
     }
 
@@ -65,10 +66,11 @@ public sealed partial class CudaBackend
             ulong dyn = Ptr(dy) + (ulong)(n0 * Stride(dy)) * 4;
             // dW (+)= sum over the chunk of dY[n] col[n]^T, B(k = pixel, j = row) = col[n][row * P + pixel];
             // chunks add in order.
-            WeightGradient(dy.C, rows, count, p, dyn, p, 1, Stride(dy), col, 1, p, perImage, Ptr(dw), n0 == 0 ? 0f : 1f, "conv_bwd_weight");
+            WeightGradient(dy.C, rows, count, p, new(dyn, Row: p, K: 1, Segment: Stride(dy)), new(col, K: 1, Row: p, Segment: perImage), Ptr(dw),
+                n0 == 0 ? 0f : 1f, "conv_bwd_weight");
             if (dx.IsNone) continue;
             // dcol[n] = W^T dY[n], then gathered back into the images.
-            Gemm(rows, p, dy.C, Ptr(w), 0, 1, rows, dyn, Stride(dy), p, 1, dcol, perImage, p, 0f, 0, count, "conv_bwd_data");
+            Gemm(rows, p, dy.C, new(Ptr(w), Row: 1, K: rows), new(dyn, Batch: Stride(dy), K: p, Row: 1), new(dcol, perImage, p), count, "conv_bwd_data");
             Launch1D("col2im", (long)count * x.C * x.Plane, $"conv_bwd {x}", dcol, count, x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, dy.H, dy.W,
                 Ptr(dx) + (ulong)(n0 * Stride(dx)) * 4, Stride(dx), accumulate ? 1 : 0);
         }
@@ -102,48 +104,5 @@ public sealed partial class CudaBackend
             x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts);
         if (chunks > 1)
             Launch1D("depthwise_conv_finish_weight", (long)dy.C * taps, $"{dy} {g}", parts, chunks, dy.C, taps, Ptr(dw));
-    }
-
-    /// <summary>
-    /// dW (M x N, row-major) = sum over <paramref name="images"/> of A[n] B[n] (+ beta dW), K = P
-    /// pixels per image, image n's operands sAs / sBs after image 0's. Split-K over groups of
-    /// whole images so that the grid holds about two blocks per SM even when dW is a single tile
-    /// (16 x 8 early in the network); the groups' partial products are added in group order by
-    /// split_sum (deterministic: the grouping depends only on the shapes and the SM count).
-    /// </summary>
-    private void WeightGradient(int m, int n, int images, int p, ulong a, long sAi, long sAk, long sAs,
-        ulong b, long sBk, long sBj, long sBs, ulong dw, float beta, string context)
-    {
-        int tiles = (m + GemmTile - 1) / GemmTile * ((n + GemmTile - 1) / GemmTile);
-        int groups = Math.Clamp((2 * Device.Multiprocessors + tiles - 1) / tiles, 1, images);
-        int perGroup = (images + groups - 1) / groups, full = images / perGroup, rest = images - full * perGroup;
-        groups = full + (rest > 0 ? 1 : 0);
-        if (groups == 1)
-        {
-            Gemm(m, n, images * p, a, 0, sAi, sAk, b, 0, sBk, sBj, dw, 0, n, beta, 0, 1, context, p, sAs, sBs);
-            return;
-        }
-        long mn = (long)m * n;
-        ulong partial = Partials(groups * mn);
-        Gemm(m, n, perGroup * p, a, perGroup * sAs, sAi, sAk, b, perGroup * sBs, sBk, sBj, partial, mn, n, 0f, 0, full, context, p, sAs, sBs);
-        if (rest > 0)
-        {
-            long skipped = (long)full * perGroup;
-            Gemm(m, n, rest * p, a + (ulong)(skipped * sAs) * 4, 0, sAi, sAk, b + (ulong)(skipped * sBs) * 4, 0, sBk, sBj,
-                partial + (ulong)(full * mn) * 4, 0, n, 0f, 0, 1, context, p, sAs, sBs);
-        }
-        Launch1D("split_sum", mn, context, partial, groups, mn, dw, beta);
-    }
-
-    /// <summary>
-    /// gemm_f32 over <paramref name="batch"/> matrices; strides in elements (see gemm.cu). K runs in
-    /// segments of <paramref name="kSegment"/> (0: one segment) that start sAs / sBs apart.
-    /// </summary>
-    private void Gemm(int m, int n, int k, ulong a, long sAb, long sAi, long sAk, ulong b, long sBb, long sBk, long sBj,
-        ulong c, long sCb, long sCi, float beta, ulong bias, int batch, string context, int kSegment = 0, long sAs = 0, long sBs = 0)
-    {
-        Launch("gemm_f32", (uint)((n + GemmTile - 1) / GemmTile), (uint)((m + GemmTile - 1) / GemmTile), (uint)batch, Threads,
-            $"{context} (M={m} N={n} K={k} batch={batch})",
-            m, n, k, kSegment == 0 ? Math.Max(k, 1) : kSegment, a, sAb, sAi, sAk, sAs, b, sBb, sBk, sBj, sBs, c, sCb, sCi, beta, bias);
     }
 }

@@ -10,7 +10,7 @@ public sealed partial class CudaBackend
         ShapeChecks.Linear("linear_fwd", x, w, y);
         int n = x.N, k = x.C, m = w.N;
         // y = x W^T (+ b): B(k, j) = W[j * K + k].
-        Gemm(n, m, k, Ptr(x), 0, k, 1, Ptr(w), 0, 1, k, Ptr(y), 0, m, 0f, b.IsNone ? 0 : Ptr(b), 1, "linear_fwd");
+        Gemm(n, m, k, new(Ptr(x), Row: k, K: 1), new(Ptr(w), K: 1, Row: k), new(Ptr(y), 0, m, Bias: b.IsNone ? 0 : Ptr(b)), 1, "linear_fwd");
     }
 
     public void LinearBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db)
@@ -20,10 +20,10 @@ public sealed partial class CudaBackend
         if (!dx.IsNone)
         {
             ShapeChecks.Same("linear_bwd dx", x, dx);
-            Gemm(n, k, m, Ptr(dy), 0, m, 1, Ptr(w), 0, k, 1, Ptr(dx), 0, k, accumulate ? 1f : 0f, 0, 1, "linear_bwd_data");
+            Gemm(n, k, m, new(Ptr(dy), Row: m, K: 1), new(Ptr(w), K: k, Row: 1), new(Ptr(dx), 0, k, accumulate ? 1f : 0f), 1, "linear_bwd_data");
         }
         // dW = dY^T x: A(i = out, k = sample) = dy[sample * M + out].
-        Gemm(m, k, n, Ptr(dy), 0, 1, m, Ptr(x), 0, k, 1, Ptr(dw), 0, k, 0f, 0, 1, "linear_bwd_weight");
+        WeightGradient(m, k, 1, n, new(Ptr(dy), Row: 1, K: m), new(Ptr(x), K: k, Row: 1), Ptr(dw), 0f, "linear_bwd_weight");
         if (!db.IsNone) Launch("column_sum", (uint)((m + Threads - 1) / Threads), 1, 1, Threads, "linear_bwd_bias", n, m, Ptr(dy), Ptr(db));
     }
 

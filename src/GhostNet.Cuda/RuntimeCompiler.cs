@@ -41,8 +41,15 @@ public static unsafe class RuntimeCompiler
         }
     }
 
+    /// <summary>
+    /// -lineinfo (source lines for compute-sanitizer and Nsight) everywhere except sm_90 with an
+    /// NVRTC older than 12: 11.8's ptxas crashes (SIGSEGV, stack overflow) on gemm.cu's tiles for
+    /// sm_90 with line info, and compiles them without it.
+    /// </summary>
     public static IReadOnlyList<string> Options(string architecture) =>
-        ["-std=c++17", $"--gpu-architecture={architecture}", "-lineinfo"];
+        architecture.EndsWith("_90") && Version.Major < 12
+            ? ["-std=c++17", $"--gpu-architecture={architecture}"]
+            : ["-std=c++17", $"--gpu-architecture={architecture}", "-lineinfo"];
 
     /// <summary>Compiles <paramref name="file"/> to a cubin (architecture "sm_80") or PTX ("compute_80").</summary>
     public static byte[] Compile(string file, string source, IReadOnlyDictionary<string, string> headers, string architecture) =>

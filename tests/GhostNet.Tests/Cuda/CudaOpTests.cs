@@ -208,6 +208,25 @@ public partial class CudaOpTests
         t.Compare("db", b.Grad, WeightGradTolerance);
     }
 
+    // Each of gemm.cu's tile shapes, picked by the forward's M = n (samples) and N = m (outputs);
+    // the backward runs the transposed layouts (A^T, B^T) and dW (K = n samples) in split-K
+    // pieces: 8 pieces of 640 samples for 5,000 (a single 16x16 tile wants 8 blocks on the
+    // emulator's 4 SMs; more than CudaBackend.MaxKPiece would need at least 2), 5 of 256 for 1,264.
+    [TestCase(64, 40, 64, 64, 64)]
+    [TestCase(30, 17, 128, 32, 128)]
+    [TestCase(128, 33, 30, 128, 32)]
+    [TestCase(16, 9, 256, 16, 256)]
+    [TestCase(256, 21, 16, 256, 16)]
+    [TestCase(30, 50, 30, 32, 32)]
+    [TestCase(10, 7, 12, 16, 16)]
+    [TestCase(5000, 3, 4, 256, 16)]
+    [TestCase(1264, 5, 6, 256, 16)]
+    public void Every_gemm_tile_matches_cpu(int n, int k, int m, int tileM, int tileN)
+    {
+        Assert.That(GhostNet.Cuda.CudaBackend.PickTile(n, m), Is.EqualTo((tileM, tileN)), "the shape exercises the tile it is meant to");
+        Linear_matches_cpu(n, k, m);
+    }
+
     [Test]
     public void Elementwise_ops_match_cpu()
     {

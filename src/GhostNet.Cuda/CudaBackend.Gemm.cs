@@ -1,0 +1,102 @@
+namespace GhostNet.Cuda;
+
+/// <summary>
+/// One input of gemm_f32 (gemm.cu), strides in elements: element (index, k) of matrix z is at
+/// Pointer + z * Batch + index * Row + k * K, where index is i for A and j for B. With K in
+/// segments of kSeg, k = s * kSeg + r is at s * Segment + r * K.
+/// </summary>
+internal readonly record struct GemmOperand(ulong Pointer, long Batch = 0, long Row = 0, long K = 0, long Segment = 0);
+
+/// <summary>The output of gemm_f32: C(i, j) of matrix z at Pointer + z * Batch + i * Row + j, times Beta of its old value added, plus Bias[j].</summary>
+internal readonly record struct GemmOutput(ulong Pointer, long Batch, long Row, float Beta = 0f, ulong Bias = 0);
+
+// The GEMMs (kernel: gemm.cu): tile choice, split-K, and the weight gradients that sum over a batch.
+public sealed partial class CudaBackend
+{
+    /// <summary>gemm.cu's entry points, (rows, columns) of the output tile one block computes.</summary>
+    private static readonly (int M, int N)[] GemmTiles = [(64, 64), (32, 128), (128, 32), (16, 256), (256, 16), (32, 32), (16, 16)];
+
+    /// <summary>The entry point of each tile shape, in GemmTiles' order (made once: a launch allocates nothing).</summary>
+    internal static readonly string[] GemmKernels = GemmTiles.Select(t => $"gemm_f32_{t.M}x{t.N}").ToArray();
+
+    /// <summary>
+    /// The longest run of K one block sums in fp32 in a weight gradient (rounding grows with the
+    /// length: ~1e-6 relative at 4,096 terms); longer sums are split into pieces that split_sum
+    /// adds in double. Forward GEMMs run K (at most 960 channels in GhostNet) in one fp32 sum, as cuBLAS does.
+    /// </summary>
+    internal const int MaxKPiece = 4096;
+
+    /// <summary>The shortest piece split-K makes for parallelism alone (each piece costs M x N partial floats).</summary>
+    private const int MinKPiece = 256;
+
+    private const int GemmK = 16; // BK in gemm.cu: pieces start at multiples of it
+
+    /// <summary>
+    /// The tile with the least padding of an M x N output: among the 4,096-output tiles (16
+    /// values per thread) unless one of the small tiles pads less than half as much, since
+    /// those reuse each loaded value fewer times.
+    /// </summary>
+    internal static (int M, int N) PickTile(int m, int n) => GemmTiles[PickTileIndex(m, n)];
+
+    private static int PickTileIndex(int m, int n)
+    {
+        int large = -1, small = -1;
+        long largePadding = long.MaxValue, smallPadding = long.MaxValue;
+        for (int i = 0; i < GemmTiles.Length; i++)
+        {
+            var (tm, tn) = GemmTiles[i];
+            long padded = (long)((m + tm - 1) / tm * tm) * ((n + tn - 1) / tn * tn);
+            if (tm * tn == 4096 && padded < largePadding) (large, largePadding) = (i, padded);
+            if (tm * tn < 4096 && padded < smallPadding) (small, smallPadding) = (i, padded);
+        }
+        return 2 * smallPadding < largePadding ? small : large;
+    }
+
+    /// <summary>
+    /// gemm_f32 over <paramref name="batch"/> matrices (see gemm.cu); K runs in segments of
+    /// <paramref name="kSegment"/> (0: one segment), and with <paramref name="kPiece"/> &gt; 0
+    /// matrix z sums only k in [z kPiece, (z + 1) kPiece).
+    /// </summary>
+    private void Gemm(int m, int n, int k, GemmOperand a, GemmOperand b, GemmOutput c, int batch, string context, int kSegment = 0, int kPiece = 0)
+    {
+        if (kSegment <= 0 || kSegment >= k) kSegment = Math.Max(k, 1);
+        else if (a.K != 1 || b.Row == 1)
+            throw new ArgumentException($"{context}: K in segments needs both operands contiguous along K (A k-stride {a.K}, B j-stride {b.Row})");
+        int index = PickTileIndex(m, n);
+        var tile = GemmTiles[index];
+        Launch(GemmKernels[index], (uint)((n + tile.N - 1) / tile.N), (uint)((m + tile.M - 1) / tile.M), (uint)batch, Threads,
+            $"{context} (M={m} N={n} K={k} batch={batch})",
+            m, n, k, kSegment, kPiece, a.Pointer, a.Batch, a.Row, a.K, a.Segment, b.Pointer, b.Batch, b.K, b.Row, b.Segment,
+            c.Pointer, c.Batch, c.Row, c.Beta, c.Bias);
+    }
+
+    /// <summary>
+    /// dW (M x N, row-major) = sum over K = images x p of A B (+ beta dW), image n's operands a
+    /// Segment after image 0's. K is cut into pieces no longer than MaxKPiece, and into enough
+    /// of them for about two blocks per SM when dW has few tiles (16 x 8 early in the network);
+    /// pieces may split an image (the stem: 12,544 pixels per image). The pieces' partial
+    /// products are added in order by split_sum, in double: deterministic, since the cut
+    /// depends only on the shapes and the SM count.
+    /// </summary>
+    private void WeightGradient(int m, int n, int images, int p, GemmOperand a, GemmOperand b, ulong dw, float beta, string context)
+    {
+        long k = (long)images * p;
+        if (k > int.MaxValue) throw new ArgumentException($"{context}: K = {k} exceeds the kernel's int range");
+        if (p == 1) (a, b, p) = (a with { K = a.Segment, Segment = 0 }, b with { K = b.Segment, Segment = 0 }, (int)k); // one pixel per image: plain strides
+        var tile = PickTile(m, n);
+        long tiles = (long)((m + tile.M - 1) / tile.M) * ((n + tile.N - 1) / tile.N);
+        long pieces = Math.Max((k + MaxKPiece - 1) / MaxKPiece, Math.Min((2 * Device.Multiprocessors + tiles - 1) / tiles, (k + MinKPiece - 1) / MinKPiece));
+        pieces = Math.Min(pieces, 65535); // the grid's z limit; only past ~268M terms are pieces longer than MaxKPiece
+        int kPiece = (int)((k + pieces - 1) / pieces + GemmK - 1) / GemmK * GemmK;
+        pieces = (k + kPiece - 1) / kPiece;
+        if (pieces == 1)
+        {
+            Gemm(m, n, (int)k, a, b, new(dw, 0, n, beta), 1, context, p, kPiece: 0);
+            return;
+        }
+        long mn = (long)m * n;
+        ulong partial = Partials(pieces * mn);
+        Gemm(m, n, (int)k, a, b, new(partial, mn, n), (int)pieces, context, p, kPiece);
+        Launch1D("split_sum", mn, context, partial, (int)pieces, mn, dw, beta);
+    }
+}
