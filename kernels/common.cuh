@@ -32,6 +32,42 @@ __device__ __forceinline__ i64 view_offset(i64 e, i64 per_image, i64 stride)
     return (e / per_image) * stride + (e % per_image);
 }
 
+// Position (n, c, h, w) of a flat index over N x C x H x W, moved by a fixed step with carries:
+// a grid-stride loop decomposes its first index and its step once (four 64-bit divisions per
+// thread) instead of every element (v1: four or five per element). Each component stays below
+// its extent, and a step's component too, so one carry per level suffices.
+struct NchwCursor
+{
+    int n, c, h, w;
+    int dn, dc, dh, dw;
+
+    __device__ __forceinline__ NchwCursor(i64 first, i64 step, int C, int H, int W)
+    {
+        i64 hw = (i64)H * W, chw = hw * C;
+        n = (int)(first / chw), c = (int)(first % chw / hw), h = (int)(first % hw / W), w = (int)(first % W);
+        dn = (int)(step / chw), dc = (int)(step % chw / hw), dh = (int)(step % hw / W), dw = (int)(step % W);
+    }
+
+    __device__ __forceinline__ void advance(int C, int H, int W)
+    {
+        w += dw;
+        int carry = w >= W;
+        w -= carry ? W : 0;
+        h += dh + carry;
+        carry = h >= H;
+        h -= carry ? H : 0;
+        c += dc + carry;
+        carry = c >= C;
+        c -= carry ? C : 0;
+        n += dn + carry;
+    }
+};
+
+// A grid-stride loop over every (n, c, h, w) of N x C x H x W: `at` names the cursor.
+#define FOR_EACH_NCHW(at, N, C, H, W)                                                                    \
+    for (NchwCursor at(blockIdx.x * (i64)blockDim.x + threadIdx.x, (i64)gridDim.x * blockDim.x, C, H, W); \
+         at.n < (N); at.advance(C, H, W))
+
 // Sum over the 32 lanes of a warp; lane 0 gets the result.
 template <typename T>
 __device__ __forceinline__ T warp_sum(T v)

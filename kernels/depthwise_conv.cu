@@ -6,99 +6,119 @@
 // accumulates all k*k taps over its share in registers, then one shared-memory pass and a warp
 // reduction per tap. S > 1 (few channels) writes parts that depthwise_conv_finish_weight adds in
 // chunk order. Bound by memory (forward, data) and by the reduction (weight).
+//
+// v2: each op is a template on <K, S> (kernel size, stride), instantiated for GhostNet's four
+// (3 or 5, stride 1 or 2), so the tap loops unroll, the stride's divisions are shifts and the
+// weight gradient's k*k sums stay in registers (v1's runtime-indexed acc[25] was a 104-byte
+// stack frame). K = 0 is the generic kernel (any k <= 5, any stride) for other shapes. Grid-
+// stride loops walk an NchwCursor instead of dividing every index.
 #include "common.cuh"
 
 #define MAX_TAPS 25 // k <= 5
 
-KERNEL void depthwise_conv_fwd(const float* __restrict__ x, i64 xs, const float* __restrict__ w,
-                               float* __restrict__ y, i64 ys, int N, int Cin, int H, int W,
-                               int Cout, int Ho, int Wo, int k, int stride, int pad)
+template <int K, int S>
+__device__ __forceinline__ void depthwise_fwd(const float* __restrict__ x, i64 xs, const float* __restrict__ w,
+                                              float* __restrict__ y, i64 ys, int N, int Cin, int H, int W,
+                                              int Cout, int Ho, int Wo, int k_any, int stride_any, int pad)
 {
+    const int k = K ? K : k_any, stride = K ? S : stride_any;
     int m = Cout / Cin;
-    i64 per_image = (i64)Cout * Ho * Wo, total = per_image * N;
-    for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < total; e += (i64)gridDim.x * blockDim.x)
+    FOR_EACH_NCHW(o, N, Cout, Ho, Wo)
     {
-        int ow = (int)(e % Wo), oh = (int)((e / Wo) % Ho);
-        int co = (int)((e / ((i64)Ho * Wo)) % Cout), n = (int)(e / per_image);
-        const float* xp = x + n * xs + (i64)(co / m) * H * W;
-        const float* wp = w + (i64)co * k * k;
+        const float* xp = x + o.n * xs + (i64)(m == 1 ? o.c : o.c / m) * H * W;
+        const float* wp = w + o.c * k * k;
+        int ih0 = o.h * stride - pad, iw0 = o.w * stride - pad;
         float s = 0.f;
+#pragma unroll
         for (int kh = 0; kh < k; kh++)
         {
-            int ih = oh * stride - pad + kh;
+            int ih = ih0 + kh;
             if (ih < 0 || ih >= H) continue;
+#pragma unroll
             for (int kw = 0; kw < k; kw++)
             {
-                int iw = ow * stride - pad + kw;
-                if (iw >= 0 && iw < W) s = fmaf(xp[(i64)ih * W + iw], wp[kh * k + kw], s);
+                int iw = iw0 + kw;
+                if (iw >= 0 && iw < W) s = fmaf(xp[ih * W + iw], wp[kh * k + kw], s);
             }
         }
-        y[n * ys + (i64)co * Ho * Wo + (i64)oh * Wo + ow] = s;
+        y[o.n * ys + ((i64)o.c * Ho + o.h) * Wo + o.w] = s;
     }
 }
 
-KERNEL void depthwise_conv_bwd_data(const float* __restrict__ dy, i64 dys, const float* __restrict__ w,
-                                    float* __restrict__ dx, i64 dxs, int N, int Cin, int H, int W,
-                                    int Cout, int Ho, int Wo, int k, int stride, int pad, int accumulate)
+template <int K, int S>
+__device__ __forceinline__ void depthwise_bwd_data(const float* __restrict__ dy, i64 dys, const float* __restrict__ w,
+                                                   float* __restrict__ dx, i64 dxs, int N, int Cin, int H, int W,
+                                                   int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, int accumulate)
 {
+    const int k = K ? K : k_any, stride = K ? S : stride_any;
     int m = Cout / Cin;
-    i64 per_image = (i64)Cin * H * W, total = per_image * N;
-    for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < total; e += (i64)gridDim.x * blockDim.x)
+    FOR_EACH_NCHW(i, N, Cin, H, W)
     {
-        int iw = (int)(e % W), ih = (int)((e / W) % H);
-        int ci = (int)((e / ((i64)H * W)) % Cin), n = (int)(e / per_image);
         float s = 0.f;
         for (int j = 0; j < m; j++)
         {
-            int co = ci * m + j;
-            const float* dyp = dy + n * dys + (i64)co * Ho * Wo;
-            const float* wp = w + (i64)co * k * k;
-            for (int kh = 0; kh < k; kh++)
+            int co = i.c * m + j;
+            const float* dyp = dy + i.n * dys + (i64)co * Ho * Wo;
+            const float* wp = w + co * k * k;
+            // Output row oh reads this input through tap kh when oh * stride = ih + pad - kh: only
+            // the taps of ih + pad's residue mod stride (every tap at stride 1, every other at 2).
+#pragma unroll
+            for (int kh = (i.h + pad) % stride; kh < k; kh += stride)
             {
-                int t = ih + pad - kh;
-                if (t < 0 || t % stride != 0 || t / stride >= Ho) continue;
-                int oh = t / stride;
-                for (int kw = 0; kw < k; kw++)
+                int oh = (i.h + pad - kh) / stride;
+                if (oh < 0 || oh >= Ho) continue;
+#pragma unroll
+                for (int kw = (i.w + pad) % stride; kw < k; kw += stride)
                 {
-                    int u = iw + pad - kw;
-                    if (u < 0 || u % stride != 0 || u / stride >= Wo) continue;
-                    s = fmaf(dyp[(i64)oh * Wo + u / stride], wp[kh * k + kw], s);
+                    int ow = (i.w + pad - kw) / stride;
+                    if (ow >= 0 && ow < Wo) s = fmaf(dyp[oh * Wo + ow], wp[kh * k + kw], s);
                 }
             }
         }
-        float* p = dx + n * dxs + (i64)ci * H * W + (i64)ih * W + iw;
+        float* p = dx + i.n * dxs + ((i64)i.c * H + i.h) * W + i.w;
         *p = accumulate ? *p + s : s;
     }
 }
 
-KERNEL void depthwise_conv_bwd_weight(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
-                                      float* __restrict__ dw, int N, int Cin, int H, int W,
-                                      int Cout, int Ho, int Wo, int k, int stride, int pad, i64 chunk, double* __restrict__ parts)
+template <int K, int S>
+__device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
+                                                     float* __restrict__ dw, int N, int Cin, int H, int W,
+                                                     int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, i64 chunk,
+                                                     double* __restrict__ parts)
 {
-    int co = blockIdx.x, m = Cout / Cin, taps = k * k, S = gridDim.y;
-    float acc[MAX_TAPS];
-    for (int t = 0; t < MAX_TAPS; t++) acc[t] = 0.f;
+    constexpr int TAPS = K ? K * K : MAX_TAPS; // registers when K is known
+    const int k = K ? K : k_any, stride = K ? S : stride_any, taps = k * k;
+    int co = blockIdx.x, m = Cout / Cin, nS = gridDim.y;
+    float acc[TAPS];
+#pragma unroll
+    for (int t = 0; t < TAPS; t++) acc[t] = 0.f;
     i64 plane = (i64)Ho * Wo, total = plane * N, lo = blockIdx.y * chunk, hi = lo + chunk < total ? lo + chunk : total;
-    for (i64 e = lo + threadIdx.x; e < hi; e += blockDim.x)
+    i64 e = lo + threadIdx.x;
+    // (n, 0, oh, ow) of position e, moved blockDim.x positions a turn.
+    for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))
     {
-        int n = (int)(e / plane), ow = (int)(e % Wo), oh = (int)((e % plane) / Wo);
-        float g = dy[n * dys + (i64)co * plane + e % plane];
-        const float* xp = x + n * xs + (i64)(co / m) * H * W;
+        float g = dy[at.n * dys + (i64)co * plane + at.h * Wo + at.w];
+        const float* xp = x + at.n * xs + (i64)(m == 1 ? co : co / m) * H * W;
+        int ih0 = at.h * stride - pad, iw0 = at.w * stride - pad;
+#pragma unroll
         for (int kh = 0; kh < k; kh++)
         {
-            int ih = oh * stride - pad + kh;
+            int ih = ih0 + kh;
             if (ih < 0 || ih >= H) continue;
+#pragma unroll
             for (int kw = 0; kw < k; kw++)
             {
-                int iw = ow * stride - pad + kw;
-                if (iw >= 0 && iw < W) acc[kh * k + kw] = fmaf(g, xp[(i64)ih * W + iw], acc[kh * k + kw]);
+                int iw = iw0 + kw;
+                if (iw >= 0 && iw < W) acc[kh * k + kw] = fmaf(g, xp[ih * W + iw], acc[kh * k + kw]);
             }
         }
     }
     // Every thread's partial sums pass through shared memory once; warp w then reduces taps w,
     // w + 8, ...: one block barrier in all instead of two per tap (50 at k = 5).
-    __shared__ float partial[MAX_TAPS][REDUCE_THREADS];
-    for (int t = 0; t < taps; t++) partial[t][threadIdx.x] = acc[t];
+    __shared__ float partial[TAPS][REDUCE_THREADS];
+#pragma unroll
+    for (int t = 0; t < TAPS; t++)
+        if (t < taps) partial[t][threadIdx.x] = acc[t];
     __syncthreads();
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     for (int t = warp; t < taps; t += blockDim.x >> 5)
@@ -107,10 +127,38 @@ KERNEL void depthwise_conv_bwd_weight(const float* __restrict__ x, i64 xs, const
         for (int i = lane; i < blockDim.x; i += 32) s += partial[t][i];
         s = warp_sum(s);
         if (lane != 0) continue;
-        if (S == 1) dw[(i64)co * taps + t] = (float)s;
-        else parts[((i64)co * S + blockIdx.y) * taps + t] = s;
+        if (nS == 1) dw[(i64)co * taps + t] = (float)s;
+        else parts[((i64)co * nS + blockIdx.y) * taps + t] = s;
     }
 }
+
+#define DEPTHWISE_PARAMS                                                                                        \
+    const float *__restrict__ x, i64 xs, const float *__restrict__ w, float *__restrict__ y, i64 ys, int N, int Cin, \
+        int H, int W, int Cout, int Ho, int Wo, int k, int stride, int pad
+#define DEPTHWISE_ARGS x, xs, w, y, ys, N, Cin, H, W, Cout, Ho, Wo, k, stride, pad
+#define DEPTHWISE_DATA_PARAMS DEPTHWISE_PARAMS, int accumulate
+#define DEPTHWISE_WEIGHT_PARAMS                                                                                     \
+    const float *__restrict__ x, i64 xs, const float *__restrict__ dy, i64 dys, float *__restrict__ dw, int N, int Cin, \
+        int H, int W, int Cout, int Ho, int Wo, int k, int stride, int pad, i64 chunk, double *__restrict__ parts
+#define DEPTHWISE_WEIGHT_ARGS x, xs, dy, dys, dw, N, Cin, H, W, Cout, Ho, Wo, k, stride, pad, chunk, parts
+
+// Entry points: the generic kernel and the <k, stride> variants CudaBackend.DepthwiseVariant names
+// (x, w, y of the forward are dy, w, dx for the data gradient). NVRTC exports no templates.
+KERNEL void depthwise_conv_fwd(DEPTHWISE_PARAMS) { depthwise_fwd<0, 0>(DEPTHWISE_ARGS); }
+KERNEL void depthwise_conv_fwd_k3s1(DEPTHWISE_PARAMS) { depthwise_fwd<3, 1>(DEPTHWISE_ARGS); }
+KERNEL void depthwise_conv_fwd_k3s2(DEPTHWISE_PARAMS) { depthwise_fwd<3, 2>(DEPTHWISE_ARGS); }
+KERNEL void depthwise_conv_fwd_k5s1(DEPTHWISE_PARAMS) { depthwise_fwd<5, 1>(DEPTHWISE_ARGS); }
+KERNEL void depthwise_conv_fwd_k5s2(DEPTHWISE_PARAMS) { depthwise_fwd<5, 2>(DEPTHWISE_ARGS); }
+KERNEL void depthwise_conv_bwd_data(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<0, 0>(DEPTHWISE_ARGS, accumulate); }
+KERNEL void depthwise_conv_bwd_data_k3s1(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<3, 1>(DEPTHWISE_ARGS, accumulate); }
+KERNEL void depthwise_conv_bwd_data_k3s2(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<3, 2>(DEPTHWISE_ARGS, accumulate); }
+KERNEL void depthwise_conv_bwd_data_k5s1(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<5, 1>(DEPTHWISE_ARGS, accumulate); }
+KERNEL void depthwise_conv_bwd_data_k5s2(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<5, 2>(DEPTHWISE_ARGS, accumulate); }
+KERNEL void depthwise_conv_bwd_weight(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<0, 0>(DEPTHWISE_WEIGHT_ARGS); }
+KERNEL void depthwise_conv_bwd_weight_k3s1(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<3, 1>(DEPTHWISE_WEIGHT_ARGS); }
+KERNEL void depthwise_conv_bwd_weight_k3s2(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<3, 2>(DEPTHWISE_WEIGHT_ARGS); }
+KERNEL void depthwise_conv_bwd_weight_k5s1(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<5, 1>(DEPTHWISE_WEIGHT_ARGS); }
+KERNEL void depthwise_conv_bwd_weight_k5s2(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<5, 2>(DEPTHWISE_WEIGHT_ARGS); }
 
 // dw[co, t] = sum over the S chunks of parts[(co * S + s) * taps + t], in chunk order.
 KERNEL void depthwise_conv_finish_weight(const double* __restrict__ parts, int S, int Cout, int taps, float* __restrict__ dw)

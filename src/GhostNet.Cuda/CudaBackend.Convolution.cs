@@ -80,10 +80,24 @@ public sealed partial class CudaBackend
         Launch1D("im2col", (long)count * x.C * g.Kernel * g.Kernel * y.Plane, $"conv {x}", Ptr(x) + (ulong)(n0 * Stride(x)) * 4, Stride(x),
             count, x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, y.H, y.W, col);
 
+    /// <summary>
+    /// depthwise_conv.cu's entry points for forward, data and weight gradient: the generic
+    /// kernel, then the variants specialised on (k, stride) = (3, 1), (3, 2), (5, 1), (5, 2).
+    /// </summary>
+    internal static readonly string[][] DepthwiseKernels =
+        new[] { "depthwise_conv_fwd", "depthwise_conv_bwd_data", "depthwise_conv_bwd_weight" }.Select(op =>
+            new[] { op, $"{op}_k3s1", $"{op}_k3s2", $"{op}_k5s1", $"{op}_k5s2" }).ToArray();
+
+    /// <summary>The index in <see cref="DepthwiseKernels"/> of the kernel for <paramref name="g"/>: 0 (generic) unless specialised.</summary>
+    internal static int DepthwiseVariant(ConvGeometry g) => (g.Kernel, g.Stride) switch
+    {
+        (3, 1) => 1, (3, 2) => 2, (5, 1) => 3, (5, 2) => 4, _ => 0,
+    };
+
     public void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
     {
         ShapeChecks.Depthwise("depthwise_conv_fwd", x, w, y, g);
-        Launch1D("depthwise_conv_fwd", y.Count, $"{x} -> {y} {g}", Ptr(x), Stride(x), Ptr(w), Ptr(y), Stride(y),
+        Launch1D(DepthwiseKernels[0][DepthwiseVariant(g)], y.Count, $"{x} -> {y} {g}", Ptr(x), Stride(x), Ptr(w), Ptr(y), Stride(y),
             x.N, x.C, x.H, x.W, y.C, y.H, y.W, g.Kernel, g.Stride, g.Padding);
     }
 
@@ -94,13 +108,13 @@ public sealed partial class CudaBackend
         if (!dx.IsNone)
         {
             ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
-            Launch1D("depthwise_conv_bwd_data", x.Count, $"{dy} -> {dx} {g}", Ptr(dy), Stride(dy), Ptr(w), Ptr(dx), Stride(dx),
+            Launch1D(DepthwiseKernels[1][DepthwiseVariant(g)], x.Count, $"{dy} -> {dx} {g}", Ptr(dy), Stride(dy), Ptr(w), Ptr(dx), Stride(dx),
                 x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0);
         }
         var (chunks, chunk) = ChannelChunks(dy.C, (long)dy.N * dy.Plane);
         int taps = g.Kernel * g.Kernel;
         ulong parts = chunks > 1 ? Partials((long)dy.C * chunks * taps * 2) : 0;
-        Launch("depthwise_conv_bwd_weight", (uint)dy.C, (uint)chunks, 1, Threads, $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw),
+        Launch(DepthwiseKernels[2][DepthwiseVariant(g)], (uint)dy.C, (uint)chunks, 1, Threads, $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw),
             x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts);
         if (chunks > 1)
             Launch1D("depthwise_conv_finish_weight", (long)dy.C * taps, $"{dy} {g}", parts, chunks, dy.C, taps, Ptr(dw));

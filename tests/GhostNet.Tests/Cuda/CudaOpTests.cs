@@ -93,6 +93,10 @@ public partial class CudaOpTests
     [TestCase(3, 6, 7, 7, 3, 1, 2)]
     [TestCase(4, 3, 48, 48, 3, 1, 1)]
     [TestCase(8, 2, 80, 70, 5, 2, 2)]
+    // The generic kernels (depthwise_conv.cu's <0, 0>): k and stride at run time.
+    [TestCase(2, 5, 9, 8, 1, 1, 1)]
+    [TestCase(3, 4, 10, 11, 3, 3, 2)]
+    [TestCase(2, 3, 12, 9, 5, 3, 1)]
     public void Depthwise_conv_matches_cpu(int n, int c, int h, int w, int k, int stride, int m)
     {
         using var t = GpuHarness.Create();

@@ -12,8 +12,8 @@ namespace GhostNet.Tests.Cuda;
 public class LaunchSignatureTests
 {
     /// <summary>
-    /// Kernel name to parameter count, from the KERNEL void name(...) signatures; a parameter list
-    /// that is one macro (gemm.cu's GEMM_PARAMS) counts the macro's parameters.
+    /// Kernel name to parameter count, from the KERNEL void name(...) signatures, with macros in a
+    /// parameter list (gemm.cu's GEMM_PARAMS) expanded.
     /// </summary>
     private static Dictionary<string, int> KernelParameters()
     {
@@ -26,7 +26,8 @@ public class LaunchSignatureTests
             foreach (Match m in Regex.Matches(source, @"^KERNEL\s+void\s+(\w+)\s*\(([^)]*)\)", RegexOptions.Multiline))
             {
                 string parameters = m.Groups[2].Value.Trim();
-                if (macros.TryGetValue(parameters, out var expanded)) parameters = expanded;
+                for (int depth = 0; depth < 8; depth++) // macros of macros (DEPTHWISE_DATA_PARAMS)
+                    parameters = Regex.Replace(parameters, @"\b[A-Z_]+\b", t => macros.TryGetValue(t.Value, out var body) ? body : t.Value);
                 result[m.Groups[1].Value] = parameters.Split(',').Count(p => p.Trim().Length > 0);
             }
         }
@@ -67,12 +68,15 @@ public class LaunchSignatureTests
         foreach (var file in Directory.GetFiles(Path.Combine(Data.RepositoryData.Repository(), "src", "GhostNet.Cuda"), "CudaBackend*.cs"))
         {
             string text = File.ReadAllText(file);
-            foreach (Match m in Regex.Matches(text, @"\b(Launch1D|Launch)\(\s*(?:""(\w+)""|(GemmKernels)\[)"))
+            foreach (Match m in Regex.Matches(text, @"\b(Launch1D|Launch)\(\s*(?:""(\w+)""|(GemmKernels)\[|DepthwiseKernels\[(\d)\])"))
             {
                 var args = Arguments(text, text.IndexOf('(', m.Index));
                 int fixedArgs = m.Groups[1].Value == "Launch" ? 6 : 3; // kernel, grid x/y/z, block, context | kernel, total, context
                 // Launch(GemmKernels[index], ...) is a launch of each of gemm.cu's tile kernels.
-                var names = m.Groups[3].Success ? CudaBackend.GemmKernels.ToList() : [m.Groups[2].Value];
+                // Launch(DepthwiseKernels[op][variant], ...) likewise of each <k, stride> variant of the op.
+                var names = m.Groups[3].Success ? CudaBackend.GemmKernels.ToList()
+                    : m.Groups[4].Success ? CudaBackend.DepthwiseKernels[int.Parse(m.Groups[4].Value)].ToList()
+                    : [m.Groups[2].Value];
                 foreach (string kernel in names)
                 {
                     Assert.That(kernels, Does.ContainKey(kernel), $"{Path.GetFileName(file)} launches {kernel}, which no .cu file defines");
@@ -89,7 +93,8 @@ public class LaunchSignatureTests
     public void Every_kernel_is_launched_somewhere()
     {
         string code = string.Concat(Directory.GetFiles(Path.Combine(Data.RepositoryData.Repository(), "src", "GhostNet.Cuda"), "CudaBackend*.cs").Select(File.ReadAllText));
-        var unused = KernelParameters().Keys.Where(k => !code.Contains($"\"{k}\"") && !CudaBackend.GemmKernels.Contains(k)).ToList();
+        var unused = KernelParameters().Keys.Where(k => !code.Contains($"\"{k}\"") && !CudaBackend.GemmKernels.Contains(k)
+            && !CudaBackend.DepthwiseKernels.Any(op => op.Contains(k))).ToList();
         Assert.That(unused, Is.Empty, "kernels no backend method launches");
     }
 }
