@@ -53,7 +53,7 @@ public class LaunchSignatureTests
             foreach (Match m in Regex.Matches(text, @"\b(Launch1D|Launch)\(\s*""(\w+)"""))
             {
                 var args = Arguments(text, text.IndexOf('(', m.Index));
-                int fixedArgs = m.Groups[1].Value == "Launch" ? 6 : 3; // kernel, grid x/y/z, block, context | kernel, total, context
+                int fixedArgs = m.Groups[1].Value == "Launch" ? 7 : 4; // kernel, grid x/y/z, block, cost, context | kernel, total, cost, context
                 string kernel = m.Groups[2].Value;
                 Assert.That(kernels, Does.ContainKey(kernel), $"{Path.GetFileName(file)} launches {kernel}, which no .cu file defines");
                 Assert.That(args.Count - fixedArgs, Is.EqualTo(kernels[kernel]), $"{Path.GetFileName(file)}: {kernel} takes {kernels[kernel]} parameters");
