@@ -101,6 +101,7 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     /// <summary>Launches this backend has issued to the device (cuLaunchKernel returned success).</summary>
     public long IssuedLaunches { get; private set; }
+
     public string Name => Device.ToString();
     public IntPtr Stream => _stream;
 
