@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using GhostNet.Backends;
+using GhostNet.Cuda;
 using GhostNet.Models;
 using GhostNet.Training;
 
@@ -9,7 +10,10 @@ namespace GhostNet.Cli;
 /// <summary>
 /// `ghostcuda bench`: a quick speed table without BenchmarkDotNet (the GPU machine has no SDK):
 /// training steps (forward, backward, SGD) and inference forwards of GhostNet on random data,
-/// timed after warm-up with the device synchronised at both ends of the timed region.
+/// timed after warm-up with the device synchronised at both ends of the timed region. With
+/// --profile, one training step per op family: the CUDA backend's launches, modelled DRAM bytes,
+/// FLOPs and roofline time on a GPU's peak figures (recorded without running anything), and the
+/// measured time of each family (each op synchronised) beside them on a real GPU.
 /// </summary>
 internal static class BenchCommand
 {
@@ -23,10 +27,24 @@ internal static class BenchCommand
         var steps = new Option<int>("--steps") { Description = "Timed steps per row", DefaultValueFactory = _ => 10 };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3 };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
-        var profile = new Option<bool>("--profile") { Description = "Also print where one training step's time goes, per op family" };
+        var profile = new Option<bool>("--profile")
+        {
+            Description = "Also print one training step per op family: the CUDA kernels' launches, modelled DRAM bytes, FLOPs and roofline time " +
+                          "on a GPU's peak figures, and the measured time per family (each op synchronised)",
+        };
+        var profileOnly = new Option<bool>("--profile-only")
+        {
+            Description = "Print only the modelled profile: no timing, no kernel runs, no device memory (works without a GPU)",
+        };
+        var profileBatch = new Option<int?>("--profile-batch") { Description = "Training batch size of the profile (default: the first of --train-batches)" };
+        var profileGpu = new Option<string?>("--profile-gpu")
+        {
+            Description = "GPU whose peak figures the model uses: " + string.Join(", ", GpuFigures.Table.Select(f => f.Key)) +
+                          $" (default: the CUDA device's own if known, else {GpuFigures.H200.Key})",
+        };
         var command = new Command("bench", "Time GhostNet training steps and inference on a device.");
         arch.AddTo(command);
-        foreach (var o in new Option[] { device, size, train, infer, steps, warmup, threads, profile }) command.Options.Add(o);
+        foreach (var o in new Option[] { device, size, train, infer, steps, warmup, threads, profile, profileOnly, profileBatch, profileGpu }) command.Options.Add(o);
         command.SetAction(r =>
         {
             var config = arch.Config(r, 1000, 0.2f);
@@ -38,10 +56,31 @@ internal static class BenchCommand
             if (r.GetValue(threads) is < 0 or > 256) throw new ArgumentException("--threads must lie in 0..256 (0: one per core)");
             var trainBatches = Parse(r.GetValue(train)!, "--train-batches");
             var inferBatches = Parse(r.GetValue(infer)!, "--infer-batches");
+            bool profiling = r.GetValue(profile) || r.GetValue(profileOnly);
+            int batchOfProfile = r.GetValue(profileBatch) ?? (trainBatches.Count > 0 ? trainBatches[0] : 0);
+            if (r.GetValue(profileBatch) is { } pb && pb is < 2 or > 65536) throw new ArgumentException($"--profile-batch must lie in 2..65536, got {pb}");
+            if (profiling && batchOfProfile == 0) throw new ArgumentException("--profile needs a training batch size (--profile-batch or --train-batches)");
+            GpuFigures? chosen = null;
+            if (r.GetValue(profileGpu) is { } key)
+            {
+                try
+                {
+                    chosen = GpuFigures.Named(key);
+                }
+                catch (ArgumentException e)
+                {
+                    throw new ArgumentException($"--profile-gpu: {e.Message}");
+                }
+            }
+            if (r.GetValue(profileOnly))
+            {
+                Profile(config, null, batchOfProfile, s, chosen ?? FiguresOf(r.GetValue(device)!));
+                return 0;
+            }
             using var backend = Devices.Create(r.GetValue(device)!, r.GetValue(threads));
             if (backend is Cpu.CpuBackend)
             {
-                long largest = trainBatches.Select(b => GhostNetModel.PlanBytes(config, b, s, s, withGradients: true))
+                long largest = trainBatches.Concat(profiling ? [batchOfProfile] : []).Select(b => GhostNetModel.PlanBytes(config, b, s, s, withGradients: true))
                     .Concat(inferBatches.Select(b => GhostNetModel.PlanBytes(config, b, s, s, withGradients: false))).DefaultIfEmpty(0).Max();
                 MemoryBudget.Require(largest + GhostNetModel.StateBytes(config), $"the batch sizes at --size {s}");
             }
@@ -51,31 +90,130 @@ internal static class BenchCommand
             Console.WriteLine($"|---|---:|---:|---:|");
             foreach (int b in trainBatches) Row("train", b, Time(model, backend, b, s, true, n, w));
             foreach (int b in inferBatches) Row("inference", b, Time(model, backend, b, s, false, n, w));
-            if (r.GetValue(profile))
-            {
-                if (trainBatches.Count == 0) throw new ArgumentException("--profile needs a training batch size (--train-batches)");
-                Profile(config, backend, trainBatches[0], s);
-            }
+            if (profiling)
+                Profile(config, backend, batchOfProfile, s, chosen ?? (backend is CudaBackend cuda ? GpuFigures.ForDevice(cuda.Device.Name) : null) ?? GpuFigures.H200);
             return 0;
         });
         return command;
     }
 
-    /// <summary>One training step on a profiling wrapper of the backend: seconds per op family.</summary>
-    private static void Profile(GhostNetConfig config, IBackend backend, int batch, int size)
+    /// <summary>The figures of the device a --device value names, without opening it; H200's when it is not a GPU the table knows.</summary>
+    private static GpuFigures FiguresOf(string device)
     {
-        using var profiled = new ProfilingBackend(backend, ownsInner: false);
-        using var model = new GhostNetModel(config, profiled, seed: 0);
-        Time(model, profiled, batch, size, true, steps: 1, warmup: 1);
-        profiled.Reset();
-        Time(model, profiled, batch, size, true, steps: 1, warmup: 0);
-        double total = profiled.Times.Values.Sum(t => t.Seconds);
+        device = device.Trim().ToLowerInvariant();
+        var status = CudaProbe.Status;
+        int ordinal = device.StartsWith("cuda:") && int.TryParse(device[5..], out int n) ? n : 0;
+        bool gpu = device == "auto" || device.StartsWith("cuda");
+        return gpu && status.Available && ordinal < status.Devices.Count ? GpuFigures.ForDevice(status.Devices[ordinal].Name) ?? GpuFigures.H200 : GpuFigures.H200;
+    }
+
+    /// <summary>
+    /// The profile of one training step: modelled per op family (the launches a CUDA backend with
+    /// the figures' SM count makes, recorded without running), and measured per family on
+    /// <paramref name="backend"/> (null: not measured). A real GPU's times go beside the model;
+    /// the CPU's and the emulator's are host times, printed in a table of their own.
+    /// </summary>
+    private static void Profile(GhostNetConfig config, IBackend? backend, int batch, int size, GpuFigures figures)
+    {
+        var recorder = TrainingStepModel.Record(config, batch, size, figures.AsDevice());
+        var summary = new CostSummary(recorder.Launches, figures);
+        IReadOnlyDictionary<string, (long Calls, double Seconds)>? measured = null;
+        long issued = -1;
+        if (backend is not null)
+        {
+            using var profiled = new ProfilingBackend(backend, ownsInner: false);
+            using var model = new GhostNetModel(config, profiled, seed: 0);
+            var cuda = backend as CudaBackend;
+            var launches = new LaunchRecorder();
+            Time(model, profiled, batch, size, true, steps: 1, warmup: 1);
+            profiled.Reset();
+            if (cuda is not null) cuda.Recorder = launches;
+            try
+            {
+                Time(model, profiled, batch, size, true, steps: 1, warmup: 0);
+            }
+            finally
+            {
+                if (cuda is not null) cuda.Recorder = null;
+            }
+            measured = profiled.Times.ToDictionary(t => t.Key, t => t.Value);
+            if (cuda is not null) issued = launches.Launches.Count;
+            bool beside = cuda is not null && !cuda.Device.IsEmulator;
+            if (!beside)
+            {
+                PrintMeasured(measured, batch, backend.Name + (cuda is not null ? ": emulated, not GPU time" : ""));
+                measured = null;
+            }
+        }
+        PrintModel(summary, config, batch, size, measured, issued);
+    }
+
+    private static void PrintMeasured(IReadOnlyDictionary<string, (long Calls, double Seconds)> times, int batch, string where)
+    {
+        double total = times.Values.Sum(t => t.Seconds);
         Console.WriteLine();
-        Console.WriteLine($"Where a training step goes (batch {batch}, each op synchronised: {total * 1000:F0} ms in all)");
+        Console.WriteLine($"Where a training step goes on {where} (batch {batch}, each op synchronised: {total * 1000:F0} ms in all)");
         Console.WriteLine("| op family | calls | ms | share |");
         Console.WriteLine("|---|---:|---:|---:|");
-        foreach (var (op, (calls, seconds)) in profiled.Times.OrderByDescending(t => t.Value.Seconds))
+        foreach (var (op, (calls, seconds)) in times.OrderByDescending(t => t.Value.Seconds))
             Console.WriteLine($"| {op} | {calls} | {seconds * 1000:F1} | {100 * seconds / total:F1}% |");
+    }
+
+    /// <summary>The issue's targets for the v2 kernels: GhostNet 1.0x at 224, batch 256, H200.</summary>
+    internal const int TargetLaunches = 350;
+    internal const double TargetMegabytesPerImage = 120, TargetStepMilliseconds = 25;
+
+    internal static void PrintModel(CostSummary summary, GhostNetConfig config, int batch, int size,
+        IReadOnlyDictionary<string, (long Calls, double Seconds)>? measured, long issued)
+    {
+        var f = summary.Figures;
+        static string Ms(double seconds) => (seconds * 1e3).ToString("F3");
+        string Mb(long bytes) => (bytes / 1e6).ToString("F1");
+        string PerImage(long bytes) => (bytes / 1e6 / batch).ToString("F2");
+        static string Gflop(long flops) => (flops / 1e9).ToString("F1");
+        Console.WriteLine();
+        Console.WriteLine($"Modelled training step (GhostNet width {config.Width} at {size}x{size}, batch {batch}) on {f}");
+        Console.WriteLine("Launches as CudaBackend makes them, recorded without running; DRAM bytes and FLOPs from each launch's shapes " +
+                          "(docs/kernels.md: every pass over a tensor counted once, L2 hits not counted, MB = 1e6 bytes); " +
+                          "roofline = sum over launches of max(bytes / bandwidth, FLOPs / peak of the launch's precision); launch overhead apart.");
+        string measuredHead = measured is null ? "" : " measured ms |";
+        Console.WriteLine($"| op family | launches | MB | MB per image | GFLOP | DRAM ms | math ms | roofline ms | launch overhead ms |{measuredHead}");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + (measured is null ? "" : "---:|"));
+        string Measured(string family) => measured is null ? "" : measured.TryGetValue(family, out var t) ? $" {t.Seconds * 1e3:F3} |" : " - |";
+        foreach (var row in summary.Families)
+            Console.WriteLine($"| {row.Name} | {row.Launches} | {Mb(row.Bytes)} | {PerImage(row.Bytes)} | {Gflop(row.Flops)} | {Ms(row.DramSeconds)} | " +
+                              $"{Ms(row.MathSeconds)} | {Ms(row.RooflineSeconds)} | {Ms(summary.OverheadSeconds(row))} |{Measured(row.Name)}");
+        if (measured is not null)
+            foreach (var (family, t) in measured.Where(m => summary.Families.All(r => r.Name != m.Key)).OrderBy(m => m.Key, StringComparer.Ordinal))
+                Console.WriteLine($"| {family} (no kernels) | 0 | - | - | - | - | - | - | - | {t.Seconds * 1e3:F3} |");
+        var total = summary.Total;
+        string measuredTotal = measured is null ? "" : $" {measured.Values.Sum(t => t.Seconds) * 1e3:F3} |";
+        Console.WriteLine($"| total | {total.Launches} | {Mb(total.Bytes)} | {PerImage(total.Bytes)} | {Gflop(total.Flops)} | {Ms(total.DramSeconds)} | " +
+                          $"{Ms(total.MathSeconds)} | {Ms(total.RooflineSeconds)} | {Ms(summary.OverheadSeconds(total))} |{measuredTotal}");
+        double step = total.RooflineSeconds + summary.OverheadSeconds(total);
+        Console.WriteLine($"Modelled step: {Ms(total.RooflineSeconds)} ms roofline + {Ms(summary.OverheadSeconds(total))} ms launch overhead = {Ms(step)} ms " +
+                          $"({batch / step:F0} images/s)");
+        if (issued >= 0)
+            Console.WriteLine($"Launches issued in the measured step: {issued} (modelled with {f.Multiprocessors} SMs: {total.Launches})");
+
+        Console.WriteLine();
+        Console.WriteLine("| kernel | launches | MB | GFLOP | roofline ms | share of roofline |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+        foreach (var row in summary.Kernels)
+            Console.WriteLine($"| {row.Name} | {row.Launches} | {Mb(row.Bytes)} | {Gflop(row.Flops)} | {Ms(row.RooflineSeconds)} | " +
+                              $"{100 * row.RooflineSeconds / Math.Max(total.RooflineSeconds, 1e-30):F1}% |");
+
+        Console.WriteLine();
+        bool theirs = config.Width == 1.0f && size == 224 && batch == 256 && f.Key == GpuFigures.H200.Key;
+        Console.WriteLine("Targets for the v2 kernels (issue: GhostNet 1.0x at 224, batch 256, on H200 figures)" +
+                          (theirs ? "" : $"; this run is width {config.Width} at {size}, batch {batch}, on {f.Key}: compare with care"));
+        Console.WriteLine("| measure | target | this step | met |");
+        Console.WriteLine("|---|---:|---:|---|");
+        static string Met(bool ok) => ok ? "yes" : "no";
+        double perImage = total.Bytes / 1e6 / batch;
+        Console.WriteLine($"| launches per step | <= {TargetLaunches} | {total.Launches} | {Met(total.Launches <= TargetLaunches)} |");
+        Console.WriteLine($"| DRAM traffic per training image | <= {TargetMegabytesPerImage:F0} MB | {perImage:F1} MB | {Met(perImage <= TargetMegabytesPerImage)} |");
+        Console.WriteLine($"| modelled step (roofline + launch overhead) | <= {TargetStepMilliseconds:F0} ms | {step * 1e3:F2} ms | {Met(step * 1e3 <= TargetStepMilliseconds)} |");
     }
 
     private static void Row(string mode, int batch, double ms) =>
@@ -99,17 +237,15 @@ internal static class BenchCommand
     private static double Time(GhostNetModel model, IBackend backend, int batch, int size, bool training, int steps, int warmup)
     {
         using var plan = model.Compile(batch, size, size, withGradients: training);
-        var sgd = new SgdOptimizer(model.Parameters, backend, new SgdOptions());
+        var sgd = new SgdOptimizer(model.Parameters, backend, new SgdOptions()); // as TrainingStepModel.Step
         var rng = new Random(0);
         var images = new float[(long)batch * 3 * size * size];
         for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 2 - 1);
         plan.SetBatch(images, Enumerable.Range(0, batch).Select(_ => rng.Next(1000)).ToArray());
         void Step()
         {
-            plan.Forward(training);
-            if (!training) return;
-            plan.Backward();
-            sgd.Step(1e-4f);
+            if (training) TrainingStepModel.Step(plan, sgd);
+            else plan.Forward(false);
         }
         for (int i = 0; i < warmup; i++) Step();
         var times = new double[steps];

@@ -3,10 +3,12 @@ using GhostNet.Backends;
 namespace GhostNet.Cuda;
 
 // Dense, pointwise and depthwise convolution (kernels: gemm.cu, dense_conv.cu, depthwise_conv.cu).
+// Each launch carries its modelled cost (LaunchCost: DRAM bytes, FLOPs) next to it.
 public sealed partial class CudaBackend
 {
     public void PointwiseConvForward(in Tensor x, in Tensor w, in Tensor y)
     {
+        Op(OpFamily.PointwiseConvForward);
         ShapeChecks.Pointwise("pointwise_conv_fwd", x, w, y);
         int p = x.Plane;
         // Y[n] (Cout x P) = W (Cout x Cin) X[n] (Cin x P), all images in one launch.
@@ -15,6 +17,7 @@ public sealed partial class CudaBackend
 
     public void PointwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw)
     {
+        Op(OpFamily.PointwiseConvBackward);
         ShapeChecks.Pointwise("pointwise_conv_bwd", x, w, dy);
         int p = x.Plane;
         if (!dx.IsNone)
@@ -37,6 +40,7 @@ public sealed partial class CudaBackend
 
     public void ConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
     {
+        Op(OpFamily.DenseConvForward);
         ShapeChecks.Conv("conv_fwd", x, w, y, g);
         int rows = x.C * g.Kernel * g.Kernel, p = y.Plane;
         int chunk = ImagesPerChunk((long)rows * p, x.N);
@@ -53,6 +57,7 @@ public sealed partial class CudaBackend
 
     public void ConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g)
     {
+        Op(OpFamily.DenseConvBackward);
         ShapeChecks.Conv("conv_bwd", x, w, dy, g);
         if (!dx.IsNone) ShapeChecks.Same("conv_bwd dx", x, dx);
         int rows = x.C * g.Kernel * g.Kernel, p = dy.Plane;
@@ -71,13 +76,19 @@ public sealed partial class CudaBackend
             if (dx.IsNone) continue;
             // dcol[n] = W^T dY[n], then gathered back into the images.
             Gemm(rows, p, dy.C, new(Ptr(w), Row: 1, K: rows), new(dyn, Batch: Stride(dy), K: p, Row: 1), new(dcol, perImage, p), count, "conv_bwd_data");
-            Launch1D("col2im", (long)count * x.C * x.Plane, $"conv_bwd {x}", dcol, count, x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, dy.H, dy.W,
+            // Cost: the chunk's columns read once (each summed into one pixel), dX written (and read when accumulating).
+            long pixels = (long)count * x.C * x.Plane;
+            Launch1D("col2im", pixels, LaunchCost.Fp32(read: count * perImage + (accumulate ? pixels : 0), written: pixels, flops: count * perImage),
+                $"conv_bwd {x}", dcol, count, x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, dy.H, dy.W,
                 Ptr(dx) + (ulong)(n0 * Stride(dx)) * 4, Stride(dx), accumulate ? 1 : 0);
         }
     }
 
+    // Cost: the chunk's input read once (the k*k overlapping reads of a pixel hit L1/L2), its
+    // columns (k*k/stride^2 times the input) written, to be read again by the GEMM.
     private void Im2Col(in Tensor x, int n0, int count, ConvGeometry g, in Tensor y, ulong col) =>
-        Launch1D("im2col", (long)count * x.C * g.Kernel * g.Kernel * y.Plane, $"conv {x}", Ptr(x) + (ulong)(n0 * Stride(x)) * 4, Stride(x),
+        Launch1D("im2col", (long)count * x.C * g.Kernel * g.Kernel * y.Plane,
+            LaunchCost.Fp32(read: (long)count * x.C * x.Plane, written: (long)count * x.C * g.Kernel * g.Kernel * y.Plane, flops: 0), $"conv {x}", Ptr(x) + (ulong)(n0 * Stride(x)) * 4, Stride(x),
             count, x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, y.H, y.W, col);
 
     /// <summary>
@@ -96,27 +107,36 @@ public sealed partial class CudaBackend
 
     public void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
     {
+        Op(OpFamily.DepthwiseConvForward);
         ShapeChecks.Depthwise("depthwise_conv_fwd", x, w, y, g);
-        Launch1D(DepthwiseKernels[0][DepthwiseVariant(g)], y.Count, $"{x} -> {y} {g}", Ptr(x), Stride(x), Ptr(w), Ptr(y), Stride(y),
+        long taps = (long)g.Kernel * g.Kernel;
+        // Cost: x read once (neighbouring taps from L1/L2), the filters, y written; k*k FMAs per output (padding taps included).
+        Launch1D(DepthwiseKernels[0][DepthwiseVariant(g)], y.Count, LaunchCost.Fp32(read: x.Count + y.C * taps, written: y.Count, flops: 2 * y.Count * taps), $"{x} -> {y} {g}", Ptr(x), Stride(x), Ptr(w), Ptr(y), Stride(y),
             x.N, x.C, x.H, x.W, y.C, y.H, y.W, g.Kernel, g.Stride, g.Padding);
     }
 
     public void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g)
     {
+        Op(OpFamily.DepthwiseConvBackward);
         ShapeChecks.Depthwise("depthwise_conv_bwd", x, w, dy, g);
         if (g.Kernel > 5) throw new NotSupportedException($"depthwise_conv_bwd_weight keeps at most 5x5 taps in registers, got {g}");
+        int taps = g.Kernel * g.Kernel;
         if (!dx.IsNone)
         {
             ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
-            Launch1D(DepthwiseKernels[1][DepthwiseVariant(g)], x.Count, $"{dy} -> {dx} {g}", Ptr(dy), Stride(dy), Ptr(w), Ptr(dx), Stride(dx),
+            // Cost: dy read once, the filters, dx written (and read when accumulating); the forward's FMAs.
+            Launch1D(DepthwiseKernels[1][DepthwiseVariant(g)], x.Count,
+                LaunchCost.Fp32(read: dy.Count + (long)dy.C * taps + (accumulate ? x.Count : 0), written: x.Count, flops: 2L * dy.Count * taps), $"{dy} -> {dx} {g}", Ptr(dy), Stride(dy), Ptr(w), Ptr(dx), Stride(dx),
                 x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0);
         }
         var (chunks, chunk) = ChannelChunks(dy.C, (long)dy.N * dy.Plane);
-        int taps = g.Kernel * g.Kernel;
         ulong parts = chunks > 1 ? Partials((long)dy.C * chunks * taps * 2) : 0;
-        Launch(DepthwiseKernels[2][DepthwiseVariant(g)], (uint)dy.C, (uint)chunks, 1, Threads, $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw),
+        long dwTaps = (long)dy.C * taps, partBytes = chunks > 1 ? 8 * dwTaps * chunks : 0;
+        // Cost: x and dy read once each (the channel multiplier's re-reads of x hit L2), dW written, or the chunks' double parts.
+        Launch(DepthwiseKernels[2][DepthwiseVariant(g)], (uint)dy.C, (uint)chunks, 1, Threads,
+            LaunchCost.Fp32(read: x.Count + dy.Count, written: chunks > 1 ? 0 : dwTaps, flops: 2L * dy.Count * taps, otherBytes: partBytes), $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw),
             x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts);
         if (chunks > 1)
-            Launch1D("depthwise_conv_finish_weight", (long)dy.C * taps, $"{dy} {g}", parts, chunks, dy.C, taps, Ptr(dw));
+            Launch1D("depthwise_conv_finish_weight", dwTaps, LaunchCost.Fp32(read: 0, written: dwTaps, flops: dwTaps * chunks, otherBytes: partBytes), $"{dy} {g}", parts, chunks, dy.C, taps, Ptr(dw));
     }
 }

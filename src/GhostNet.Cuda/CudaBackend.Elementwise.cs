@@ -2,91 +2,106 @@ using GhostNet.Backends;
 
 namespace GhostNet.Cuda;
 
-// Elementwise ops, pooling and the squeeze-excite scale (kernels: elementwise.cu).
+// Elementwise ops, pooling and the squeeze-excite scale (kernels: elementwise.cu). Each launch
+// carries its modelled cost (LaunchCost: elements read and written once, FLOPs as written) next to it.
 public sealed partial class CudaBackend
 {
     private static long PerImage(in Tensor t) => (long)t.C * t.Plane;
 
-    public void Fill(in Tensor tensor, float value) =>
-        Launch1D("fill_view", tensor.Count, $"{tensor}", Ptr(tensor), Stride(tensor), PerImage(tensor), tensor.Count, value);
+    public void Fill(in Tensor tensor, float value)
+    {
+        Op(OpFamily.Fill);
+        Launch1D("fill_view", tensor.Count, LaunchCost.Fp32(read: 0, written: tensor.Count, flops: 0), $"{tensor}", Ptr(tensor), Stride(tensor), PerImage(tensor), tensor.Count, value);
+    }
 
     public void Add(in Tensor a, in Tensor b, in Tensor y)
     {
+        Op(OpFamily.Elementwise);
         ShapeChecks.Same("add", a, b);
         ShapeChecks.Same("add", a, y);
-        Launch1D("add_views", a.Count, $"{a} + {b}", Ptr(a), Stride(a), Ptr(b), Stride(b), Ptr(y), Stride(y), PerImage(a), a.Count);
+        Launch1D("add_views", a.Count, LaunchCost.Fp32(read: 2 * a.Count, written: a.Count, flops: a.Count), $"{a} + {b}", Ptr(a), Stride(a), Ptr(b), Stride(b), Ptr(y), Stride(y), PerImage(a), a.Count);
     }
 
     public void CopyOrAccumulate(in Tensor src, in Tensor dst, bool accumulate)
     {
+        Op(OpFamily.Elementwise);
         ShapeChecks.Same("copy", src, dst);
-        Launch1D("copy_or_accumulate", src.Count, $"{src} -> {dst}", Ptr(src), Stride(src), Ptr(dst), Stride(dst), PerImage(src), src.Count, accumulate ? 1 : 0);
+        Launch1D("copy_or_accumulate", src.Count, LaunchCost.Fp32(read: (accumulate ? 2 : 1) * src.Count, written: src.Count, flops: accumulate ? src.Count : 0), $"{src} -> {dst}", Ptr(src), Stride(src), Ptr(dst), Stride(dst), PerImage(src), src.Count, accumulate ? 1 : 0);
     }
 
     public void Relu(in Tensor x, in Tensor y)
     {
+        Op(OpFamily.Elementwise);
         ShapeChecks.Same("relu", x, y);
-        Launch1D("relu_fwd", x.Count, $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), PerImage(x), x.Count);
+        Launch1D("relu_fwd", x.Count, LaunchCost.Fp32(read: x.Count, written: x.Count, flops: x.Count), $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), PerImage(x), x.Count);
     }
 
     public void ReluBackward(in Tensor y, in Tensor dy, in Tensor dx, bool accumulate)
     {
+        Op(OpFamily.Elementwise);
         ShapeChecks.Same("relu_bwd", y, dy);
         ShapeChecks.Same("relu_bwd", y, dx);
-        Launch1D("relu_bwd", y.Count, $"{y}", Ptr(y), Stride(y), Ptr(dy), Stride(dy), Ptr(dx), Stride(dx), PerImage(y), y.Count, accumulate ? 1 : 0);
+        Launch1D("relu_bwd", y.Count, LaunchCost.Fp32(read: (accumulate ? 3 : 2) * y.Count, written: y.Count, flops: (accumulate ? 2 : 1) * y.Count), $"{y}", Ptr(y), Stride(y), Ptr(dy), Stride(dy), Ptr(dx), Stride(dx), PerImage(y), y.Count, accumulate ? 1 : 0);
     }
 
     public void HardSigmoid(in Tensor x, in Tensor y)
     {
+        Op(OpFamily.SqueezeExcite);
         ShapeChecks.Same("hard_sigmoid", x, y);
-        Launch1D("hard_sigmoid_fwd", x.Count, $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), PerImage(x), x.Count);
+        Launch1D("hard_sigmoid_fwd", x.Count, LaunchCost.Fp32(read: x.Count, written: x.Count, flops: 4 * x.Count), $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), PerImage(x), x.Count);
     }
 
     public void HardSigmoidBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate)
     {
+        Op(OpFamily.SqueezeExcite);
         ShapeChecks.Same("hard_sigmoid_bwd", x, dy);
         ShapeChecks.Same("hard_sigmoid_bwd", x, dx);
-        Launch1D("hard_sigmoid_bwd", x.Count, $"{x}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dx), Stride(dx), PerImage(x), x.Count, accumulate ? 1 : 0);
+        Launch1D("hard_sigmoid_bwd", x.Count, LaunchCost.Fp32(read: (accumulate ? 3 : 2) * x.Count, written: x.Count, flops: (accumulate ? 4 : 3) * x.Count), $"{x}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dx), Stride(dx), PerImage(x), x.Count, accumulate ? 1 : 0);
     }
 
     public void ChannelScale(in Tensor x, in Tensor s, in Tensor y)
     {
+        Op(OpFamily.SqueezeExcite);
         ShapeChecks.Same("channel_scale", x, y);
         s.RequireShape("channel_scale", "gate", x.N, x.C, 1, 1);
         s.RequireContiguous("channel_scale");
-        Launch1D("channel_scale", x.Count, $"{x}", Ptr(x), Stride(x), Ptr(s), Ptr(y), Stride(y), x.C, x.Plane, x.Count, 0);
+        Launch1D("channel_scale", x.Count, LaunchCost.Fp32(read: x.Count + s.Count, written: x.Count, flops: x.Count), $"{x}", Ptr(x), Stride(x), Ptr(s), Ptr(y), Stride(y), x.C, x.Plane, x.Count, 0);
     }
 
     public void ChannelScaleBackward(in Tensor x, in Tensor s, in Tensor dy, in Tensor dx, bool accumulate, in Tensor ds)
     {
+        Op(OpFamily.SqueezeExcite);
         ShapeChecks.Same("channel_scale_bwd", x, dy);
         ShapeChecks.Same("channel_scale_bwd", x, dx);
         s.RequireShape("channel_scale_bwd", "gate", x.N, x.C, 1, 1);
         ds.RequireShape("channel_scale_bwd", "gate gradient", x.N, x.C, 1, 1);
         ds.RequireContiguous("channel_scale_bwd");
-        LaunchPlanes(x, $"{dy} . {x}", Ptr(dy), Stride(dy), Ptr(x), Stride(x), 1f, Ptr(ds));
-        Launch1D("channel_scale", x.Count, $"{dy}", Ptr(dy), Stride(dy), Ptr(s), Ptr(dx), Stride(dx), x.C, x.Plane, x.Count, accumulate ? 1 : 0);
+        // The gate's gradient: dy and x read once, one value per plane written.
+        LaunchPlanes(x, LaunchCost.Fp32(read: 2 * x.Count, written: ds.Count, flops: 2 * x.Count), $"{dy} . {x}", Ptr(dy), Stride(dy), Ptr(x), Stride(x), 1f, Ptr(ds));
+        Launch1D("channel_scale", x.Count, LaunchCost.Fp32(read: (accumulate ? 2 : 1) * x.Count + s.Count, written: x.Count, flops: (accumulate ? 2 : 1) * x.Count), $"{dy}", Ptr(dy), Stride(dy), Ptr(s), Ptr(dx), Stride(dx), x.C, x.Plane, x.Count, accumulate ? 1 : 0);
     }
 
     public void GlobalAvgPool(in Tensor x, in Tensor y)
     {
+        Op(OpFamily.Pooling);
         y.RequireContiguous("global_avg_pool");
         y.RequireShape("global_avg_pool", "output", x.N, x.C, 1, 1);
-        LaunchPlanes(x, $"{x}", Ptr(x), Stride(x), 0UL, 0L, 1f / x.Plane, Ptr(y));
+        LaunchPlanes(x, LaunchCost.Fp32(read: x.Count, written: y.Count, flops: x.Count), $"{x}", Ptr(x), Stride(x), 0UL, 0L, 1f / x.Plane, Ptr(y));
     }
 
     /// <summary>plane_reduce over the N x C planes of <paramref name="x"/>: one warp a plane.</summary>
-    private void LaunchPlanes(in Tensor x, DeferredText context, ulong a, long aStride, ulong b, long bStride, float scale, ulong output)
+    private void LaunchPlanes(in Tensor x, in LaunchCost cost, DeferredText context, ulong a, long aStride, ulong b, long bStride, float scale, ulong output)
     {
         int planes = x.N * x.C, perBlock = Threads / 32;
-        Launch("plane_reduce", (uint)((planes + perBlock - 1) / perBlock), 1, 1, Threads, context,
+        Launch("plane_reduce", (uint)((planes + perBlock - 1) / perBlock), 1, 1, Threads, cost, context,
             a, aStride, b, bStride, planes, x.C, x.Plane, scale, output);
     }
 
     public void GlobalAvgPoolBackward(in Tensor dy, in Tensor dx, bool accumulate)
     {
+        Op(OpFamily.Pooling);
         dy.RequireContiguous("global_avg_pool_bwd");
         dy.RequireShape("global_avg_pool_bwd", "gradient", dx.N, dx.C, 1, 1);
-        Launch1D("broadcast_plane", dx.Count, $"{dx}", Ptr(dy), 1f / dx.Plane, Ptr(dx), Stride(dx), dx.C, dx.Plane, dx.Count, accumulate ? 1 : 0);
+        Launch1D("broadcast_plane", dx.Count, LaunchCost.Fp32(read: dy.Count + (accumulate ? dx.Count : 0), written: dx.Count, flops: (accumulate ? 2 : 1) * dx.Count), $"{dx}", Ptr(dy), 1f / dx.Plane, Ptr(dx), Stride(dx), dx.C, dx.Plane, dx.Count, accumulate ? 1 : 0);
     }
 }

@@ -64,7 +64,14 @@ public sealed partial class CudaBackend
             throw new ArgumentException($"{context}: K in segments needs both operands contiguous along K (A k-stride {a.K}, B j-stride {b.Row})");
         int index = PickTileIndex(m, n);
         var tile = GemmTiles[index];
-        Launch(GemmKernels[index], (uint)((n + tile.N - 1) / tile.N), (uint)((m + tile.M - 1) / tile.M), (uint)batch, Threads,
+        // Cost: 2 M N K FLOPs per matrix, or in all for split-K pieces (the padding of partial
+        // tiles not counted); A and B read once each (once for all the batch when its batch stride
+        // is 0, as for the weights and split-K): the tiles' re-reads are assumed to hit L2; C
+        // written once (read first when beta is not 0).
+        long aRead = (long)m * k * (a.Batch == 0 ? 1 : batch), bRead = (long)k * n * (b.Batch == 0 ? 1 : batch), cWritten = (long)m * n * batch;
+        var cost = LaunchCost.Fp32(read: aRead + bRead + (c.Beta != 0 ? cWritten : 0) + (c.Bias != 0 ? n : 0), written: cWritten,
+            flops: 2L * m * n * k * (kPiece > 0 ? 1 : batch));
+        Launch(GemmKernels[index], (uint)((n + tile.N - 1) / tile.N), (uint)((m + tile.M - 1) / tile.M), (uint)batch, Threads, cost,
             $"{context} (M={m} N={n} K={k} batch={batch})",
             m, n, k, kSegment, kPiece, a.Pointer, a.Batch, a.Row, a.K, a.Segment, b.Pointer, b.Batch, b.K, b.Row, b.Segment,
             c.Pointer, c.Batch, c.Row, c.Beta, c.Bias);
@@ -97,6 +104,7 @@ public sealed partial class CudaBackend
         long mn = (long)m * n;
         ulong partial = Partials(pieces * mn);
         Gemm(m, n, (int)k, a, b, new(partial, mn, n), (int)pieces, context, p, kPiece);
-        Launch1D("split_sum", mn, context, partial, (int)pieces, mn, dw, beta);
+        // Cost: every piece's partial product read once, dW written (and read when beta is not 0).
+        Launch1D("split_sum", mn, LaunchCost.Fp32(read: pieces * mn + (beta != 0 ? mn : 0), written: mn, flops: pieces * mn), context, partial, (int)pieces, mn, dw, beta);
     }
 }

@@ -3,10 +3,12 @@ using GhostNet.Backends;
 namespace GhostNet.Cuda;
 
 // Linear layers, dropout, the loss, top-k and SGD (kernels: gemm.cu, dropout.cu, cross_entropy.cu, sgd.cu).
+// Each launch carries its modelled cost (LaunchCost) next to it; the GEMMs' is in Gemm.
 public sealed partial class CudaBackend
 {
     public void LinearForward(in Tensor x, in Tensor w, in Tensor b, in Tensor y)
     {
+        Op(OpFamily.Linear);
         ShapeChecks.Linear("linear_fwd", x, w, y);
         int n = x.N, k = x.C, m = w.N;
         // y = x W^T (+ b): B(k, j) = W[j * K + k].
@@ -15,6 +17,7 @@ public sealed partial class CudaBackend
 
     public void LinearBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db)
     {
+        Op(OpFamily.Linear);
         ShapeChecks.Linear("linear_bwd", x, w, dy);
         int n = x.N, k = x.C, m = w.N;
         if (!dx.IsNone)
@@ -24,12 +27,21 @@ public sealed partial class CudaBackend
         }
         // dW = dY^T x: A(i = out, k = sample) = dy[sample * M + out].
         WeightGradient(m, k, 1, n, new(Ptr(dy), Row: 1, K: m), new(Ptr(x), K: k, Row: 1), Ptr(dw), 0f, "linear_bwd_weight");
-        if (!db.IsNone) Launch("column_sum", (uint)((m + Threads - 1) / Threads), 1, 1, Threads, "linear_bwd_bias", n, m, Ptr(dy), Ptr(db));
+        if (!db.IsNone)
+            Launch("column_sum", (uint)((m + Threads - 1) / Threads), 1, 1, Threads, LaunchCost.Fp32(read: (long)n * m, written: m, flops: (long)n * m), "linear_bwd_bias", n, m, Ptr(dy), Ptr(db));
     }
 
-    public void DropoutForward(in Tensor x, in Tensor y, float p, ulong seed) => Dropout(x, y, p, seed, false, "dropout_fwd");
+    public void DropoutForward(in Tensor x, in Tensor y, float p, ulong seed)
+    {
+        Op(OpFamily.Head);
+        Dropout(x, y, p, seed, false, "dropout_fwd");
+    }
 
-    public void DropoutBackward(in Tensor dy, in Tensor dx, bool accumulate, float p, ulong seed) => Dropout(dy, dx, p, seed, accumulate, "dropout_bwd");
+    public void DropoutBackward(in Tensor dy, in Tensor dx, bool accumulate, float p, ulong seed)
+    {
+        Op(OpFamily.Head);
+        Dropout(dy, dx, p, seed, accumulate, "dropout_bwd");
+    }
 
     private void Dropout(in Tensor x, in Tensor y, float p, ulong seed, bool accumulate, string op)
     {
@@ -37,35 +49,44 @@ public sealed partial class CudaBackend
         x.RequireContiguous(op);
         y.RequireContiguous(op);
         if (p < 0 || p >= 1) throw new ArgumentOutOfRangeException(nameof(p), $"dropout probability {p} is not in [0, 1)");
-        Launch1D("dropout", x.Count, $"{op} {x}", Ptr(x), Ptr(y), x.Count, p, seed, accumulate ? 1 : 0);
+        // Cost: x read, y written (and read when accumulating); the mask's hash is integer work, not counted.
+        Launch1D("dropout", x.Count, LaunchCost.Fp32(read: (accumulate ? 2 : 1) * x.Count, written: x.Count, flops: (accumulate ? 2 : 1) * x.Count), $"{op} {x}", Ptr(x), Ptr(y), x.Count, p, seed, accumulate ? 1 : 0);
     }
 
     public void SoftmaxCrossEntropy(in Tensor logits, in Tensor labels, in Tensor losses, in Tensor dlogits, float labelSmoothing)
     {
+        Op(OpFamily.Head);
         logits.RequireContiguous("cross_entropy");
         int n = logits.N, k = logits.C * logits.Plane;
         labels.RequireShape("cross_entropy", "labels", n, 1, 1, 1);
         losses.RequireShape("cross_entropy", "losses", n, 1, 1, 1);
         if (!dlogits.IsNone) ShapeChecks.Same("cross_entropy grad", logits, dlogits);
-        Launch("softmax_cross_entropy", (uint)n, 1, 1, Threads, $"{logits}", Ptr(logits), Ptr(labels), n, k, labelSmoothing, Ptr(losses),
+        // Cost: the logits read once (a block's three passes over its row hit L1/L2), labels, losses
+        // and the gradient written; max, exp and sums: ~4 FLOPs per logit, ~4 more for the gradient.
+        long logitCount = (long)n * k;
+        Launch("softmax_cross_entropy", (uint)n, 1, 1, Threads,
+            LaunchCost.Fp32(read: logitCount + n, written: n + (dlogits.IsNone ? 0 : logitCount), flops: (dlogits.IsNone ? 4 : 8) * logitCount), $"{logits}", Ptr(logits), Ptr(labels), n, k, labelSmoothing, Ptr(losses),
             dlogits.IsNone ? 0UL : Ptr(dlogits));
     }
 
     public void TopKRank(in Tensor logits, in Tensor labels, in Tensor ranks)
     {
+        Op(OpFamily.Head);
         logits.RequireContiguous("top_k");
         int n = logits.N, k = logits.C * logits.Plane;
         labels.RequireShape("top_k", "labels", n, 1, 1, 1);
         ranks.RequireShape("top_k", "ranks", n, 1, 1, 1);
-        Launch("top_k_rank", (uint)n, 1, 1, Threads, $"{logits}", Ptr(logits), Ptr(labels), k, Ptr(ranks));
+        Launch("top_k_rank", (uint)n, 1, 1, Threads, LaunchCost.Fp32(read: (long)n * k + n, written: n, flops: (long)n * k), $"{logits}", Ptr(logits), Ptr(labels), k, Ptr(ranks));
     }
 
     public void SgdStep(in Tensor param, in Tensor grad, in Tensor momentum, SgdHyper h)
     {
+        Op(OpFamily.Sgd);
         ShapeChecks.Same("sgd", param, grad);
         ShapeChecks.Same("sgd", param, momentum);
         param.RequireContiguous("sgd");
-        Launch1D("sgd_step", param.Count, $"{param}", Ptr(param), Ptr(grad), Ptr(momentum), param.Count,
+        // Cost: parameters, gradients and momentum read, parameters and momentum written (20 bytes per parameter).
+        Launch1D("sgd_step", param.Count, LaunchCost.Fp32(read: 3 * param.Count, written: 2 * param.Count, flops: 6 * param.Count), $"{param}", Ptr(param), Ptr(grad), Ptr(momentum), param.Count,
             h.LearningRate, h.Momentum, h.WeightDecay, h.Nesterov ? 1 : 0);
     }
 }

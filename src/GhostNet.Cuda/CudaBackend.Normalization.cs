@@ -2,46 +2,60 @@ using GhostNet.Backends;
 
 namespace GhostNet.Cuda;
 
-// Batch norm (kernels: batch_norm.cu).
+// Batch norm (kernels: batch_norm.cu). Each launch carries its modelled cost (LaunchCost) next to
+// it: every pass over x, y or dy is counted (the statistics read x twice), per-channel values too.
 public sealed partial class CudaBackend
 {
     public void BatchNormTrainForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
     {
+        Op(OpFamily.BatchNormForward);
         ShapeChecks.Same("batch_norm_fwd", x, y);
         ShapeChecks.BatchNormTraining("batch_norm_fwd", x);
         var (chunks, chunk) = ChannelChunks(x.C, (long)x.N * x.Plane);
         ulong parts = chunks > 1 ? Partials((long)x.C * chunks * 3 * 2) : 0;
-        Launch("batch_norm_stats", (uint)x.C, (uint)chunks, 1, Threads, $"{x}", Ptr(x), Stride(x), x.N, x.C, x.Plane, chunk,
+        long c = x.C, partBytes = chunks > 1 ? 8 * 3 * c * chunks : 0;
+        // Cost: x read twice (the mean, then the centred squares: a chunk is too big for L1, and at
+        // training sizes x is bigger than L2), then the four statistics (running ones read too), or the parts.
+        Launch("batch_norm_stats", (uint)x.C, (uint)chunks, 1, Threads,
+            LaunchCost.Fp32(read: 2 * x.Count + (chunks > 1 ? 0 : 2 * c), written: chunks > 1 ? 0 : 4 * c, flops: 4 * x.Count, otherBytes: partBytes), $"{x}", Ptr(x), Stride(x), x.N, x.C, x.Plane, chunk,
             Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps, parts);
         if (chunks > 1)
-            Launch1D("batch_norm_finish_stats", x.C, $"{x}", parts, chunks, x.C, (long)x.N * x.Plane,
+            Launch1D("batch_norm_finish_stats", x.C, LaunchCost.Fp32(read: 2 * c, written: 4 * c, flops: 8 * c * chunks, otherBytes: partBytes), $"{x}", parts, chunks, x.C, (long)x.N * x.Plane,
                 Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps);
         Apply(x, y, p, o, training: true);
     }
 
     public void BatchNormEvalForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
     {
+        Op(OpFamily.BatchNormForward);
         ShapeChecks.Same("batch_norm_eval", x, y);
         Apply(x, y, p, o, training: false);
     }
 
+    // Cost: x read, y written, four per-channel values; scale and shift are recomputed per element (5 FLOPs, 1 more for ReLU).
     private void Apply(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool training) =>
-        Launch1D("batch_norm_apply", x.Count, $"{x} -> {y}", Ptr(x), Stride(x), Ptr(y), Stride(y), x.N, x.C, x.Plane,
+        Launch1D("batch_norm_apply", x.Count, LaunchCost.Fp32(read: x.Count + 4L * x.C, written: x.Count, flops: (o.Relu ? 6 : 5) * x.Count), $"{x} -> {y}", Ptr(x), Stride(x), Ptr(y), Stride(y), x.N, x.C, x.Plane,
             Ptr(p.Weight), Ptr(p.Bias), training ? Ptr(p.SaveMean) : Ptr(p.RunningMean), training ? Ptr(p.SaveInvStd) : Ptr(p.RunningVar),
             training ? 0 : 1, o.Eps, o.Relu ? 1 : 0);
 
     public void BatchNormBackward(in Tensor x, in Tensor y, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o)
     {
+        Op(OpFamily.BatchNormBackward);
         ShapeChecks.Same("batch_norm_bwd", x, dy);
         ShapeChecks.Same("batch_norm_bwd", x, dx);
         ulong dgamma = Ptr(p.Weight.Grad), dbeta = Ptr(p.Bias.Grad);
         var (chunks, chunk) = ChannelChunks(x.C, (long)x.N * x.Plane);
         ulong parts = chunks > 1 ? Partials((long)x.C * chunks * 2 * 2) : 0;
-        Launch("batch_norm_bwd_reduce", (uint)x.C, (uint)chunks, 1, Threads, $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), Ptr(dy), Stride(dy),
+        long c = x.C, partBytes = chunks > 1 ? 8 * 2 * c * chunks : 0, passes = o.Relu ? 3 : 2; // x, dy, and y for the ReLU mask
+        // Cost: x, dy (and y) read once, mean and invstd, then dgamma and dbeta or the parts.
+        Launch("batch_norm_bwd_reduce", (uint)x.C, (uint)chunks, 1, Threads,
+            LaunchCost.Fp32(read: passes * x.Count + 2 * c, written: chunks > 1 ? 0 : 2 * c, flops: (o.Relu ? 5 : 4) * x.Count, otherBytes: partBytes), $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), Ptr(dy), Stride(dy),
             x.N, x.C, x.Plane, chunk, Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, o.Relu ? 1 : 0, parts);
         if (chunks > 1)
-            Launch1D("batch_norm_finish_bwd", x.C, $"{x}", parts, chunks, x.C, Ptr(p.SaveInvStd), dgamma, dbeta);
-        Launch1D("batch_norm_bwd_data", x.Count, $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), Ptr(dy), Stride(dy), Ptr(dx), Stride(dx),
+            Launch1D("batch_norm_finish_bwd", x.C, LaunchCost.Fp32(read: c, written: 2 * c, flops: 2 * c * chunks + 2 * c, otherBytes: partBytes), $"{x}", parts, chunks, x.C, Ptr(p.SaveInvStd), dgamma, dbeta);
+        // Cost: x, dy (and y) read again, dx written (and read when accumulating), five per-channel values; ~10 FLOPs per element.
+        Launch1D("batch_norm_bwd_data", x.Count,
+            LaunchCost.Fp32(read: (passes + (accumulate ? 1 : 0)) * x.Count + 5 * c, written: x.Count, flops: (accumulate ? 11 : 10) * x.Count), $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), Ptr(dy), Stride(dy), Ptr(dx), Stride(dx),
             x.N, x.C, x.Plane, Ptr(p.Weight), Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, o.Relu ? 1 : 0, accumulate ? 1 : 0);
     }
 }

@@ -11,6 +11,11 @@ namespace GhostNet.Cuda;
 /// made; errors inside kernels surface at the next synchronisation (a download, or
 /// <see cref="Synchronize"/>) with the call that found them. Op families live in the partial
 /// files beside this one.
+/// Every launch goes through <see cref="Launch"/> with its modelled cost (<see cref="LaunchCost"/>,
+/// written next to each launch call); with a <see cref="Recorder"/> each launch is recorded under
+/// the op family of the call that made it (<see cref="OpFamily"/>), and with
+/// <see cref="IssueLaunches"/> off launches are recorded but not issued. <see cref="ForModel"/>
+/// makes a backend with no device at all, for modelling a step of any size anywhere.
 /// </summary>
 public sealed unsafe partial class CudaBackend : IBackend
 {
@@ -21,6 +26,10 @@ public sealed unsafe partial class CudaBackend : IBackend
     private readonly List<CudaModule> _modules = [];
     private readonly Dictionary<string, (IntPtr Function, string File)> _kernels = [];
     private CudaBuffer? _workspace, _partials;
+    private readonly bool _unbacked; // ForModel: no context, no memory, no launches
+    private ulong _nextAddress = 1UL << 40;
+    private bool _issue = true;
+    private string _family = "(no op)";
 
     /// <summary>Uses the primary context of device <paramref name="ordinal"/> and a stream of its own.</summary>
     public CudaBackend(int ordinal = 0, KernelCache? cache = null)
@@ -52,12 +61,55 @@ public sealed unsafe partial class CudaBackend : IBackend
         LoadKernels(cache ?? new KernelCache(KernelCache.DefaultDirectory));
     }
 
+    /// <summary>
+    /// A backend without a device that behaves as one with <paramref name="device"/>'s SM count:
+    /// allocations are address ranges that no memory backs, copies and synchronisation do
+    /// nothing (downloads give NaN), and launches are recorded in <see cref="Recorder"/> and never
+    /// issued. It runs the same host code as a real backend, so it records the launches a real one
+    /// would make. Needs neither a driver nor NVRTC: the kernel names come from the embedded sources.
+    /// </summary>
+    public static CudaBackend ForModel(CudaDeviceInfo device, LaunchRecorder? recorder = null) => new(device, recorder ?? new LaunchRecorder());
+
+    private CudaBackend(CudaDeviceInfo device, LaunchRecorder recorder)
+    {
+        Device = device;
+        _unbacked = true;
+        _issue = false;
+        Recorder = recorder;
+        foreach (var file in KernelSources.Files)
+            foreach (var name in KernelNames(KernelSources.Source(file)))
+                _kernels[name] = (IntPtr.Zero, file);
+    }
+
     public CudaDeviceInfo Device { get; }
+
+    /// <summary>True for a <see cref="ForModel"/> backend: no device behind it.</summary>
+    public bool IsModelOnly => _unbacked;
+
+    /// <summary>Where launches are recorded (with their cost and op family), or null: not recorded.</summary>
+    public LaunchRecorder? Recorder { get; set; }
+
+    /// <summary>
+    /// Whether launches reach the device. Off, a launch is checked and recorded but not issued, so
+    /// its outputs keep whatever they held. Always off for a <see cref="ForModel"/> backend.
+    /// </summary>
+    public bool IssueLaunches
+    {
+        get => _issue;
+        set => _issue = !value || !_unbacked ? value : throw new InvalidOperationException("a model-only backend has no device to launch on");
+    }
+
+    /// <summary>Launches this backend has issued to the device (cuLaunchKernel returned success).</summary>
+    public long IssuedLaunches { get; private set; }
+
     public string Name => Device.ToString();
     public IntPtr Stream => _stream;
 
     /// <summary>Binds this backend's context to the calling thread (the driver API's current context is per thread).</summary>
-    public void MakeCurrent() => CudaException.Check(Driver.cuCtxSetCurrent(_context), "cuCtxSetCurrent");
+    public void MakeCurrent()
+    {
+        if (!_unbacked) CudaException.Check(Driver.cuCtxSetCurrent(_context), "cuCtxSetCurrent");
+    }
 
     private void LoadKernels(KernelCache cache)
     {
@@ -85,12 +137,27 @@ public sealed unsafe partial class CudaBackend : IBackend
         System.Text.RegularExpressions.Regex.Matches(source, @"^KERNEL\s+void\s+(\w+)\s*\(", System.Text.RegularExpressions.RegexOptions.Multiline)
             .Select(m => m.Groups[1].Value);
 
-    public DeviceBuffer Allocate(long elements) => new CudaBuffer(elements, _stream);
+    public DeviceBuffer Allocate(long elements)
+    {
+        if (!_unbacked) return new CudaBuffer(elements, _stream);
+        ulong address = _nextAddress;
+        _nextAddress += (checked((ulong)elements * 4) + 255) / 256 * 256 + 256;
+        return new CudaBuffer(elements, address);
+    }
+
+    /// <summary>Names the op family of the calls that follow (and counts the call), for the launch recorder.</summary>
+    private void Op(string family)
+    {
+        _family = family;
+        Recorder?.Call(family);
+    }
 
     public void Upload(ReadOnlySpan<float> source, in Tensor destination)
     {
+        Op(OpFamily.Upload);
         destination.RequireContiguous("upload");
         if (source.Length != destination.Count) throw new ArgumentException($"upload of {source.Length} values into {destination}");
+        if (_unbacked) return;
         fixed (float* p = source)
         {
             CudaException.Check(Driver.cuMemcpyHtoDAsync(Ptr(destination), p, (nuint)source.Length * 4, _stream), "cuMemcpyHtoDAsync", $"into {destination}");
@@ -100,8 +167,14 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public void Download(in Tensor source, Span<float> destination)
     {
+        Op(OpFamily.Download);
         source.RequireContiguous("download");
         if (destination.Length != source.Count) throw new ArgumentException($"download of {source} into {destination.Length} values");
+        if (_unbacked)
+        {
+            destination.Fill(float.NaN); // nothing was computed
+            return;
+        }
         fixed (float* p = destination)
         {
             CudaException.Check(Driver.cuMemcpyDtoHAsync(p, Ptr(source), (nuint)destination.Length * 4, _stream), "cuMemcpyDtoHAsync", $"from {source}");
@@ -115,8 +188,10 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public void Synchronize() => Sync("synchronize");
 
-    private void Sync(string after) =>
-        CudaException.Check(Driver.cuStreamSynchronize(_stream), "cuStreamSynchronize", $"after {after} (an earlier kernel may have failed)");
+    private void Sync(string after)
+    {
+        if (!_unbacked) CudaException.Check(Driver.cuStreamSynchronize(_stream), "cuStreamSynchronize", $"after {after} (an earlier kernel may have failed)");
+    }
 
     /// <summary>Device address of element (0, C0, 0, 0) of a view.</summary>
     internal static ulong Ptr(in Tensor t)
@@ -139,7 +214,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (buffer is null || buffer.Length < elements)
         {
             buffer?.Dispose();
-            buffer = new CudaBuffer(elements, _stream);
+            buffer = (CudaBuffer)Allocate(elements);
         }
         return buffer.Pointer;
     }
@@ -159,10 +234,17 @@ public sealed unsafe partial class CudaBackend : IBackend
     /// <summary>Grid of a grid-stride elementwise kernel: enough blocks to fill the device, no more than the work.</summary>
     private uint Blocks(long total) => (uint)Math.Max(1, Math.Min((total + Threads - 1) / Threads, (long)Device.Multiprocessors * 32));
 
-    private void Launch(string kernel, uint gridX, uint gridY, uint gridZ, uint block, DeferredText context, params ReadOnlySpan<KernelArg> args)
+    /// <summary>
+    /// The one place every kernel launch goes through. <paramref name="cost"/> is the launch's
+    /// modelled DRAM bytes and FLOPs (docs/kernels.md, "Modelled cost per training step"),
+    /// computed at the call from the same shapes as the grid: change it with the kernel.
+    /// </summary>
+    private void Launch(string kernel, uint gridX, uint gridY, uint gridZ, uint block, in LaunchCost cost, DeferredText context, params ReadOnlySpan<KernelArg> args)
     {
         if (!_kernels.TryGetValue(kernel, out var k)) throw new InvalidOperationException($"no kernel named {kernel}");
         if (gridX == 0 || gridY == 0 || gridZ == 0) return; // empty tensor
+        Recorder?.Add(new LaunchRecord(kernel, _family, gridX, gridY, gridZ, block, cost));
+        if (!_issue) return;
         ulong* values = stackalloc ulong[args.Length];
         void** pointers = stackalloc void*[args.Length];
         for (int i = 0; i < args.Length; i++)
@@ -173,10 +255,11 @@ public sealed unsafe partial class CudaBackend : IBackend
         int result = Driver.cuLaunchKernel(k.Function, gridX, gridY, gridZ, block, 1, 1, 0, _stream, pointers, null);
         if (result != Driver.Success)
             throw new CudaException($"{kernel} launch failed ({CuResultNames.Of(result)}) for {context.ToString()} (grid {gridX}x{gridY}x{gridZ}, block {block})", result);
+        IssuedLaunches++;
     }
 
-    private void Launch1D(string kernel, long total, DeferredText context, params ReadOnlySpan<KernelArg> args) =>
-        Launch(kernel, Blocks(total), 1, 1, Threads, context, args);
+    private void Launch1D(string kernel, long total, in LaunchCost cost, DeferredText context, params ReadOnlySpan<KernelArg> args) =>
+        Launch(kernel, Blocks(total), 1, 1, Threads, cost, context, args);
 
     public void Dispose()
     {
@@ -184,6 +267,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         _partials?.Dispose();
         foreach (var m in _modules) m.Dispose();
         _modules.Clear();
+        if (_unbacked) return;
         if (_ownsStream) Driver.cuStreamDestroy(_stream);
         if (_ownsContext)
         {

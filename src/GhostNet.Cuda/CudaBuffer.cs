@@ -3,10 +3,22 @@ using GhostNet.Cuda.Interop;
 
 namespace GhostNet.Cuda;
 
-/// <summary>Device memory of 4-byte elements, zeroed at allocation like the CPU backend's.</summary>
+/// <summary>
+/// Device memory of 4-byte elements, zeroed at allocation like the CPU backend's; or, for a
+/// backend that only models launches (<see cref="CudaBackend.ForModel"/>), an address range that
+/// no memory backs and nothing ever dereferences.
+/// </summary>
 internal sealed class CudaBuffer : DeviceBuffer
 {
     private ulong _pointer;
+    private readonly bool _unbacked;
+
+    /// <summary>An address range without memory.</summary>
+    public CudaBuffer(long length, ulong address) : base(length)
+    {
+        _pointer = address;
+        _unbacked = true;
+    }
 
     public CudaBuffer(long length, IntPtr stream) : base(length)
     {
@@ -27,7 +39,7 @@ internal sealed class CudaBuffer : DeviceBuffer
     public override void Dispose()
     {
         if (_pointer == 0) return;
-        Driver.cuMemFree(_pointer);
+        if (!_unbacked) Driver.cuMemFree(_pointer);
         _pointer = 0;
     }
 }

@@ -5,6 +5,8 @@ namespace GhostNet.Cuda;
 public sealed record CudaDeviceInfo(int Ordinal, string Name, int Major, int Minor, int Multiprocessors, long TotalMemory)
 {
     public string Architecture => $"sm_{Major}{Minor}";
+    /// <summary>The CUDA emulator of tools/cuda-emulator: its times are the host CPU's, not a GPU's.</summary>
+    public bool IsEmulator => Name.Contains("CUDA emulator", StringComparison.Ordinal);
     public override string ToString() => $"cuda:{Ordinal} {Name} ({Architecture}, {Multiprocessors} SMs, {TotalMemory / (1 << 20):N0} MiB)";
 }
 

@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace GhostNet.Backends;
 
 /// <summary>
-/// Wraps a backend and times every call per op family (synchronising the device around each, so
+/// Wraps a backend and times every call per op family (<see cref="OpFamily"/>; synchronising the device around each, so
 /// the times are the kernels', at the cost of overlap): where a training step's time goes.
 /// Disposes the inner backend only when it was handed over (<paramref name="ownsInner"/>).
 /// </summary>
@@ -33,39 +33,39 @@ public sealed class ProfilingBackend(IBackend inner, bool ownsInner = true) : IB
     }
 
     public DeviceBuffer Allocate(long elements) => inner.Allocate(elements);
-    public void Upload(ReadOnlySpan<float> source, in Tensor destination) { var t = Begin(); inner.Upload(source, destination); End("upload", t); }
-    public void Download(in Tensor source, Span<float> destination) { var t = Begin(); inner.Download(source, destination); End("download", t); }
-    public void UploadInts(ReadOnlySpan<int> source, in Tensor destination) { var t = Begin(); inner.UploadInts(source, destination); End("upload", t); }
-    public void DownloadInts(in Tensor source, Span<int> destination) { var t = Begin(); inner.DownloadInts(source, destination); End("download", t); }
-    public void Fill(in Tensor tensor, float value) { var t = Begin(); inner.Fill(tensor, value); End("fill", t); }
+    public void Upload(ReadOnlySpan<float> source, in Tensor destination) { var t = Begin(); inner.Upload(source, destination); End(OpFamily.Upload, t); }
+    public void Download(in Tensor source, Span<float> destination) { var t = Begin(); inner.Download(source, destination); End(OpFamily.Download, t); }
+    public void UploadInts(ReadOnlySpan<int> source, in Tensor destination) { var t = Begin(); inner.UploadInts(source, destination); End(OpFamily.Upload, t); }
+    public void DownloadInts(in Tensor source, Span<int> destination) { var t = Begin(); inner.DownloadInts(source, destination); End(OpFamily.Download, t); }
+    public void Fill(in Tensor tensor, float value) { var t = Begin(); inner.Fill(tensor, value); End(OpFamily.Fill, t); }
     public void Synchronize() => inner.Synchronize();
 
-    public void ConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g) { var t = Begin(); inner.ConvForward(x, w, y, g); End("dense conv fwd", t); }
-    public void ConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g) { var t = Begin(); inner.ConvBackward(x, w, dy, dx, accumulate, dw, g); End("dense conv bwd", t); }
-    public void PointwiseConvForward(in Tensor x, in Tensor w, in Tensor y) { var t = Begin(); inner.PointwiseConvForward(x, w, y); End("pointwise conv fwd", t); }
-    public void PointwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw) { var t = Begin(); inner.PointwiseConvBackward(x, w, dy, dx, accumulate, dw); End("pointwise conv bwd", t); }
-    public void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g) { var t = Begin(); inner.DepthwiseConvForward(x, w, y, g); End("depthwise conv fwd", t); }
-    public void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g) { var t = Begin(); inner.DepthwiseConvBackward(x, w, dy, dx, accumulate, dw, g); End("depthwise conv bwd", t); }
-    public void BatchNormTrainForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o) { var t = Begin(); inner.BatchNormTrainForward(x, y, p, o); End("batch norm fwd", t); }
-    public void BatchNormEvalForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o) { var t = Begin(); inner.BatchNormEvalForward(x, y, p, o); End("batch norm fwd", t); }
-    public void BatchNormBackward(in Tensor x, in Tensor y, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o) { var t = Begin(); inner.BatchNormBackward(x, y, dy, dx, accumulate, p, o); End("batch norm bwd", t); }
-    public void Add(in Tensor a, in Tensor b, in Tensor y) { var t = Begin(); inner.Add(a, b, y); End("elementwise", t); }
-    public void CopyOrAccumulate(in Tensor src, in Tensor dst, bool accumulate) { var t = Begin(); inner.CopyOrAccumulate(src, dst, accumulate); End("elementwise", t); }
-    public void Relu(in Tensor x, in Tensor y) { var t = Begin(); inner.Relu(x, y); End("elementwise", t); }
-    public void ReluBackward(in Tensor y, in Tensor dy, in Tensor dx, bool accumulate) { var t = Begin(); inner.ReluBackward(y, dy, dx, accumulate); End("elementwise", t); }
-    public void HardSigmoid(in Tensor x, in Tensor y) { var t = Begin(); inner.HardSigmoid(x, y); End("squeeze-excite", t); }
-    public void HardSigmoidBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate) { var t = Begin(); inner.HardSigmoidBackward(x, dy, dx, accumulate); End("squeeze-excite", t); }
-    public void ChannelScale(in Tensor x, in Tensor s, in Tensor y) { var t = Begin(); inner.ChannelScale(x, s, y); End("squeeze-excite", t); }
-    public void ChannelScaleBackward(in Tensor x, in Tensor s, in Tensor dy, in Tensor dx, bool accumulate, in Tensor ds) { var t = Begin(); inner.ChannelScaleBackward(x, s, dy, dx, accumulate, ds); End("squeeze-excite", t); }
-    public void GlobalAvgPool(in Tensor x, in Tensor y) { var t = Begin(); inner.GlobalAvgPool(x, y); End("pooling", t); }
-    public void GlobalAvgPoolBackward(in Tensor dy, in Tensor dx, bool accumulate) { var t = Begin(); inner.GlobalAvgPoolBackward(dy, dx, accumulate); End("pooling", t); }
-    public void LinearForward(in Tensor x, in Tensor w, in Tensor b, in Tensor y) { var t = Begin(); inner.LinearForward(x, w, b, y); End("linear", t); }
-    public void LinearBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db) { var t = Begin(); inner.LinearBackward(x, w, dy, dx, accumulate, dw, db); End("linear", t); }
-    public void DropoutForward(in Tensor x, in Tensor y, float p, ulong seed) { var t = Begin(); inner.DropoutForward(x, y, p, seed); End("head (dropout, loss, top-k)", t); }
-    public void DropoutBackward(in Tensor dy, in Tensor dx, bool accumulate, float p, ulong seed) { var t = Begin(); inner.DropoutBackward(dy, dx, accumulate, p, seed); End("head (dropout, loss, top-k)", t); }
-    public void SoftmaxCrossEntropy(in Tensor logits, in Tensor labels, in Tensor losses, in Tensor dlogits, float labelSmoothing) { var t = Begin(); inner.SoftmaxCrossEntropy(logits, labels, losses, dlogits, labelSmoothing); End("head (dropout, loss, top-k)", t); }
-    public void TopKRank(in Tensor logits, in Tensor labels, in Tensor ranks) { var t = Begin(); inner.TopKRank(logits, labels, ranks); End("head (dropout, loss, top-k)", t); }
-    public void SgdStep(in Tensor param, in Tensor grad, in Tensor momentum, SgdHyper h) { var t = Begin(); inner.SgdStep(param, grad, momentum, h); End("sgd", t); }
+    public void ConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g) { var t = Begin(); inner.ConvForward(x, w, y, g); End(OpFamily.DenseConvForward, t); }
+    public void ConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g) { var t = Begin(); inner.ConvBackward(x, w, dy, dx, accumulate, dw, g); End(OpFamily.DenseConvBackward, t); }
+    public void PointwiseConvForward(in Tensor x, in Tensor w, in Tensor y) { var t = Begin(); inner.PointwiseConvForward(x, w, y); End(OpFamily.PointwiseConvForward, t); }
+    public void PointwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw) { var t = Begin(); inner.PointwiseConvBackward(x, w, dy, dx, accumulate, dw); End(OpFamily.PointwiseConvBackward, t); }
+    public void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g) { var t = Begin(); inner.DepthwiseConvForward(x, w, y, g); End(OpFamily.DepthwiseConvForward, t); }
+    public void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g) { var t = Begin(); inner.DepthwiseConvBackward(x, w, dy, dx, accumulate, dw, g); End(OpFamily.DepthwiseConvBackward, t); }
+    public void BatchNormTrainForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o) { var t = Begin(); inner.BatchNormTrainForward(x, y, p, o); End(OpFamily.BatchNormForward, t); }
+    public void BatchNormEvalForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o) { var t = Begin(); inner.BatchNormEvalForward(x, y, p, o); End(OpFamily.BatchNormForward, t); }
+    public void BatchNormBackward(in Tensor x, in Tensor y, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o) { var t = Begin(); inner.BatchNormBackward(x, y, dy, dx, accumulate, p, o); End(OpFamily.BatchNormBackward, t); }
+    public void Add(in Tensor a, in Tensor b, in Tensor y) { var t = Begin(); inner.Add(a, b, y); End(OpFamily.Elementwise, t); }
+    public void CopyOrAccumulate(in Tensor src, in Tensor dst, bool accumulate) { var t = Begin(); inner.CopyOrAccumulate(src, dst, accumulate); End(OpFamily.Elementwise, t); }
+    public void Relu(in Tensor x, in Tensor y) { var t = Begin(); inner.Relu(x, y); End(OpFamily.Elementwise, t); }
+    public void ReluBackward(in Tensor y, in Tensor dy, in Tensor dx, bool accumulate) { var t = Begin(); inner.ReluBackward(y, dy, dx, accumulate); End(OpFamily.Elementwise, t); }
+    public void HardSigmoid(in Tensor x, in Tensor y) { var t = Begin(); inner.HardSigmoid(x, y); End(OpFamily.SqueezeExcite, t); }
+    public void HardSigmoidBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate) { var t = Begin(); inner.HardSigmoidBackward(x, dy, dx, accumulate); End(OpFamily.SqueezeExcite, t); }
+    public void ChannelScale(in Tensor x, in Tensor s, in Tensor y) { var t = Begin(); inner.ChannelScale(x, s, y); End(OpFamily.SqueezeExcite, t); }
+    public void ChannelScaleBackward(in Tensor x, in Tensor s, in Tensor dy, in Tensor dx, bool accumulate, in Tensor ds) { var t = Begin(); inner.ChannelScaleBackward(x, s, dy, dx, accumulate, ds); End(OpFamily.SqueezeExcite, t); }
+    public void GlobalAvgPool(in Tensor x, in Tensor y) { var t = Begin(); inner.GlobalAvgPool(x, y); End(OpFamily.Pooling, t); }
+    public void GlobalAvgPoolBackward(in Tensor dy, in Tensor dx, bool accumulate) { var t = Begin(); inner.GlobalAvgPoolBackward(dy, dx, accumulate); End(OpFamily.Pooling, t); }
+    public void LinearForward(in Tensor x, in Tensor w, in Tensor b, in Tensor y) { var t = Begin(); inner.LinearForward(x, w, b, y); End(OpFamily.Linear, t); }
+    public void LinearBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db) { var t = Begin(); inner.LinearBackward(x, w, dy, dx, accumulate, dw, db); End(OpFamily.Linear, t); }
+    public void DropoutForward(in Tensor x, in Tensor y, float p, ulong seed) { var t = Begin(); inner.DropoutForward(x, y, p, seed); End(OpFamily.Head, t); }
+    public void DropoutBackward(in Tensor dy, in Tensor dx, bool accumulate, float p, ulong seed) { var t = Begin(); inner.DropoutBackward(dy, dx, accumulate, p, seed); End(OpFamily.Head, t); }
+    public void SoftmaxCrossEntropy(in Tensor logits, in Tensor labels, in Tensor losses, in Tensor dlogits, float labelSmoothing) { var t = Begin(); inner.SoftmaxCrossEntropy(logits, labels, losses, dlogits, labelSmoothing); End(OpFamily.Head, t); }
+    public void TopKRank(in Tensor logits, in Tensor labels, in Tensor ranks) { var t = Begin(); inner.TopKRank(logits, labels, ranks); End(OpFamily.Head, t); }
+    public void SgdStep(in Tensor param, in Tensor grad, in Tensor momentum, SgdHyper h) { var t = Begin(); inner.SgdStep(param, grad, momentum, h); End(OpFamily.Sgd, t); }
 
     public void Dispose()
     {

@@ -125,6 +125,7 @@ public class OptionFamilyTests : TempFolderTest
             cases.Add((["bench", .. tiny, "--threads", v], v == "0"));
             cases.Add((["bench", .. tiny, "--train-batches", v], false));
             cases.Add((["bench", .. tiny, "--infer-batches", v], false));
+            cases.Add((["bench", .. tiny, "--profile-batch", v], false));
         }
         foreach (var (args, accepted) in cases)
         {

@@ -82,6 +82,10 @@ public class CudaTrainCommandTests : TempFolderTest
             "--steps", "1", "--warmup", "0", "--profile");
         Assert.That(bench.Code, Is.Zero, bench.Err);
         Assert.That(bench.Out, Does.Contain("| train | 4 |").And.Contain("| inference | 1 |").And.Contain("pointwise conv bwd"));
+        // The emulator's times are the host's: measured apart, the model on H200's figures (its SM count: 132).
+        Assert.That(bench.Out, Does.Contain("emulated, not GPU time").And.Contain("Modelled training step (GhostNet width 0.25 at 32x32, batch 4) on NVIDIA H200 SXM")
+            .And.Contain("| launches per step | <= 350 |").And.Not.Contain("measured ms"));
+        Assert.That(bench.Out, Does.Match(@"Launches issued in the measured step: \d+ \(modelled with 132 SMs: \d+\)"));
     }
 
     [Test]

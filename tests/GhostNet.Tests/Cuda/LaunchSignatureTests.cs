@@ -71,7 +71,7 @@ public class LaunchSignatureTests
             foreach (Match m in Regex.Matches(text, @"\b(Launch1D|Launch)\(\s*(?:""(\w+)""|(GemmKernels)\[|DepthwiseKernels\[(\d)\])"))
             {
                 var args = Arguments(text, text.IndexOf('(', m.Index));
-                int fixedArgs = m.Groups[1].Value == "Launch" ? 6 : 3; // kernel, grid x/y/z, block, context | kernel, total, context
+                int fixedArgs = m.Groups[1].Value == "Launch" ? 7 : 4; // kernel, grid x/y/z, block, cost, context | kernel, total, cost, context
                 // Launch(GemmKernels[index], ...) is a launch of each of gemm.cu's tile kernels.
                 // Launch(DepthwiseKernels[op][variant], ...) likewise of each <k, stride> variant of the op.
                 var names = m.Groups[3].Success ? CudaBackend.GemmKernels.ToList()
