@@ -17,6 +17,6 @@ if [ -z "${SKIP_EMULATOR:-}" ]; then
   dotnet test --project tests/GhostNet.Tests/GhostNet.Tests.csproj -c Release --no-build --filter Category=Gpu || status=$?
   echo "== kernel tests on the CUDA emulator, threads run last to first =="
   GHOSTNET_EMU_ORDER=reverse dotnet test --project tests/GhostNet.Tests/GhostNet.Tests.csproj -c Release --no-build \
-    --filter "FullyQualifiedName~CudaOpTests|FullyQualifiedName~EmulatorTests|FullyQualifiedName~WarpShuffleTests" || status=$?
+    --filter "FullyQualifiedName~CudaOpTests|FullyQualifiedName~EmulatorTests|FullyQualifiedName~WarpShuffleTests|FullyQualifiedName~WarpMatrixTests" || status=$?
 fi
 exit "$status"

@@ -1,9 +1,10 @@
 // driver.cpp — libcuda.so.1 of the CUDA emulator: the driver API entry points GhostNet.Cuda binds,
 // over host memory. "Modules" are the shared objects the fake NVRTC (nvrtc.cpp) builds; a launch
 // runs the grid on the calling thread before it returns, so streams and events are trivially in
-// order. Device memory is poisoned with NaN bytes and ends at a PROT_NONE page, so a kernel that
-// reads unwritten memory produces NaN and one that runs off the end of a buffer faults; the fault
-// becomes CUDA_ERROR_ILLEGAL_ADDRESS with the kernel, block and thread printed.
+// order. Device memory is poisoned with NaN bytes, 256-byte aligned as cuMemAlloc's is, and ends
+// within 255 bytes of a PROT_NONE page, so a kernel that reads unwritten memory produces NaN and
+// one that runs off the end of a buffer faults (past the slack) or spoils the slack's canary
+// (checked after every launch); either becomes CUDA_ERROR_ILLEGAL_ADDRESS with the kernel printed.
 #include <dlfcn.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -43,11 +44,13 @@ constexpr uint64_t TotalMemory = 16ull << 30;
 constexpr size_t Page = 4096;
 constexpr int MaxThreads = 1024;
 constexpr size_t StackBytes = 64 * 1024;
+constexpr size_t Alignment = 256; // what cuMemAlloc guarantees, so float4 and cp.async 16 data is aligned
+constexpr unsigned char Canary = 0xFF; // the slack after a buffer: NaN when read, checked after each launch
 
 struct Allocation
 {
     void* base;
-    size_t mapped, bytes;
+    size_t mapped, bytes, slack; // slack: the bytes between the buffer's end and the guard page
 };
 
 struct Module
@@ -175,23 +178,65 @@ EXPORT int cuMemGetInfo_v2(size_t* free, size_t* total)
     return Success;
 }
 
+// The buffer starts 256-byte aligned and ends as close to a PROT_NONE guard page as that allows:
+// bytes % 256 == 0 ends at the page, otherwise up to 255 bytes of slack lie between. An access
+// beyond the slack faults at once; a write into the slack (which reads as NaN) is found after the
+// launch by the canary check below. A read of the slack, or a write of 0xFF bytes into it, goes
+// unnoticed: sizes that are multiples of 256 bytes have no slack.
 EXPORT int cuMemAlloc_v2(uint64_t* pointer, size_t bytes)
 {
     if (bytes == 0) return InvalidValue;
-    size_t rounded = (bytes + 7) & ~size_t{7}; // 8-byte alignment for double and i64 data
-    size_t mapped = (rounded + Page - 1) / Page * Page + Page;
+    size_t slack = (Alignment - bytes % Alignment) % Alignment;
+    size_t span = bytes + slack;
+    size_t mapped = (span + Page - 1) / Page * Page + Page;
     std::lock_guard g(lock);
     if (used + bytes > TotalMemory) return OutOfMemory;
     void* base = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) return OutOfMemory;
     char* guard = static_cast<char*>(base) + mapped - Page;
     mprotect(guard, Page, PROT_NONE);
-    char* start = guard - rounded;
-    memset(start, 0xFF, rounded); // NaN in every float and double
+    char* start = guard - span;
+    memset(start, 0xFF, bytes); // NaN in every float and double
+    memset(start + bytes, Canary, slack);
     *pointer = reinterpret_cast<uint64_t>(start);
-    allocations[*pointer] = {base, mapped, bytes};
+    allocations[*pointer] = {base, mapped, bytes, slack};
     used += bytes;
     return Success;
+}
+
+// After a launch (under the lock): the first allocation whose slack a kernel wrote, reported and
+// its canary restored. False when every canary is intact.
+bool slack_was_written(const std::string& kernel)
+{
+    for (auto& [start, a] : allocations)
+    {
+        auto* tail = reinterpret_cast<unsigned char*>(start + a.bytes);
+        for (size_t i = 0; i < a.slack; i++)
+            if (tail[i] != Canary)
+            {
+                fprintf(stderr, "cuda emulator: %s wrote past the end of a %zu-byte allocation (at byte %zu after its end): an access outside device memory\n",
+                        kernel.c_str(), a.bytes, i);
+                memset(tail, Canary, a.slack);
+                return true;
+            }
+    }
+    return false;
+}
+
+// A host copy or memset must stay inside one allocation (the driver refuses the rest too), so the
+// canaries only ever catch kernels.
+bool inside_allocation(uint64_t pointer, size_t bytes, const char* call)
+{
+    if (bytes == 0) return true;
+    std::lock_guard g(lock);
+    auto it = allocations.upper_bound(pointer);
+    if (it != allocations.begin())
+    {
+        --it;
+        if (pointer >= it->first && pointer - it->first <= it->second.bytes && bytes <= it->second.bytes - (pointer - it->first)) return true;
+    }
+    fprintf(stderr, "cuda emulator: %s of %zu bytes at 0x%llx is not inside one allocation\n", call, bytes, static_cast<unsigned long long>(pointer));
+    return false;
 }
 
 EXPORT int cuMemFree_v2(uint64_t pointer)
@@ -207,18 +252,21 @@ EXPORT int cuMemFree_v2(uint64_t pointer)
 
 EXPORT int cuMemcpyHtoDAsync_v2(uint64_t destination, const void* source, size_t bytes, void*)
 {
+    if (!inside_allocation(destination, bytes, "cuMemcpyHtoD")) return InvalidValue;
     memcpy(reinterpret_cast<void*>(destination), source, bytes);
     return Success;
 }
 
 EXPORT int cuMemcpyDtoHAsync_v2(void* destination, uint64_t source, size_t bytes, void*)
 {
+    if (!inside_allocation(source, bytes, "cuMemcpyDtoH")) return InvalidValue;
     memcpy(destination, reinterpret_cast<const void*>(source), bytes);
     return Success;
 }
 
 EXPORT int cuMemsetD32Async(uint64_t destination, unsigned value, size_t count, void*)
 {
+    if (count > SIZE_MAX / 4 || !inside_allocation(destination, count * 4, "cuMemsetD32")) return InvalidValue;
     auto* p = reinterpret_cast<unsigned*>(destination);
     for (size_t i = 0; i < count; i++) p[i] = value;
     return Success;
@@ -308,12 +356,14 @@ EXPORT int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz,
         char where[128];
         f->module->where(where, sizeof where);
         fprintf(stderr, "cuda emulator: %s faulted (signal %d) in %s: an access outside device memory\n", f->name.c_str(), sig, where);
+        slack_was_written(f->name); // restores the canaries, so a later launch is not blamed
         return IllegalAddress;
     }
     fault_jump = &jump;
     int result = f->module->launch(f->wrapper, grid, block, params, stacks, StackBytes);
     fault_jump = nullptr;
     if (result != Success) fprintf(stderr, "cuda emulator: %s failed: %s\n", f->name.c_str(), f->module->error());
+    if (slack_was_written(f->name) && result == Success) result = IllegalAddress;
     return result;
 }
 

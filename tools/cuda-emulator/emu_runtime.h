@@ -357,3 +357,4 @@ T atomicAdd(T* p, T v)
     *p = old + v;
     return old;
 }
+#include "emu_warp_matrix.h"

@@ -82,15 +82,19 @@ int compile(Program& p, const std::vector<std::string>& options)
     unit << "#include \"" << (own_folder() / "emu_runtime.h").string() << "\"\n#include \"" << file << "\"\n";
     for (auto& k : kernel_names(p.source))
         unit << "extern \"C\" __attribute__((visibility(\"default\"))) void " << emu_image::WrapperPrefix << k
-             << "(void** a) { emu::invoke(&" << k << ", a); }\n";
+             << "(void** a) { emu::wm::begin_thread(); emu::invoke(&" << k << ", a); }\n";
     std::ofstream(dir / "unit.cpp") << unit.str();
 
+    // -fsanitize=alignment: a misaligned typed access (a float4 load from a pointer that is only
+    // 4-byte aligned) calls emu_warp_matrix.h's handler, which fails the launch. Compiled and
+    // linked in two steps, so the link does not add libubsan (that handler replaces it).
     const char* cxx = getenv("GHOSTNET_EMU_CXX");
-    std::string command = std::string(cxx && *cxx ? cxx : "g++") +
-                          " -std=c++17 -O2 -march=native -fPIC -shared -fvisibility=hidden -fno-strict-aliasing -w";
+    std::string compiler = cxx && *cxx ? cxx : "g++";
+    std::string command = compiler + " -std=c++17 -O2 -march=native -fPIC -fvisibility=hidden -fno-strict-aliasing -fsanitize=alignment -w";
     for (auto& o : options)
         if (o.rfind("-D", 0) == 0 || o.rfind("-I", 0) == 0) command += " " + quote(o);
-    command += " -I" + quote(dir.string()) + " -o " + quote((dir / "module.so").string()) + " " + quote((dir / "unit.cpp").string()) + " 2>&1";
+    command += " -I" + quote(dir.string()) + " -c -o " + quote((dir / "unit.o").string()) + " " + quote((dir / "unit.cpp").string()) + " 2>&1 && " +
+               compiler + " -shared -o " + quote((dir / "module.so").string()) + " " + quote((dir / "unit.o").string()) + " 2>&1";
     p.log.clear();
     int status = -1;
     if (FILE* out = popen(command.c_str(), "r"))
@@ -118,8 +122,9 @@ int compile(Program& p, const std::vector<std::string>& options)
 }
 } // namespace
 
-// Version 0.<checksum of emu_runtime.h>: not a real NVRTC, so kernel cache keys never collide
-// with real cubins, and a changed runtime header invalidates modules built with the old one.
+// Version 0.<checksum of emu_runtime.h, emu_warp_matrix.h and this file>: not a real NVRTC, so
+// kernel cache keys never collide with real cubins, and a changed runtime header or build
+// invalidates modules built with the old one.
 #ifndef EMU_RUNTIME_CHECKSUM
 #error "build with -DEMU_RUNTIME_CHECKSUM=... (build.sh does)"
 #endif

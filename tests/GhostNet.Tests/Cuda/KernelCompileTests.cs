@@ -37,6 +37,36 @@ public class KernelCompileTests
         Assert.That(cubin.AsSpan(0, 4).ToArray(), Is.EqualTo(new byte[] { 0x7f, (byte)'E', (byte)'L', (byte)'F' }), "a cubin is an ELF image");
     }
 
+    /// <summary>
+    /// kernels/mma.cuh is a header no kernel file uses yet: its inline PTX (mma.sync, ldmatrix,
+    /// cp.async, cvt.rna.tf32, cvt.rn.bf16x2) is checked through WarpMatrixTests' kernels, which
+    /// use every function of it. ptxas must accept it for sm_80 and sm_90.
+    /// </summary>
+    [TestCase("sm_80")]
+    [TestCase("sm_90")]
+    public void The_tensor_core_header_compiles_to_cubin(string arch)
+    {
+        RequireNvrtc();
+        var cubin = RuntimeCompiler.Compile("warp_matrix.cu", WarpMatrixTests.Source, KernelSources.Headers, arch);
+        Assert.That(cubin.AsSpan(0, 4).ToArray(), Is.EqualTo(new byte[] { 0x7f, (byte)'E', (byte)'L', (byte)'F' }), "a cubin is an ELF image");
+    }
+
+    [Test]
+    public void The_tensor_core_header_emits_the_instructions_it_names()
+    {
+        RequireNvrtc();
+        string ptx = System.Text.Encoding.ASCII.GetString(RuntimeCompiler.Compile("warp_matrix.cu", WarpMatrixTests.Source, KernelSources.Headers, "compute_80"));
+        Assert.That(ptx, Does.Contain("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32")
+            .And.Contain("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32")
+            .And.Contain("ldmatrix.sync.aligned.m8n8.x1.shared.b16").And.Contain("ldmatrix.sync.aligned.m8n8.x2.shared.b16")
+            .And.Contain("ldmatrix.sync.aligned.m8n8.x4.shared.b16").And.Contain("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16")
+            .And.Contain("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16").And.Contain("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16")
+            .And.Contain("cp.async.ca.shared.global").And.Contain("cp.async.cg.shared.global").And.Contain("cp.async.commit_group")
+            .And.Contain("cp.async.wait_group").And.Contain("cp.async.wait_all")
+            .And.Contain("cvt.rna.tf32.f32").And.Contain("cvt.rn.bf16x2.f32"), "PTX of the test kernels");
+        Assert.That(ptx, Does.Match(@"ld\.global(\.nc)?\.v4\.").And.Match(@"st\.global\.v4\."), "load_float4 / store_float4 as one 16-byte access");
+    }
+
     [Test]
     public void A_compile_error_reports_the_file_and_the_log()
     {

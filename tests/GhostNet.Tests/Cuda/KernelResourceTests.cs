@@ -55,6 +55,25 @@ public class KernelResourceTests
         Assert.That(failures, Is.Empty, string.Join("\n", failures));
     }
 
+    /// <summary>
+    /// The one-warp GEMM tiles of WarpMatrixTests (cp.async + ldmatrix + mma, the building block
+    /// of the tensor-core GEMM) keep their fragments and accumulators in registers: no stack frame,
+    /// no spills, as the kernels built from them must.
+    /// </summary>
+    [TestCase("sm_80")]
+    [TestCase("sm_90")]
+    public void The_tensor_core_tiles_keep_their_fragments_in_registers(string arch)
+    {
+        KernelCompileTests.RequireNvrtc();
+        var kernels = RuntimeCompiler.CompileWithResources("warp_matrix.cu", WarpMatrixTests.Source, KernelSources.Headers, arch).Kernels;
+        foreach (var name in new[] { "gemm_tf32_tile", "gemm_bf16_tile", "mma_tf32", "mma_bf16", "ldmatrix_rows" })
+        {
+            var k = kernels.Single(r => r.Kernel == name);
+            TestContext.Out.WriteLine($"{arch} {k.Kernel} {k.Registers} {k.StackBytes} {k.SpillStoreBytes} {k.SpillLoadBytes}");
+            Assert.That((k.StackBytes, k.SpillStoreBytes, k.SpillLoadBytes), Is.EqualTo((0, 0, 0)), $"{name}: stack frame and spills");
+        }
+    }
+
     [Test]
     public void The_ptxas_report_is_read_per_kernel()
     {
