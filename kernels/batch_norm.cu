@@ -1,11 +1,12 @@
 // batch_norm.cu — batch norm over (N, H, W) per channel with an optional fused ReLU, PyTorch
 // semantics: the biased variance normalises, the unbiased one enters running_var; momentum
 // weights the new statistic. Statistics and gradient sums: grid (C, S), block (c, s) covering
-// the s-th of S chunks of channel c's N * P values, accumulated in double; the statistics in two
-// passes (mean, then centred second moment). With S = 1 a block writes the results; with S > 1
-// (when C alone cannot fill the device, e.g. 16 channels at 112x112) it writes its part and a
-// finish kernel combines the parts in chunk order, so results never depend on timing.
-// Normalisation and dx: one thread per element. Bound by memory (three or four passes).
+// the s-th of S chunks of channel c's N * P values, accumulated in double; the statistics in one
+// pass (v2; v1 made two). With S = 1 a block writes the results; with S > 1 (when C alone cannot
+// fill the device, e.g. 16 channels at 112x112) it writes its part and the channel's last block
+// to finish combines the parts in chunk order, so results never depend on timing (v2; v1 had a
+// finish kernel). Normalisation and dx: grid-stride loops on an NchwCursor (no division per
+// element). Bound by memory (x read once for the statistics, once to normalise).
 #include "common.cuh"
 
 __device__ __forceinline__ void store_stats(int c, double mean, double var, i64 M, float* __restrict__ save_mean,
@@ -18,28 +19,44 @@ __device__ __forceinline__ void store_stats(int c, double mean, double var, i64 
     running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * var * M / (M - 1));
 }
 
-// Statistics of chunk blockIdx.y (of `chunk` values) of channel blockIdx.x. S = 1: the results;
-// S > 1: (count, mean, centred sum of squares) to parts[(c * S + s) * 3 ...].
+// Called by one thread of each of a channel's S blocks once its part is written: true in the last
+// block to arrive, which then combines the parts (in chunk order: deterministic) and resets the
+// count for the next launch. v1 launched a finish kernel instead: 132 launches a step at 1.0x.
+__device__ __forceinline__ bool last_to_arrive(unsigned* __restrict__ done, int c, int S)
+{
+    __threadfence(); // the part is visible to whichever block arrives last
+    if (atomicAdd(&done[c], 1u) != (unsigned)S - 1) return false;
+    done[c] = 0;
+    __threadfence();
+    return true;
+}
+
+// Statistics of chunk blockIdx.y (of `chunk` values) of channel blockIdx.x, in one pass: sums of
+// d = x - shift and d^2 in double, shift the chunk's first value (so a mean far from 0 costs no
+// precision: v1 read x twice for a centred second moment). S = 1: the results; S > 1: (count,
+// mean, centred sum of squares) to parts[(c * S + s) * 3 ...], combined by the last block.
 KERNEL void batch_norm_stats(const float* __restrict__ x, i64 xs, int N, int C, int P, i64 chunk,
                              float* __restrict__ save_mean, float* __restrict__ save_invstd,
                              float* __restrict__ running_mean, float* __restrict__ running_var,
-                             float momentum, float eps, double* __restrict__ parts)
+                             float momentum, float eps, double* __restrict__ parts, unsigned* __restrict__ done)
 {
     int c = blockIdx.x, S = gridDim.y;
     i64 M = (i64)N * P, lo = blockIdx.y * chunk, hi = lo + chunk < M ? lo + chunk : M;
     i64 count = hi > lo ? hi - lo : 0;
-    double s = 0;
-    for (i64 e = lo + threadIdx.x; e < hi; e += blockDim.x) s += x[(e / P) * xs + (i64)c * P + e % P];
-    s = block_sum<double>(s);
-    double mean = count > 0 ? s / count : 0.0;
-    double q = 0;
-    for (i64 e = lo + threadIdx.x; e < hi; e += blockDim.x)
+    const float* xc = x + (i64)c * P;
+    double shift = count > 0 ? xc[(lo / P) * xs + lo % P] : 0.0;
+    double s1 = 0, s2 = 0;
+    i64 e = lo + threadIdx.x;
+    for (NchwCursor at(e, blockDim.x, 1, 1, P); e < hi; e += blockDim.x, at.advance(1, 1, P))
     {
-        double d = x[(e / P) * xs + (i64)c * P + e % P] - mean;
-        q += d * d;
+        double d = xc[at.n * xs + at.w] - shift;
+        s1 += d;
+        s2 += d * d;
     }
-    q = block_sum<double>(q);
+    s1 = block_sum<double>(s1);
+    s2 = block_sum<double>(s2);
     if (threadIdx.x != 0) return;
+    double mean = count > 0 ? shift + s1 / count : 0.0, q = count > 0 ? s2 - s1 * s1 / count : 0.0;
     if (S == 1)
     {
         store_stats(c, mean, q / M, M, save_mean, save_invstd, running_mean, running_var, momentum, eps);
@@ -49,30 +66,21 @@ KERNEL void batch_norm_stats(const float* __restrict__ x, i64 xs, int N, int C, 
     part[0] = (double)count;
     part[1] = mean;
     part[2] = q;
-}
-
-// Combines the S chunk statistics of each channel in order (Chan, Golub and LeVeque's pairwise
-// update of count, mean and centred sum of squares). One thread per channel.
-KERNEL void batch_norm_finish_stats(const double* __restrict__ parts, int S, int C, i64 M,
-                                    float* __restrict__ save_mean, float* __restrict__ save_invstd,
-                                    float* __restrict__ running_mean, float* __restrict__ running_var,
-                                    float momentum, float eps)
-{
-    FOR_EACH(C)
+    if (!last_to_arrive(done, c, S)) return;
+    // Chan, Golub and LeVeque's pairwise update of count, mean and centred sum of squares.
+    const volatile double* all = parts + (i64)c * S * 3; // written by other blocks: no cached copy
+    double n = 0;
+    mean = 0, q = 0;
+    for (int s = 0; s < S; s++)
     {
-        double n = 0, mean = 0, q = 0;
-        for (int s = 0; s < S; s++)
-        {
-            const double* part = parts + (e * S + s) * 3;
-            double nb = part[0];
-            if (nb == 0) continue;
-            double total = n + nb, d = part[1] - mean;
-            mean += d * nb / total;
-            q += part[2] + d * d * n * nb / total;
-            n = total;
-        }
-        store_stats((int)e, mean, q / M, M, save_mean, save_invstd, running_mean, running_var, momentum, eps);
+        double nb = all[s * 3];
+        if (nb == 0) continue;
+        double total = n + nb, d = all[s * 3 + 1] - mean;
+        mean += d * nb / total;
+        q += all[s * 3 + 2] + d * d * n * nb / total;
+        n = total;
     }
+    store_stats(c, mean, q / M, M, save_mean, save_invstd, running_mean, running_var, momentum, eps);
 }
 
 // y = x * scale + shift (then ReLU), scale = gamma * invstd, shift = beta - mean * scale; with
@@ -82,67 +90,55 @@ KERNEL void batch_norm_apply(const float* __restrict__ x, i64 xs, float* __restr
                              const float* __restrict__ mean, const float* __restrict__ invstd_or_var,
                              int use_running, float eps, int with_relu)
 {
-    i64 per_image = (i64)C * P, total = per_image * N;
-    for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < total; e += (i64)gridDim.x * blockDim.x)
+    FOR_EACH_NCHW(at, N, C, 1, P)
     {
-        int c = (int)((e % per_image) / P);
+        int c = at.c;
         float invstd = use_running ? rsqrtf(invstd_or_var[c] + eps) : invstd_or_var[c];
         float scale = gamma[c] * invstd, shift = beta[c] - mean[c] * scale;
-        float v = fmaf(x[view_offset(e, per_image, xs)], scale, shift);
+        i64 offset = (i64)c * P + at.w;
+        float v = fmaf(x[at.n * xs + offset], scale, shift);
         if (with_relu) v = relu(v);
-        y[view_offset(e, per_image, ys)] = v;
+        y[at.n * ys + offset] = v;
     }
 }
 
 // dgamma = sum dy' (x - mean) invstd, dbeta = sum dy', dy' = relu_grad(y, dy) under ReLU, over
 // chunk blockIdx.y of channel blockIdx.x. S = 1: the results; S > 1: the two sums to
-// parts[(c * S + s) * 2 ...], added in order by batch_norm_finish_bwd.
+// parts[(c * S + s) * 2 ...], added in chunk order by the last block to finish.
 KERNEL void batch_norm_bwd_reduce(const float* __restrict__ x, i64 xs, const float* __restrict__ y, i64 ys,
                                   const float* __restrict__ dy, i64 dys, int N, int C, int P, i64 chunk,
                                   const float* __restrict__ mean, const float* __restrict__ invstd,
-                                  float* __restrict__ dgamma, float* __restrict__ dbeta, int with_relu, double* __restrict__ parts)
+                                  float* __restrict__ dgamma, float* __restrict__ dbeta, int with_relu,
+                                  double* __restrict__ parts, unsigned* __restrict__ done)
 {
     int c = blockIdx.x, S = gridDim.y;
     i64 M = (i64)N * P, lo = blockIdx.y * chunk, hi = lo + chunk < M ? lo + chunk : M;
     float mu = mean[c];
     double sg = 0, sgx = 0;
-    for (i64 e = lo + threadIdx.x; e < hi; e += blockDim.x)
+    i64 e = lo + threadIdx.x;
+    for (NchwCursor at(e, blockDim.x, 1, 1, P); e < hi; e += blockDim.x, at.advance(1, 1, P))
     {
-        i64 n = e / P, p = e % P;
-        float g = dy[n * dys + (i64)c * P + p];
-        if (with_relu) g = relu_grad(y[n * ys + (i64)c * P + p], g);
+        i64 offset = (i64)c * P + at.w;
+        float g = dy[at.n * dys + offset];
+        if (with_relu) g = relu_grad(y[at.n * ys + offset], g);
         sg += g;
-        sgx += (double)g * (x[n * xs + (i64)c * P + p] - mu);
+        sgx += (double)g * (x[at.n * xs + offset] - mu);
     }
     sg = block_sum<double>(sg);
     sgx = block_sum<double>(sgx);
     if (threadIdx.x != 0) return;
-    if (S == 1)
+    if (S > 1)
     {
-        dgamma[c] = (float)(sgx * invstd[c]);
-        dbeta[c] = (float)sg;
-        return;
+        double* part = parts + ((i64)c * S + blockIdx.y) * 2;
+        part[0] = sg;
+        part[1] = sgx;
+        if (!last_to_arrive(done, c, S)) return;
+        const volatile double* all = parts + (i64)c * S * 2;
+        sg = 0, sgx = 0;
+        for (int s = 0; s < S; s++) sg += all[s * 2], sgx += all[s * 2 + 1];
     }
-    double* part = parts + ((i64)c * S + blockIdx.y) * 2;
-    part[0] = sg;
-    part[1] = sgx;
-}
-
-// Adds the S chunk sums of each channel in order. One thread per channel.
-KERNEL void batch_norm_finish_bwd(const double* __restrict__ parts, int S, int C, const float* __restrict__ invstd,
-                                  float* __restrict__ dgamma, float* __restrict__ dbeta)
-{
-    FOR_EACH(C)
-    {
-        double sg = 0, sgx = 0;
-        for (int s = 0; s < S; s++)
-        {
-            sg += parts[(e * S + s) * 2];
-            sgx += parts[(e * S + s) * 2 + 1];
-        }
-        dgamma[e] = (float)(sgx * invstd[e]);
-        dbeta[e] = (float)sg;
-    }
+    dgamma[c] = (float)(sgx * invstd[c]);
+    dbeta[c] = (float)sg;
 }
 
 // dx = gamma invstd (dy' - dbeta / M - (x - mean) invstd dgamma / M), written or added.
@@ -153,17 +149,17 @@ KERNEL void batch_norm_bwd_data(const float* __restrict__ x, i64 xs, const float
                                 const float* __restrict__ dgamma, const float* __restrict__ dbeta,
                                 int with_relu, int accumulate)
 {
-    i64 per_image = (i64)C * P, total = per_image * N;
     float inv_m = 1.f / (float)((i64)N * P);
-    for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < total; e += (i64)gridDim.x * blockDim.x)
+    FOR_EACH_NCHW(at, N, C, 1, P)
     {
-        int c = (int)((e % per_image) / P);
-        float g = dy[view_offset(e, per_image, dys)];
-        if (with_relu) g = relu_grad(y[view_offset(e, per_image, ys)], g);
+        int c = at.c;
+        i64 offset = (i64)c * P + at.w;
+        float g = dy[at.n * dys + offset];
+        if (with_relu) g = relu_grad(y[at.n * ys + offset], g);
         float a = gamma[c] * invstd[c];
-        float xc = x[view_offset(e, per_image, xs)] - mean[c];
+        float xc = x[at.n * xs + offset] - mean[c];
         float v = a * (g - dbeta[c] * inv_m - xc * invstd[c] * dgamma[c] * inv_m);
-        float* p = dx + view_offset(e, per_image, dxs);
+        float* p = dx + at.n * dxs + offset;
         *p = accumulate ? *p + v : v;
     }
 }

@@ -3,7 +3,7 @@ using GhostNet.Backends;
 namespace GhostNet.Cuda;
 
 // Batch norm (kernels: batch_norm.cu). Each launch carries its modelled cost (LaunchCost) next to
-// it: every pass over x, y or dy is counted (the statistics read x twice), per-channel values too.
+// it: every pass over x, y or dy is counted, per-channel values too.
 public sealed partial class CudaBackend
 {
     public void BatchNormTrainForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
@@ -12,16 +12,13 @@ public sealed partial class CudaBackend
         ShapeChecks.Same("batch_norm_fwd", x, y);
         ShapeChecks.BatchNormTraining("batch_norm_fwd", x);
         var (chunks, chunk) = ChannelChunks(x.C, (long)x.N * x.Plane);
-        ulong parts = chunks > 1 ? Partials((long)x.C * chunks * 3 * 2) : 0;
-        long c = x.C, partBytes = chunks > 1 ? 8 * 3 * c * chunks : 0;
-        // Cost: x read twice (the mean, then the centred squares: a chunk is too big for L1, and at
-        // training sizes x is bigger than L2), then the four statistics (running ones read too), or the parts.
+        ulong parts = chunks > 1 ? Partials((long)x.C * chunks * 3 * 2) : 0, done = chunks > 1 ? Counters(x.C) : 0;
+        long c = x.C, partBytes = chunks > 1 ? 2 * 8 * 3 * c * chunks : 0;
+        // Cost: x read once, then the four statistics (running ones read too); split, each
+        // chunk's three double parts written, and read by the channel's last block.
         Launch("batch_norm_stats", (uint)x.C, (uint)chunks, 1, Threads,
-            LaunchCost.Fp32(read: 2 * x.Count + (chunks > 1 ? 0 : 2 * c), written: chunks > 1 ? 0 : 4 * c, flops: 4 * x.Count, otherBytes: partBytes), $"{x}", Ptr(x), Stride(x), x.N, x.C, x.Plane, chunk,
-            Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps, parts);
-        if (chunks > 1)
-            Launch1D("batch_norm_finish_stats", x.C, LaunchCost.Fp32(read: 2 * c, written: 4 * c, flops: 8 * c * chunks, otherBytes: partBytes), $"{x}", parts, chunks, x.C, (long)x.N * x.Plane,
-                Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps);
+            LaunchCost.Fp32(read: x.Count + 2 * c, written: 4 * c, flops: 4 * x.Count, otherBytes: partBytes), $"{x}", Ptr(x), Stride(x), x.N, x.C, x.Plane, chunk,
+            Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps, parts, done);
         Apply(x, y, p, o, training: true);
     }
 
@@ -45,14 +42,13 @@ public sealed partial class CudaBackend
         ShapeChecks.Same("batch_norm_bwd", x, dx);
         ulong dgamma = Ptr(p.Weight.Grad), dbeta = Ptr(p.Bias.Grad);
         var (chunks, chunk) = ChannelChunks(x.C, (long)x.N * x.Plane);
-        ulong parts = chunks > 1 ? Partials((long)x.C * chunks * 2 * 2) : 0;
-        long c = x.C, partBytes = chunks > 1 ? 8 * 2 * c * chunks : 0, passes = o.Relu ? 3 : 2; // x, dy, and y for the ReLU mask
-        // Cost: x, dy (and y) read once, mean and invstd, then dgamma and dbeta or the parts.
+        ulong parts = chunks > 1 ? Partials((long)x.C * chunks * 2 * 2) : 0, done = chunks > 1 ? Counters(x.C) : 0;
+        long c = x.C, partBytes = chunks > 1 ? 2 * 8 * 2 * c * chunks : 0, passes = o.Relu ? 3 : 2; // x, dy, and y for the ReLU mask
+        // Cost: x, dy (and y) read once, mean and invstd, then dgamma and dbeta; split, the two
+        // double sums per chunk written, and read by the channel's last block.
         Launch("batch_norm_bwd_reduce", (uint)x.C, (uint)chunks, 1, Threads,
-            LaunchCost.Fp32(read: passes * x.Count + 2 * c, written: chunks > 1 ? 0 : 2 * c, flops: (o.Relu ? 5 : 4) * x.Count, otherBytes: partBytes), $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), Ptr(dy), Stride(dy),
-            x.N, x.C, x.Plane, chunk, Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, o.Relu ? 1 : 0, parts);
-        if (chunks > 1)
-            Launch1D("batch_norm_finish_bwd", x.C, LaunchCost.Fp32(read: c, written: 2 * c, flops: 2 * c * chunks + 2 * c, otherBytes: partBytes), $"{x}", parts, chunks, x.C, Ptr(p.SaveInvStd), dgamma, dbeta);
+            LaunchCost.Fp32(read: passes * x.Count + 2 * c, written: 2 * c, flops: (o.Relu ? 5 : 4) * x.Count, otherBytes: partBytes), $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), Ptr(dy), Stride(dy),
+            x.N, x.C, x.Plane, chunk, Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, o.Relu ? 1 : 0, parts, done);
         // Cost: x, dy (and y) read again, dx written (and read when accumulating), five per-channel values; ~10 FLOPs per element.
         Launch1D("batch_norm_bwd_data", x.Count,
             LaunchCost.Fp32(read: (passes + (accumulate ? 1 : 0)) * x.Count + 5 * c, written: x.Count, flops: (accumulate ? 11 : 10) * x.Count), $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), Ptr(dy), Stride(dy), Ptr(dx), Stride(dx),

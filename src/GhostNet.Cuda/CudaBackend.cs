@@ -25,7 +25,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     private readonly int _deviceOrdinal;
     private readonly List<CudaModule> _modules = [];
     private readonly Dictionary<string, (IntPtr Function, string File)> _kernels = [];
-    private CudaBuffer? _workspace, _partials;
+    private CudaBuffer? _workspace, _partials, _counters;
     private readonly bool _unbacked; // ForModel: no context, no memory, no launches
     private ulong _nextAddress = 1UL << 40;
     private bool _issue = true;
@@ -209,6 +209,23 @@ public sealed unsafe partial class CudaBackend : IBackend
     /// <summary>Scratch for split-K partial products, apart from the columns they are computed from.</summary>
     private ulong Partials(long elements) => Grow(ref _partials, elements);
 
+    /// <summary>
+    /// Zeroed arrival counters, one per channel, for reductions whose last block finishes the
+    /// job (batch_norm.cu's last_to_arrive): that block sets its counter back to 0, so they are
+    /// zero between launches and are cleared only when the buffer grows.
+    /// </summary>
+    private ulong Counters(int count)
+    {
+        if (_counters is null || _counters.Length < count)
+        {
+            _counters?.Dispose();
+            _counters = (CudaBuffer)Allocate(count);
+            if (!_unbacked)
+                CudaException.Check(Driver.cuMemsetD32Async(_counters.Pointer, 0, (nuint)count, _stream), "cuMemsetD32Async", "arrival counters");
+        }
+        return _counters.Pointer;
+    }
+
     private ulong Grow(ref CudaBuffer? buffer, long elements)
     {
         if (buffer is null || buffer.Length < elements)
@@ -265,6 +282,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         _workspace?.Dispose();
         _partials?.Dispose();
+        _counters?.Dispose();
         foreach (var m in _modules) m.Dispose();
         _modules.Clear();
         if (_unbacked) return;
