@@ -8,7 +8,9 @@ out="${1:-$here/../../artifacts/cuda-emulator}"
 mkdir -p "$out"
 flags=(-std=c++17 -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -Wno-unused-parameter)
 g++ "${flags[@]}" -o "$out/libcuda.so.1" "$here/driver.cpp" -ldl
-checksum=$(( $(cksum < "$here/emu_runtime.h" | cut -d' ' -f1) % 1000000 ))
+# The NVRTC version is 0.<checksum of the headers modules are built with>, so that a changed
+# header invalidates the kernel cache's modules.
+checksum=$(( $(cat "$here"/emu_*.h | cksum | cut -d' ' -f1) % 1000000 ))
 g++ "${flags[@]}" -DEMU_RUNTIME_CHECKSUM=$checksum -o "$out/libnvrtc.so.13" "$here/nvrtc.cpp" -ldl
-cp "$here/emu_runtime.h" "$out/"
+cp "$here"/emu_*.h "$out/"
 echo "$(cd "$out" && pwd)"
