@@ -11,7 +11,7 @@ namespace GhostNet.Cuda;
 public static class KernelSources
 {
     private const string Prefix = "kernels/";
-    private static readonly Lazy<Dictionary<string, string>> All = new(Load);
+    private static readonly Lazy<Dictionary<string, string>> All = new(() => Load(Directory));
 
     /// <summary>The folder GHOSTNET_KERNEL_DIR names, or null for the embedded sources.</summary>
     public static string? Directory => Environment.GetEnvironmentVariable("GHOSTNET_KERNEL_DIR") is { Length: > 0 } dir ? dir : null;
@@ -26,10 +26,11 @@ public static class KernelSources
         All.Value.TryGetValue(file, out var s) ? s
         : throw new FileNotFoundException(Directory is { } dir ? $"no kernel source '{file}' in GHOSTNET_KERNEL_DIR={dir}" : $"no embedded kernel source '{file}'");
 
-    private static Dictionary<string, string> Load()
+    /// <summary>The sources by file name: of folder <paramref name="dir"/>, or the embedded ones when null.</summary>
+    internal static Dictionary<string, string> Load(string? dir)
     {
         var result = new Dictionary<string, string>();
-        if (Directory is { } dir)
+        if (dir is not null)
         {
             if (!System.IO.Directory.Exists(dir)) throw new DirectoryNotFoundException($"GHOSTNET_KERNEL_DIR={dir} is not a folder");
             foreach (var path in System.IO.Directory.EnumerateFiles(dir).Where(p => p.EndsWith(".cu") || p.EndsWith(".cuh")))
