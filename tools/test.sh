@@ -2,7 +2,9 @@
 # Runs every test, then the Gpu tests again on the CUDA emulator (tools/cuda-emulator): on a
 # machine without a GPU the first run skips them, and the emulator runs the kernels and the
 # launch code on the CPU against the CPU backend. Arguments go to the first `dotnet test`.
-# Then the kernel tests once more with the emulator running threads last to first.
+# Then the kernel tests once more with the emulator running threads last to first, and once
+# with its shared-memory race detector on and blocks and threads in a seeded random order
+# (GHOSTNET_EMU_SEED, or one drawn from the commit: a rerun of a commit replays its order).
 # SKIP_EMULATOR=1 leaves the emulator runs out. GHOSTNET_EXPECT_CUDA (GpuHarness.RequireGpu):
 # 0 in the first run, where no device is a skip even under CI=true; 1 in the emulator runs,
 # where no device (a broken emulator, say) fails every Gpu test instead of skipping it.
@@ -15,8 +17,14 @@ if [ -z "${SKIP_EMULATOR:-}" ]; then
   emulator=$(tools/cuda-emulator/build.sh)
   export LD_LIBRARY_PATH="$emulator${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" GHOSTNET_KERNEL_CACHE="$emulator/kernel-cache" GHOSTNET_EXPECT_CUDA=1
   dotnet test --project tests/GhostNet.Tests/GhostNet.Tests.csproj -c Release --no-build --filter Category=Gpu || status=$?
+  kernel_tests="FullyQualifiedName~CudaOpTests|FullyQualifiedName~EmulatorTests|FullyQualifiedName~EmulatorRaceTests|FullyQualifiedName~WarpShuffleTests|FullyQualifiedName~WarpMatrixTests"
   echo "== kernel tests on the CUDA emulator, threads run last to first =="
   GHOSTNET_EMU_ORDER=reverse dotnet test --project tests/GhostNet.Tests/GhostNet.Tests.csproj -c Release --no-build \
-    --filter "FullyQualifiedName~CudaOpTests|FullyQualifiedName~EmulatorTests|FullyQualifiedName~WarpShuffleTests|FullyQualifiedName~WarpMatrixTests" || status=$?
+    --filter "$kernel_tests" || status=$?
+  commit=$(git rev-parse --short=8 HEAD 2>/dev/null || echo 1)
+  seed=${GHOSTNET_EMU_SEED:-$((16#$commit % 1000000))}
+  echo "== kernel tests on the CUDA emulator with racecheck, blocks and threads in random order (GHOSTNET_EMU_ORDER=random:$seed) =="
+  GHOSTNET_EMU_RACECHECK=1 GHOSTNET_EMU_ORDER=random:$seed dotnet test --project tests/GhostNet.Tests/GhostNet.Tests.csproj -c Release --no-build \
+    --filter "$kernel_tests" || status=$?
 fi
 exit "$status"

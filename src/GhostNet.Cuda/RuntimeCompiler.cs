@@ -55,6 +55,13 @@ public static unsafe class RuntimeCompiler
     public static byte[] Compile(string file, string source, IReadOnlyDictionary<string, string> headers, string architecture) =>
         Compile(file, source, headers, architecture, verbose: false).Code;
 
+    /// <summary>
+    /// As <see cref="Compile(string, string, IReadOnlyDictionary{string, string}, string)"/>, with more
+    /// options, e.g. -DEMU_RACECHECK=1 (the CUDA emulator's race detector for this program; an unused macro elsewhere).
+    /// </summary>
+    internal static byte[] Compile(string file, string source, IReadOnlyDictionary<string, string> headers, string architecture, IReadOnlyList<string> extraOptions) =>
+        Compile(file, source, headers, architecture, verbose: false, extraOptions).Code;
+
     /// <summary>Compiles to a cubin and returns what ptxas reports of each kernel: registers, stack frame, spills.</summary>
     public static (byte[] Cubin, IReadOnlyList<KernelResources> Kernels) CompileWithResources(
         string file, string source, IReadOnlyDictionary<string, string> headers, string architecture)
@@ -64,7 +71,8 @@ public static unsafe class RuntimeCompiler
         return (code, KernelResources.Parse(log));
     }
 
-    private static (byte[] Code, string Log) Compile(string file, string source, IReadOnlyDictionary<string, string> headers, string architecture, bool verbose)
+    private static (byte[] Code, string Log) Compile(string file, string source, IReadOnlyDictionary<string, string> headers, string architecture, bool verbose,
+                                                     IReadOnlyList<string>? extraOptions = null)
     {
         Require();
         var names = headers.Keys.ToArray();
@@ -72,7 +80,7 @@ public static unsafe class RuntimeCompiler
         Check(Nvrtc.nvrtcCreateProgram(out var program, source, file, names.Length, contents, names), "nvrtcCreateProgram", file);
         try
         {
-            var options = verbose ? [.. Options(architecture), "-Xptxas=-v"] : Options(architecture).ToArray();
+            string[] options = [.. Options(architecture), .. verbose ? ["-Xptxas=-v"] : Array.Empty<string>(), .. extraOptions ?? []];
             int result = Nvrtc.nvrtcCompileProgram(program, options.Length, options);
             if (result != Nvrtc.Success)
                 throw new CudaException($"NVRTC could not compile {file} for {architecture} ({Nvrtc.ErrorString(result)}):\n{Log(program)}", result);

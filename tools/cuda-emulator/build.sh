@@ -8,9 +8,9 @@ out="${1:-$here/../../artifacts/cuda-emulator}"
 mkdir -p "$out"
 flags=(-std=c++17 -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -Wno-unused-parameter)
 g++ "${flags[@]}" -o "$out/libcuda.so.1" "$here/driver.cpp" -ldl
-# The checksum keys the kernel cache (nvrtcVersion): a change to either runtime header or to how
-# modules are built rebuilds every module.
-checksum=$(( $(cat "$here/emu_runtime.h" "$here/emu_warp_matrix.h" "$here/nvrtc.cpp" | cksum | cut -d' ' -f1) % 1000000 ))
+# The NVRTC version is 0.<checksum of the headers modules are built with and of how they are
+# built>, so that a changed header or nvrtc.cpp invalidates the kernel cache's modules.
+checksum=$(( $(cat "$here"/emu_*.h "$here/nvrtc.cpp" | cksum | cut -d' ' -f1) % 1000000 ))
 g++ "${flags[@]}" -DEMU_RUNTIME_CHECKSUM=$checksum -o "$out/libnvrtc.so.13" "$here/nvrtc.cpp" -ldl
-cp "$here/emu_runtime.h" "$here/emu_warp_matrix.h" "$out/"
+cp "$here"/emu_*.h "$out/"
 echo "$(cd "$out" && pwd)"

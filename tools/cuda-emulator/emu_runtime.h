@@ -10,9 +10,13 @@
 // between __syncthreads and a shuffle), or a full-mask shuffle naming an exited or missing lane,
 // stops the launch with an error instead of hanging or returning made-up values. Each block
 // starts with its shared memory filled with NaN bytes, and GHOSTNET_EMU_ORDER=reverse runs the
-// fibers of a pass from the last thread to the first: a read of shared memory that a missing
-// barrier leaves unwritten gives NaN in one order or the other.
+// fibers of a pass from the last thread to the first (random:<seed>: blocks, and the threads of
+// every pass, in a seeded random order): a read of shared memory that a missing barrier leaves
+// unwritten gives NaN in one order or another. Modules built with EMU_RACECHECK (the fake NVRTC
+// under GHOSTNET_EMU_RACECHECK=1) also check every shared-memory access for races
+// (emu_racecheck.h).
 #pragma once
+#include <dlfcn.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -21,6 +25,8 @@
 #include <stdlib.h>
 #include <type_traits>
 #include <utility>
+
+#include "emu_order.h"
 
 #if !defined(__x86_64__)
 #error "the CUDA emulator's fiber switch is written for x86-64"
@@ -43,12 +49,13 @@ struct Thread
     State state;
     void* sp;
     unsigned shuffles; // parity picks the exchange buffer
+    unsigned mask;     // of the warp barrier it waits at
 };
 
 constexpr int MaxThreads = 1024;
 
 inline Thread threads[MaxThreads];
-inline int order[MaxThreads]; // order[position] = linear index; forward, or reversed by GHOSTNET_EMU_ORDER=reverse
+inline int order[MaxThreads]; // order[position] = linear index; forward, reversed or shuffled (GHOSTNET_EMU_ORDER)
 inline uint64_t exchange[2][MaxThreads]; // shuffle values; two buffers, so one barrier per shuffle suffices
 inline int thread_count;
 inline int exited[MaxThreads / 32]; // per warp, so a shuffle looks for exited lanes only when there are some
@@ -59,8 +66,30 @@ inline void (*body)(void**);
 inline void** args;
 inline char* stacks; // the driver's: MaxThreads stacks of stack_bytes each
 inline size_t stack_bytes;
-inline char error[512];
+inline char error[1024];
 
+// The order fibers run in: GHOSTNET_EMU_ORDER (emu_order.h), read at each launch.
+inline emu_order::Kind order_kind;
+inline char order_text[48] = "forward";
+inline uint64_t random_state; // random order: the generator, seeded per block
+constexpr uint64_t MaxShuffledBlocks = 1 << 16;
+inline uint32_t block_order[MaxShuffledBlocks]; // random order: the grid's blocks, shuffled (grids up to 65,536 blocks)
+} // namespace emu
+
+// Every __shared__ variable of the module lives in this section, so a block can start with all of
+// its shared memory poisoned, as a GPU block starts with garbage. __shared__ is `static`; the fake
+// NVRTC compiles with -fdata-sections and links every zero-initialised static variable of the
+// kernel file (function-local, or `static` at file scope: sections .bss._ZZ* and .bss._ZL*) into
+// emu_shared. So the runtime headers declare their own variables `inline`, never `static`. (A
+// section attribute on __shared__ would not do: GCC ignores it in function templates such as
+// block_sum<T>, and refuses to mix one inline function's static with another function's.)
+extern "C" char __start_emu_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_emu_shared[] __attribute__((weak, visibility("hidden")));
+
+#include "emu_racecheck.h"
+
+namespace emu
+{
 // Saves the callee-saved registers on the current stack, stores its pointer in *save and resumes
 // the stack at `to` (which was saved the same way, or built by start_frame).
 extern "C" void emu_switch(void** save, void* to);
@@ -140,19 +169,37 @@ inline void sync_warp(unsigned mask)
         for (int lane = 0; lane < lanes; lane++)
             if ((mask >> lane & 1u) && threads[base + lane].state == Done && error[0] == 0)
                 snprintf(error, sizeof error, "warp shuffle with mask %08x in thread %d: lane %d has already exited", mask, current->linear, lane);
+    current->mask = mask;
     wait(AtWarpBarrier);
 }
 
-// Every __shared__ variable of the module lives in this section (see the __shared__ macro), so a
-// block can start with all of its shared memory poisoned, as a GPU block starts with garbage.
-extern "C" char __start_emu_shared[] __attribute__((weak, visibility("hidden")));
-extern "C" char __stop_emu_shared[] __attribute__((weak, visibility("hidden")));
+// SplitMix64: the random order's generator and mixer.
+inline uint64_t mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+inline uint64_t next_random() { return mix(random_state += 0x9E3779B97F4A7C15ull); }
+
+// Random order: a new permutation of the block's threads for the next pass.
+inline void shuffle_order()
+{
+    for (int i = thread_count - 1; i > 0; i--)
+    {
+        int j = static_cast<int>(next_random() % static_cast<uint64_t>(i + 1));
+        std::swap(order[i], order[j]);
+    }
+    for (int p = 0; p < thread_count; p++) threads[order[p]].position = p;
+}
 
 // Runs every thread of the current block to completion. False (with `error` set) on a barrier
-// that cannot complete.
+// that cannot complete, or a race (racecheck modules).
 inline bool run_block()
 {
     if (__start_emu_shared != __stop_emu_shared) memset(__start_emu_shared, 0xFF, __stop_emu_shared - __start_emu_shared);
+    race::on_block_start();
     for (int t = 0; t < thread_count; t++)
     {
         threads[t].state = Ready;
@@ -160,9 +207,11 @@ inline bool run_block()
         exited[t >> 5] = 0;
         // Tops staggered by t * 1088 bytes: equally spaced tops would all fall in one cache set.
         threads[t].sp = start_frame(stacks + (t + 1) * stack_bytes - (t * 1088) % (stack_bytes / 2));
+        if (order_kind == emu_order::Random) order[t] = t; // each block's orders depend on its seed alone
     }
     for (;;)
     {
+        if (order_kind == emu_order::Random) shuffle_order();
         for (int p = 0; p < thread_count; p++)
             if (threads[order[p]].state == Ready)
             {
@@ -186,6 +235,7 @@ inline bool run_block()
             }
             if (live > 0 && at_warp == live)
             {
+                race::on_warp_release(base, thread_count - base < 32 ? thread_count - base : 32);
                 for (int t = base; t < base + 32 && t < thread_count; t++)
                     if (threads[t].state == AtWarpBarrier) threads[t].state = Ready;
                 released = true;
@@ -195,6 +245,7 @@ inline bool run_block()
         if (released) continue;
         if (at_block == thread_count - done)
         {
+            race::on_block_barrier();
             for (int t = 0; t < thread_count; t++)
                 if (threads[t].state == AtBlockBarrier) threads[t].state = Ready;
             continue;
@@ -233,24 +284,73 @@ extern "C" __attribute__((visibility("default"))) int emu_launch(void (*wrapper)
     block_dim = {block[0], block[1], block[2]};
     grid_dim = {grid[0], grid[1], grid[2]};
     thread_count = static_cast<int>(block[0] * block[1] * block[2]);
+#ifdef EMU_ORDER
+    const char* requested = EMU_ORDER; // a program built with -DEMU_ORDER="random:7" keeps its order (the emulator's own tests)
+#else
     const char* requested = getenv("GHOSTNET_EMU_ORDER");
-    bool reverse = requested && strcmp(requested, "reverse") == 0;
+#endif
+    emu_order::Order o = emu_order::parse(requested);
+    if (o.kind == emu_order::Invalid)
+    {
+        snprintf(error, sizeof error, "GHOSTNET_EMU_ORDER=%s: expected forward, reverse, random or random:<seed>", requested);
+        return 719;
+    }
+    order_kind = o.kind;
+    memcpy(order_text, o.text, sizeof order_text);
+    bool reverse = order_kind == emu_order::Reverse;
     int t = 0;
     for (unsigned z = 0; z < block[2]; z++)
         for (unsigned y = 0; y < block[1]; y++)
             for (unsigned x = 0; x < block[0]; x++, t++)
             {
                 int position = reverse ? thread_count - 1 - t : t;
-                threads[t] = {{x, y, z}, t, position, Ready, nullptr, 0};
+                threads[t] = {{x, y, z}, t, position, Ready, nullptr, 0, 0};
                 order[position] = t;
             }
-    for (unsigned z = 0; z < grid[2]; z++)
-        for (unsigned y = 0; y < grid[1]; y++)
-            for (unsigned x = 0; x < grid[0]; x++)
+    // Blocks run in order, or shuffled (grids of more than 65,536 blocks: block (a * i + c) mod
+    // count at step i, a coprime to count), each block with its own thread orders. Seeded by the
+    // seed, the kernel's name and the launch shape, so one launch replays alike whatever ran before.
+    uint64_t count = static_cast<uint64_t>(grid[0]) * grid[1] * grid[2], a = 1, c = 0, launch_seed = 0;
+    if (order_kind == emu_order::Random)
+    {
+        Dl_info info{};
+        uint64_t name = 1469598103934665603ull; // FNV-1a of the wrapper's exported name
+        if (dladdr(reinterpret_cast<void*>(wrapper), &info) && info.dli_sname)
+            for (const char* n = info.dli_sname; *n; n++) name = (name ^ static_cast<unsigned char>(*n)) * 1099511628211ull;
+        launch_seed = mix(mix(mix(o.seed) ^ name) ^ (count << 20 ^ static_cast<uint64_t>(thread_count)));
+        random_state = launch_seed;
+        for (int tries = 0; tries < 64 && count > 2; tries++)
+        {
+            uint64_t candidate = 1 + next_random() % (count - 1), g = candidate, h = count;
+            while (h) g %= h, std::swap(g, h); // g = gcd(candidate, count)
+            if (g == 1)
             {
-                block_idx = {x, y, z};
-                if (!run_block()) return 719;
+                a = candidate;
+                break;
             }
+        }
+        c = count > 1 ? next_random() % count : 0;
+        if (count <= MaxShuffledBlocks)
+        {
+            for (uint32_t i = 0; i < count; i++) block_order[i] = i;
+            for (uint64_t i = count - 1; i > 0; i--) std::swap(block_order[i], block_order[next_random() % (i + 1)]);
+        }
+    }
+    bool shuffled = order_kind == emu_order::Random && count <= MaxShuffledBlocks;
+    for (uint64_t i = 0; i < count; i++)
+    {
+        uint64_t b = shuffled ? block_order[i]
+                     : order_kind == emu_order::Random ? static_cast<uint64_t>((static_cast<unsigned __int128>(a) * i + c) % count)
+                                                        : i;
+        block_idx = {static_cast<unsigned>(b % grid[0]), static_cast<unsigned>(b / grid[0] % grid[1]), static_cast<unsigned>(b / grid[0] / grid[1])};
+        if (order_kind == emu_order::Random) random_state = mix(launch_seed ^ mix(b + 1));
+        if (!run_block())
+        {
+            size_t n = strlen(error);
+            snprintf(error + n, sizeof error - n, " [GHOSTNET_EMU_ORDER=%s]", order_text);
+            return 719;
+        }
+    }
     return 0;
 }
 
@@ -273,7 +373,7 @@ extern "C" __attribute__((visibility("default"))) void emu_where(char* text, int
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static __attribute__((section("emu_shared")))
+#define __shared__ static
 #define __launch_bounds__(...)
 
 inline void __syncthreads() { emu::wait(emu::AtBlockBarrier); }
@@ -352,10 +452,14 @@ inline float __logf(float x) { return logf(x); }
 // Blocks run one after another, so every write of an earlier block is visible: a fence has nothing to order.
 inline void __threadfence() {}
 
-// Fibers switch only at barriers, so a read-modify-write is atomic here.
+// Fibers switch only at barriers, so a read-modify-write is atomic here. Racecheck records it as
+// an atomic update, which races with plain accesses but not with other atomics.
 template <class T>
-T atomicAdd(T* p, T v)
+EMU_UNINSTRUMENTED_ATOMIC T atomicAdd(T* p, T v)
 {
+#if EMU_RACECHECK
+    emu::race::access(p, sizeof(T), emu::race::Atomic);
+#endif
     T old = *p;
     *p = old + v;
     return old;

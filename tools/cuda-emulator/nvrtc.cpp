@@ -2,19 +2,26 @@
 // with emu_runtime.h in front and one exported wrapper per kernel behind, using the system's g++
 // ($GHOSTNET_EMU_CXX to choose another). The "cubin" is image_format.h's header followed by the
 // shared object. Compiler errors come back as NVRTC_ERROR_COMPILATION with g++'s log.
+// GHOSTNET_EMU_RACECHECK=1 builds modules with the shared-memory race detector (emu_racecheck.h):
+// g++ -fsanitize=thread, without libtsan, and a table of the __shared__ variables' names. The
+// option -DEMU_RACECHECK=1 (or =0) turns it on (or off) for one program whatever the variable
+// says (to a real NVRTC it is an unused macro).
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <regex>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "emu_order.h"
 #include "image_format.h"
 
 #define EXPORT extern "C" __attribute__((visibility("default")))
@@ -70,6 +77,85 @@ std::vector<std::string> kernel_names(const std::string& source)
     return names;
 }
 
+bool racecheck()
+{
+    const char* v = getenv("GHOSTNET_EMU_RACECHECK");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+bool racecheck(const std::vector<std::string>& options)
+{
+    for (auto& o : options)
+        if (o == "-DEMU_RACECHECK=1" || o == "-DEMU_RACECHECK=0") return o.back() == '1';
+    return racecheck();
+}
+
+// Runs a shell command, appending what it prints to `log`; its exit status.
+int run(const std::string& command, std::string& log)
+{
+    int status = -1;
+    if (FILE* out = popen((command + " 2>&1").c_str(), "r"))
+    {
+        char buffer[4096];
+        size_t n;
+        while ((n = fread(buffer, 1, sizeof buffer, out)) > 0) log.append(buffer, n);
+        status = pclose(out);
+    }
+    if (status != 0 && log.empty()) log = "could not run " + command;
+    return status;
+}
+
+// Every __shared__ variable goes to one output section, emu_shared, with its bounds (see
+// emu_runtime.h). __shared__ is `static` and modules are compiled with -fdata-sections, so each
+// zero-initialised static of the kernel file has its own section: .bss._ZZ<function><name> for a
+// function-local one (device code has no other non-const function-local statics), .bss._ZL<name>
+// at file scope.
+constexpr const char* SharedScript = R"(SECTIONS
+{
+  emu_shared : { PROVIDE_HIDDEN(__start_emu_shared = .); *(.bss._ZZ*) *(.bss._ZL*) PROVIDE_HIDDEN(__stop_emu_shared = .); }
+}
+INSERT AFTER .data;
+)";
+
+std::string c_string(const std::string& s)
+{
+    std::string q = "\"";
+    for (char c : s) q += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+    return q + "\"";
+}
+
+// names.cpp for a linked racecheck module: the variables inside emu_shared, as emu::SharedName
+// (emu_racecheck.h) {offset from the section's start, bytes, demangled name}, from nm and readelf.
+std::string shared_names(const fs::path& so, std::string& log)
+{
+    std::string sections, symbols;
+    if (run("readelf -SW " + quote(so.string()), sections) != 0 || run("nm -S -C --defined-only " + quote(so.string()), symbols) != 0)
+    {
+        log += sections + symbols;
+        return {};
+    }
+    unsigned long long start = 0, bytes = 0;
+    std::smatch m;
+    if (std::regex_search(sections, m, std::regex(R"(\] emu_shared\s+\w+\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+))")))
+        start = std::stoull(m[1], nullptr, 16), bytes = std::stoull(m[2], nullptr, 16);
+    std::ostringstream table;
+    int count = 0;
+    table << "struct SharedName { unsigned offset, bytes; const char* name; }; // as emu::SharedName\n"
+          << "extern \"C\" __attribute__((visibility(\"hidden\"))) const SharedName emu_shared_names[] = {\n";
+    static const std::regex line(R"(^([0-9a-f]+) ([0-9a-f]+) [bBdD] (.+)$)");
+    std::istringstream in(symbols);
+    for (std::string text; std::getline(in, text);)
+        if (std::regex_match(text, m, line))
+        {
+            unsigned long long at = std::stoull(m[1], nullptr, 16), size = std::stoull(m[2], nullptr, 16);
+            if (at < start || at >= start + bytes || size == 0) continue;
+            table << "    {" << at - start << "u, " << size << "u, " << c_string(m[3]) << "},\n";
+            count++;
+        }
+    table << "    {0u, 0u, nullptr}};\nextern \"C\" __attribute__((visibility(\"hidden\"))) const int emu_shared_name_count = " << count << ";\n";
+    return table.str();
+}
+
 int compile(Program& p, const std::vector<std::string>& options)
 {
     char pattern[] = "/tmp/ghostnet-nvrtc-XXXXXX";
@@ -84,25 +170,51 @@ int compile(Program& p, const std::vector<std::string>& options)
         unit << "extern \"C\" __attribute__((visibility(\"default\"))) void " << emu_image::WrapperPrefix << k
              << "(void** a) { emu::wm::begin_thread(); emu::invoke(&" << k << ", a); }\n";
     std::ofstream(dir / "unit.cpp") << unit.str();
+    std::ofstream(dir / "emu_shared.ld") << SharedScript;
 
     // -fsanitize=alignment: a misaligned typed access (a float4 load from a pointer that is only
     // 4-byte aligned) calls emu_warp_matrix.h's handler, which fails the launch. Compiled and
     // linked in two steps, so the link does not add libubsan (that handler replaces it).
     const char* cxx = getenv("GHOSTNET_EMU_CXX");
     std::string compiler = cxx && *cxx ? cxx : "g++";
-    std::string command = compiler + " -std=c++17 -O2 -march=native -fPIC -fvisibility=hidden -fno-strict-aliasing -fsanitize=alignment -w";
+    std::string command = compiler + " -std=c++17 -O2 -march=native -fPIC -fvisibility=hidden -fno-strict-aliasing -fdata-sections -fsanitize=alignment -w";
     for (auto& o : options)
-        if (o.rfind("-D", 0) == 0 || o.rfind("-I", 0) == 0) command += " " + quote(o);
-    command += " -I" + quote(dir.string()) + " -c -o " + quote((dir / "unit.o").string()) + " " + quote((dir / "unit.cpp").string()) + " 2>&1 && " +
-               compiler + " -shared -o " + quote((dir / "module.so").string()) + " " + quote((dir / "unit.o").string()) + " 2>&1";
+        if ((o.rfind("-D", 0) == 0 && o.rfind("-DEMU_RACECHECK", 0) != 0) || o.rfind("-I", 0) == 0) command += " " + quote(o);
+    command += " -I" + quote(dir.string());
+    std::string so = quote((dir / "module.so").string()), link = " -shared -Wl,-T," + quote((dir / "emu_shared.ld").string()) + " -o " + so;
+    std::string object = quote((dir / "unit.o").string());
     p.log.clear();
-    int status = -1;
-    if (FILE* out = popen(command.c_str(), "r"))
+    int status;
+    if (!racecheck(options))
     {
-        char buffer[4096];
-        size_t n;
-        while ((n = fread(buffer, 1, sizeof buffer, out)) > 0) p.log.append(buffer, n);
-        status = pclose(out);
+        status = run(command + " -c -o " + object + " " + quote((dir / "unit.cpp").string()), p.log);
+        if (status == 0) status = run(compiler + link + " " + object, p.log);
+    }
+    else
+    {
+        // Instrumented without libtsan: emu_racecheck.h defines the hooks. Linked once to find
+        // where the shared variables landed, then again with their names.
+        std::string names = quote((dir / "names.cpp").string());
+        status = run(command + " -fsanitize=thread --param=tsan-instrument-func-entry-exit=0 -DEMU_RACECHECK=1 -c -o " + object + " " +
+                         quote((dir / "unit.cpp").string()),
+                     p.log);
+        if (status == 0) status = run(compiler + link + " " + object, p.log);
+        if (status == 0)
+        {
+            std::ofstream(dir / "names.cpp") << shared_names(dir / "module.so", p.log);
+            status = run(compiler + " -std=c++17 -fPIC -w" + link + " " + object + " " + names, p.log);
+        }
+        std::string undefined;
+        if (status == 0 && run("nm -u " + so, undefined) == 0)
+        {
+            std::istringstream in(undefined);
+            for (std::string symbol; in >> symbol;)
+                if (symbol.rfind("__tsan_", 0) == 0)
+                {
+                    p.log += "racecheck: the instrumentation calls " + symbol + ", which emu_racecheck.h does not define\n";
+                    status = 1;
+                }
+        }
     }
     int result = Compilation;
     if (status == 0)
@@ -115,23 +227,30 @@ int compile(Program& p, const std::vector<std::string>& options)
         p.image += so;
         result = Success;
     }
-    else if (p.log.empty()) p.log = "could not run " + command;
     std::error_code ignored;
     fs::remove_all(dir, ignored);
     return result;
 }
 } // namespace
 
-// Version 0.<checksum of emu_runtime.h, emu_warp_matrix.h and this file>: not a real NVRTC, so
-// kernel cache keys never collide with real cubins, and a changed runtime header or build
-// invalidates modules built with the old one.
+// Version 0.<checksum of the runtime headers and this file><racecheck 0 or 1>: not a real NVRTC,
+// so kernel cache keys never collide with real cubins, a changed runtime header or build
+// invalidates modules built with the old one, and instrumented and plain modules never mix. The
+// kernel cache asks for the version before it loads any module, so this is also where a random
+// thread order's seed is announced, once per process (every module draws the same seed, emu_order.h).
 #ifndef EMU_RUNTIME_CHECKSUM
 #error "build with -DEMU_RUNTIME_CHECKSUM=... (build.sh does)"
 #endif
 EXPORT int nvrtcVersion(int* major, int* minor)
 {
+    static std::once_flag announced;
+    std::call_once(announced, [] {
+        emu_order::Order o = emu_order::parse(getenv("GHOSTNET_EMU_ORDER"));
+        if (o.kind == emu_order::Random)
+            fprintf(stderr, "cuda emulator: GHOSTNET_EMU_ORDER=%s (blocks, and the threads of each pass, in a seeded random order; the same value replays it)\n", o.text);
+    });
     *major = 0;
-    *minor = EMU_RUNTIME_CHECKSUM;
+    *minor = EMU_RUNTIME_CHECKSUM * 10 + (racecheck() ? 1 : 0);
     return Success;
 }
 

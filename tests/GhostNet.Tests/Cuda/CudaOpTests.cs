@@ -240,6 +240,12 @@ public partial class CudaOpTests
         var y = t.New(3, 5, 7, 9);
         t.Cpu.Add(a.C, b.C, y.C); t.Gpu.Add(a.G, b.G, y.G);
         t.Compare("add", y);
+        // Channel windows of wider buffers, each with its own image stride (8, 6 and 9 channels).
+        var wa = t.Random(3, 8, 7, 9);
+        var wb = t.Random(3, 6, 7, 9);
+        var wy = t.Random(3, 9, 7, 9);
+        t.Cpu.Add(wa.C.Channels(2, 5), wb.C.Channels(1, 5), wy.C.Channels(4, 5)); t.Gpu.Add(wa.G.Channels(2, 5), wb.G.Channels(1, 5), wy.G.Channels(4, 5));
+        t.Compare("add of windows (whole output buffer)", wy);
         t.Cpu.CopyOrAccumulate(a.C, y.C, true); t.Gpu.CopyOrAccumulate(a.G, y.G, true);
         t.Compare("accumulate", y);
         t.Cpu.Fill(y.C, 0.25f); t.Gpu.Fill(y.G, 0.25f);

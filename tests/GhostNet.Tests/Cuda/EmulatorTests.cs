@@ -47,7 +47,9 @@ public unsafe class EmulatorTests
         GpuHarness.RequireGpu();
         if (!CudaProbe.Status.Devices[0].Name.Contains("emulator")) Assert.Ignore("not the CUDA emulator");
         _backend = new CudaBackend(0); // makes the context current
-        var image = RuntimeCompiler.Compile("faults.cu", Source, KernelSources.Headers, CudaProbe.Status.Devices[0].Architecture);
+        // Without the race detector (GHOSTNET_EMU_RACECHECK=1 would report the missing barrier of
+        // `neighbours` before it could show as NaN; EmulatorRaceTests checks that).
+        var image = RuntimeCompiler.Compile("faults.cu", Source, KernelSources.Headers, CudaProbe.Status.Devices[0].Architecture, ["-DEMU_RACECHECK=0"]);
         _module = new CudaModule("faults.cu", image);
     }
 
@@ -131,14 +133,16 @@ public unsafe class EmulatorTests
     [Test]
     public void A_missing_barrier_before_a_shared_memory_read_gives_nan()
     {
-        // Each block starts with NaN in shared memory; whichever way the fibers run, one of the
-        // two neighbours is unwritten without the barrier (GHOSTNET_EMU_ORDER=reverse: the left).
+        // Each block starts with NaN in shared memory; forward or reverse, one of the two
+        // neighbours is unwritten without the barrier (GHOSTNET_EMU_ORDER=reverse: the left). In a
+        // random order at least the thread that runs first among 1..254 reads one.
         ulong p = Allocate(256);
         Assert.That(Launch("neighbours", 256, p, 1), Is.Zero);
         var with = Read(p, 256);
         Assert.That(with.Skip(1).Take(254).Select((v, i) => v - 2f * (i + 1)), Has.All.EqualTo(0f), "with the barrier");
         Assert.That(Launch("neighbours", 256, p, 0), Is.Zero);
-        Assert.That(Read(p, 256).Skip(1).Take(254), Has.All.NaN, "without it");
+        bool random = Environment.GetEnvironmentVariable("GHOSTNET_EMU_ORDER")?.StartsWith("random") == true;
+        Assert.That(Read(p, 256).Skip(1).Take(254), random ? Has.Some.NaN : Has.All.NaN, "without it");
         Driver.cuMemFree(p);
     }
 

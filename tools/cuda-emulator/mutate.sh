@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Tests the tests: applies each kernel mutation below, one at a time, to a copy of kernels/, runs
+# the emulator tests that should notice it (GHOSTNET_KERNEL_DIR points GhostNet.Cuda at the copy,
+# so nothing is rebuilt; the kernel cache keys on the source, so the mutant is compiled afresh)
+# and checks that they FAIL. Prints a table: mutation, tests run, caught, how.
+#
+#   tools/cuda-emulator/mutate.sh [--plain] [--check] [NAME...]
+#
+# NAME...  only the mutations whose names contain one of these words
+# --plain  also run each mutant without the race detector (the plain forward-order run CI's
+#          Gpu pass does), to show what racecheck adds
+# --check  only check that every mutation's original text is still in its kernel file
+# --diff   as --check, and show each mutation as a diff
+#
+# Runs under GHOSTNET_EMU_RACECHECK=1 (forward order). Needs the test project built
+# (dotnet build tests/GhostNet.Tests -c Release). Not part of tools/test.sh: about five minutes
+# on two cores. Exit status 1 when a mutation is not caught, 2 when a mutation no longer applies
+# or the unmutated kernels fail.
+#
+# A mutation is (name, file, exact original text, replacement, test filter). The original must
+# occur exactly once in the file: when a kernel is rewritten, the script stops and names the
+# mutation to update.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+kernels="$root/kernels"
+
+names=() files=() originals=() replacements=() filters=()
+mutation() { names+=("$1"); files+=("$2"); originals+=("$3"); replacements+=("$4"); filters+=("$5"); }
+op() { local f="" t; for t in "$@"; do f+="${f:+|}FullyQualifiedName~CudaOpTests.$t"; done; echo "$f"; }
+
+mutation "block_sum without its leading barrier" common.cuh \
+  $'    __syncthreads(); // warp_sums may still be read by a previous call\n' '' \
+  "$(op Batch_norm_matches_cpu Cross_entropy_and_top_k_match_cpu)"
+mutation "gemm without the barrier after a tile" gemm.cu \
+  $'                for (int c = 0; c < TN; c++) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);\n        }\n        __syncthreads();' $'                for (int c = 0; c < TN; c++) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);\n        }' \
+  "$(op Pointwise_conv_matches_cpu Linear_matches_cpu)"
+mutation "gemm skips every other K tile" gemm.cu \
+  'for (int k0 = k_begin; k0 < k_end; k0 += BK)' 'for (int k0 = k_begin; k0 < k_end; k0 += 2 * BK)' \
+  "$(op Pointwise_conv_matches_cpu Linear_matches_cpu)"
+mutation "split_sum loses the last split-K part" gemm.cu \
+  'for (int k = 0; k < splits; k++) s += partial[k * count + e];' 'for (int k = 0; k < splits - 1; k++) s += partial[k * count + e];' \
+  "$(op Pointwise_conv_matches_cpu Dense_conv_matches_cpu)"
+mutation "gemm bound check off by one (row <= rows)" gemm.cu \
+  'v[j] = row < rows && k < k_end' 'v[j] = row <= rows && k < k_end' \
+  "$(op Pointwise_conv_matches_cpu Linear_matches_cpu Dense_conv_matches_cpu)"
+mutation "depthwise forward column bound off by one (iw <= W)" depthwise_conv.cu \
+  'if (iw >= 0 && iw < W) s = fmaf(xp[ih * W + iw], wp[kh * k + kw], s);' 'if (iw >= 0 && iw <= W) s = fmaf(xp[ih * W + iw], wp[kh * k + kw], s);' \
+  "$(op Depthwise_conv_matches_cpu)"
+mutation "depthwise weight gradient without its barrier" depthwise_conv.cu \
+  $'if (t < taps) partial[t][threadIdx.x] = acc[t];\n    __syncthreads();' 'if (t < taps) partial[t][threadIdx.x] = acc[t];' \
+  "$(op Depthwise_conv_matches_cpu)"
+mutation "batch norm's last block loses the last chunk" batch_norm.cu \
+  $'    for (int s = 0; s < S; s++)\n    {\n        double nb = all[s * 3];' $'    for (int s = 0; s < S - 1; s++)\n    {\n        double nb = all[s * 3];' \
+  "$(op Batch_norm_matches_cpu)"
+mutation "gemm cursor does not step into the next K segment" gemm.cu \
+  '        c.offset += sS - kSeg * sK;' '        c.offset += 0;' \
+  "$(op Pointwise_conv_matches_cpu Dense_conv_matches_cpu)"
+mutation "depthwise data gradient drops the negative-row check" depthwise_conv.cu \
+  'if (oh < 0 || oh >= Ho) continue;' 'if (oh >= Ho) continue;' \
+  "$(op Depthwise_conv_matches_cpu)"
+mutation "add_views reads b with a's image stride" elementwise.cu \
+  'b[view_offset(e, per_image, bs)]' 'b[view_offset(e, per_image, as)]' \
+  "$(op Elementwise_ops_match_cpu)"
+mutation "plane_reduce strides 16 lanes, not 32" elementwise.cu \
+  'for (int p = lane; p < P; p += 32)' 'for (int p = lane; p < P; p += 16)' \
+  "$(op Squeeze_excite_ops_match_cpu)"
+mutation "relu_grad drops its NaN check" common.cuh \
+  'return y > 0.f ? dy : is_nan(y) ? y : 0.f;' 'return y > 0.f ? dy : 0.f;' \
+  "$(op Activations_carry_NaN_and_Inf_as_the_cpu Batch_norm_carries_NaN_and_Inf_as_the_cpu)"
+mutation "top_k_rank drops its NaN check" cross_entropy.cu \
+  'ranks[row] = valid && nans == 0 ? count : 0x7fffffff;' 'ranks[row] = valid ? count : 0x7fffffff;' \
+  "$(op Cross_entropy_and_top_k_match_cpu Cross_entropy_and_top_k_treat_NaN_and_Inf_as_the_cpu)"
+
+plain=0 check=0 only=()
+for a in "$@"; do
+  case "$a" in
+    --plain) plain=1 ;;
+    --check) check=1 ;;
+    --diff) check=2 ;;
+    -*) echo "mutate.sh: unknown option $a" >&2; exit 2 ;;
+    *) only+=("$a") ;;
+  esac
+done
+
+# Writes kernels/ to $2 with mutation $1 applied; fails loudly unless its original occurs once.
+apply() {
+  local i=$1 dir=$2 file="$kernels/${files[$1]}" text rest
+  rm -rf "$dir" && mkdir -p "$dir" && cp "$kernels"/*.cu "$kernels"/*.cuh "$dir/"
+  [ -f "$file" ] || { echo "mutate.sh: mutation '${names[$i]}': no kernels/${files[$i]}" >&2; return 2; }
+  text=$(cat "$file"; echo x); text=${text%x} # keep trailing newlines
+  rest=${text#*"${originals[$i]}"}
+  if [ "$rest" = "$text" ]; then
+    echo "mutate.sh: mutation '${names[$i]}': its original text is no longer in kernels/${files[$i]} (the kernel changed: update the mutation in $0):" >&2
+    printf '%s\n' "${originals[$i]}" | sed 's/^/    | /' >&2
+    return 2
+  fi
+  if [ "${rest#*"${originals[$i]}"}" != "$rest" ]; then
+    echo "mutate.sh: mutation '${names[$i]}': its original text occurs more than once in kernels/${files[$i]}: make it unique" >&2
+    return 2
+  fi
+  printf '%s' "${text/"${originals[$i]}"/"${replacements[$i]}"}" > "$dir/${files[$i]}"
+}
+
+selected=()
+for i in "${!names[@]}"; do
+  if [ ${#only[@]} -gt 0 ]; then
+    keep=0
+    for w in "${only[@]}"; do [[ "${names[$i]}" == *"$w"* ]] && keep=1; done
+    [ $keep = 1 ] || continue
+  fi
+  selected+=("$i")
+done
+[ ${#selected[@]} -gt 0 ] || { echo "mutate.sh: no mutation matches ${only[*]}" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/ghostnet-mutate-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+stale=0
+for i in "${selected[@]}"; do
+  apply "$i" "$work/check" || { stale=1; continue; }
+  if [ $check = 2 ]; then
+    echo "== ${names[$i]}"
+    diff -u --label "kernels/${files[$i]}" --label "mutant" "$kernels/${files[$i]}" "$work/check/${files[$i]}" || true
+  fi
+done
+[ $stale = 0 ] || exit 2
+if [ $check != 0 ]; then echo "mutate.sh: all ${#selected[@]} mutations apply"; exit 0; fi
+
+emulator=$("$here/build.sh")
+export LD_LIBRARY_PATH="$emulator${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" GHOSTNET_EXPECT_CUDA=1
+# A cache of its own: mutants stay out of the emulator's, the unmutated modules compile once.
+export GHOSTNET_KERNEL_CACHE="$emulator/mutate-kernel-cache"
+unset GHOSTNET_EMU_ORDER
+logs="$root/artifacts/mutate"
+mkdir -p "$logs"
+
+# Runs the tests of filter $2 over kernel folder $1 with racecheck $3 (1 or 0), output to $4.
+# Prints "passed", "failed" or "none run".
+run_tests() {
+  local status=0
+  GHOSTNET_KERNEL_DIR="$1" GHOSTNET_EMU_RACECHECK="$3" dotnet test --project "$root/tests/GhostNet.Tests/GhostNet.Tests.csproj" \
+    -c Release --no-build --filter "$2" > "$4" 2>&1 || status=$?
+  if ! grep -qE 'total: [1-9]' "$4"; then echo "none run"
+  elif [ $status = 0 ]; then echo "passed"
+  else echo "failed"; fi
+}
+
+# How a failing run failed, from its output.
+how() {
+  if grep -q 'NVRTC could not compile' "$1"; then echo "does not compile"
+  elif grep -q 'racecheck: ' "$1"; then echo "race reported: $(grep -o 'racecheck: [a-z-]* hazard' "$1" | head -1 | cut -d' ' -f2)"
+  elif grep -q 'CUDA_ERROR_ILLEGAL_ADDRESS' "$1"; then echo "illegal address (guard page)"
+  elif grep -q 'CUDA_ERROR_LAUNCH_FAILED' "$1"; then echo "launch failed"
+  else echo "wrong values"; fi
+}
+
+# The unmutated kernels must pass the same tests, or a "caught" would mean nothing.
+all=""
+for i in "${selected[@]}"; do all+="${all:+|}${filters[$i]}"; done
+mkdir -p "$work/original" && cp "$kernels"/*.cu "$kernels"/*.cuh "$work/original/"
+echo "mutate.sh: the unmutated kernels first ($logs/original.log)" >&2
+result=$(run_tests "$work/original" "$all" 1 "$logs/original.log")
+if [ "$result" != passed ]; then
+  echo "mutate.sh: the unmutated kernels do not pass ($result): see $logs/original.log" >&2
+  exit 2
+fi
+
+rows=() missed=0
+for i in "${selected[@]}"; do
+  slug=$(printf '%s' "${names[$i]}" | tr -c 'A-Za-z0-9' '-' | tr -s '-')
+  apply "$i" "$work/mutant"
+  echo "mutate.sh: ${names[$i]} ($logs/$slug.log)" >&2
+  result=$(run_tests "$work/mutant" "${filters[$i]}" 1 "$logs/$slug.log")
+  tests=$(echo "${filters[$i]}" | sed 's/FullyQualifiedName~CudaOpTests\.//g; s/|/, /g')
+  case "$result" in
+    failed) caught="yes"; detail=$(how "$logs/$slug.log") ;;
+    passed) caught="NO"; detail="all passed"; missed=1 ;;
+    *) caught="?"; detail="no test ran: check the filter"; missed=1 ;;
+  esac
+  row="| ${names[$i]} | $tests | $caught | $detail |"
+  if [ $plain = 1 ]; then
+    p=$(run_tests "$work/mutant" "${filters[$i]}" 0 "$logs/$slug.plain.log")
+    case "$p" in failed) p="yes ($(how "$logs/$slug.plain.log"))" ;; passed) p="no" ;; esac
+    row+=" $p |"
+  fi
+  rows+=("$row")
+done
+
+echo
+if [ $plain = 1 ]; then
+  echo "| mutation | tests run (CudaOpTests) | caught (racecheck) | how | caught without racecheck |"
+  echo "|---|---|---|---|---|"
+else
+  echo "| mutation | tests run (CudaOpTests) | caught | how |"
+  echo "|---|---|---|---|"
+fi
+printf '%s\n' "${rows[@]}"
+exit $missed
