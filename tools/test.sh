@@ -17,7 +17,7 @@ if [ -z "${SKIP_EMULATOR:-}" ]; then
   emulator=$(tools/cuda-emulator/build.sh)
   export LD_LIBRARY_PATH="$emulator${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" GHOSTNET_KERNEL_CACHE="$emulator/kernel-cache" GHOSTNET_EXPECT_CUDA=1
   dotnet test --project tests/GhostNet.Tests/GhostNet.Tests.csproj -c Release --no-build --filter Category=Gpu || status=$?
-  kernel_tests="FullyQualifiedName~CudaOpTests|FullyQualifiedName~EmulatorTests|FullyQualifiedName~EmulatorRaceTests|FullyQualifiedName~WarpShuffleTests|FullyQualifiedName~WarpMatrixTests"
+  kernel_tests="FullyQualifiedName~CudaOpTests|FullyQualifiedName~CudaTensorCoreTests|FullyQualifiedName~EmulatorTests|FullyQualifiedName~EmulatorRaceTests|FullyQualifiedName~WarpShuffleTests|FullyQualifiedName~WarpMatrixTests"
   echo "== kernel tests on the CUDA emulator, threads run last to first =="
   GHOSTNET_EMU_ORDER=reverse dotnet test --project tests/GhostNet.Tests/GhostNet.Tests.csproj -c Release --no-build \
     --filter "$kernel_tests" || status=$?

@@ -10,14 +10,43 @@ internal readonly record struct GemmOperand(ulong Pointer, long Batch = 0, long 
 /// <summary>The output of gemm_f32: C(i, j) of matrix z at Pointer + z * Batch + i * Row + j, times Beta of its old value added, plus Bias[j].</summary>
 internal readonly record struct GemmOutput(ulong Pointer, long Batch, long Row, float Beta = 0f, ulong Bias = 0);
 
+/// <summary>The arithmetic of CudaBackend's GEMMs (see <see cref="CudaBackend.Precision"/>).</summary>
+public enum GemmPrecision
+{
+    /// <summary>fp32 FMAs on the SIMT cores (gemm_f32_*): the reference.</summary>
+    Fp32,
+    /// <summary>TF32 tensor-core MMAs (gemm_tf32_*): operands rounded to a 10-bit mantissa, fp32 accumulation.</summary>
+    Tf32,
+    /// <summary>3xTF32 (gemm_tf32x3_*): each operand split as tf32 big + tf32 small, three MMAs per product, about fp32 accuracy.</summary>
+    Tf32x3,
+}
+
 // The GEMMs (kernel: gemm.cu): tile choice, split-K, and the weight gradients that sum over a batch.
 public sealed partial class CudaBackend
 {
     /// <summary>gemm.cu's entry points, (rows, columns) of the output tile one block computes.</summary>
     private static readonly (int M, int N)[] GemmTiles = [(64, 64), (32, 128), (128, 32), (16, 256), (256, 16), (32, 32), (16, 16)];
 
-    /// <summary>The entry point of each tile shape, in GemmTiles' order (made once: a launch allocates nothing).</summary>
-    internal static readonly string[] GemmKernels = GemmTiles.Select(t => $"gemm_f32_{t.M}x{t.N}").ToArray();
+    /// <summary>gemm.cu's tensor-core (gemm_tc_tile) shapes, each as gemm_tf32_MxN and gemm_tf32x3_MxN.</summary>
+    private static readonly (int M, int N)[] TensorTiles = [(128, 64), (64, 128), (64, 64), (16, 256), (256, 16), (32, 32)];
+
+    /// <summary>
+    /// Every GEMM entry point (made once: a launch allocates nothing): the fp32 tiles in
+    /// GemmTiles' order, then the tf32 and the 3xTF32 tiles in TensorTiles' order.
+    /// </summary>
+    internal static readonly string[] GemmKernels =
+    [
+        .. GemmTiles.Select(t => $"gemm_f32_{t.M}x{t.N}"),
+        .. TensorTiles.Select(t => $"gemm_tf32_{t.M}x{t.N}"),
+        .. TensorTiles.Select(t => $"gemm_tf32x3_{t.M}x{t.N}"),
+    ];
+
+    /// <summary>
+    /// The arithmetic of every GEMM (pointwise and dense convolutions, linear layers) this
+    /// backend launches. Fp32 (the default) is the SIMT kernel, the exact reference the tests
+    /// compare with the CPU at 1e-5; Tf32 and Tf32x3 are the tensor-core kernel (sm_80+).
+    /// </summary>
+    public GemmPrecision Precision { get; set; } = GemmPrecision.Fp32;
 
     /// <summary>
     /// The longest run of K one block sums in fp32 in a weight gradient (rounding grows with the
@@ -37,6 +66,38 @@ public sealed partial class CudaBackend
     /// those reuse each loaded value fewer times.
     /// </summary>
     internal static (int M, int N) PickTile(int m, int n) => GemmTiles[PickTileIndex(m, n)];
+
+    /// <summary>The tile and GemmKernels index of an M x N output at <paramref name="precision"/>.</summary>
+    internal static (int M, int N, int Kernel) PickKernel(int m, int n, GemmPrecision precision)
+    {
+        if (precision == GemmPrecision.Fp32)
+        {
+            int i = PickTileIndex(m, n);
+            return (GemmTiles[i].M, GemmTiles[i].N, i);
+        }
+        int t = PickTensorTileIndex(m, n);
+        int kernel = GemmTiles.Length + (precision == GemmPrecision.Tf32x3 ? TensorTiles.Length : 0) + t;
+        return (TensorTiles[t].M, TensorTiles[t].N, kernel);
+    }
+
+    /// <summary>
+    /// The tensor-core tile with the least padding, the larger tile (listed first) on a tie;
+    /// 32x32 only where it pads less than half as much as the best 4,096-output tile.
+    /// </summary>
+    private static int PickTensorTileIndex(int m, int n)
+    {
+        int large = -1, small = TensorTiles.Length - 1;
+        long largePadding = long.MaxValue;
+        for (int i = 0; i < TensorTiles.Length - 1; i++)
+        {
+            long padded = Padded(m, n, TensorTiles[i]);
+            if (padded < largePadding) (large, largePadding) = (i, padded);
+        }
+        return 2 * Padded(m, n, TensorTiles[small]) < largePadding ? small : large;
+    }
+
+    private static long Padded(int m, int n, (int M, int N) tile) =>
+        (long)((m + tile.M - 1) / tile.M * tile.M) * ((n + tile.N - 1) / tile.N * tile.N);
 
     private static int PickTileIndex(int m, int n)
     {
@@ -62,16 +123,17 @@ public sealed partial class CudaBackend
         if (kSegment <= 0 || kSegment >= k) kSegment = Math.Max(k, 1);
         else if (a.K != 1 || b.Row == 1)
             throw new ArgumentException($"{context}: K in segments needs both operands contiguous along K (A k-stride {a.K}, B j-stride {b.Row})");
-        int index = PickTileIndex(m, n);
-        var tile = GemmTiles[index];
+        var tile = PickKernel(m, n, Precision);
         // Cost: 2 M N K FLOPs per matrix, or in all for split-K pieces (the padding of partial
         // tiles not counted); A and B read once each (once for all the batch when its batch stride
         // is 0, as for the weights and split-K): the tiles' re-reads are assumed to hit L2; C
         // written once (read first when beta is not 0).
         long aRead = (long)m * k * (a.Batch == 0 ? 1 : batch), bRead = (long)k * n * (b.Batch == 0 ? 1 : batch), cWritten = (long)m * n * batch;
-        var cost = LaunchCost.Fp32(read: aRead + bRead + (c.Beta != 0 ? cWritten : 0) + (c.Bias != 0 ? n : 0), written: cWritten,
-            flops: 2L * m * n * k * (kPiece > 0 ? 1 : batch));
-        Launch(GemmKernels[index], (uint)((n + tile.N - 1) / tile.N), (uint)((m + tile.M - 1) / tile.M), (uint)batch, Threads, cost,
+        // Tensor-core FLOPs are counted at the Tf32 peak, 3xTF32's three MMAs per product as 3x.
+        long flops = 2L * m * n * k * (kPiece > 0 ? 1 : batch);
+        var cost = LaunchCost.Fp32(read: aRead + bRead + (c.Beta != 0 ? cWritten : 0) + (c.Bias != 0 ? n : 0), written: cWritten, flops: flops);
+        if (Precision != GemmPrecision.Fp32) cost = cost with { Flops = Precision == GemmPrecision.Tf32x3 ? 3 * flops : flops, Precision = GhostNet.Cuda.Precision.Tf32 };
+        Launch(GemmKernels[tile.Kernel], (uint)((n + tile.N - 1) / tile.N), (uint)((m + tile.M - 1) / tile.M), (uint)batch, Threads, cost,
             $"{context} (M={m} N={n} K={k} batch={batch})",
             m, n, k, kSegment, kPiece, a.Pointer, a.Batch, a.Row, a.K, a.Segment, b.Pointer, b.Batch, b.K, b.Row, b.Segment,
             c.Pointer, c.Batch, c.Row, c.Beta, c.Bias);
@@ -90,7 +152,7 @@ public sealed partial class CudaBackend
         long k = (long)images * p;
         if (k > int.MaxValue) throw new ArgumentException($"{context}: K = {k} exceeds the kernel's int range");
         if (p == 1) (a, b, p) = (a with { K = a.Segment, Segment = 0 }, b with { K = b.Segment, Segment = 0 }, (int)k); // one pixel per image: plain strides
-        var tile = PickTile(m, n);
+        var tile = PickKernel(m, n, Precision);
         long tiles = (long)((m + tile.M - 1) / tile.M) * ((n + tile.N - 1) / tile.N);
         long pieces = Math.Max((k + MaxKPiece - 1) / MaxKPiece, Math.Min((2 * Device.Multiprocessors + tiles - 1) / tiles, (k + MinKPiece - 1) / MinKPiece));
         pieces = Math.Min(pieces, 65535); // the grid's z limit; only past ~268M terms are pieces longer than MaxKPiece
