@@ -42,9 +42,10 @@ internal static class BenchCommand
             Description = "GPU whose peak figures the model uses: " + string.Join(", ", GpuFigures.Table.Select(f => f.Key)) +
                           $" (default: the CUDA device's own if known, else {GpuFigures.H200.Key})",
         };
+        var precision = Devices.PrecisionOption();
         var command = new Command("bench", "Time GhostNet training steps and inference on a device.");
         arch.AddTo(command);
-        foreach (var o in new Option[] { device, size, train, infer, steps, warmup, threads, profile, profileOnly, profileBatch, profileGpu }) command.Options.Add(o);
+        foreach (var o in new Option[] { device, size, train, infer, steps, warmup, threads, profile, profileOnly, profileBatch, profileGpu, precision }) command.Options.Add(o);
         command.SetAction(r =>
         {
             var config = arch.Config(r, 1000, 0.2f);
@@ -54,6 +55,7 @@ internal static class BenchCommand
             if (n is < 1 or > 100_000) throw new ArgumentException("--steps must lie in 1..100000");
             if (w is < 0 or > 100_000) throw new ArgumentException("--warmup must lie in 0..100000");
             if (r.GetValue(threads) is < 0 or > 256) throw new ArgumentException("--threads must lie in 0..256 (0: one per core)");
+            var gemm = Devices.Precision(r.GetValue(precision)!);
             var trainBatches = Parse(r.GetValue(train)!, "--train-batches");
             var inferBatches = Parse(r.GetValue(infer)!, "--infer-batches");
             bool profiling = r.GetValue(profile) || r.GetValue(profileOnly);
@@ -74,10 +76,10 @@ internal static class BenchCommand
             }
             if (r.GetValue(profileOnly))
             {
-                Profile(config, null, batchOfProfile, s, chosen ?? FiguresOf(r.GetValue(device)!));
+                Profile(config, null, batchOfProfile, s, chosen ?? FiguresOf(r.GetValue(device)!), gemm);
                 return 0;
             }
-            using var backend = Devices.Create(r.GetValue(device)!, r.GetValue(threads));
+            using var backend = Devices.Create(r.GetValue(device)!, r.GetValue(threads), gemm);
             if (backend is Cpu.CpuBackend)
             {
                 long largest = trainBatches.Concat(profiling ? [batchOfProfile] : []).Select(b => GhostNetModel.PlanBytes(config, b, s, s, withGradients: true))
@@ -85,13 +87,13 @@ internal static class BenchCommand
                 MemoryBudget.Require(largest + GhostNetModel.StateBytes(config), $"the batch sizes at --size {s}");
             }
             using var model = new GhostNetModel(config, backend, seed: 0);
-            Console.WriteLine($"GhostNet width {config.Width} at {s}x{s} on {backend.Name}, {n} timed steps after {w} warm-up");
+            Console.WriteLine($"GhostNet width {config.Width} at {s}x{s} on {backend.Name}{(backend is CudaBackend ? $", GEMMs in {gemm}" : "")}, {n} timed steps after {w} warm-up");
             Console.WriteLine($"| mode | batch | ms per step | images/s |");
             Console.WriteLine($"|---|---:|---:|---:|");
             foreach (int b in trainBatches) Row("train", b, Time(model, backend, b, s, true, n, w));
             foreach (int b in inferBatches) Row("inference", b, Time(model, backend, b, s, false, n, w));
             if (profiling)
-                Profile(config, backend, batchOfProfile, s, chosen ?? (backend is CudaBackend cuda ? GpuFigures.ForDevice(cuda.Device.Name) : null) ?? GpuFigures.H200);
+                Profile(config, backend, batchOfProfile, s, chosen ?? (backend is CudaBackend cuda ? GpuFigures.ForDevice(cuda.Device.Name) : null) ?? GpuFigures.H200, gemm);
             return 0;
         });
         return command;
@@ -113,9 +115,9 @@ internal static class BenchCommand
     /// <paramref name="backend"/> (null: not measured). A real GPU's times go beside the model;
     /// the CPU's and the emulator's are host times, printed in a table of their own.
     /// </summary>
-    private static void Profile(GhostNetConfig config, IBackend? backend, int batch, int size, GpuFigures figures)
+    private static void Profile(GhostNetConfig config, IBackend? backend, int batch, int size, GpuFigures figures, GemmPrecision precision)
     {
-        var recorder = TrainingStepModel.Record(config, batch, size, figures.AsDevice());
+        var recorder = TrainingStepModel.Record(config, batch, size, figures.AsDevice(), precision);
         var summary = new CostSummary(recorder.Launches, figures);
         IReadOnlyDictionary<string, (long Calls, double Seconds)>? measured = null;
         long issued = -1;

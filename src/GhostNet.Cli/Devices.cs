@@ -14,6 +14,29 @@ internal static class Devices
         DefaultValueFactory = _ => "auto",
     };
 
+    public static Option<string> PrecisionOption() => new("--precision")
+    {
+        Description = "GEMM arithmetic on a GPU: fp32 (SIMT, exact), tf32 (tensor cores, 10-bit mantissa, as PyTorch's cuDNN convs) " +
+                      "or tf32x3 (three tf32 products: about fp32's accuracy on tensor cores); the CPU computes fp32",
+        DefaultValueFactory = _ => "fp32",
+    };
+
+    public static GemmPrecision Precision(string value) => value.Trim().ToLowerInvariant() switch
+    {
+        "fp32" => GemmPrecision.Fp32,
+        "tf32" => GemmPrecision.Tf32,
+        "tf32x3" => GemmPrecision.Tf32x3,
+        _ => throw new ArgumentException($"--precision {value}: expected fp32, tf32 or tf32x3"),
+    };
+
+    /// <summary>The backend a --device value names, its GEMMs in <paramref name="precision"/> on a GPU.</summary>
+    public static IBackend Create(string device, int cpuThreads, GemmPrecision precision)
+    {
+        var backend = Create(device, cpuThreads);
+        if (backend is CudaBackend cuda) cuda.Precision = precision;
+        return backend;
+    }
+
     /// <summary>The backend a --device value names; "auto" falls back to the CPU with the reason on stderr.</summary>
     public static IBackend Create(string device, int cpuThreads)
     {

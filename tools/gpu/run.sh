@@ -33,6 +33,8 @@ step "our speed"
 # --profile: one step of batch 256 per op family, measured (each op synchronised) beside the model of
 # docs/kernels.md ("Modelled cost per training step"): two more steps of batch 256 (the table above runs 13).
 timeout 100 "$here/app/ghostcuda" bench --device cuda --train-batches 64,256 --infer-batches 1,256 --steps 10 --warmup 3 --profile --profile-batch 256 >> "$results" 2>&1
+# The same step with the GEMMs on the tensor cores (tf32, as PyTorch's cuDNN convs): the ratio to the fp32 rows above.
+timeout 60 "$here/app/ghostcuda" bench --device cuda --precision tf32 --train-batches 256 --infer-batches 256 --steps 10 --warmup 3 >> "$results" 2>&1
 
 step "sanitizers"
 san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)

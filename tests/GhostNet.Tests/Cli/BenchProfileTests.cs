@@ -20,6 +20,22 @@ public class BenchProfileTests
     }
 
     [Test]
+    public void Precision_picks_the_gemm_kernels_of_the_model_and_a_wrong_one_is_refused_in_one_line()
+    {
+        var (code, output, err) = Run([.. Small, "--profile-only", "--profile-batch", "8", "--precision", "tf32"]);
+        Assert.That(code, Is.Zero, err);
+        Assert.That(output, Does.Contain("| gemm_tf32_").And.Not.Contain("| gemm_f32_"), "every GEMM on the tensor cores");
+        var x3 = new CostSummary(TrainingStepModel.Record(new GhostNetConfig(Width: 0.5f), 8, 64, GpuFigures.H200.AsDevice(), GemmPrecision.Tf32x3).Launches, GpuFigures.H200);
+        (code, output, err) = Run([.. Small, "--profile-only", "--profile-batch", "8", "--precision", "TF32x3"]);
+        Assert.That(code, Is.Zero, err);
+        Assert.That(output, Does.Contain("| gemm_tf32x3_"));
+        Assert.That(long.Parse(TotalRow(output).Groups[1].Value), Is.EqualTo(x3.Total.Launches));
+        (code, _, err) = Run([.. Small, "--profile-only", "--precision", "bf16"]);
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err.Trim(), Is.EqualTo("error: --precision bf16: expected fp32, tf32 or tf32x3"));
+    }
+
+    [Test]
     public void Profile_only_prints_the_modelled_table_per_op_family_and_kernel_and_the_targets()
     {
         var (code, output, err) = Run([.. Small, "--profile-only", "--profile-batch", "8"]);
