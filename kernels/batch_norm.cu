@@ -45,6 +45,7 @@ KERNEL void batch_norm_stats(const float* __restrict__ x, i64 xs, int N, int C, 
     i64 count = hi > lo ? hi - lo : 0;
     const float* xc = x + (i64)c * P;
     double shift = count > 0 ? xc[(lo / P) * xs + lo % P] : 0.0;
+    if (shift - shift != 0.0) shift = 0.0; // an Inf first value would make every d NaN: the mean is Inf, as on the CPU
     double s1 = 0, s2 = 0;
     i64 e = lo + threadIdx.x;
     for (NchwCursor at(e, blockDim.x, 1, 1, P); e < hi; e += blockDim.x, at.advance(1, 1, P))
@@ -57,6 +58,7 @@ KERNEL void batch_norm_stats(const float* __restrict__ x, i64 xs, int N, int C, 
     s2 = block_sum<double>(s2);
     if (threadIdx.x != 0) return;
     double mean = count > 0 ? shift + s1 / count : 0.0, q = count > 0 ? s2 - s1 * s1 / count : 0.0;
+    q = q < 0.0 ? 0.0 : q; // rounding can take the shifted form just below 0 (never NaN to 0)
     if (S == 1)
     {
         store_stats(c, mean, q / M, M, save_mean, save_invstd, running_mean, running_var, momentum, eps);

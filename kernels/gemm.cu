@@ -318,12 +318,18 @@ __device__ __forceinline__ void gemm_tc_tile(float (&As)[2][BM][TC_LD], float (&
             }
 }
 
-// The stages are declared in the entry point, not in the template: the emulator places a
-// __shared__ (a static there) in its shared-memory section only outside templates.
+// The stages are declared in the entry point and passed to the template (written when the
+// emulator kept a template's statics out of its shared-memory section; it no longer does).
+// Before sm_80 there is no mma.sync, cp.async or ldmatrix: the entry points compile to a trap,
+// so this file still loads there for the fp32 kernels (CudaBackend.Precision refuses tf32).
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
 #define TC_BODY(BM, BN, WARPS_M, SPLIT3)                  \
     __shared__ __align__(16) float As[2][BM][TC_LD];     \
     __shared__ __align__(16) float Bs[2][BN][TC_LD];     \
     gemm_tc_tile<BM, BN, WARPS_M, SPLIT3>(As, Bs, GEMM_ARGS);
+#else
+#define TC_BODY(BM, BN, WARPS_M, SPLIT3) __trap();
+#endif
 
 // CudaBackend.TensorTiles' shapes (BM, BN, warps along M), tf32 at 2 blocks per SM, then 3xTF32.
 KERNEL void gemm_tf32_128x64(GEMM_PARAMS) { TC_BODY(128, 64, 4, false) }

@@ -46,7 +46,18 @@ public sealed partial class CudaBackend
     /// backend launches. Fp32 (the default) is the SIMT kernel, the exact reference the tests
     /// compare with the CPU at 1e-5; Tf32 and Tf32x3 are the tensor-core kernel (sm_80+).
     /// </summary>
-    public GemmPrecision Precision { get; set; } = GemmPrecision.Fp32;
+    public GemmPrecision Precision
+    {
+        get => _precision;
+        set
+        {
+            if (value != GemmPrecision.Fp32 && Device.Major < 8)
+                throw new ArgumentException($"{value} needs tensor cores with mma.sync (compute capability 8.0 or newer); {Device.Name} is {Device.Major}.{Device.Minor}");
+            _precision = value;
+        }
+    }
+
+    private GemmPrecision _precision = GemmPrecision.Fp32;
 
     /// <summary>
     /// The longest run of K one block sums in fp32 in a weight gradient (rounding grows with the
@@ -150,7 +161,8 @@ public sealed partial class CudaBackend
     private void WeightGradient(int m, int n, int images, int p, GemmOperand a, GemmOperand b, ulong dw, float beta, string context)
     {
         long k = (long)images * p;
-        if (k > int.MaxValue) throw new ArgumentException($"{context}: K = {k} exceeds the kernel's int range");
+        // The kernels add a piece and a K step to k in int: keep that sum below 2^31 too.
+        if (k > int.MaxValue - 2 * MaxKPiece) throw new ArgumentException($"{context}: K = {k} exceeds the kernel's int range");
         if (p == 1) (a, b, p) = (a with { K = a.Segment, Segment = 0 }, b with { K = b.Segment, Segment = 0 }, (int)k); // one pixel per image: plain strides
         var tile = PickKernel(m, n, Precision);
         long tiles = (long)((m + tile.M - 1) / tile.M) * ((n + tile.N - 1) / tile.N);

@@ -42,6 +42,9 @@ public partial class CudaOpTests
         var v = GpuHarness.Get(t.Cpu, x.C);
         int plane = h * w;
         for (int ch = 0; ch < 3; ch++) v[(n - 1) * c * plane + ch * plane + 3 * ch] = NonFinite.Kinds[ch]; // last image, channels 0..2
+        // Channel c - 1 starts with +Inf: the first value of a chunk (the one-pass statistics
+        // shift by it) and, split, in the first chunk, not the last.
+        v[(c - 1) * plane] = float.PositiveInfinity;
         t.Set(x, v);
         var y = t.New(n, c, h, w);
         var gamma = t.Random(c, 1, 1, 1, 0.5f, 1f);
