@@ -28,6 +28,18 @@ public class LaunchModelTests
     private static string[] Kernels(LaunchRecorder r) => r.Launches.Select(l => l.Kernel).ToArray();
 
     [Test]
+    public void Tensor_core_precisions_are_refused_before_sm_80()
+    {
+        using var turing = CudaBackend.ForModel(new CudaDeviceInfo(0, "Tesla T4", 7, 5, 40, 16L << 30));
+        Assert.That(() => turing.Precision = GemmPrecision.Tf32, Throws.ArgumentException.With.Message.Contains("compute capability 8.0"));
+        Assert.That(() => turing.Precision = GemmPrecision.Tf32x3, Throws.ArgumentException);
+        turing.Precision = GemmPrecision.Fp32;
+        using var hopper = CudaBackend.ForModel(H200);
+        hopper.Precision = GemmPrecision.Tf32;
+        Assert.That(hopper.Precision, Is.EqualTo(GemmPrecision.Tf32));
+    }
+
+    [Test]
     public void A_pointwise_conv_is_one_gemm_of_2MNK_flops_that_reads_each_operand_once()
     {
         using var gpu = CudaBackend.ForModel(H200);
