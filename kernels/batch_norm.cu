@@ -19,18 +19,6 @@ __device__ __forceinline__ void store_stats(int c, double mean, double var, i64 
     running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * var * M / (M - 1));
 }
 
-// Called by one thread of each of a channel's S blocks once its part is written: true in the last
-// block to arrive, which then combines the parts (in chunk order: deterministic) and resets the
-// count for the next launch. v1 launched a finish kernel instead: 132 launches a step at 1.0x.
-__device__ __forceinline__ bool last_to_arrive(unsigned* __restrict__ done, int c, int S)
-{
-    __threadfence(); // the part is visible to whichever block arrives last
-    if (atomicAdd(&done[c], 1u) != (unsigned)S - 1) return false;
-    done[c] = 0;
-    __threadfence();
-    return true;
-}
-
 // Statistics of chunk blockIdx.y (of `chunk` values) of channel blockIdx.x, in one pass: sums of
 // d = x - shift and d^2 in double, shift the chunk's first value (so a mean far from 0 costs no
 // precision: v1 read x twice for a centred second moment). S = 1: the results; S > 1: (count,

@@ -68,6 +68,19 @@ struct NchwCursor
     for (NchwCursor at(blockIdx.x * (i64)blockDim.x + threadIdx.x, (i64)gridDim.x * blockDim.x, C, H, W); \
          at.n < (N); at.advance(C, H, W))
 
+// Called by one thread of each of a channel's S blocks once the block's part is written (and
+// fenced by whoever wrote it): true in the last block to arrive, which then combines the parts
+// (in chunk order: deterministic) and resets the count for the next launch. Split reductions
+// (batch norm, the depthwise weight gradient) finish this way instead of in a second kernel.
+__device__ __forceinline__ bool last_to_arrive(unsigned* __restrict__ done, int c, int S)
+{
+    __threadfence(); // the part is visible to whichever block arrives last
+    if (atomicAdd(&done[c], 1u) != (unsigned)S - 1) return false;
+    done[c] = 0;
+    __threadfence();
+    return true;
+}
+
 // Sum over the 32 lanes of a warp; lane 0 gets the result.
 template <typename T>
 __device__ __forceinline__ T warp_sum(T v)

@@ -4,8 +4,8 @@
 // gathering the outputs that read it (no atomics). Backward weight: grid (Cout, S), block (co, s)
 // of REDUCE_THREADS threads covering the s-th chunk of co's (n, oh, ow) positions; each thread
 // accumulates all k*k taps over its share in registers, then one shared-memory pass and a warp
-// reduction per tap. S > 1 (few channels) writes parts that depthwise_conv_finish_weight adds in
-// chunk order. Bound by memory (forward, data) and by the reduction (weight).
+// reduction per tap. S > 1 (few channels) writes parts that the channel's last block to finish
+// adds in chunk order (v2; v1 had depthwise_conv_finish_weight). Bound by memory (forward, data) and by the reduction (weight).
 //
 // v2: each op is a template on <K, S> (kernel size, stride), instantiated for GhostNet's four
 // (3 or 5, stride 1 or 2), so the tap loops unroll, the stride's divisions are shifts and the
@@ -84,7 +84,7 @@ template <int K, int S>
 __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
                                                      float* __restrict__ dw, int N, int Cin, int H, int W,
                                                      int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, i64 chunk,
-                                                     double* __restrict__ parts)
+                                                     double* __restrict__ parts, unsigned* __restrict__ done)
 {
     constexpr int TAPS = K ? K * K : MAX_TAPS; // registers when K is known
     const int k = K ? K : k_any, stride = K ? S : stride_any, taps = k * k;
@@ -128,7 +128,26 @@ __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x
         s = warp_sum(s);
         if (lane != 0) continue;
         if (nS == 1) dw[(i64)co * taps + t] = (float)s;
-        else parts[((i64)co * nS + blockIdx.y) * taps + t] = s;
+        else
+        {
+            parts[((i64)co * nS + blockIdx.y) * taps + t] = s;
+            __threadfence(); // before thread 0 counts the block in
+        }
+    }
+    if (nS == 1) return;
+    // The channel's last block to finish adds the S chunks' tap sums in chunk order (v1 ran
+    // depthwise_conv_finish_weight for it).
+    __shared__ int last;
+    __syncthreads(); // every warp's taps written
+    if (threadIdx.x == 0) last = last_to_arrive(done, co, nS);
+    __syncthreads();
+    if (!last) return;
+    const volatile double* all = parts + (i64)co * nS * taps; // written by other blocks: no cached copy
+    for (int t = threadIdx.x; t < taps; t += blockDim.x)
+    {
+        double sum = 0;
+        for (int j = 0; j < nS; j++) sum += all[j * taps + t];
+        dw[(i64)co * taps + t] = (float)sum;
     }
 }
 
@@ -139,8 +158,9 @@ __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x
 #define DEPTHWISE_DATA_PARAMS DEPTHWISE_PARAMS, int accumulate
 #define DEPTHWISE_WEIGHT_PARAMS                                                                                     \
     const float *__restrict__ x, i64 xs, const float *__restrict__ dy, i64 dys, float *__restrict__ dw, int N, int Cin, \
-        int H, int W, int Cout, int Ho, int Wo, int k, int stride, int pad, i64 chunk, double *__restrict__ parts
-#define DEPTHWISE_WEIGHT_ARGS x, xs, dy, dys, dw, N, Cin, H, W, Cout, Ho, Wo, k, stride, pad, chunk, parts
+        int H, int W, int Cout, int Ho, int Wo, int k, int stride, int pad, i64 chunk, double *__restrict__ parts,      \
+        unsigned *__restrict__ done
+#define DEPTHWISE_WEIGHT_ARGS x, xs, dy, dys, dw, N, Cin, H, W, Cout, Ho, Wo, k, stride, pad, chunk, parts, done
 
 // Entry points: the generic kernel and the <k, stride> variants CudaBackend.DepthwiseVariant names
 // (x, w, y of the forward are dy, w, dx for the data gradient). NVRTC exports no templates.
@@ -159,15 +179,3 @@ KERNEL void depthwise_conv_bwd_weight_k3s1(DEPTHWISE_WEIGHT_PARAMS) { depthwise_
 KERNEL void depthwise_conv_bwd_weight_k3s2(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<3, 2>(DEPTHWISE_WEIGHT_ARGS); }
 KERNEL void depthwise_conv_bwd_weight_k5s1(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<5, 1>(DEPTHWISE_WEIGHT_ARGS); }
 KERNEL void depthwise_conv_bwd_weight_k5s2(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<5, 2>(DEPTHWISE_WEIGHT_ARGS); }
-
-// dw[co, t] = sum over the S chunks of parts[(co * S + s) * taps + t], in chunk order.
-KERNEL void depthwise_conv_finish_weight(const double* __restrict__ parts, int S, int Cout, int taps, float* __restrict__ dw)
-{
-    FOR_EACH((i64)Cout * taps)
-    {
-        i64 co = e / taps, t = e % taps;
-        double s = 0;
-        for (int j = 0; j < S; j++) s += parts[(co * S + j) * taps + t];
-        dw[e] = (float)s;
-    }
-}

@@ -130,13 +130,13 @@ public sealed partial class CudaBackend
                 x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0);
         }
         var (chunks, chunk) = ChannelChunks(dy.C, (long)dy.N * dy.Plane);
-        ulong parts = chunks > 1 ? Partials((long)dy.C * chunks * taps * 2) : 0;
-        long dwTaps = (long)dy.C * taps, partBytes = chunks > 1 ? 8 * dwTaps * chunks : 0;
-        // Cost: x and dy read once each (the channel multiplier's re-reads of x hit L2), dW written, or the chunks' double parts.
+        ulong parts = chunks > 1 ? Partials((long)dy.C * chunks * taps * 2) : 0, done = chunks > 1 ? Counters(dy.C) : 0;
+        long dwTaps = (long)dy.C * taps, partBytes = chunks > 1 ? 2 * 8 * dwTaps * chunks : 0;
+        // Cost: x and dy read once each (the channel multiplier's re-reads of x hit L2), dW written;
+        // split, the chunks' double parts written, and read back by each channel's last block.
         Launch(DepthwiseKernels[2][DepthwiseVariant(g)], (uint)dy.C, (uint)chunks, 1, Threads,
-            LaunchCost.Fp32(read: x.Count + dy.Count, written: chunks > 1 ? 0 : dwTaps, flops: 2L * dy.Count * taps, otherBytes: partBytes), $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw),
-            x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts);
-        if (chunks > 1)
-            Launch1D("depthwise_conv_finish_weight", dwTaps, LaunchCost.Fp32(read: 0, written: dwTaps, flops: dwTaps * chunks, otherBytes: partBytes), $"{dy} {g}", parts, chunks, dy.C, taps, Ptr(dw));
+            LaunchCost.Fp32(read: x.Count + dy.Count, written: dwTaps, flops: 2L * dy.Count * taps + (chunks > 1 ? dwTaps * chunks : 0), otherBytes: partBytes),
+            $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw),
+            x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts, done);
     }
 }

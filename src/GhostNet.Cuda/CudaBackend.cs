@@ -211,7 +211,7 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     /// <summary>
     /// Zeroed arrival counters, one per channel, for reductions whose last block finishes the
-    /// job (batch_norm.cu's last_to_arrive): that block sets its counter back to 0, so they are
+    /// job (common.cuh's last_to_arrive): that block sets its counter back to 0, so they are
     /// zero between launches and are cleared only when the buffer grows.
     /// </summary>
     private ulong Counters(int count)
