@@ -13,8 +13,8 @@
 # --diff   as --check, and show each mutation as a diff
 #
 # Runs under GHOSTNET_EMU_RACECHECK=1 (forward order). Needs the test project built
-# (dotnet build tests/GhostNet.Tests -c Release). Not part of tools/test.sh: about five minutes
-# on two cores. Exit status 1 when a mutation is not caught, 2 when a mutation no longer applies
+# (dotnet build tests/GhostNet.Tests -c Release). Not part of tools/test.sh: about three minutes
+# on two cores (--plain: four and a half). Exit status 1 when a mutation is not caught, 2 when a mutation no longer applies
 # or the unmutated kernels fail.
 #
 # A mutation is (name, file, exact original text, replacement, test filter). The original must
