@@ -12,6 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
 GHOSTNET_EXPECT_CUDA=0 dotnet test --solution GhostNet.Cuda.sln -c Release "$@" || status=$?
+# Instant: every mutation of tools/cuda-emulator/mutate.sh must still apply to the kernels, so a
+# kernel rewrite updates the list in the same change (the mutation run itself is not in CI).
+tools/cuda-emulator/mutate.sh --check || status=$?
 if [ -z "${SKIP_EMULATOR:-}" ]; then
   echo "== Gpu tests on the CUDA emulator =="
   emulator=$(tools/cuda-emulator/build.sh)
