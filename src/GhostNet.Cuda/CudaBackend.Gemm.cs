@@ -71,57 +71,42 @@ public sealed partial class CudaBackend
 
     private const int GemmK = 16; // BK in gemm.cu: pieces start at multiples of it
 
-    /// <summary>
-    /// The tile with the least padding of an M x N output: among the 4,096-output tiles (16
-    /// values per thread) unless one of the small tiles pads less than half as much, since
-    /// those reuse each loaded value fewer times.
-    /// </summary>
-    internal static (int M, int N) PickTile(int m, int n) => GemmTiles[PickTileIndex(m, n)];
+    /// <summary>The fp32 tile gemm.cu's SIMT kernel uses for an M x N output (see <see cref="PickTileIndex"/>).</summary>
+    internal static (int M, int N) PickTile(int m, int n) => GemmTiles[PickTileIndex(GemmTiles, m, n)];
 
     /// <summary>The tile and GemmKernels index of an M x N output at <paramref name="precision"/>.</summary>
     internal static (int M, int N, int Kernel) PickKernel(int m, int n, GemmPrecision precision)
     {
         if (precision == GemmPrecision.Fp32)
         {
-            int i = PickTileIndex(m, n);
+            int i = PickTileIndex(GemmTiles, m, n);
             return (GemmTiles[i].M, GemmTiles[i].N, i);
         }
-        int t = PickTensorTileIndex(m, n);
+        int t = PickTileIndex(TensorTiles, m, n);
         int kernel = GemmTiles.Length + (precision == GemmPrecision.Tf32x3 ? TensorTiles.Length : 0) + t;
         return (TensorTiles[t].M, TensorTiles[t].N, kernel);
     }
 
     /// <summary>
-    /// The tensor-core tile with the least padding, the larger tile (listed first) on a tie;
-    /// 32x32 only where it pads less than half as much as the best 4,096-output tile.
+    /// The tile of <paramref name="tiles"/> with the least padding of an M x N output, the one
+    /// listed first on a tie: among the tiles of 4,096 outputs or more (16 or more per thread),
+    /// unless a smaller tile pads less than half as much, since a small tile reuses each loaded
+    /// value fewer times.
     /// </summary>
-    private static int PickTensorTileIndex(int m, int n)
-    {
-        int large = -1, small = TensorTiles.Length - 1;
-        long largePadding = long.MaxValue;
-        for (int i = 0; i < TensorTiles.Length - 1; i++)
-        {
-            long padded = Padded(m, n, TensorTiles[i]);
-            if (padded < largePadding) (large, largePadding) = (i, padded);
-        }
-        return 2 * Padded(m, n, TensorTiles[small]) < largePadding ? small : large;
-    }
-
-    private static long Padded(int m, int n, (int M, int N) tile) =>
-        (long)((m + tile.M - 1) / tile.M * tile.M) * ((n + tile.N - 1) / tile.N * tile.N);
-
-    private static int PickTileIndex(int m, int n)
+    private static int PickTileIndex(ReadOnlySpan<(int M, int N)> tiles, int m, int n)
     {
         int large = -1, small = -1;
         long largePadding = long.MaxValue, smallPadding = long.MaxValue;
-        for (int i = 0; i < GemmTiles.Length; i++)
+        for (int i = 0; i < tiles.Length; i++)
         {
-            var (tm, tn) = GemmTiles[i];
-            long padded = (long)((m + tm - 1) / tm * tm) * ((n + tn - 1) / tn * tn);
-            if (tm * tn == 4096 && padded < largePadding) (large, largePadding) = (i, padded);
-            if (tm * tn < 4096 && padded < smallPadding) (small, smallPadding) = (i, padded);
+            long padded = (long)((m + tiles[i].M - 1) / tiles[i].M * tiles[i].M) * ((n + tiles[i].N - 1) / tiles[i].N * tiles[i].N);
+            if (tiles[i].M * tiles[i].N >= 4096)
+            {
+                if (padded < largePadding) (large, largePadding) = (i, padded);
+            }
+            else if (padded < smallPadding) (small, smallPadding) = (i, padded);
         }
-        return 2 * smallPadding < largePadding ? small : large;
+        return small >= 0 && 2 * smallPadding < largePadding ? small : large;
     }
 
     /// <summary>
