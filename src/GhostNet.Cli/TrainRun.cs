@@ -93,7 +93,7 @@ internal sealed class TrainRun(TrainSettings s)
         };
         // Validation leaves unreadable images out (a duplicate would skew the metrics) and counts them.
         var valOptions = options with { Shuffle = false, DropLast = false, BadSamples = s.StrictData ? BadSamplePolicy.Fail : BadSamplePolicy.Skip };
-        using IBackend backend = Devices.Create(s.Device, 0);
+        using IBackend backend = Devices.Create(s.Device, 0, s.Precision);
         CheckMemory(config, backend, batchSize, size, options, valOptions);
 
         using var model = new GhostNetModel(config, backend, seed, s.Init);
@@ -127,7 +127,8 @@ internal sealed class TrainRun(TrainSettings s)
 
         var train = new LoaderSource(new DataLoader(data.Train, data.TrainTransform(size), options));
         var val = new LoaderSource(new DataLoader(data.Val, data.EvalTransform(size), valOptions));
-        Console.WriteLine($"GhostNet width {config.Width} ({model.Parameters.ParameterCount:N0} parameters, {classes.Count} classes) at {size}x{size} on {backend.Name}; " +
+        Console.WriteLine($"GhostNet width {config.Width} ({model.Parameters.ParameterCount:N0} parameters, {classes.Count} classes) at {size}x{size} on {backend.Name}" +
+                          $"{(backend is GhostNet.Cuda.CudaBackend cuda ? $" (GEMMs in {cuda.Precision})" : "")}; " +
                           $"{s.Data}: {data.Train.Count:N0} train / {data.Val.Count:N0} val images, {train.BatchesPerEpoch} steps of {batchSize} per epoch");
 
         if (s.Evaluate)

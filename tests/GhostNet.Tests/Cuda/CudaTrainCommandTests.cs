@@ -73,6 +73,23 @@ public class CudaTrainCommandTests : TempFolderTest
     }
 
     [Test]
+    public void A_tf32_cuda_run_trains_on_the_tensor_cores_and_tracks_the_cpu_run()
+    {
+        string cpu = Path.Combine(Folder, "cpu"), gpu = Path.Combine(Folder, "tf32");
+        var c = Run(SmallRun(cpu, 1));
+        Assert.That(c.Code, Is.Zero, c.Err);
+        var g = Run(SmallRun(gpu, 1, "--device", "cuda", "--precision", "tf32"));
+        Assert.That(g.Code, Is.Zero, g.Err);
+        Assert.That(g.Out, Does.Contain("cuda:0").And.Contain("(GEMMs in Tf32)"));
+        // tf32 rounds every GEMM operand to a 10-bit mantissa (2^-11 relative): after 6 SGD steps
+        // the train loss stays within a few percent of the fp32 CPU run; a wrong tensor-core
+        // result would not.
+        double[] rc = EpochRow(cpu, 1), rg = EpochRow(gpu, 1);
+        TestContext.Out.WriteLine($"cpu {string.Join(' ', rc)}\ntf32 {string.Join(' ', rg)}");
+        Assert.That(rg[0], Is.EqualTo(rc[0]).Within(0.05 * rc[0]), "train loss");
+    }
+
+    [Test]
     public void Devices_and_bench_with_its_per_op_profile_run_on_cuda()
     {
         var devices = Run("devices");
