@@ -65,8 +65,10 @@ KERNEL void batch_norm_stats(const float* __restrict__ x, i64 xs, int N, int C, 
     {
         double nb = all[s * 3];
         if (nb == 0) continue;
-        double total = n + nb, d = all[s * 3 + 1] - mean;
-        mean += d * nb / total;
+        double total = n + nb, mb = all[s * 3 + 1], d = mb - mean;
+        // A non-finite mean combines as the sum it stands for (Inf stays Inf, as on the CPU):
+        // the pairwise update would add Inf - Inf. The variance is NaN then, as on the CPU.
+        mean = d - d == 0.0 ? mean + d * nb / total : (n * mean + nb * mb) / total;
         q += all[s * 3 + 2] + d * d * n * nb / total;
         n = total;
     }
