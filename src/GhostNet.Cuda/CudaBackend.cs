@@ -210,21 +210,11 @@ public sealed unsafe partial class CudaBackend : IBackend
     private ulong Partials(long elements) => Grow(ref _partials, elements);
 
     /// <summary>
-    /// Zeroed arrival counters, one per channel, for reductions whose last block finishes the
-    /// job (common.cuh's last_to_arrive): that block sets its counter back to 0, so they are
-    /// zero between launches and are cleared only when the buffer grows.
+    /// Arrival counters, one per channel, for reductions whose last block finishes the job
+    /// (common.cuh's last_to_arrive). Every allocation starts zeroed (CudaBuffer), and that
+    /// block sets its counter back to 0, so they are zero between launches.
     /// </summary>
-    private ulong Counters(int count)
-    {
-        if (_counters is null || _counters.Length < count)
-        {
-            _counters?.Dispose();
-            _counters = (CudaBuffer)Allocate(count);
-            if (!_unbacked)
-                CudaException.Check(Driver.cuMemsetD32Async(_counters.Pointer, 0, (nuint)count, _stream), "cuMemsetD32Async", "arrival counters");
-        }
-        return _counters.Pointer;
-    }
+    private ulong Counters(int count) => Grow(ref _counters, count);
 
     private ulong Grow(ref CudaBuffer? buffer, long elements)
     {

@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using GhostNet.Cuda;
 using GhostNet.Cuda.Interop;
 using NUnit.Framework;
+using static GhostNet.Tests.Cuda.GpuHarness;
 
 namespace GhostNet.Tests.Cuda;
 
@@ -213,19 +214,6 @@ public unsafe partial class EmulatorRaceTests
     }
 
     private (int Result, string Stderr) Race(string kernel, uint threads, params ulong[] args) => Launch(_races, kernel, 1, threads, args);
-
-    private static ulong Allocate(int floats)
-    {
-        CudaException.Check(Driver.cuMemAlloc(out ulong p, (nuint)floats * 4), "cuMemAlloc");
-        return p;
-    }
-
-    private static float[] Read(ulong p, int floats)
-    {
-        var v = new float[floats];
-        fixed (float* h = v) CudaException.Check(Driver.cuMemcpyDtoHAsync(h, p, (nuint)floats * 4, IntPtr.Zero), "cuMemcpyDtoH");
-        return v;
-    }
 
     /// <summary>The report's hazard, the two threads (x only: the launches are 1-D) and the variable.</summary>
     private static (string Hazard, int Thread, int Other, string Variable) Report(string stderr)

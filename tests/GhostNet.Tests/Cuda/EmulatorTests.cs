@@ -1,6 +1,7 @@
 using GhostNet.Cuda;
 using GhostNet.Cuda.Interop;
 using NUnit.Framework;
+using static GhostNet.Tests.Cuda.GpuHarness;
 
 namespace GhostNet.Tests.Cuda;
 
@@ -68,19 +69,6 @@ public unsafe class EmulatorTests
             for (int i = 0; i < args.Length; i++) pointers[i] = values + i;
             return Driver.cuLaunchKernel(_module.Function(kernel), 1, 1, 1, threads, 1, 1, 0, IntPtr.Zero, pointers, null);
         }
-    }
-
-    private static ulong Allocate(int floats)
-    {
-        CudaException.Check(Driver.cuMemAlloc(out ulong p, (nuint)floats * 4), "cuMemAlloc");
-        return p;
-    }
-
-    private static float[] Read(ulong p, int floats)
-    {
-        var v = new float[floats];
-        fixed (float* h = v) CudaException.Check(Driver.cuMemcpyDtoHAsync(h, p, (nuint)floats * 4, IntPtr.Zero), "cuMemcpyDtoH");
-        return v;
     }
 
     [Test]

@@ -1,6 +1,7 @@
 using GhostNet.Backends;
 using GhostNet.Cpu;
 using GhostNet.Cuda;
+using GhostNet.Cuda.Interop;
 using NUnit.Framework;
 
 namespace GhostNet.Tests.Cuda;
@@ -101,6 +102,21 @@ internal sealed class GpuHarness : IDisposable
 
     /// <summary>Makes the GPU side equal the CPU side again (for outputs that are accumulated into).</summary>
     public void Mirror(in Twin t) => Gpu.Upload(Get(Cpu, t.C), t.G);
+
+    /// <summary>Raw device memory for a test kernel launched by hand (the emulator's fault and race tests).</summary>
+    public static ulong Allocate(int floats)
+    {
+        CudaException.Check(Driver.cuMemAlloc(out ulong p, (nuint)floats * 4), "cuMemAlloc");
+        return p;
+    }
+
+    /// <summary>The first <paramref name="floats"/> values at device address <paramref name="p"/>.</summary>
+    public static unsafe float[] Read(ulong p, int floats)
+    {
+        var v = new float[floats];
+        fixed (float* h = v) CudaException.Check(Driver.cuMemcpyDtoHAsync(h, p, (nuint)floats * 4, IntPtr.Zero), "cuMemcpyDtoH");
+        return v;
+    }
 
     public static float[] Get(IBackend b, in Tensor t)
     {
