@@ -75,8 +75,19 @@ KERNEL void batch_norm_stats(const float* __restrict__ x, i64 xs, int N, int C, 
     store_stats(c, mean, q / M, M, save_mean, save_invstd, running_mean, running_var, momentum, eps);
 }
 
-// y = x * scale + shift (then ReLU), scale = gamma * invstd, shift = beta - mean * scale; with
-// use_running the statistics are the running ones (eval mode).
+// The normalisation as an affine map per channel: y = fmaf(x, scale, shift), scale = gamma *
+// invstd, shift = beta - mean * scale. Written with explicit fmaf so that the backward kernels,
+// which recompute y's sign from x for the ReLU mask instead of reading y (v2.4), get the very
+// value the forward wrote: no contraction choice of the compiler can differ between kernels.
+struct BnAffine
+{
+    float scale, shift;
+    __device__ __forceinline__ BnAffine(float gamma, float beta, float mean, float invstd)
+        : scale(gamma * invstd), shift(fmaf(-mean, gamma * invstd, beta)) {}
+    __device__ __forceinline__ float operator()(float x) const { return fmaf(x, scale, shift); }
+};
+
+// y = x * scale + shift (then ReLU); with use_running the statistics are the running ones (eval mode).
 KERNEL void batch_norm_apply(const float* __restrict__ x, i64 xs, float* __restrict__ y, i64 ys,
                              int N, int C, int P, const float* __restrict__ gamma, const float* __restrict__ beta,
                              const float* __restrict__ mean, const float* __restrict__ invstd_or_var,
@@ -86,35 +97,38 @@ KERNEL void batch_norm_apply(const float* __restrict__ x, i64 xs, float* __restr
     {
         int c = at.c;
         float invstd = use_running ? rsqrtf(invstd_or_var[c] + eps) : invstd_or_var[c];
-        float scale = gamma[c] * invstd, shift = beta[c] - mean[c] * scale;
+        BnAffine bn(gamma[c], beta[c], mean[c], invstd);
         i64 offset = (i64)c * P + at.w;
-        float v = fmaf(x[at.n * xs + offset], scale, shift);
+        float v = bn(x[at.n * xs + offset]);
         if (with_relu) v = relu(v);
         y[at.n * ys + offset] = v;
     }
 }
 
 // dgamma = sum dy' (x - mean) invstd, dbeta = sum dy', dy' = relu_grad(y, dy) under ReLU, over
-// chunk blockIdx.y of channel blockIdx.x. S = 1: the results; S > 1: the two sums to
+// chunk blockIdx.y of channel blockIdx.x. y's sign is recomputed from x (BnAffine), so y is not
+// read: one pass less over the tensor under ReLU (v2.4). S = 1: the results; S > 1: the two sums to
 // parts[(c * S + s) * 2 ...], added in chunk order by the last block to finish.
-KERNEL void batch_norm_bwd_reduce(const float* __restrict__ x, i64 xs, const float* __restrict__ y, i64 ys,
-                                  const float* __restrict__ dy, i64 dys, int N, int C, int P, i64 chunk,
-                                  const float* __restrict__ mean, const float* __restrict__ invstd,
+KERNEL void batch_norm_bwd_reduce(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
+                                  int N, int C, int P, i64 chunk, const float* __restrict__ gamma,
+                                  const float* __restrict__ beta, const float* __restrict__ mean,
+                                  const float* __restrict__ invstd,
                                   float* __restrict__ dgamma, float* __restrict__ dbeta, int with_relu,
                                   double* __restrict__ parts, unsigned* __restrict__ done)
 {
     int c = blockIdx.x, S = gridDim.y;
     i64 M = (i64)N * P, lo = blockIdx.y * chunk, hi = lo + chunk < M ? lo + chunk : M;
     float mu = mean[c];
+    BnAffine bn(gamma[c], beta[c], mu, invstd[c]);
     double sg = 0, sgx = 0;
     i64 e = lo + threadIdx.x;
     for (NchwCursor at(e, blockDim.x, 1, 1, P); e < hi; e += blockDim.x, at.advance(1, 1, P))
     {
         i64 offset = (i64)c * P + at.w;
-        float g = dy[at.n * dys + offset];
-        if (with_relu) g = relu_grad(y[at.n * ys + offset], g);
+        float g = dy[at.n * dys + offset], xv = x[at.n * xs + offset];
+        if (with_relu) g = relu_grad(bn(xv), g);
         sg += g;
-        sgx += (double)g * (x[at.n * xs + offset] - mu);
+        sgx += (double)g * (xv - mu);
     }
     sg = block_sum<double>(sg);
     sgx = block_sum<double>(sgx);
@@ -133,10 +147,11 @@ KERNEL void batch_norm_bwd_reduce(const float* __restrict__ x, i64 xs, const flo
     dbeta[c] = (float)sg;
 }
 
-// dx = gamma invstd (dy' - dbeta / M - (x - mean) invstd dgamma / M), written or added.
-KERNEL void batch_norm_bwd_data(const float* __restrict__ x, i64 xs, const float* __restrict__ y, i64 ys,
-                                const float* __restrict__ dy, i64 dys, float* __restrict__ dx, i64 dxs,
-                                int N, int C, int P, const float* __restrict__ gamma,
+// dx = gamma invstd (dy' - dbeta / M - (x - mean) invstd dgamma / M), written or added; the
+// ReLU mask from x as in batch_norm_bwd_reduce.
+KERNEL void batch_norm_bwd_data(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
+                                float* __restrict__ dx, i64 dxs, int N, int C, int P,
+                                const float* __restrict__ gamma, const float* __restrict__ beta,
                                 const float* __restrict__ mean, const float* __restrict__ invstd,
                                 const float* __restrict__ dgamma, const float* __restrict__ dbeta,
                                 int with_relu, int accumulate)
@@ -146,10 +161,10 @@ KERNEL void batch_norm_bwd_data(const float* __restrict__ x, i64 xs, const float
     {
         int c = at.c;
         i64 offset = (i64)c * P + at.w;
-        float g = dy[at.n * dys + offset];
-        if (with_relu) g = relu_grad(y[at.n * ys + offset], g);
+        float g = dy[at.n * dys + offset], xv = x[at.n * xs + offset];
+        if (with_relu) g = relu_grad(BnAffine(gamma[c], beta[c], mean[c], invstd[c])(xv), g);
         float a = gamma[c] * invstd[c];
-        float xc = x[at.n * xs + offset] - mean[c];
+        float xc = xv - mean[c];
         float v = a * (g - dbeta[c] * inv_m - xc * invstd[c] * dgamma[c] * inv_m);
         float* p = dx + at.n * dxs + offset;
         *p = accumulate ? *p + v : v;

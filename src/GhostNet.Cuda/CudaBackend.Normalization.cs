@@ -3,7 +3,8 @@ using GhostNet.Backends;
 namespace GhostNet.Cuda;
 
 // Batch norm (kernels: batch_norm.cu). Each launch carries its modelled cost (LaunchCost) next to
-// it: every pass over x, y or dy is counted, per-channel values too.
+// it: every pass over x, y or dy is counted, per-channel values too. The backward never reads
+// y: a fused ReLU's mask is recomputed from x (v2.4).
 public sealed partial class CudaBackend
 {
     public void BatchNormTrainForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
@@ -35,7 +36,7 @@ public sealed partial class CudaBackend
             Ptr(p.Weight), Ptr(p.Bias), training ? Ptr(p.SaveMean) : Ptr(p.RunningMean), training ? Ptr(p.SaveInvStd) : Ptr(p.RunningVar),
             training ? 0 : 1, o.Eps, o.Relu ? 1 : 0);
 
-    public void BatchNormBackward(in Tensor x, in Tensor y, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o)
+    public void BatchNormBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o)
     {
         Op(OpFamily.BatchNormBackward);
         ShapeChecks.Same("batch_norm_bwd", x, dy);
@@ -43,15 +44,16 @@ public sealed partial class CudaBackend
         ulong dgamma = Ptr(p.Weight.Grad), dbeta = Ptr(p.Bias.Grad);
         var (chunks, chunk) = ChannelChunks(x.C, (long)x.N * x.Plane);
         ulong parts = chunks > 1 ? Partials((long)x.C * chunks * 2 * 2) : 0, done = chunks > 1 ? Counters(x.C) : 0;
-        long c = x.C, partBytes = chunks > 1 ? 2 * 8 * 2 * c * chunks : 0, passes = o.Relu ? 3 : 2; // x, dy, and y for the ReLU mask
-        // Cost: x, dy (and y) read once, mean and invstd, then dgamma and dbeta; split, the two
-        // double sums per chunk written, and read by the channel's last block.
+        long c = x.C, partBytes = chunks > 1 ? 2 * 8 * 2 * c * chunks : 0, relu = o.Relu ? 2 : 0;
+        // Cost: x and dy read once (the ReLU mask is recomputed from x: 2 FLOPs more, no pass
+        // over y), four per-channel values, then dgamma and dbeta; split, the two double sums
+        // per chunk written, and read by the channel's last block.
         Launch("batch_norm_bwd_reduce", (uint)x.C, (uint)chunks, 1, Threads,
-            LaunchCost.Fp32(read: passes * x.Count + 2 * c, written: 2 * c, flops: (o.Relu ? 5 : 4) * x.Count, otherBytes: partBytes), $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), Ptr(dy), Stride(dy),
-            x.N, x.C, x.Plane, chunk, Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, o.Relu ? 1 : 0, parts, done);
-        // Cost: x, dy (and y) read again, dx written (and read when accumulating), five per-channel values; ~10 FLOPs per element.
+            LaunchCost.Fp32(read: 2 * x.Count + 4 * c, written: 2 * c, flops: (4 + relu) * x.Count, otherBytes: partBytes), $"{x}", Ptr(x), Stride(x), Ptr(dy), Stride(dy),
+            x.N, x.C, x.Plane, chunk, Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, o.Relu ? 1 : 0, parts, done);
+        // Cost: x and dy read again, dx written (and read when accumulating), six per-channel values; ~10 FLOPs per element.
         Launch1D("batch_norm_bwd_data", x.Count,
-            LaunchCost.Fp32(read: (passes + (accumulate ? 1 : 0)) * x.Count + 5 * c, written: x.Count, flops: (accumulate ? 11 : 10) * x.Count), $"{x}", Ptr(x), Stride(x), Ptr(y), Stride(y), Ptr(dy), Stride(dy), Ptr(dx), Stride(dx),
-            x.N, x.C, x.Plane, Ptr(p.Weight), Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, o.Relu ? 1 : 0, accumulate ? 1 : 0);
+            LaunchCost.Fp32(read: (accumulate ? 3 : 2) * x.Count + 6 * c, written: x.Count, flops: (10 + relu + (accumulate ? 1 : 0)) * x.Count), $"{x}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dx), Stride(dx),
+            x.N, x.C, x.Plane, Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, o.Relu ? 1 : 0, accumulate ? 1 : 0);
     }
 }

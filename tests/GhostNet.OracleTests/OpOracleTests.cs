@@ -89,7 +89,7 @@ public class OpOracleTests
         var o = new BatchNormOptions(Relu: relu);
         ours.B.BatchNormTrainForward(x, y, p, o);
         ours.B.Upload(dyv, y.Grad);
-        ours.B.BatchNormBackward(x, y, y.Grad, x.Grad, false, p, o);
+        ours.B.BatchNormBackward(x, y.Grad, x.Grad, false, p, o);
 
         var tx = Oracle.ToTorch(xv, n, c, h, w).requires_grad_();
         var tg = Oracle.ToTorch(gv, c).requires_grad_();

@@ -37,8 +37,11 @@ public interface IBackend : IDisposable
     // Batch norm over (N, H, W) per channel, optionally followed by ReLU.
     void BatchNormTrainForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o);
     void BatchNormEvalForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o);
-    /// <summary>Backward of the training form; reads y only for the ReLU mask.</summary>
-    void BatchNormBackward(in Tensor x, in Tensor y, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o);
+    /// <summary>
+    /// Backward of the training form. A fused ReLU's mask is recomputed from x and the saved
+    /// statistics exactly as the forward computed y, so y is not needed (one pass less).
+    /// </summary>
+    void BatchNormBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o);
 
     // Elementwise.
     void Add(in Tensor a, in Tensor b, in Tensor y);

@@ -10,6 +10,8 @@ namespace GhostNet.Cpu;
 // Backward (training form): with dy' = Simd.ReluGrad(y, dy) when ReLU is fused,
 //   dbeta = sum dy', dgamma = sum dy' xhat,
 //   dx = gamma invstd (dy' - dbeta / M - xhat dgamma / M).
+// y is never read: the mask recomputes y = fma(x, scale, shift) from x exactly as the forward
+// wrote it (Affine; the CUDA kernels' BnAffine), so it is the forward's mask bit for bit.
 public sealed unsafe partial class CpuBackend
 {
     private const int V = 8;
@@ -29,11 +31,11 @@ public sealed unsafe partial class CpuBackend
         For(x.C, x.Count, job);
     }
 
-    public void BatchNormBackward(in Tensor x, in Tensor y, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o)
+    public void BatchNormBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o)
     {
         ShapeChecks.Same("batch_norm_bwd", x, dy);
         ShapeChecks.Same("batch_norm_bwd", x, dx);
-        var job = new BatchNormBackwardJob { X = x, Y = y, Dy = dy, Dx = dx, Accumulate = accumulate, P = p, O = o };
+        var job = new BatchNormBackwardJob { X = x, Dy = dy, Dx = dx, Accumulate = accumulate, P = p, O = o };
         For(x.C, x.Count * 3, job);
     }
 
@@ -69,8 +71,7 @@ public sealed unsafe partial class CpuBackend
                 mean = Ptr(P.RunningMean)[c];
                 invStd = 1f / MathF.Sqrt(Ptr(P.RunningVar)[c] + O.Eps);
             }
-            float scale = Ptr(P.Weight)[c] * invStd;
-            float shift = Ptr(P.Bias)[c] - mean * scale;
+            var (scale, shift) = Affine(Ptr(P.Weight)[c], Ptr(P.Bias)[c], mean, invStd);
             var vs = Vector256.Create(scale);
             var vb = Vector256.Create(shift);
             for (int n = 0; n < X.N; n++)
@@ -85,40 +86,53 @@ public sealed unsafe partial class CpuBackend
                 }
                 for (; i < plane; i++)
                 {
-                    float v = x[i] * scale + shift;
+                    float v = MathF.FusedMultiplyAdd(x[i], scale, shift);
                     y[i] = O.Relu ? Simd.Relu(v) : v;
                 }
             }
         }
     }
 
+    /// <summary>y = fma(x, scale, shift): one rounding each, so forward and backward agree exactly.</summary>
+    private static (float Scale, float Shift) Affine(float gamma, float beta, float mean, float invStd)
+    {
+        float scale = gamma * invStd;
+        return (scale, MathF.FusedMultiplyAdd(-mean, scale, beta));
+    }
+
     private struct BatchNormBackwardJob : IParallelBody
     {
-        public Tensor X, Y, Dy, Dx;
+        public Tensor X, Dy, Dx;
         public bool Accumulate;
         public BatchNormTensors P;
         public BatchNormOptions O;
 
         private const int SumChunk = 256; // fp32 partial sums this long, added in double
 
-        /// <summary>Sum of dy' and of dy' (x - mean) over a short run, dy' = Simd.ReluGrad(y, dy) when y is given.</summary>
-        private static (float, float) MaskedSums(float* x, float* dy, float* y, int n, float mean)
+        /// <summary>
+        /// Sum of dy' and of dy' (x - mean) over a short run; dy' = Simd.ReluGrad(fma(x, scale,
+        /// shift), dy) when <paramref name="relu"/>, the mask of the forward's y.
+        /// </summary>
+        private static (float, float) MaskedSums(float* x, float* dy, int n, float mean, bool relu, float scale, float shift)
         {
             var vmean = Vector256.Create(mean);
+            var vs = Vector256.Create(scale);
+            var vb = Vector256.Create(shift);
             var a0 = Vector256<float>.Zero;
             var a1 = Vector256<float>.Zero;
             int i = 0;
             for (; i <= n - V; i += V)
             {
                 var g = Vector256.Load(dy + i);
-                if (y != null) g = Simd.ReluGrad(Vector256.Load(y + i), g);
+                var xv = Vector256.Load(x + i);
+                if (relu) g = Simd.ReluGrad(Vector256.FusedMultiplyAdd(xv, vs, vb), g);
                 a0 += g;
-                a1 = Vector256.FusedMultiplyAdd(g, Vector256.Load(x + i) - vmean, a1);
+                a1 = Vector256.FusedMultiplyAdd(g, xv - vmean, a1);
             }
             float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1);
             for (; i < n; i++)
             {
-                float g = y != null ? Simd.ReluGrad(y[i], dy[i]) : dy[i];
+                float g = relu ? Simd.ReluGrad(MathF.FusedMultiplyAdd(x[i], scale, shift), dy[i]) : dy[i];
                 s0 += g;
                 s1 += g * (x[i] - mean);
             }
@@ -130,14 +144,17 @@ public sealed unsafe partial class CpuBackend
             int plane = X.Plane;
             long m = (long)X.N * plane;
             float mean = Ptr(P.SaveMean)[c], invStd = Ptr(P.SaveInvStd)[c];
+            var (scale, shift) = Affine(Ptr(P.Weight)[c], Ptr(P.Bias)[c], mean, invStd);
             var vmean = Vector256.Create(mean);
+            var vs = Vector256.Create(scale);
+            var vsh = Vector256.Create(shift);
             double sumDy = 0, sumDyXc = 0;
             for (int n = 0; n < X.N; n++)
             {
-                float* x = PlanePtr(X, n, c), dy = PlanePtr(Dy, n, c), y = O.Relu ? PlanePtr(Y, n, c) : null;
+                float* x = PlanePtr(X, n, c), dy = PlanePtr(Dy, n, c);
                 for (int start = 0; start < plane; start += SumChunk)
                 {
-                    var (s0, s1) = MaskedSums(x + start, dy + start, y == null ? null : y + start, Math.Min(SumChunk, plane - start), mean);
+                    var (s0, s1) = MaskedSums(x + start, dy + start, Math.Min(SumChunk, plane - start), mean, O.Relu, scale, shift);
                     sumDy += s0;
                     sumDyXc += s1;
                 }
@@ -153,19 +170,20 @@ public sealed unsafe partial class CpuBackend
             var vk = Vector256.Create(k);
             for (int n = 0; n < X.N; n++)
             {
-                float* x = PlanePtr(X, n, c), dy = PlanePtr(Dy, n, c), dx = PlanePtr(Dx, n, c), y = O.Relu ? PlanePtr(Y, n, c) : null;
+                float* x = PlanePtr(X, n, c), dy = PlanePtr(Dy, n, c), dx = PlanePtr(Dx, n, c);
                 int i = 0;
                 for (; i <= plane - V; i += V)
                 {
                     var g = Vector256.Load(dy + i);
-                    if (O.Relu) g = Simd.ReluGrad(Vector256.Load(y + i), g);
-                    var v = Vector256.FusedMultiplyAdd(va, g, Vector256.FusedMultiplyAdd(vb, Vector256.Load(x + i) - vmean, vk));
+                    var xv = Vector256.Load(x + i);
+                    if (O.Relu) g = Simd.ReluGrad(Vector256.FusedMultiplyAdd(xv, vs, vsh), g);
+                    var v = Vector256.FusedMultiplyAdd(va, g, Vector256.FusedMultiplyAdd(vb, xv - vmean, vk));
                     if (Accumulate) v += Vector256.Load(dx + i);
                     Vector256.Store(v, dx + i);
                 }
                 for (; i < plane; i++)
                 {
-                    float g = O.Relu ? Simd.ReluGrad(y![i], dy[i]) : dy[i];
+                    float g = O.Relu ? Simd.ReluGrad(MathF.FusedMultiplyAdd(x[i], scale, shift), dy[i]) : dy[i];
                     float v = a * g + b * (x[i] - mean) + k;
                     dx[i] = Accumulate ? dx[i] + v : v;
                 }

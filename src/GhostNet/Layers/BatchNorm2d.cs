@@ -51,5 +51,5 @@ public sealed class BatchNorm2d : ILayer
     }
 
     public void Backward(IBackend b, bool accumulate) =>
-        b.BatchNormBackward(X, Output, Output.Grad, X.Grad, accumulate, Tensors, Options);
+        b.BatchNormBackward(X, Output.Grad, X.Grad, accumulate, Tensors, Options);
 }

@@ -64,7 +64,7 @@ public partial class CudaOpTests
         t.CompareClasses("saved mean", mean);
         t.CompareClasses("running var", rv);
         t.Set(y.Grad, t.Values(y.C.Count));
-        t.Cpu.BatchNormBackward(x.C, y.C, y.Grad.C, x.Grad.C, false, P(false), o); t.Gpu.BatchNormBackward(x.G, y.G, y.Grad.G, x.Grad.G, false, P(true), o);
+        t.Cpu.BatchNormBackward(x.C, y.Grad.C, x.Grad.C, false, P(false), o); t.Gpu.BatchNormBackward(x.G, y.Grad.G, x.Grad.G, false, P(true), o);
         t.CompareClasses("dx", x.Grad);
         t.CompareClasses("dgamma", gamma.Grad, WeightGradTolerance);
         t.CompareClasses("dbeta", beta.Grad, WeightGradTolerance);

@@ -143,8 +143,8 @@ public partial class CudaOpTests
         t.Compare("running mean", rm);
         t.Compare("running var", rv);
         t.Set(y.Grad, t.Values(y.C.Count));
-        t.Cpu.BatchNormBackward(x.C, y.C, y.Grad.C, x.Grad.C, false, P(false), o);
-        t.Gpu.BatchNormBackward(x.G, y.G, y.Grad.G, x.Grad.G, false, P(true), o);
+        t.Cpu.BatchNormBackward(x.C, y.Grad.C, x.Grad.C, false, P(false), o);
+        t.Gpu.BatchNormBackward(x.G, y.Grad.G, x.Grad.G, false, P(true), o);
         t.Compare("dx", x.Grad);
         t.Compare("dgamma", gamma.Grad, WeightGradTolerance);
         t.Compare("dbeta", beta.Grad, WeightGradTolerance);
@@ -152,6 +152,39 @@ public partial class CudaOpTests
         t.Cpu.BatchNormEvalForward(x.C, y.C, P(false), o);
         t.Gpu.BatchNormEvalForward(x.G, y.G, P(true), o);
         t.Compare("eval y", y);
+    }
+
+    // The fused ReLU's mask is recomputed from x in both backward kernels (BnAffine, v2.4): on
+    // the device it must equal the unfused path (relu_bwd on the forward's y, then batch norm
+    // without ReLU) exactly, split (3 chunks, as in Batch_norm_matches_cpu) and unsplit.
+    [TestCase(4, 3, 64, 64)]
+    [TestCase(2, 24, 7, 7)]
+    public void Batch_norm_relu_mask_from_x_equals_the_unfused_path(int n, int c, int h, int w)
+    {
+        using var t = GpuHarness.Create();
+        var x = t.Random(n, c, h, w, 2f, 0.5f);
+        var y = t.New(n, c, h, w);
+        var masked = t.New(n, c, h, w);
+        var gamma = t.Random(c, 1, 1, 1, 0.5f, 1f);
+        var beta = t.Random(c, 1, 1, 1);
+        var rm = t.Random(c, 1, 1, 1);
+        var rv = t.Random(c, 1, 1, 1, 0.5f, 1.5f);
+        var mean = t.New(c, 1, 1, 1);
+        var invstd = t.New(c, 1, 1, 1);
+        var p = new BatchNormTensors(gamma.G, beta.G, rm.G, rv.G, mean.G, invstd.G);
+        t.Gpu.BatchNormTrainForward(x.G, y.G, p, new BatchNormOptions(Relu: true));
+        Assert.That(GpuHarness.Get(t.Gpu, y.G).Count(v => v == 0), Is.InRange(1, y.G.Count - 1), "the mask should cut some values");
+        t.Set(y.Grad, t.Values(y.C.Count));
+        t.Poison(x.Grad);
+        t.Gpu.BatchNormBackward(x.G, y.Grad.G, x.Grad.G, false, p, new BatchNormOptions(Relu: true));
+        float[] Read(in Tensor g) => GpuHarness.Get(t.Gpu, g);
+        var (dx, dgamma, dbeta) = (Read(x.Grad.G), Read(gamma.Grad.G), Read(beta.Grad.G));
+        t.Gpu.ReluBackward(y.G, y.Grad.G, masked.G, false);
+        t.Poison(x.Grad);
+        t.Gpu.BatchNormBackward(x.G, masked.G, x.Grad.G, false, p, new BatchNormOptions(Relu: false));
+        Assert.That(dx, Is.EqualTo(Read(x.Grad.G)), "dx");
+        Assert.That(dgamma, Is.EqualTo(Read(gamma.Grad.G)), "dgamma");
+        Assert.That(dbeta, Is.EqualTo(Read(beta.Grad.G)), "dbeta");
     }
 
     [TestCase(1, 72, 28, 28, 20)]

@@ -40,10 +40,37 @@ public class BatchNormTests
         long Mask() => relu ? OpHarness.Span(y).ToArray().Count(v => v > 0) : 0;
         Loss();
         r.CopyTo(OpHarness.Span(y.Grad));
-        t.B.BatchNormBackward(x, y, y.Grad, x.Grad, false, bn.P, o);
+        t.B.BatchNormBackward(x, y.Grad, x.Grad, false, bn.P, o);
         t.Check("bn dx", x, OpHarness.Get(x.Grad), Loss, regime: Mask);
         t.Check("bn dgamma", bn.Weight, OpHarness.Get(bn.Weight.Grad), Loss, regime: Mask);
         t.Check("bn dbeta", bn.Bias, OpHarness.Get(bn.Bias.Grad), Loss, regime: Mask);
+    }
+
+    // The fused ReLU's backward recomputes the mask from x (no read of y). It must be the
+    // forward's mask bit for bit: the unfused path (ReLU backward on the forward's y, then batch
+    // norm without ReLU) gives the same numbers exactly. Planes of 21 and 9 reach the scalar tails.
+    [TestCase(2, 5, 7, 3)]
+    [TestCase(3, 4, 1, 9)]
+    public void Fused_relu_backward_equals_relu_backward_then_plain_batch_norm_backward(int n, int c, int h, int w)
+    {
+        using var t = new OpHarness(FreshSeed());
+        var x = t.Random(n, c, h, w, 2f);
+        var y = t.New(n, c, h, w);
+        var masked = t.New(n, c, h, w);
+        var bn = new Bn(t, c);
+        t.B.BatchNormTrainForward(x, y, bn.P, new BatchNormOptions(Relu: true));
+        int zeros = OpHarness.Get(y).Count(v => v == 0);
+        Assert.That(zeros, Is.InRange(1, y.Count - 1), "the mask should cut some values and pass others");
+        t.RandomWeights(y).CopyTo(OpHarness.Span(y.Grad));
+
+        t.B.BatchNormBackward(x, y.Grad, x.Grad, false, bn.P, new BatchNormOptions(Relu: true));
+        var fused = (Dx: OpHarness.Get(x.Grad), Dgamma: OpHarness.Get(bn.Weight.Grad), Dbeta: OpHarness.Get(bn.Bias.Grad));
+        t.B.ReluBackward(y, y.Grad, masked, false);
+        t.B.BatchNormBackward(x, masked, x.Grad, false, bn.P, new BatchNormOptions(Relu: false));
+
+        Assert.That(fused.Dx, Is.EqualTo(OpHarness.Get(x.Grad)), "dx");
+        Assert.That(fused.Dgamma, Is.EqualTo(OpHarness.Get(bn.Weight.Grad)), "dgamma");
+        Assert.That(fused.Dbeta, Is.EqualTo(OpHarness.Get(bn.Bias.Grad)), "dbeta");
     }
 
     [Test]
