@@ -7,17 +7,7 @@
 // to finish combines the parts in chunk order, so results never depend on timing (v2; v1 had a
 // finish kernel). Normalisation and dx: grid-stride loops on an NchwCursor (no division per
 // element). Bound by memory (x read once for the statistics, once to normalise).
-#include "common.cuh"
-
-__device__ __forceinline__ void store_stats(int c, double mean, double var, i64 M, float* __restrict__ save_mean,
-                                            float* __restrict__ save_invstd, float* __restrict__ running_mean,
-                                            float* __restrict__ running_var, float momentum, float eps)
-{
-    save_mean[c] = (float)mean;
-    save_invstd[c] = (float)(1.0 / sqrt(var + eps));
-    running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mean);
-    running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * var * M / (M - 1));
-}
+#include "batch_norm_stats.cuh"
 
 // Statistics of chunk blockIdx.y (of `chunk` values) of channel blockIdx.x, in one pass: sums of
 // d = x - shift and d^2 in double, shift the chunk's first value (so a mean far from 0 costs no
@@ -28,12 +18,11 @@ KERNEL void batch_norm_stats(const float* __restrict__ x, i64 xs, int N, int C, 
                              float* __restrict__ running_mean, float* __restrict__ running_var,
                              float momentum, float eps, double* __restrict__ parts, unsigned* __restrict__ done)
 {
-    int c = blockIdx.x, S = gridDim.y;
+    int c = blockIdx.x;
     i64 M = (i64)N * P, lo = blockIdx.y * chunk, hi = lo + chunk < M ? lo + chunk : M;
     i64 count = hi > lo ? hi - lo : 0;
     const float* xc = x + (i64)c * P;
-    double shift = count > 0 ? xc[(lo / P) * xs + lo % P] : 0.0;
-    if (shift - shift != 0.0) shift = 0.0; // an Inf first value would make every d NaN: the mean is Inf, as on the CPU
+    double shift = count > 0 ? stats_shift(xc[(lo / P) * xs + lo % P]) : 0.0;
     double s1 = 0, s2 = 0;
     i64 e = lo + threadIdx.x;
     for (NchwCursor at(e, blockDim.x, 1, 1, P); e < hi; e += blockDim.x, at.advance(1, 1, P))
@@ -42,37 +31,7 @@ KERNEL void batch_norm_stats(const float* __restrict__ x, i64 xs, int N, int C, 
         s1 += d;
         s2 += d * d;
     }
-    s1 = block_sum<double>(s1);
-    s2 = block_sum<double>(s2);
-    if (threadIdx.x != 0) return;
-    double mean = count > 0 ? shift + s1 / count : 0.0, q = count > 0 ? s2 - s1 * s1 / count : 0.0;
-    q = q < 0.0 ? 0.0 : q; // rounding can take the shifted form just below 0 (never NaN to 0)
-    if (S == 1)
-    {
-        store_stats(c, mean, q / M, M, save_mean, save_invstd, running_mean, running_var, momentum, eps);
-        return;
-    }
-    double* part = parts + ((i64)c * S + blockIdx.y) * 3;
-    part[0] = (double)count;
-    part[1] = mean;
-    part[2] = q;
-    if (!last_to_arrive(done, c, S)) return;
-    // Chan, Golub and LeVeque's pairwise update of count, mean and centred sum of squares.
-    const volatile double* all = parts + (i64)c * S * 3; // written by other blocks: no cached copy
-    double n = 0;
-    mean = 0, q = 0;
-    for (int s = 0; s < S; s++)
-    {
-        double nb = all[s * 3];
-        if (nb == 0) continue;
-        double total = n + nb, mb = all[s * 3 + 1], d = mb - mean;
-        // A non-finite mean combines as the sum it stands for (Inf stays Inf, as on the CPU):
-        // the pairwise update would add Inf - Inf. The variance is NaN then, as on the CPU.
-        mean = d - d == 0.0 ? mean + d * nb / total : (n * mean + nb * mb) / total;
-        q += all[s * 3 + 2] + d * d * n * nb / total;
-        n = total;
-    }
-    store_stats(c, mean, q / M, M, save_mean, save_invstd, running_mean, running_var, momentum, eps);
+    finish_stats(c, count, M, shift, s1, s2, save_mean, save_invstd, running_mean, running_var, momentum, eps, parts, done);
 }
 
 // The normalisation as an affine map per channel: y = fmaf(x, scale, shift), scale = gamma *

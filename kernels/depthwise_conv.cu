@@ -1,6 +1,7 @@
 // depthwise_conv.cu — k x k depthwise convolution, stride 1 or 2, zero padding, with a channel
 // multiplier m (Cout = m * Cin; output channel o reads input channel o / m), NCHW views.
-// Forward: one thread per output element. Backward data: one thread per input element,
+// Forward: one thread per output element; or, with the following batch norm's statistics
+// (depthwise_conv_fwd_stats, v2.5), batch_norm_stats's grid and sums. Backward data: one thread per input element,
 // gathering the outputs that read it (no atomics). Backward weight: grid (Cout, S), block (co, s)
 // of REDUCE_THREADS threads covering the s-th chunk of co's (n, oh, ow) positions; each thread
 // accumulates all k*k taps over its share in registers, then one shared-memory pass and a warp
@@ -12,9 +13,31 @@
 // weight gradient's k*k sums stay in registers (v1's runtime-indexed acc[25] was a 104-byte
 // stack frame). K = 0 is the generic kernel (any k <= 5, any stride) for other shapes. Grid-
 // stride loops walk an NchwCursor instead of dividing every index.
-#include "common.cuh"
+#include "batch_norm_stats.cuh"
 
 #define MAX_TAPS 25 // k <= 5
+
+// One output of the depthwise conv: the k x k taps around (oh, ow) of one input plane xp.
+template <int K, int S>
+__device__ __forceinline__ float depthwise_output(const float* __restrict__ xp, const float* __restrict__ wp, int H, int W,
+                                                  int oh, int ow, int k, int stride, int pad)
+{
+    int ih0 = oh * stride - pad, iw0 = ow * stride - pad;
+    float s = 0.f;
+#pragma unroll
+    for (int kh = 0; kh < k; kh++)
+    {
+        int ih = ih0 + kh;
+        if (ih < 0 || ih >= H) continue;
+#pragma unroll
+        for (int kw = 0; kw < k; kw++)
+        {
+            int iw = iw0 + kw;
+            if (iw >= 0 && iw < W) s = fmaf(xp[ih * W + iw], wp[kh * k + kw], s);
+        }
+    }
+    return s;
+}
 
 template <int K, int S>
 __device__ __forceinline__ void depthwise_fwd(const float* __restrict__ x, i64 xs, const float* __restrict__ w,
@@ -26,23 +49,46 @@ __device__ __forceinline__ void depthwise_fwd(const float* __restrict__ x, i64 x
     FOR_EACH_NCHW(o, N, Cout, Ho, Wo)
     {
         const float* xp = x + o.n * xs + (i64)(m == 1 ? o.c : o.c / m) * H * W;
-        const float* wp = w + o.c * k * k;
-        int ih0 = o.h * stride - pad, iw0 = o.w * stride - pad;
-        float s = 0.f;
-#pragma unroll
-        for (int kh = 0; kh < k; kh++)
-        {
-            int ih = ih0 + kh;
-            if (ih < 0 || ih >= H) continue;
-#pragma unroll
-            for (int kw = 0; kw < k; kw++)
-            {
-                int iw = iw0 + kw;
-                if (iw >= 0 && iw < W) s = fmaf(xp[ih * W + iw], wp[kh * k + kw], s);
-            }
-        }
-        y[o.n * ys + ((i64)o.c * Ho + o.h) * Wo + o.w] = s;
+        y[o.n * ys + ((i64)o.c * Ho + o.h) * Wo + o.w] = depthwise_output<K, S>(xp, w + o.c * k * k, H, W, o.h, o.w, k, stride, pad);
     }
+}
+
+// The forward that also computes the batch-norm statistics of its output y (v2.5), for the batch
+// norm that always follows a depthwise conv in GhostNet. Grid (Cout, S) as batch_norm_stats: block
+// (co, s) computes chunk s of channel co's N * Ho * Wo outputs, writes them, and sums them exactly
+// as batch_norm_stats would after it (same chunks, same thread order, same shift, same finish),
+// so the statistics are the unfused path's bit for bit, without its launch and its read of y.
+template <int K, int S>
+__device__ __forceinline__ void depthwise_fwd_stats(const float* __restrict__ x, i64 xs, const float* __restrict__ w,
+                                                    float* __restrict__ y, i64 ys, int N, int Cin, int H, int W,
+                                                    int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, i64 chunk,
+                                                    float* __restrict__ save_mean, float* __restrict__ save_invstd,
+                                                    float* __restrict__ running_mean, float* __restrict__ running_var,
+                                                    float momentum, float eps, double* __restrict__ parts, unsigned* __restrict__ done)
+{
+    const int k = K ? K : k_any, stride = K ? S : stride_any;
+    int co = blockIdx.x, m = Cout / Cin;
+    i64 plane = (i64)Ho * Wo, M = plane * N, lo = blockIdx.y * chunk, hi = lo + chunk < M ? lo + chunk : M;
+    i64 count = hi > lo ? hi - lo : 0, x_plane = (i64)(m == 1 ? co : co / m) * H * W;
+    const float* wp = w + co * k * k;
+    // batch_norm_stats shifts by the chunk's first value of y: every thread computes it.
+    double shift = 0.0;
+    if (count > 0)
+    {
+        i64 n0 = lo / plane, p0 = lo % plane;
+        shift = stats_shift(depthwise_output<K, S>(x + n0 * xs + x_plane, wp, H, W, (int)(p0 / Wo), (int)(p0 % Wo), k, stride, pad));
+    }
+    double s1 = 0, s2 = 0;
+    i64 e = lo + threadIdx.x;
+    for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))
+    {
+        float v = depthwise_output<K, S>(x + at.n * xs + x_plane, wp, H, W, at.h, at.w, k, stride, pad);
+        y[at.n * ys + (i64)co * plane + at.h * Wo + at.w] = v;
+        double d = v - shift;
+        s1 += d;
+        s2 += d * d;
+    }
+    finish_stats(co, count, M, shift, s1, s2, save_mean, save_invstd, running_mean, running_var, momentum, eps, parts, done);
 }
 
 template <int K, int S>
@@ -156,6 +202,12 @@ __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x
         int H, int W, int Cout, int Ho, int Wo, int k, int stride, int pad
 #define DEPTHWISE_ARGS x, xs, w, y, ys, N, Cin, H, W, Cout, Ho, Wo, k, stride, pad
 #define DEPTHWISE_DATA_PARAMS DEPTHWISE_PARAMS, int accumulate
+#define DEPTHWISE_STATS_PARAMS                                                                             \
+    DEPTHWISE_PARAMS, i64 chunk, float *__restrict__ save_mean, float *__restrict__ save_invstd,           \
+        float *__restrict__ running_mean, float *__restrict__ running_var, float momentum, float eps, \
+        double *__restrict__ parts, unsigned *__restrict__ done
+#define DEPTHWISE_STATS_ARGS \
+    DEPTHWISE_ARGS, chunk, save_mean, save_invstd, running_mean, running_var, momentum, eps, parts, done
 #define DEPTHWISE_WEIGHT_PARAMS                                                                                     \
     const float *__restrict__ x, i64 xs, const float *__restrict__ dy, i64 dys, float *__restrict__ dw, int N, int Cin, \
         int H, int W, int Cout, int Ho, int Wo, int k, int stride, int pad, i64 chunk, double *__restrict__ parts,      \
@@ -169,6 +221,11 @@ KERNEL void depthwise_conv_fwd_k3s1(DEPTHWISE_PARAMS) { depthwise_fwd<3, 1>(DEPT
 KERNEL void depthwise_conv_fwd_k3s2(DEPTHWISE_PARAMS) { depthwise_fwd<3, 2>(DEPTHWISE_ARGS); }
 KERNEL void depthwise_conv_fwd_k5s1(DEPTHWISE_PARAMS) { depthwise_fwd<5, 1>(DEPTHWISE_ARGS); }
 KERNEL void depthwise_conv_fwd_k5s2(DEPTHWISE_PARAMS) { depthwise_fwd<5, 2>(DEPTHWISE_ARGS); }
+KERNEL void depthwise_conv_fwd_stats(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<0, 0>(DEPTHWISE_STATS_ARGS); }
+KERNEL void depthwise_conv_fwd_stats_k3s1(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<3, 1>(DEPTHWISE_STATS_ARGS); }
+KERNEL void depthwise_conv_fwd_stats_k3s2(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<3, 2>(DEPTHWISE_STATS_ARGS); }
+KERNEL void depthwise_conv_fwd_stats_k5s1(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<5, 1>(DEPTHWISE_STATS_ARGS); }
+KERNEL void depthwise_conv_fwd_stats_k5s2(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<5, 2>(DEPTHWISE_STATS_ARGS); }
 KERNEL void depthwise_conv_bwd_data(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<0, 0>(DEPTHWISE_ARGS, accumulate); }
 KERNEL void depthwise_conv_bwd_data_k3s1(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<3, 1>(DEPTHWISE_ARGS, accumulate); }
 KERNEL void depthwise_conv_bwd_data_k3s2(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<3, 2>(DEPTHWISE_ARGS, accumulate); }

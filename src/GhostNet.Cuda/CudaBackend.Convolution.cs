@@ -92,11 +92,12 @@ public sealed partial class CudaBackend
             count, x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, y.H, y.W, col);
 
     /// <summary>
-    /// depthwise_conv.cu's entry points for forward, data and weight gradient: the generic
-    /// kernel, then the variants specialised on (k, stride) = (3, 1), (3, 2), (5, 1), (5, 2).
+    /// depthwise_conv.cu's entry points for forward, data gradient, weight gradient and the
+    /// forward with batch-norm statistics: the generic kernel, then the variants specialised on
+    /// (k, stride) = (3, 1), (3, 2), (5, 1), (5, 2).
     /// </summary>
     internal static readonly string[][] DepthwiseKernels =
-        new[] { "depthwise_conv_fwd", "depthwise_conv_bwd_data", "depthwise_conv_bwd_weight" }.Select(op =>
+        new[] { "depthwise_conv_fwd", "depthwise_conv_bwd_data", "depthwise_conv_bwd_weight", "depthwise_conv_fwd_stats" }.Select(op =>
             new[] { op, $"{op}_k3s1", $"{op}_k3s2", $"{op}_k5s1", $"{op}_k5s2" }).ToArray();
 
     /// <summary>The index in <see cref="DepthwiseKernels"/> of the kernel for <paramref name="g"/>: 0 (generic) unless specialised.</summary>
@@ -113,6 +114,38 @@ public sealed partial class CudaBackend
         // Cost: x read once (neighbouring taps from L1/L2), the filters, y written; k*k FMAs per output (padding taps included).
         Launch1D(DepthwiseKernels[0][DepthwiseVariant(g)], y.Count, LaunchCost.Fp32(read: x.Count + y.C * taps, written: y.Count, flops: 2 * y.Count * taps), $"{x} -> {y} {g}", Ptr(x), Stride(x), Ptr(w), Ptr(y), Stride(y),
             x.N, x.C, x.H, x.W, y.C, y.H, y.W, g.Kernel, g.Stride, g.Padding);
+    }
+
+    /// <summary>
+    /// Whether <see cref="DepthwiseConvBatchNormForward"/> runs depthwise_conv_fwd_stats (the
+    /// default) or the unfused pair of launches, kept as the reference the tests compare it with.
+    /// </summary>
+    public bool FuseBatchNormStatistics { get; set; } = true;
+
+    public void DepthwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    {
+        if (!FuseBatchNormStatistics)
+        {
+            DepthwiseConvForward(x, w, z, g);
+            BatchNormTrainForward(z, y, p, o);
+            return;
+        }
+        // Both launches are recorded under the depthwise family, where ProfilingBackend times the call.
+        Op(OpFamily.DepthwiseConvForward);
+        ShapeChecks.Depthwise("depthwise_conv_fwd", x, w, z, g);
+        ShapeChecks.Same("batch_norm_fwd", z, y);
+        ShapeChecks.BatchNormTraining("batch_norm_fwd", z);
+        long taps = (long)g.Kernel * g.Kernel, c = z.C;
+        var (chunks, chunk) = ChannelChunks(z.C, (long)z.N * z.Plane);
+        ulong parts = chunks > 1 ? Partials(c * chunks * 3 * 2) : 0, done = chunks > 1 ? Counters(z.C) : 0;
+        // Cost: the forward's (x read once, the filters, z written, k*k FMAs per output) and the
+        // statistics' sums (4 FLOPs per output, the four statistics, the split's parts), without
+        // batch_norm_stats's read of z. Each chunk's first output is computed once more per thread.
+        Launch(DepthwiseKernels[3][DepthwiseVariant(g)], (uint)z.C, (uint)chunks, 1, Threads,
+            LaunchCost.Fp32(read: x.Count + c * taps + 2 * c, written: z.Count + 4 * c, flops: (2 * taps + 4) * z.Count, otherBytes: chunks > 1 ? 2 * 8 * 3 * c * chunks : 0),
+            $"{x} -> {z} {g}", Ptr(x), Stride(x), Ptr(w), Ptr(z), Stride(z), x.N, x.C, x.H, x.W, z.C, z.H, z.W, g.Kernel, g.Stride, g.Padding,
+            chunk, Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps, parts, done);
+        Apply(z, y, p, o, training: true);
     }
 
     public void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g)

@@ -34,6 +34,14 @@ public interface IBackend : IDisposable
     void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g);
     void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g);
 
+    /// <summary>
+    /// A depthwise conv z = conv(x) and the training form of the batch norm that follows it,
+    /// y = batch_norm(z): the same results as DepthwiseConvForward then BatchNormTrainForward, which
+    /// a backend may fuse (CUDA: the conv's kernel also sums z's statistics, so z is read once
+    /// less). z stays the conv's output, as the backward needs it.
+    /// </summary>
+    void DepthwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o);
+
     // Batch norm over (N, H, W) per channel, optionally followed by ReLU.
     void BatchNormTrainForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o);
     void BatchNormEvalForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o);

@@ -13,6 +13,13 @@ namespace GhostNet.Cpu;
 // no reduction across threads.
 public sealed unsafe partial class CpuBackend
 {
+    /// <summary>Unfused on the CPU: the batch norm's statistics pass runs over z while it is fresh in cache anyway.</summary>
+    public void DepthwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    {
+        DepthwiseConvForward(x, w, z, g);
+        BatchNormTrainForward(z, y, p, o);
+    }
+
     public void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
     {
         ShapeChecks.Depthwise("depthwise_conv_fwd", x, w, y, g);

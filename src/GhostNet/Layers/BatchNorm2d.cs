@@ -50,6 +50,16 @@ public sealed class BatchNorm2d : ILayer
         else b.BatchNormEvalForward(X, Output, Tensors, Options);
     }
 
+    /// <summary>
+    /// The training forward together with the depthwise conv that writes X, as one backend call
+    /// that may sum the statistics inside the conv (<see cref="DepthwiseConvBn"/>).
+    /// </summary>
+    public void TrainForwardAfter(IBackend b, Conv2d depthwise)
+    {
+        b.DepthwiseConvBatchNormForward(depthwise.X, depthwise.Weight.Value, X, depthwise.Geometry, Output, Tensors, Options);
+        NumBatchesTracked.Value++;
+    }
+
     public void Backward(IBackend b, bool accumulate) =>
         b.BatchNormBackward(X, Output.Grad, X.Grad, accumulate, Tensors, Options);
 }

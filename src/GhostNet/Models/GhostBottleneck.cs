@@ -12,8 +12,7 @@ namespace GhostNet.Models;
 public sealed class GhostBottleneck : ILayer
 {
     private readonly GhostModule _ghost1, _ghost2;
-    private readonly Conv2d? _convDw;
-    private readonly BatchNorm2d? _bnDw;
+    private readonly DepthwiseConvBn? _dw;
     private readonly SqueezeExcite? _se;
     private readonly ILayer[] _shortcut;
 
@@ -25,9 +24,9 @@ public sealed class GhostBottleneck : ILayer
         var h = _ghost1.Output;
         if (stride > 1)
         {
-            _convDw = new Conv2d(pb, name + ".conv_dw", h, midChannels, dwKernel, stride, pad, depthwise: true);
-            _bnDw = new BatchNorm2d(pb, name + ".bn_dw", _convDw.Output, relu: false);
-            h = _bnDw.Output;
+            var convDw = new Conv2d(pb, name + ".conv_dw", h, midChannels, dwKernel, stride, pad, depthwise: true);
+            _dw = new DepthwiseConvBn(convDw, new BatchNorm2d(pb, name + ".bn_dw", convDw.Output, relu: false));
+            h = _dw.Output;
         }
         if (seRatio > 0)
         {
@@ -41,7 +40,7 @@ public sealed class GhostBottleneck : ILayer
             var dw = new Conv2d(pb, name + ".shortcut.0", x, x.C, dwKernel, stride, pad, depthwise: true);
             var bn = new BatchNorm2d(pb, name + ".shortcut.1", dw.Output, relu: false);
             var pw = new Conv2d(pb, name + ".shortcut.2", bn.Output, outChannels, 1, 1, 0);
-            _shortcut = [dw, bn, pw, new BatchNorm2d(pb, name + ".shortcut.3", pw.Output, relu: false)];
+            _shortcut = [new DepthwiseConvBn(dw, bn), pw, new BatchNorm2d(pb, name + ".shortcut.3", pw.Output, relu: false)];
         }
         var g = _ghost2.Output;
         Output = pb.Activation(g.C, g.H, g.W);
@@ -56,8 +55,7 @@ public sealed class GhostBottleneck : ILayer
     public void Forward(IBackend b, bool training)
     {
         _ghost1.Forward(b, training);
-        _convDw?.Forward(b, training);
-        _bnDw?.Forward(b, training);
+        _dw?.Forward(b, training);
         _se?.Forward(b, training);
         _ghost2.Forward(b, training);
         foreach (var layer in _shortcut) layer.Forward(b, training);
@@ -78,8 +76,7 @@ public sealed class GhostBottleneck : ILayer
         }
         _ghost2.Backward(b, false);
         _se?.Backward(b, false);
-        _bnDw?.Backward(b, false);
-        _convDw?.Backward(b, false);
+        _dw?.Backward(b, false);
         _ghost1.Backward(b, accumulate: true);
     }
 }

@@ -13,8 +13,9 @@ namespace GhostNet.Models;
 /// </summary>
 public sealed class GhostModule : ILayer
 {
-    private readonly Conv2d _primaryConv, _cheapConv;
-    private readonly BatchNorm2d _primaryBn, _cheapBn;
+    private readonly Conv2d _primaryConv;
+    private readonly BatchNorm2d _primaryBn;
+    private readonly DepthwiseConvBn _cheap;
 
     public GhostModule(PlanBuilder pb, string name, Tensor x, int oup, int kernelSize = 1, int ratio = 2, int dwSize = 3, int stride = 1, bool relu = true)
     {
@@ -24,8 +25,8 @@ public sealed class GhostModule : ILayer
         _primaryConv = new Conv2d(pb, name + ".primary_conv.0", x, init, kernelSize, stride, kernelSize / 2);
         var concat = pb.Activation(init + cheap, _primaryConv.Output.H, _primaryConv.Output.W);
         _primaryBn = new BatchNorm2d(pb, name + ".primary_conv.1", _primaryConv.Output, relu, concat.Channels(0, init));
-        _cheapConv = new Conv2d(pb, name + ".cheap_operation.0", _primaryBn.Output, cheap, dwSize, 1, dwSize / 2, depthwise: true);
-        _cheapBn = new BatchNorm2d(pb, name + ".cheap_operation.1", _cheapConv.Output, relu, concat.Channels(init, cheap));
+        var cheapConv = new Conv2d(pb, name + ".cheap_operation.0", _primaryBn.Output, cheap, dwSize, 1, dwSize / 2, depthwise: true);
+        _cheap = new DepthwiseConvBn(cheapConv, new BatchNorm2d(pb, name + ".cheap_operation.1", cheapConv.Output, relu, concat.Channels(init, cheap)));
         Output = concat.Channels(0, oup);
     }
 
@@ -36,15 +37,13 @@ public sealed class GhostModule : ILayer
     {
         _primaryConv.Forward(b, training);
         _primaryBn.Forward(b, training);
-        _cheapConv.Forward(b, training);
-        _cheapBn.Forward(b, training);
+        _cheap.Forward(b, training);
     }
 
     public void Backward(IBackend b, bool accumulate)
     {
-        _cheapBn.Backward(b, false);
         // The intrinsic maps feed both the output and the cheap operation: add the second gradient.
-        _cheapConv.Backward(b, accumulate: true);
+        _cheap.Backward(b, accumulate: true);
         _primaryBn.Backward(b, false);
         _primaryConv.Backward(b, accumulate);
     }

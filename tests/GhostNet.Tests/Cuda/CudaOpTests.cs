@@ -1,4 +1,5 @@
 using GhostNet.Backends;
+using GhostNet.Cuda;
 using NUnit.Framework;
 
 namespace GhostNet.Tests.Cuda;
@@ -185,6 +186,64 @@ public partial class CudaOpTests
         Assert.That(dx, Is.EqualTo(Read(x.Grad.G)), "dx");
         Assert.That(dgamma, Is.EqualTo(Read(gamma.Grad.G)), "dgamma");
         Assert.That(dbeta, Is.EqualTo(Read(beta.Grad.G)), "dbeta");
+    }
+
+    // depthwise_conv_fwd_stats (v2.5) sums the batch norm's statistics inside the conv. It must
+    // equal the unfused launches (depthwise_conv_fwd, batch_norm_stats, batch_norm_apply)
+    // exactly: z, y, the saved and the running statistics. Both paths must also match the CPU.
+    // Cases: each <k, stride> variant, the generic kernel (k 1; k 3 at stride 3), channel
+    // multiplier 2, ReLU on and off, split (3 and 4 channels over big planes: 3 chunks on the
+    // emulator's 4 SMs) and unsplit.
+    [TestCase(4, 3, 64, 64, 3, 1, 1, true)]
+    [TestCase(2, 24, 14, 13, 3, 2, 1, false)]
+    [TestCase(3, 8, 15, 15, 5, 1, 1, true)]
+    [TestCase(2, 6, 16, 11, 5, 2, 2, false)]
+    [TestCase(2, 5, 9, 9, 1, 1, 1, false)]
+    [TestCase(12, 4, 40, 40, 3, 3, 1, true)]
+    public void Depthwise_conv_with_batch_norm_statistics_equals_the_unfused_launches(int n, int cin, int h, int w, int k, int stride, int multiplier, bool relu)
+    {
+        using var t = GpuHarness.Create();
+        int cout = cin * multiplier;
+        var g = new ConvGeometry(k, stride, (k - 1) / 2);
+        int ho = g.OutputSize(h), wo = g.OutputSize(w);
+        var x = t.Random(n, cin, h, w, 2f, 0.5f);
+        var filters = t.Random(cout, 1, k, k);
+        var gamma = t.Random(cout, 1, 1, 1, 0.5f, 1f);
+        var beta = t.Random(cout, 1, 1, 1);
+        float[] runningMean = t.Values(cout), runningVar = t.Values(cout, 0.5f, 1f);
+        var o = new BatchNormOptions(Relu: relu);
+        var (fused, unfused) = (Path(), Path());
+        (GpuHarness.Twin Z, GpuHarness.Twin Y, GpuHarness.Twin[] Stats, BatchNormTensors Gpu, BatchNormTensors Cpu) Path()
+        {
+            var stats = new[] { t.New(cout, 1, 1, 1), t.New(cout, 1, 1, 1), t.New(cout, 1, 1, 1), t.New(cout, 1, 1, 1) };
+            t.Set(stats[2], runningMean);
+            t.Set(stats[3], runningVar);
+            return (t.New(n, cout, ho, wo), t.New(n, cout, ho, wo), stats,
+                new(gamma.G, beta.G, stats[2].G, stats[3].G, stats[0].G, stats[1].G),
+                new(gamma.C, beta.C, stats[2].C, stats[3].C, stats[0].C, stats[1].C));
+        }
+        t.Gpu.Recorder = new LaunchRecorder();
+        foreach (var (path, fuse) in new[] { (fused, true), (unfused, false) })
+        {
+            t.Gpu.FuseBatchNormStatistics = fuse;
+            t.Poison(path.Z);
+            t.Poison(path.Y);
+            t.Gpu.DepthwiseConvBatchNormForward(x.G, filters.G, path.Z.G, g, path.Y.G, path.Gpu, o);
+            t.Cpu.DepthwiseConvBatchNormForward(x.C, filters.C, path.Z.C, g, path.Y.C, path.Cpu, o);
+        }
+        var kernels = t.Gpu.Recorder.Launches.Select(l => l.Kernel).Where(k => k != "fill_view").ToArray(); // less the poisoning
+        t.Gpu.Recorder = null;
+        string stats = CudaBackend.DepthwiseKernels[3][CudaBackend.DepthwiseVariant(g)];
+        Assert.That(kernels, Is.EqualTo(new[] { stats, "batch_norm_apply", CudaBackend.DepthwiseKernels[0][CudaBackend.DepthwiseVariant(g)], "batch_norm_stats", "batch_norm_apply" }));
+
+        float[] Read(in GpuHarness.Twin v) => GpuHarness.Get(t.Gpu, v.G);
+        Assert.That(Read(fused.Z), Is.EqualTo(Read(unfused.Z)), "z");
+        Assert.That(Read(fused.Y), Is.EqualTo(Read(unfused.Y)), "y");
+        string[] names = ["saved mean", "saved invstd", "running mean", "running var"];
+        for (int i = 0; i < 4; i++) Assert.That(Read(fused.Stats[i]), Is.EqualTo(Read(unfused.Stats[i])), names[i]);
+        t.Compare("z", fused.Z);
+        t.Compare("y", fused.Y);
+        for (int i = 0; i < 4; i++) t.Compare(names[i], fused.Stats[i]);
     }
 
     [TestCase(1, 72, 28, 28, 20)]
