@@ -6,7 +6,8 @@ namespace GhostNet.Backends;
 /// module writes its primary and cheap halves into one buffer and hands out the first
 /// <c>oup</c> channels without a concat or a slice copy. Where element (n, c, h, w) lives is the
 /// backend's business (the CPU backend stores NCHW); parameters are always contiguous and in
-/// PyTorch's layout.
+/// PyTorch's layout. A view's gradient is the same view on the storage's gradient twin, unless
+/// <see cref="WithGradientOf"/> points it elsewhere.
 /// </summary>
 public readonly struct Tensor
 {
@@ -14,6 +15,10 @@ public readonly struct Tensor
     public readonly long Offset;
     public readonly int N, C, H, W;
     public readonly int C0, CTotal;
+    private readonly GradientView? _gradient;
+
+    /// <summary>Where a view's gradient lives when it is not the view's own place on the gradient twin.</summary>
+    private sealed record GradientView(Storage Storage, long Offset, int C0, int CTotal);
 
     public Tensor(Storage storage, long offset, int n, int c, int h, int w, int c0 = 0, int cTotal = -1)
     {
@@ -30,6 +35,26 @@ public readonly struct Tensor
         C0 = c0; CTotal = cTotal;
     }
 
+    private Tensor(in Tensor view, GradientView? gradient)
+    {
+        this = view;
+        _gradient = gradient;
+    }
+
+    /// <summary>
+    /// This view with <paramref name="other"/>'s gradient as its own: for a value whose gradient
+    /// is passed on unchanged (the branches of a residual sum), so the backward copies nothing.
+    /// In a plan without gradients (inference) it is this view unchanged.
+    /// </summary>
+    public Tensor WithGradientOf(in Tensor other)
+    {
+        if (other.N != N || other.C != C || other.H != H || other.W != W)
+            throw new ArgumentException($"{this} cannot share the gradient of {other}: the shapes differ");
+        if (other._gradient is null && other.Storage.Gradient is null) return this;
+        var g = other.Grad;
+        return new Tensor(this, new GradientView(g.Storage, g.Offset, g.C0, g.CTotal));
+    }
+
     public bool IsNone => Storage is null;
     public long Count => (long)N * C * H * W;
     public int Plane => H * W;
@@ -40,14 +65,16 @@ public readonly struct Tensor
     {
         if (start < 0 || start + count > C)
             throw new ArgumentOutOfRangeException(nameof(start), $"channels {start}..{start + count} of a {C}-channel view");
-        return new Tensor(Storage, Offset, N, count, H, W, C0 + start, CTotal);
+        var window = new Tensor(Storage, Offset, N, count, H, W, C0 + start, CTotal);
+        return _gradient is { } g ? new Tensor(window, g with { C0 = g.C0 + start }) : window;
     }
 
-    /// <summary>The same view on the gradient twin of its storage.</summary>
+    /// <summary>The same view on the gradient twin of its storage, or the gradient it shares (<see cref="WithGradientOf"/>).</summary>
     public Tensor Grad
     {
         get
         {
+            if (_gradient is { } shared) return new Tensor(shared.Storage, shared.Offset, N, C, H, W, shared.C0, shared.CTotal);
             var g = Storage.Gradient ?? throw new InvalidOperationException($"{Storage.Name} has no gradient storage");
             return new Tensor(g, Offset, N, C, H, W, C0, CTotal);
         }

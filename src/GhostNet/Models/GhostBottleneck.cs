@@ -40,10 +40,13 @@ public sealed class GhostBottleneck : ILayer
             var dw = new Conv2d(pb, name + ".shortcut.0", x, x.C, dwKernel, stride, pad, depthwise: true);
             var bn = new BatchNorm2d(pb, name + ".shortcut.1", dw.Output, relu: false);
             var pw = new Conv2d(pb, name + ".shortcut.2", bn.Output, outChannels, 1, 1, 0);
-            _shortcut = [new DepthwiseConvBn(dw, bn), pw, new BatchNorm2d(pb, name + ".shortcut.3", pw.Output, relu: false)];
+            var projected = pb.Activation(outChannels, pw.Output.H, pw.Output.W).WithGradientOf(_ghost2.Output);
+            _shortcut = [new DepthwiseConvBn(dw, bn), pw, new BatchNorm2d(pb, name + ".shortcut.3", pw.Output, relu: false, projected)];
         }
+        // The sum passes its gradient to both branches unchanged: the sum, ghost2's output and a
+        // projecting shortcut's output share one gradient buffer, so the backward copies nothing.
         var g = _ghost2.Output;
-        Output = pb.Activation(g.C, g.H, g.W);
+        Output = pb.Activation(g.C, g.H, g.W).WithGradientOf(g);
         pb.Record(name, "ghost bottleneck (sum)", Output, 0, 0);
     }
 
@@ -64,16 +67,13 @@ public sealed class GhostBottleneck : ILayer
 
     public void Backward(IBackend b, bool accumulate)
     {
-        // The sum hands its gradient to both branches; the shortcut writes the input gradient
-        // first, then the main branch adds to it.
-        var dy = Output.Grad;
-        b.CopyOrAccumulate(dy, _ghost2.Output.Grad, false);
-        if (_shortcut.Length == 0) b.CopyOrAccumulate(dy, X.Grad, accumulate);
+        // The sum's gradient is already ghost2's and the projecting shortcut's (one shared buffer).
+        // The shortcut goes first: it writes the input gradient, which the main branch then adds
+        // to, and it must read the shared gradient before ghost2's cheap operation adds its own
+        // part to the primary half of it.
+        if (_shortcut.Length == 0) b.CopyOrAccumulate(Output.Grad, X.Grad, accumulate);
         else
-        {
-            b.CopyOrAccumulate(dy, _shortcut[^1].Output.Grad, false);
             for (int i = _shortcut.Length - 1; i >= 0; i--) _shortcut[i].Backward(b, i == 0 && accumulate);
-        }
         _ghost2.Backward(b, false);
         _se?.Backward(b, false);
         _dw?.Backward(b, false);

@@ -173,6 +173,29 @@ public class LaunchModelTests
         Assert.That(s.Total.Flops, Is.GreaterThan(2 * 2 * 4 * GhostNetModel.Describe(new GhostNetConfig(Width: 0.5f, NumClasses: 10), 64, 64).Sum(l => l.MultiplyAdds)));
     }
 
+    // What the v2.4-v2.6 fusions leave of a GhostNet 1.0x step (ForModel, no device): every
+    // depthwise conv sums its batch norm's statistics (batch_norm_stats runs only for the other
+    // batch norms), and the only copies left are the identity shortcuts' (the sum shares its
+    // gradient with ghost2 and a projecting shortcut).
+    [Test]
+    public void A_ghostnet_step_fuses_depthwise_statistics_and_copies_only_for_identity_shortcuts()
+    {
+        var config = new GhostNetConfig(Width: 1f, NumClasses: 1000);
+        var recorder = TrainingStepModel.Record(config, 2, 224, H200);
+        int Count(string kernel) => recorder.Launches.Count(l => l.Kernel == kernel);
+        int Prefixed(string prefix) => recorder.Launches.Count(l => l.Kernel.StartsWith(prefix));
+        var layers = GhostNetModel.Describe(config, 224, 224);
+        int depthwise = layers.Count(l => l.Kind.StartsWith("depthwise conv")), batchNorms = layers.Count(l => l.Kind.StartsWith("batch norm"));
+        Assert.That(depthwise, Is.EqualTo(41));
+        Assert.That(Prefixed("depthwise_conv_fwd_stats"), Is.EqualTo(depthwise), "every depthwise forward sums its batch norm's statistics");
+        Assert.That(Prefixed("depthwise_conv_fwd") - Prefixed("depthwise_conv_fwd_stats"), Is.Zero, "no unfused depthwise forward");
+        Assert.That(Count("batch_norm_stats"), Is.EqualTo(batchNorms - depthwise));
+        Assert.That(Count("batch_norm_apply"), Is.EqualTo(batchNorms));
+        int bottlenecks = layers.Count(l => l.Kind == "ghost bottleneck (sum)"), projecting = layers.Count(l => l.Name.EndsWith(".shortcut.3"));
+        Assert.That((bottlenecks, projecting), Is.EqualTo((16, 5)));
+        Assert.That(Count("copy_or_accumulate"), Is.EqualTo(bottlenecks - projecting), "one copy per identity shortcut, none into ghost2 or a projection");
+    }
+
     [Test]
     public void Each_launch_is_counted_under_the_family_the_profiling_backend_times_its_call_under()
     {
