@@ -7,7 +7,7 @@
 // to finish combines the parts in chunk order, so results never depend on timing (v2; v1 had a
 // finish kernel). Normalisation and dx: grid-stride loops on an NchwCursor (no division per
 // element). Bound by memory (x read once for the statistics, once to normalise).
-#include "batch_norm_stats.cuh"
+#include "batch_norm.cuh"
 
 // Statistics of chunk blockIdx.y (of `chunk` values) of channel blockIdx.x, in one pass: sums of
 // d = x - shift and d^2 in double, shift the chunk's first value (so a mean far from 0 costs no
@@ -33,18 +33,6 @@ KERNEL void batch_norm_stats(const float* __restrict__ x, i64 xs, int N, int C, 
     }
     finish_stats(c, count, M, shift, s1, s2, save_mean, save_invstd, running_mean, running_var, momentum, eps, parts, done);
 }
-
-// The normalisation as an affine map per channel: y = fmaf(x, scale, shift), scale = gamma *
-// invstd, shift = beta - mean * scale. Written with explicit fmaf so that the backward kernels,
-// which recompute y's sign from x for the ReLU mask instead of reading y (v2.4), get the very
-// value the forward wrote: no contraction choice of the compiler can differ between kernels.
-struct BnAffine
-{
-    float scale, shift;
-    __device__ __forceinline__ BnAffine(float gamma, float beta, float mean, float invstd)
-        : scale(gamma * invstd), shift(fmaf(-mean, gamma * invstd, beta)) {}
-    __device__ __forceinline__ float operator()(float x) const { return fmaf(x, scale, shift); }
-};
 
 // y = x * scale + shift (then ReLU); with use_running the statistics are the running ones (eval mode).
 KERNEL void batch_norm_apply(const float* __restrict__ x, i64 xs, float* __restrict__ y, i64 ys,
@@ -106,8 +94,8 @@ KERNEL void batch_norm_bwd_reduce(const float* __restrict__ x, i64 xs, const flo
     dbeta[c] = (float)sg;
 }
 
-// dx = gamma invstd (dy' - dbeta / M - (x - mean) invstd dgamma / M), written or added; the
-// ReLU mask from x as in batch_norm_bwd_reduce.
+// dx = gamma invstd (dy' - dbeta / M - (x - mean) invstd dgamma / M) (BnInputGrad), written or
+// added; the ReLU mask from x as in batch_norm_bwd_reduce.
 KERNEL void batch_norm_bwd_data(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
                                 float* __restrict__ dx, i64 dxs, int N, int C, int P,
                                 const float* __restrict__ gamma, const float* __restrict__ beta,
@@ -116,15 +104,11 @@ KERNEL void batch_norm_bwd_data(const float* __restrict__ x, i64 xs, const float
                                 int with_relu, int accumulate)
 {
     float inv_m = 1.f / (float)((i64)N * P);
+    BnOperand bn{x, xs, gamma, beta, mean, invstd, dgamma, dbeta, with_relu};
     FOR_EACH_NCHW(at, N, C, 1, P)
     {
-        int c = at.c;
-        i64 offset = (i64)c * P + at.w;
-        float g = dy[at.n * dys + offset], xv = x[at.n * xs + offset];
-        if (with_relu) g = relu_grad(BnAffine(gamma[c], beta[c], mean[c], invstd[c])(xv), g);
-        float a = gamma[c] * invstd[c];
-        float xc = xv - mean[c];
-        float v = a * (g - dbeta[c] * inv_m - xc * invstd[c] * dgamma[c] * inv_m);
+        i64 offset = (i64)at.c * P + at.w;
+        float v = BnInputGrad(bn, at.c, inv_m)(x[at.n * xs + offset], dy[at.n * dys + offset]);
         float* p = dx + at.n * dxs + offset;
         *p = accumulate ? *p + v : v;
     }

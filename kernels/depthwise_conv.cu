@@ -13,7 +13,7 @@
 // weight gradient's k*k sums stay in registers (v1's runtime-indexed acc[25] was a 104-byte
 // stack frame). K = 0 is the generic kernel (any k <= 5, any stride) for other shapes. Grid-
 // stride loops walk an NchwCursor instead of dividing every index.
-#include "batch_norm_stats.cuh"
+#include "batch_norm.cuh"
 
 #define MAX_TAPS 25 // k <= 5
 
@@ -71,13 +71,15 @@ __device__ __forceinline__ void depthwise_fwd_stats(const float* __restrict__ x,
     i64 plane = (i64)Ho * Wo, M = plane * N, lo = blockIdx.y * chunk, hi = lo + chunk < M ? lo + chunk : M;
     i64 count = hi > lo ? hi - lo : 0, x_plane = (i64)(m == 1 ? co : co / m) * H * W;
     const float* wp = w + co * k * k;
-    // batch_norm_stats shifts by the chunk's first value of y: every thread computes it.
-    double shift = 0.0;
-    if (count > 0)
+    // batch_norm_stats shifts by the chunk's first value of y: thread 0 computes it for the block.
+    __shared__ float first;
+    if (threadIdx.x == 0 && count > 0)
     {
         i64 n0 = lo / plane, p0 = lo % plane;
-        shift = stats_shift(depthwise_output<K, S>(x + n0 * xs + x_plane, wp, H, W, (int)(p0 / Wo), (int)(p0 % Wo), k, stride, pad));
+        first = depthwise_output<K, S>(x + n0 * xs + x_plane, wp, H, W, (int)(p0 / Wo), (int)(p0 % Wo), k, stride, pad);
     }
+    __syncthreads();
+    double shift = count > 0 ? stats_shift(first) : 0.0;
     double s1 = 0, s2 = 0;
     i64 e = lo + threadIdx.x;
     for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))
@@ -91,13 +93,18 @@ __device__ __forceinline__ void depthwise_fwd_stats(const float* __restrict__ x,
     finish_stats(co, count, M, shift, s1, s2, save_mean, save_invstd, running_mean, running_var, momentum, eps, parts, done);
 }
 
-template <int K, int S>
+// With BN (v2.7), dy is the gradient of the batch norm that follows the conv, and the conv's own
+// output gradient is computed where it is read, from dy and the batch norm's input (the conv's
+// output): BnInputGrad, as batch_norm_bwd_data would have written it.
+template <int K, int S, bool BN>
 __device__ __forceinline__ void depthwise_bwd_data(const float* __restrict__ dy, i64 dys, const float* __restrict__ w,
                                                    float* __restrict__ dx, i64 dxs, int N, int Cin, int H, int W,
-                                                   int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, int accumulate)
+                                                   int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, int accumulate,
+                                                   BnOperand bn)
 {
     const int k = K ? K : k_any, stride = K ? S : stride_any;
     int m = Cout / Cin;
+    float inv_m = 1.f / (float)((i64)N * Ho * Wo);
     FOR_EACH_NCHW(i, N, Cin, H, W)
     {
         float s = 0.f;
@@ -106,6 +113,8 @@ __device__ __forceinline__ void depthwise_bwd_data(const float* __restrict__ dy,
             int co = i.c * m + j;
             const float* dyp = dy + i.n * dys + (i64)co * Ho * Wo;
             const float* wp = w + co * k * k;
+            const float* zp = BN ? bn.x + i.n * bn.xs + (i64)co * Ho * Wo : nullptr;
+            BnInputGrad grad = BN ? BnInputGrad(bn, co, inv_m) : BnInputGrad();
             // Output row oh reads this input through tap kh when oh * stride = ih + pad - kh: only
             // the taps of ih + pad's residue mod stride (every tap at stride 1, every other at 2).
 #pragma unroll
@@ -117,7 +126,10 @@ __device__ __forceinline__ void depthwise_bwd_data(const float* __restrict__ dy,
                 for (int kw = (i.w + pad) % stride; kw < k; kw += stride)
                 {
                     int ow = (i.w + pad - kw) / stride;
-                    if (ow >= 0 && ow < Wo) s = fmaf(dyp[oh * Wo + ow], wp[kh * k + kw], s);
+                    if (ow < 0 || ow >= Wo) continue;
+                    float g = dyp[oh * Wo + ow];
+                    if constexpr (BN) g = grad(zp[oh * Wo + ow], g);
+                    s = fmaf(g, wp[kh * k + kw], s);
                 }
             }
         }
@@ -126,11 +138,12 @@ __device__ __forceinline__ void depthwise_bwd_data(const float* __restrict__ dy,
     }
 }
 
-template <int K, int S>
+// With BN (v2.7), dy is the following batch norm's output gradient, as in depthwise_bwd_data.
+template <int K, int S, bool BN>
 __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
                                                      float* __restrict__ dw, int N, int Cin, int H, int W,
                                                      int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, i64 chunk,
-                                                     double* __restrict__ parts, unsigned* __restrict__ done)
+                                                     double* __restrict__ parts, unsigned* __restrict__ done, BnOperand bn)
 {
     constexpr int TAPS = K ? K * K : MAX_TAPS; // registers when K is known
     const int k = K ? K : k_any, stride = K ? S : stride_any, taps = k * k;
@@ -139,11 +152,14 @@ __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x
 #pragma unroll
     for (int t = 0; t < TAPS; t++) acc[t] = 0.f;
     i64 plane = (i64)Ho * Wo, total = plane * N, lo = blockIdx.y * chunk, hi = lo + chunk < total ? lo + chunk : total;
+    BnInputGrad grad = BN ? BnInputGrad(bn, co, 1.f / (float)total) : BnInputGrad();
     i64 e = lo + threadIdx.x;
     // (n, 0, oh, ow) of position e, moved blockDim.x positions a turn.
     for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))
     {
-        float g = dy[at.n * dys + (i64)co * plane + at.h * Wo + at.w];
+        i64 at_co = (i64)co * plane + at.h * Wo + at.w;
+        float g = dy[at.n * dys + at_co];
+        if constexpr (BN) g = grad(bn.x[at.n * bn.xs + at_co], g);
         const float* xp = x + at.n * xs + (i64)(m == 1 ? co : co / m) * H * W;
         int ih0 = at.h * stride - pad, iw0 = at.w * stride - pad;
 #pragma unroll
@@ -202,6 +218,13 @@ __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x
         int H, int W, int Cout, int Ho, int Wo, int k, int stride, int pad
 #define DEPTHWISE_ARGS x, xs, w, y, ys, N, Cin, H, W, Cout, Ho, Wo, k, stride, pad
 #define DEPTHWISE_DATA_PARAMS DEPTHWISE_PARAMS, int accumulate
+// The batch norm that follows the conv, for the _bn backward kernels (v2.7): its input z (the
+// conv's output), parameters, saved statistics, parameter gradients and ReLU flag.
+#define BN_OPERAND_PARAMS                                                                                  \
+    const float *__restrict__ z, i64 zs, const float *__restrict__ gamma, const float *__restrict__ beta, \
+        const float *__restrict__ mean, const float *__restrict__ invstd, const float *__restrict__ dgamma,  \
+        const float *__restrict__ dbeta, int with_relu
+#define BN_OPERAND BnOperand{z, zs, gamma, beta, mean, invstd, dgamma, dbeta, with_relu}
 #define DEPTHWISE_STATS_PARAMS                                                                             \
     DEPTHWISE_PARAMS, i64 chunk, float *__restrict__ save_mean, float *__restrict__ save_invstd,           \
         float *__restrict__ running_mean, float *__restrict__ running_var, float momentum, float eps, \
@@ -226,13 +249,23 @@ KERNEL void depthwise_conv_fwd_stats_k3s1(DEPTHWISE_STATS_PARAMS) { depthwise_fw
 KERNEL void depthwise_conv_fwd_stats_k3s2(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<3, 2>(DEPTHWISE_STATS_ARGS); }
 KERNEL void depthwise_conv_fwd_stats_k5s1(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<5, 1>(DEPTHWISE_STATS_ARGS); }
 KERNEL void depthwise_conv_fwd_stats_k5s2(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<5, 2>(DEPTHWISE_STATS_ARGS); }
-KERNEL void depthwise_conv_bwd_data(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<0, 0>(DEPTHWISE_ARGS, accumulate); }
-KERNEL void depthwise_conv_bwd_data_k3s1(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<3, 1>(DEPTHWISE_ARGS, accumulate); }
-KERNEL void depthwise_conv_bwd_data_k3s2(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<3, 2>(DEPTHWISE_ARGS, accumulate); }
-KERNEL void depthwise_conv_bwd_data_k5s1(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<5, 1>(DEPTHWISE_ARGS, accumulate); }
-KERNEL void depthwise_conv_bwd_data_k5s2(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<5, 2>(DEPTHWISE_ARGS, accumulate); }
-KERNEL void depthwise_conv_bwd_weight(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<0, 0>(DEPTHWISE_WEIGHT_ARGS); }
-KERNEL void depthwise_conv_bwd_weight_k3s1(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<3, 1>(DEPTHWISE_WEIGHT_ARGS); }
-KERNEL void depthwise_conv_bwd_weight_k3s2(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<3, 2>(DEPTHWISE_WEIGHT_ARGS); }
-KERNEL void depthwise_conv_bwd_weight_k5s1(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<5, 1>(DEPTHWISE_WEIGHT_ARGS); }
-KERNEL void depthwise_conv_bwd_weight_k5s2(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<5, 2>(DEPTHWISE_WEIGHT_ARGS); }
+KERNEL void depthwise_conv_bwd_data(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<0, 0, false>(DEPTHWISE_ARGS, accumulate, BnOperand{}); }
+KERNEL void depthwise_conv_bwd_data_k3s1(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<3, 1, false>(DEPTHWISE_ARGS, accumulate, BnOperand{}); }
+KERNEL void depthwise_conv_bwd_data_k3s2(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<3, 2, false>(DEPTHWISE_ARGS, accumulate, BnOperand{}); }
+KERNEL void depthwise_conv_bwd_data_k5s1(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<5, 1, false>(DEPTHWISE_ARGS, accumulate, BnOperand{}); }
+KERNEL void depthwise_conv_bwd_data_k5s2(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<5, 2, false>(DEPTHWISE_ARGS, accumulate, BnOperand{}); }
+KERNEL void depthwise_conv_bwd_weight(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<0, 0, false>(DEPTHWISE_WEIGHT_ARGS, BnOperand{}); }
+KERNEL void depthwise_conv_bwd_weight_k3s1(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<3, 1, false>(DEPTHWISE_WEIGHT_ARGS, BnOperand{}); }
+KERNEL void depthwise_conv_bwd_weight_k3s2(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<3, 2, false>(DEPTHWISE_WEIGHT_ARGS, BnOperand{}); }
+KERNEL void depthwise_conv_bwd_weight_k5s1(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<5, 1, false>(DEPTHWISE_WEIGHT_ARGS, BnOperand{}); }
+KERNEL void depthwise_conv_bwd_weight_k5s2(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<5, 2, false>(DEPTHWISE_WEIGHT_ARGS, BnOperand{}); }
+KERNEL void depthwise_conv_bwd_data_bn(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<0, 0, true>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_data_bn_k3s1(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<3, 1, true>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_data_bn_k3s2(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<3, 2, true>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_data_bn_k5s1(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<5, 1, true>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_data_bn_k5s2(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<5, 2, true>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_weight_bn(DEPTHWISE_WEIGHT_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_weight<0, 0, true>(DEPTHWISE_WEIGHT_ARGS, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_weight_bn_k3s1(DEPTHWISE_WEIGHT_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_weight<3, 1, true>(DEPTHWISE_WEIGHT_ARGS, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_weight_bn_k3s2(DEPTHWISE_WEIGHT_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_weight<3, 2, true>(DEPTHWISE_WEIGHT_ARGS, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_weight_bn_k5s1(DEPTHWISE_WEIGHT_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_weight<5, 1, true>(DEPTHWISE_WEIGHT_ARGS, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_weight_bn_k5s2(DEPTHWISE_WEIGHT_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_weight<5, 2, true>(DEPTHWISE_WEIGHT_ARGS, BN_OPERAND); }

@@ -92,12 +92,14 @@ public sealed partial class CudaBackend
             count, x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, y.H, y.W, col);
 
     /// <summary>
-    /// depthwise_conv.cu's entry points for forward, data gradient, weight gradient and the
-    /// forward with batch-norm statistics: the generic kernel, then the variants specialised on
-    /// (k, stride) = (3, 1), (3, 2), (5, 1), (5, 2).
+    /// depthwise_conv.cu's entry points: forward, data gradient, weight gradient, the forward with
+    /// batch-norm statistics (v2.5), and the data and weight gradients through the batch norm that
+    /// follows (v2.7). Each the generic kernel, then the variants specialised on (k, stride) =
+    /// (3, 1), (3, 2), (5, 1), (5, 2).
     /// </summary>
     internal static readonly string[][] DepthwiseKernels =
-        new[] { "depthwise_conv_fwd", "depthwise_conv_bwd_data", "depthwise_conv_bwd_weight", "depthwise_conv_fwd_stats" }.Select(op =>
+        new[] { "depthwise_conv_fwd", "depthwise_conv_bwd_data", "depthwise_conv_bwd_weight", "depthwise_conv_fwd_stats",
+            "depthwise_conv_bwd_data_bn", "depthwise_conv_bwd_weight_bn" }.Select(op =>
             new[] { op, $"{op}_k3s1", $"{op}_k3s2", $"{op}_k5s1", $"{op}_k5s2" }).ToArray();
 
     /// <summary>The index in <see cref="DepthwiseKernels"/> of the kernel for <paramref name="g"/>: 0 (generic) unless specialised.</summary>
@@ -117,14 +119,15 @@ public sealed partial class CudaBackend
     }
 
     /// <summary>
-    /// Whether <see cref="DepthwiseConvBatchNormForward"/> runs depthwise_conv_fwd_stats (the
-    /// default) or the unfused pair of launches, kept as the reference the tests compare it with.
+    /// Whether <see cref="DepthwiseConvBatchNormForward"/> and <see cref="DepthwiseConvBatchNormBackward"/>
+    /// run the fused kernels (the default: depthwise_conv_fwd_stats, the _bn backward kernels) or
+    /// the unfused launches, kept as the reference the tests compare them with.
     /// </summary>
-    public bool FuseBatchNormStatistics { get; set; } = true;
+    public bool FuseDepthwiseBatchNorm { get; set; } = true;
 
     public void DepthwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
     {
-        if (!FuseBatchNormStatistics)
+        if (!FuseDepthwiseBatchNorm)
         {
             DepthwiseConvForward(x, w, z, g);
             BatchNormTrainForward(z, y, p, o);
@@ -151,25 +154,54 @@ public sealed partial class CudaBackend
     public void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g)
     {
         Op(OpFamily.DepthwiseConvBackward);
+        DepthwiseBackward(x, w, dy, dx, accumulate, dw, g, null);
+    }
+
+    /// <summary>The batch norm whose input gradient a _bn depthwise backward kernel computes where it reads it (v2.7).</summary>
+    private sealed record FusedBatchNorm(Tensor Z, BatchNormTensors P, BatchNormOptions O);
+
+    public void DepthwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
+    {
+        if (!FuseDepthwiseBatchNorm)
+        {
+            BatchNormBackward(z, dy, z.Grad, false, p, o);
+            DepthwiseConvBackward(x, w, z.Grad, dx, accumulate, dw, g);
+            return;
+        }
+        // All three launches are recorded under the depthwise family, where ProfilingBackend times the call.
+        Op(OpFamily.DepthwiseConvBackward);
+        ShapeChecks.Same("batch_norm_bwd", z, dy);
+        BatchNormReduce(z, dy, p, o);
+        DepthwiseBackward(x, w, dy, dx, accumulate, dw, g, new FusedBatchNorm(z, p, o));
+    }
+
+    // dy is the conv's output gradient, or with bn the gradient of the batch norm that follows the
+    // conv (whose dgamma and dbeta are already reduced): the _bn kernels then compute the conv's
+    // output gradient where they read it, from dy and z, and it is never written.
+    private void DepthwiseBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g, FusedBatchNorm? bn)
+    {
         ShapeChecks.Depthwise("depthwise_conv_bwd", x, w, dy, g);
         if (g.Kernel > 5) throw new NotSupportedException($"depthwise_conv_bwd_weight keeps at most 5x5 taps in registers, got {g}");
-        int taps = g.Kernel * g.Kernel;
+        int taps = g.Kernel * g.Kernel, variant = DepthwiseVariant(g), kernels = bn is null ? 1 : 4;
+        // With bn: z and six per-channel values read besides dy (2 FLOPs more per read of dy,
+        // 3 more with the ReLU mask: BnInputGrad).
+        KernelArg[] fused = bn is null ? [] : [Ptr(bn.Z), Stride(bn.Z), Ptr(bn.P.Weight), Ptr(bn.P.Bias), Ptr(bn.P.SaveMean), Ptr(bn.P.SaveInvStd), Ptr(bn.P.Weight.Grad), Ptr(bn.P.Bias.Grad), bn.O.Relu ? 1 : 0];
+        long zRead = bn is null ? 0 : dy.Count + 6L * dy.C, gradFlops = bn is null ? 0 : (bn.O.Relu ? 5L : 2L) * dy.Count;
         if (!dx.IsNone)
         {
             ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
             // Cost: dy read once, the filters, dx written (and read when accumulating); the forward's FMAs.
-            Launch1D(DepthwiseKernels[1][DepthwiseVariant(g)], x.Count,
-                LaunchCost.Fp32(read: dy.Count + (long)dy.C * taps + (accumulate ? x.Count : 0), written: x.Count, flops: 2L * dy.Count * taps), $"{dy} -> {dx} {g}", Ptr(dy), Stride(dy), Ptr(w), Ptr(dx), Stride(dx),
-                x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0);
+            Launch1D(DepthwiseKernels[kernels][variant], x.Count,
+                LaunchCost.Fp32(read: dy.Count + zRead + (long)dy.C * taps + (accumulate ? x.Count : 0), written: x.Count, flops: 2L * dy.Count * taps + taps * gradFlops), $"{dy} -> {dx} {g}",
+                [Ptr(dy), Stride(dy), Ptr(w), Ptr(dx), Stride(dx), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0, .. fused]);
         }
         var (chunks, chunk) = ChannelChunks(dy.C, (long)dy.N * dy.Plane);
         ulong parts = chunks > 1 ? Partials((long)dy.C * chunks * taps * 2) : 0, done = chunks > 1 ? Counters(dy.C) : 0;
         long dwTaps = (long)dy.C * taps, partBytes = chunks > 1 ? 2 * 8 * dwTaps * chunks : 0;
         // Cost: x and dy read once each (the channel multiplier's re-reads of x hit L2), dW written;
         // split, the chunks' double parts written, and read back by each channel's last block.
-        Launch(DepthwiseKernels[2][DepthwiseVariant(g)], (uint)dy.C, (uint)chunks, 1, Threads,
-            LaunchCost.Fp32(read: x.Count + dy.Count, written: dwTaps, flops: 2L * dy.Count * taps + (chunks > 1 ? dwTaps * chunks : 0), otherBytes: partBytes),
-            $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw),
-            x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts, done);
+        Launch(DepthwiseKernels[kernels + 1][variant], (uint)dy.C, (uint)chunks, 1, Threads,
+            LaunchCost.Fp32(read: x.Count + dy.Count + zRead, written: dwTaps, flops: 2L * dy.Count * taps + gradFlops + (chunks > 1 ? dwTaps * chunks : 0), otherBytes: partBytes),
+            $"{x}, {dy} {g}", [Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts, done, .. fused]);
     }
 }

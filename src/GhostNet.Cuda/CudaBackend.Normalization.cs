@@ -36,11 +36,9 @@ public sealed partial class CudaBackend
             Ptr(p.Weight), Ptr(p.Bias), training ? Ptr(p.SaveMean) : Ptr(p.RunningMean), training ? Ptr(p.SaveInvStd) : Ptr(p.RunningVar),
             training ? 0 : 1, o.Eps, o.Relu ? 1 : 0);
 
-    public void BatchNormBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o)
+    /// <summary>dgamma and dbeta into the parameters' gradients (batch_norm_bwd_reduce), which dx needs first.</summary>
+    private void BatchNormReduce(in Tensor x, in Tensor dy, in BatchNormTensors p, BatchNormOptions o)
     {
-        Op(OpFamily.BatchNormBackward);
-        ShapeChecks.Same("batch_norm_bwd", x, dy);
-        ShapeChecks.Same("batch_norm_bwd", x, dx);
         ulong dgamma = Ptr(p.Weight.Grad), dbeta = Ptr(p.Bias.Grad);
         var (chunks, chunk) = ChannelChunks(x.C, (long)x.N * x.Plane);
         ulong parts = chunks > 1 ? Partials((long)x.C * chunks * 2 * 2) : 0, done = chunks > 1 ? Counters(x.C) : 0;
@@ -51,6 +49,16 @@ public sealed partial class CudaBackend
         Launch("batch_norm_bwd_reduce", (uint)x.C, (uint)chunks, 1, Threads,
             LaunchCost.Fp32(read: 2 * x.Count + 4 * c, written: 2 * c, flops: (4 + relu) * x.Count, otherBytes: partBytes), $"{x}", Ptr(x), Stride(x), Ptr(dy), Stride(dy),
             x.N, x.C, x.Plane, chunk, Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, o.Relu ? 1 : 0, parts, done);
+    }
+
+    public void BatchNormBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o)
+    {
+        Op(OpFamily.BatchNormBackward);
+        ShapeChecks.Same("batch_norm_bwd", x, dy);
+        ShapeChecks.Same("batch_norm_bwd", x, dx);
+        BatchNormReduce(x, dy, p, o);
+        ulong dgamma = Ptr(p.Weight.Grad), dbeta = Ptr(p.Bias.Grad);
+        long c = x.C, relu = o.Relu ? 2 : 0;
         // Cost: x and dy read again, dx written (and read when accumulating), six per-channel values; ~10 FLOPs per element.
         Launch1D("batch_norm_bwd_data", x.Count,
             LaunchCost.Fp32(read: (accumulate ? 3 : 2) * x.Count + 6 * c, written: x.Count, flops: (10 + relu + (accumulate ? 1 : 0)) * x.Count), $"{x}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dx), Stride(dx),

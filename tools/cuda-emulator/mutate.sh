@@ -50,15 +50,21 @@ mutation "depthwise forward column bound off by one (iw <= W)" depthwise_conv.cu
 mutation "depthwise weight gradient without its barrier" depthwise_conv.cu \
   $'if (t < taps) partial[t][threadIdx.x] = acc[t];\n    __syncthreads();' 'if (t < taps) partial[t][threadIdx.x] = acc[t];' \
   "$(op Depthwise_conv_matches_cpu)"
-mutation "batch norm's last block loses the last chunk" batch_norm_stats.cuh \
+mutation "batch norm's last block loses the last chunk" batch_norm.cuh \
   $'    for (int s = 0; s < S; s++)\n    {\n        double nb = all[s * 3];' $'    for (int s = 0; s < S - 1; s++)\n    {\n        double nb = all[s * 3];' \
   "$(op Batch_norm_matches_cpu)"
-mutation "batch norm's dx takes the ReLU mask from x's sign, not y's" batch_norm.cu \
-  'if (with_relu) g = relu_grad(BnAffine(gamma[c], beta[c], mean[c], invstd[c])(xv), g);' 'if (with_relu) g = relu_grad(xv, g);' \
+mutation "batch norm's dx takes the ReLU mask from x's sign, not y's" batch_norm.cuh \
+  'float g = relu ? relu_grad(y(x), dy) : dy;' 'float g = relu ? relu_grad(x, dy) : dy;' \
   "$(op Batch_norm_matches_cpu Batch_norm_relu_mask_from_x_equals_the_unfused_path)"
 mutation "fused depthwise statistics walk the plane as W x H" depthwise_conv.cu \
   $'    for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))\n    {\n        float v =' $'    for (NchwCursor at(e, blockDim.x, 1, Wo, Ho); e < hi; e += blockDim.x, at.advance(1, Wo, Ho))\n    {\n        float v =' \
   "$(op Depthwise_conv_with_batch_norm_statistics_equals_the_unfused_launches)"
+mutation "batch norm's input gradient drops the dbeta term" batch_norm.cuh \
+  'return a * fmaf(mean - x, kx, fmaf(-dbeta, inv_m, g));' 'return a * fmaf(mean - x, kx, g);' \
+  "$(op Batch_norm_matches_cpu Depthwise_conv_backward_through_batch_norm_equals_the_unfused_launches)"
+mutation "fused depthwise weight gradient reads z with dy's image stride" depthwise_conv.cu \
+  'if constexpr (BN) g = grad(bn.x[at.n * bn.xs + at_co], g);' 'if constexpr (BN) g = grad(bn.x[at.n * dys + at_co], g);' \
+  "FullyQualifiedName~CudaTrainingTests.Fused_depthwise_batch_norm_changes_no_bit_of_two_training_steps"
 mutation "gemm cursor does not step into the next K segment" gemm.cu \
   '        c.offset += sS - kSeg * sK;' '        c.offset += 0;' \
   "$(op Pointwise_conv_matches_cpu Dense_conv_matches_cpu)"

@@ -42,6 +42,15 @@ public interface IBackend : IDisposable
     /// </summary>
     void DepthwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o);
 
+    /// <summary>
+    /// The backward of <see cref="DepthwiseConvBatchNormForward"/>: from y's gradient dy, the batch
+    /// norm's parameter gradients, then the conv's input (unless none) and weight gradients. The
+    /// same results as BatchNormBackward into z's gradient then DepthwiseConvBackward from it,
+    /// which a backend may fuse (CUDA: the conv's kernels compute z's gradient where they read it,
+    /// and never write it).
+    /// </summary>
+    void DepthwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o);
+
     // Batch norm over (N, H, W) per channel, optionally followed by ReLU.
     void BatchNormTrainForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o);
     void BatchNormEvalForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o);

@@ -13,11 +13,17 @@ namespace GhostNet.Cpu;
 // no reduction across threads.
 public sealed unsafe partial class CpuBackend
 {
-    /// <summary>Unfused on the CPU: the batch norm's statistics pass runs over z while it is fresh in cache anyway.</summary>
+    /// <summary>Unfused on the CPU, forward and backward: each pass runs over planes still in cache.</summary>
     public void DepthwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
     {
         DepthwiseConvForward(x, w, z, g);
         BatchNormTrainForward(z, y, p, o);
+    }
+
+    public void DepthwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
+    {
+        BatchNormBackward(z, dy, z.Grad, false, p, o);
+        DepthwiseConvBackward(x, w, z.Grad, dx, accumulate, dw, g);
     }
 
     public void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)

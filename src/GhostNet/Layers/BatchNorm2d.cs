@@ -60,6 +60,14 @@ public sealed class BatchNorm2d : ILayer
         NumBatchesTracked.Value++;
     }
 
+    /// <summary>
+    /// The backward together with the depthwise conv that writes X (<see cref="DepthwiseConvBn"/>):
+    /// X's gradient may never be written. <paramref name="accumulate"/> is the conv's.
+    /// </summary>
+    public void BackwardThrough(IBackend b, Conv2d depthwise, bool accumulate) =>
+        b.DepthwiseConvBatchNormBackward(depthwise.X, depthwise.Weight.Value, X, depthwise.Geometry, Output.Grad, depthwise.InputGradient,
+            accumulate, depthwise.Weight.Grad, Tensors, Options);
+
     public void Backward(IBackend b, bool accumulate) =>
         b.BatchNormBackward(X, Output.Grad, X.Grad, accumulate, Tensors, Options);
 }

@@ -41,10 +41,12 @@ public sealed class Conv2d : ILayer
         }
     }
 
-    /// <summary>The input gradient is skipped when the input has no gradient storage (the image).</summary>
+    /// <summary>Where the input gradient goes: none when the input has no gradient storage (the image).</summary>
+    public Tensor InputGradient => X.Storage.Gradient is null ? default : X.Grad;
+
     public void Backward(IBackend b, bool accumulate)
     {
-        var dx = X.Storage.Gradient is null ? default : X.Grad;
+        var dx = InputGradient;
         switch (Kind)
         {
             case Form.Pointwise: b.PointwiseConvBackward(X, Weight.Value, Output.Grad, dx, accumulate, Weight.Grad); break;

@@ -5,9 +5,10 @@ namespace GhostNet.Layers;
 /// <summary>
 /// A depthwise conv and the batch norm that reads its output, as GhostNet always pairs them (the
 /// Ghost module's cheap operation, a strided bottleneck's conv_dw and its shortcut's first conv).
-/// Training runs them as one backend call, so a backend can sum the batch statistics inside the
-/// conv's kernel (<see cref="IBackend.DepthwiseConvBatchNormForward"/>); evaluation and backward
-/// are the two layers' own. Parameters and keys stay the two layers'.
+/// Training runs them as one backend call each way, so a backend can fuse them: the conv's kernel
+/// sums the batch statistics (<see cref="IBackend.DepthwiseConvBatchNormForward"/>), and the conv's
+/// backward computes its output gradient as it reads it (<see cref="IBackend.DepthwiseConvBatchNormBackward"/>).
+/// Evaluation is the two layers' own. Parameters and keys stay the two layers'.
 /// </summary>
 public sealed class DepthwiseConvBn : ILayer
 {
@@ -35,9 +36,5 @@ public sealed class DepthwiseConvBn : ILayer
     }
 
     /// <summary><paramref name="accumulate"/> is the conv's: the batch norm's input gradient has no other writer.</summary>
-    public void Backward(IBackend b, bool accumulate)
-    {
-        Bn.Backward(b, false);
-        Conv.Backward(b, accumulate);
-    }
+    public void Backward(IBackend b, bool accumulate) => Bn.BackwardThrough(b, Conv, accumulate);
 }

@@ -1,5 +1,6 @@
 using GhostNet.Backends;
 using GhostNet.Cuda;
+using GhostNet.Tests.Ops;
 using NUnit.Framework;
 
 namespace GhostNet.Tests.Cuda;
@@ -157,7 +158,8 @@ public partial class CudaOpTests
 
     // The fused ReLU's mask is recomputed from x in both backward kernels (BnAffine, v2.4): on
     // the device it must equal the unfused path (relu_bwd on the forward's y, then batch norm
-    // without ReLU) exactly, split (3 chunks, as in Batch_norm_matches_cpu) and unsplit.
+    // without ReLU) exactly, split (3 chunks, as in Batch_norm_matches_cpu) and unsplit, also
+    // where y is within rounding of zero.
     [TestCase(4, 3, 64, 64)]
     [TestCase(2, 24, 7, 7)]
     public void Batch_norm_relu_mask_from_x_equals_the_unfused_path(int n, int c, int h, int w)
@@ -174,11 +176,20 @@ public partial class CudaOpTests
         var invstd = t.New(c, 1, 1, 1);
         var p = new BatchNormTensors(gamma.G, beta.G, rm.G, rv.G, mean.G, invstd.G);
         t.Gpu.BatchNormTrainForward(x.G, y.G, p, new BatchNormOptions(Relu: true));
-        Assert.That(GpuHarness.Get(t.Gpu, y.G).Count(v => v == 0), Is.InRange(1, y.G.Count - 1), "the mask should cut some values");
+        // Biases that put one element per channel within rounding of y = 0, where a multiply-add
+        // would decide the sign differently from the forward's fma (ReluBoundary).
+        float[] Read(in Tensor g) => GpuHarness.Get(t.Gpu, g);
+        var xs = Read(x.G);
+        int plane = h * w;
+        var candidates = Enumerable.Range(0, c).Select(ch => xs.AsSpan(plane * (c * (n - 1) + ch), Math.Min(plane, 64)).ToArray()).ToArray(); // the last image's
+        var (biases, splits) = ReluBoundary.Biases(candidates, Read(gamma.G), Read(mean.G), Read(invstd.G));
+        Assert.That(splits, Is.All.True, "a bias that splits fma from multiply-add in every channel");
+        t.Set(beta, biases);
+        t.Gpu.BatchNormTrainForward(x.G, y.G, p, new BatchNormOptions(Relu: true));
+        Assert.That(Read(y.G).Count(v => v == 0), Is.InRange(1, y.G.Count - 1), "the mask should cut some values");
         t.Set(y.Grad, t.Values(y.C.Count));
         t.Poison(x.Grad);
         t.Gpu.BatchNormBackward(x.G, y.Grad.G, x.Grad.G, false, p, new BatchNormOptions(Relu: true));
-        float[] Read(in Tensor g) => GpuHarness.Get(t.Gpu, g);
         var (dx, dgamma, dbeta) = (Read(x.Grad.G), Read(gamma.Grad.G), Read(beta.Grad.G));
         t.Gpu.ReluBackward(y.G, y.Grad.G, masked.G, false);
         t.Poison(x.Grad);
@@ -192,21 +203,24 @@ public partial class CudaOpTests
     // equal the unfused launches (depthwise_conv_fwd, batch_norm_stats, batch_norm_apply)
     // exactly: z, y, the saved and the running statistics. Both paths must also match the CPU.
     // Cases: each <k, stride> variant, the generic kernel (k 1; k 3 at stride 3), channel
-    // multiplier 2, ReLU on and off, split (3 and 4 channels over big planes: 3 chunks on the
-    // emulator's 4 SMs) and unsplit.
+    // multiplier 2, ReLU on and off, an input that is a channel window; split (fewer than 8
+    // channels of at least 8,192 values: 2-3 chunks on the emulator's 4 SMs; k3s1, k5s1, k5s2
+    // and the generic kernel) and unsplit.
     [TestCase(4, 3, 64, 64, 3, 1, 1, true)]
     [TestCase(2, 24, 14, 13, 3, 2, 1, false)]
     [TestCase(3, 8, 15, 15, 5, 1, 1, true)]
+    [TestCase(8, 3, 40, 40, 5, 1, 1, false)]
     [TestCase(2, 6, 16, 11, 5, 2, 2, false)]
+    [TestCase(8, 2, 64, 64, 5, 2, 2, true)]
     [TestCase(2, 5, 9, 9, 1, 1, 1, false)]
-    [TestCase(12, 4, 40, 40, 3, 3, 1, true)]
+    [TestCase(12, 4, 96, 96, 3, 3, 1, true)]
     public void Depthwise_conv_with_batch_norm_statistics_equals_the_unfused_launches(int n, int cin, int h, int w, int k, int stride, int multiplier, bool relu)
     {
         using var t = GpuHarness.Create();
         int cout = cin * multiplier;
         var g = new ConvGeometry(k, stride, (k - 1) / 2);
         int ho = g.OutputSize(h), wo = g.OutputSize(w);
-        var x = t.Random(n, cin, h, w, 2f, 0.5f);
+        var x = t.Random(n, cin + 3, h, w, 2f, 0.5f).Channels(2, cin); // a window, as the Ghost module's cheap operation reads
         var filters = t.Random(cout, 1, k, k);
         var gamma = t.Random(cout, 1, 1, 1, 0.5f, 1f);
         var beta = t.Random(cout, 1, 1, 1);
@@ -225,7 +239,7 @@ public partial class CudaOpTests
         t.Gpu.Recorder = new LaunchRecorder();
         foreach (var (path, fuse) in new[] { (fused, true), (unfused, false) })
         {
-            t.Gpu.FuseBatchNormStatistics = fuse;
+            t.Gpu.FuseDepthwiseBatchNorm = fuse;
             t.Poison(path.Z);
             t.Poison(path.Y);
             t.Gpu.DepthwiseConvBatchNormForward(x.G, filters.G, path.Z.G, g, path.Y.G, path.Gpu, o);
@@ -244,6 +258,77 @@ public partial class CudaOpTests
         t.Compare("z", fused.Z);
         t.Compare("y", fused.Y);
         for (int i = 0; i < 4; i++) t.Compare(names[i], fused.Stats[i]);
+    }
+
+    // The _bn depthwise backward kernels (v2.7) compute the conv's output gradient from the batch
+    // norm's where they read it. dx, dW, dgamma and dbeta must equal the unfused launches
+    // (batch_norm_bwd_reduce, batch_norm_bwd_data, depthwise_conv_bwd_data/_weight) exactly, and
+    // match the CPU. Cases as the forward's, with dx (a window) accumulated or written, and none;
+    // the generic kernel at k 4, not 1 (a 1x1 depthwise conv before batch norm has dW = 0 exactly:
+    // the normalisation cancels any per-channel scale, so only rounding noise would be compared).
+    [TestCase(4, 3, 64, 64, 3, 1, 1, true, true)]
+    [TestCase(2, 24, 14, 13, 3, 2, 1, false, false)]
+    [TestCase(3, 8, 15, 15, 5, 1, 1, true, false)]
+    [TestCase(8, 3, 40, 40, 5, 1, 1, false, true)]
+    [TestCase(2, 6, 16, 11, 5, 2, 2, false, true)]
+    [TestCase(8, 2, 64, 64, 5, 2, 2, true, false)]
+    [TestCase(2, 5, 9, 9, 4, 1, 1, true, false)]
+    [TestCase(12, 4, 96, 96, 3, 3, 1, true, true)]
+    public void Depthwise_conv_backward_through_batch_norm_equals_the_unfused_launches(int n, int cin, int h, int w, int k, int stride, int multiplier, bool relu, bool accumulate)
+    {
+        using var t = GpuHarness.Create();
+        int cout = cin * multiplier;
+        var g = new ConvGeometry(k, stride, (k - 1) / 2);
+        int ho = g.OutputSize(h), wo = g.OutputSize(w);
+        var buffer = t.Random(n, cin + 3, h, w, 2f, 0.5f);
+        var x = buffer.Channels(2, cin); // a window, as the Ghost module's cheap operation reads
+        var filters = t.Random(cout, 1, k, k);
+        var z = t.New(n, cout, ho, wo);
+        var y = t.New(n, cout, ho, wo);
+        var gamma = t.Random(cout, 1, 1, 1, 0.5f, 1f);
+        var beta = t.Random(cout, 1, 1, 1);
+        var (rm, rv, mean, invstd) = (t.Random(cout, 1, 1, 1), t.Random(cout, 1, 1, 1, 0.5f, 1f), t.New(cout, 1, 1, 1), t.New(cout, 1, 1, 1));
+        var pg = new BatchNormTensors(gamma.G, beta.G, rm.G, rv.G, mean.G, invstd.G);
+        var pc = new BatchNormTensors(gamma.C, beta.C, rm.C, rv.C, mean.C, invstd.C);
+        var o = new BatchNormOptions(Relu: relu);
+        t.Gpu.DepthwiseConvBatchNormForward(x.G, filters.G, z.G, g, y.G, pg, o);
+        t.Cpu.DepthwiseConvBatchNormForward(x.C, filters.C, z.C, g, y.C, pc, o);
+        t.Set(y.Grad, t.Values(y.C.Count));
+        float[] earlier = t.Values(n * (cin + 3) * h * w); // the whole buffer of the window
+        float[] Read(in GpuHarness.Twin v) => GpuHarness.Get(t.Gpu, v.G);
+        var results = new List<float[][]>();
+        t.Gpu.Recorder = new LaunchRecorder();
+        foreach (bool fuse in new[] { true, false })
+        {
+            t.Gpu.FuseDepthwiseBatchNorm = fuse;
+            t.Set(buffer.Grad, earlier);
+            foreach (var v in new[] { filters.Grad, gamma.Grad, beta.Grad }) t.Poison(v);
+            t.Gpu.DepthwiseConvBatchNormBackward(x.G, filters.G, z.G, g, y.Grad.G, x.Grad.G, accumulate, filters.Grad.G, pg, o);
+            results.Add([Read(buffer.Grad), Read(filters.Grad), Read(gamma.Grad), Read(beta.Grad)]);
+        }
+        var kernels = t.Gpu.Recorder.Launches.Select(l => l.Kernel).Where(k => k != "fill_view").ToArray(); // less the poisoning
+        t.Gpu.Recorder = null;
+        string Variant(int op) => CudaBackend.DepthwiseKernels[op][CudaBackend.DepthwiseVariant(g)];
+        Assert.That(kernels, Is.EqualTo(new[] { "batch_norm_bwd_reduce", Variant(4), Variant(5), "batch_norm_bwd_reduce", "batch_norm_bwd_data", Variant(1), Variant(2) }));
+        string[] names = ["dx", "dW", "dgamma", "dbeta"];
+        for (int i = 0; i < 4; i++) Assert.That(results[0][i], Is.EqualTo(results[1][i]), names[i]);
+
+        // Against the CPU from the same forward state (the devices' statistics differ in the last
+        // bits, which moves a ReLU decision near zero now and then).
+        foreach (var v in new[] { z, mean, invstd }) t.Mirror(v);
+        t.Set(buffer.Grad, earlier);
+        t.Gpu.FuseDepthwiseBatchNorm = true;
+        t.Gpu.DepthwiseConvBatchNormBackward(x.G, filters.G, z.G, g, y.Grad.G, x.Grad.G, accumulate, filters.Grad.G, pg, o);
+        t.Cpu.DepthwiseConvBatchNormBackward(x.C, filters.C, z.C, g, y.Grad.C, x.Grad.C, accumulate, filters.Grad.C, pc, o);
+        t.Compare("dx", buffer.Grad);
+        t.Compare("dW", filters.Grad, WeightGradTolerance);
+        t.Compare("dgamma", gamma.Grad, WeightGradTolerance);
+        t.Compare("dbeta", beta.Grad, WeightGradTolerance);
+        // An input without a gradient (none): only the parameters' gradients.
+        t.Poison(filters.Grad);
+        t.Gpu.DepthwiseConvBatchNormBackward(x.G, filters.G, z.G, g, y.Grad.G, default, false, filters.Grad.G, pg, o);
+        t.Cpu.DepthwiseConvBatchNormBackward(x.C, filters.C, z.C, g, y.Grad.C, default, false, filters.Grad.C, pc, o);
+        t.Compare("dW without dx", filters.Grad, WeightGradTolerance);
     }
 
     [TestCase(1, 72, 28, 28, 20)]

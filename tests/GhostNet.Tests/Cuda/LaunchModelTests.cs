@@ -173,12 +173,13 @@ public class LaunchModelTests
         Assert.That(s.Total.Flops, Is.GreaterThan(2 * 2 * 4 * GhostNetModel.Describe(new GhostNetConfig(Width: 0.5f, NumClasses: 10), 64, 64).Sum(l => l.MultiplyAdds)));
     }
 
-    // What the v2.4-v2.6 fusions leave of a GhostNet 1.0x step (ForModel, no device): every
-    // depthwise conv sums its batch norm's statistics (batch_norm_stats runs only for the other
+    // What the v2.5-v2.7 fusions leave of a GhostNet 1.0x step (ForModel, no device): every
+    // depthwise conv sums its batch norm's statistics and computes that batch norm's input
+    // gradient in its own backward (batch_norm_stats and batch_norm_bwd_data run only for the other
     // batch norms), and the only copies left are the identity shortcuts' (the sum shares its
     // gradient with ghost2 and a projecting shortcut).
     [Test]
-    public void A_ghostnet_step_fuses_depthwise_statistics_and_copies_only_for_identity_shortcuts()
+    public void A_ghostnet_step_fuses_each_depthwise_conv_with_its_batch_norm_and_copies_only_for_identity_shortcuts()
     {
         var config = new GhostNetConfig(Width: 1f, NumClasses: 1000);
         var recorder = TrainingStepModel.Record(config, 2, 224, H200);
@@ -191,6 +192,10 @@ public class LaunchModelTests
         Assert.That(Prefixed("depthwise_conv_fwd") - Prefixed("depthwise_conv_fwd_stats"), Is.Zero, "no unfused depthwise forward");
         Assert.That(Count("batch_norm_stats"), Is.EqualTo(batchNorms - depthwise));
         Assert.That(Count("batch_norm_apply"), Is.EqualTo(batchNorms));
+        Assert.That(Count("batch_norm_bwd_reduce"), Is.EqualTo(batchNorms));
+        Assert.That(Count("batch_norm_bwd_data"), Is.EqualTo(batchNorms - depthwise), "the depthwise backward computes its batch norm's input gradient itself");
+        Assert.That((Prefixed("depthwise_conv_bwd_data_bn"), Prefixed("depthwise_conv_bwd_weight_bn")), Is.EqualTo((depthwise, depthwise)));
+        Assert.That(Prefixed("depthwise_conv_bwd") - 2 * depthwise, Is.Zero, "no unfused depthwise backward");
         int bottlenecks = layers.Count(l => l.Kind == "ghost bottleneck (sum)"), projecting = layers.Count(l => l.Name.EndsWith(".shortcut.3"));
         Assert.That((bottlenecks, projecting), Is.EqualTo((16, 5)));
         Assert.That(Count("copy_or_accumulate"), Is.EqualTo(bottlenecks - projecting), "one copy per identity shortcut, none into ghost2 or a projection");

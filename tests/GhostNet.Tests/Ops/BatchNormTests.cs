@@ -73,6 +73,36 @@ public class BatchNormTests
         Assert.That(fused.Dbeta, Is.EqualTo(OpHarness.Get(bn.Bias.Grad)), "dbeta");
     }
 
+    // Where the recomputed mask could go wrong: one element per channel within rounding of y = 0,
+    // where a multiply-then-add would decide the sign differently from the forward's fma
+    // (ReluBoundary). The fused backward must still equal the unfused one exactly.
+    [Test]
+    public void Fused_relu_mask_is_the_forwards_where_y_is_within_rounding_of_zero()
+    {
+        int n = 2, c = 4, h = 5, w = 3, plane = h * w;
+        using var t = new OpHarness(20261201);
+        var x = t.Random(n, c, h, w, 2f);
+        var y = t.New(n, c, h, w);
+        var masked = t.New(n, c, h, w);
+        var bn = new Bn(t, c);
+        var on = new BatchNormOptions(Relu: true);
+        t.B.BatchNormTrainForward(x, y, bn.P, on); // the statistics, which do not depend on beta
+        var xs = OpHarness.Get(x);
+        var candidates = Enumerable.Range(0, c).Select(ch => xs.AsSpan(plane * (c + ch), plane).ToArray()).ToArray(); // image 1's plane
+        var (beta, splits) = ReluBoundary.Biases(candidates, OpHarness.Get(bn.Weight), OpHarness.Get(bn.SaveMean), OpHarness.Get(bn.SaveInvStd));
+        Assert.That(splits, Is.All.True, "a bias that splits fma from multiply-add in every channel");
+        beta.CopyTo(OpHarness.Span(bn.Bias));
+        t.B.BatchNormTrainForward(x, y, bn.P, on);
+        t.RandomWeights(y).CopyTo(OpHarness.Span(y.Grad));
+
+        t.B.BatchNormBackward(x, y.Grad, x.Grad, false, bn.P, on);
+        var fused = (Dx: OpHarness.Get(x.Grad), Dbeta: OpHarness.Get(bn.Bias.Grad));
+        t.B.ReluBackward(y, y.Grad, masked, false);
+        t.B.BatchNormBackward(x, masked, x.Grad, false, bn.P, new BatchNormOptions(Relu: false));
+        Assert.That(fused.Dx, Is.EqualTo(OpHarness.Get(x.Grad)), "dx");
+        Assert.That(fused.Dbeta, Is.EqualTo(OpHarness.Get(bn.Bias.Grad)), "dbeta");
+    }
+
     [Test]
     public void Training_forward_normalises_and_updates_running_statistics_like_pytorch()
     {

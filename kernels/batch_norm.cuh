@@ -1,9 +1,54 @@
-// batch_norm_stats.cuh — the end of a batch-norm statistics block, shared by batch_norm_stats and
-// by the depthwise forward that sums its own output's statistics (depthwise_conv_fwd_stats, v2.5).
-// Both kernels accumulate the same sums in the same order and finish them here, so the fused and
-// the unfused path give the same statistics bit for bit.
+// batch_norm.cuh — the batch-norm pieces that batch_norm.cu shares with the depthwise kernels that
+// fuse a batch norm (v2.5, v2.7): the end of a statistics block (finish_stats), the normalisation
+// (BnAffine) and the input gradient (BnInputGrad). Fused and unfused kernels compute through the
+// same functions, with explicit fmaf where rounding could otherwise depend on the compiler's
+// contraction choices, so both paths give the same values bit for bit.
 #pragma once
 #include "common.cuh"
+
+// The normalisation as an affine map per channel: y = fmaf(x, scale, shift), scale = gamma *
+// invstd, shift = beta - mean * scale. Written with explicit fmaf so that the backward kernels,
+// which recompute y's sign from x for the ReLU mask instead of reading y (v2.4), get the very
+// value the forward wrote: no contraction choice of the compiler can differ between kernels.
+struct BnAffine
+{
+    float scale, shift;
+    __device__ __forceinline__ BnAffine(float gamma, float beta, float mean, float invstd)
+        : scale(gamma * invstd), shift(fmaf(-mean, gamma * invstd, beta)) {}
+    __device__ __forceinline__ float operator()(float x) const { return fmaf(x, scale, shift); }
+};
+
+// A batch norm's operands for its input gradient, as a kernel that fuses it receives them: its
+// input x (NCHW view, image stride xs), parameters, saved statistics and the parameter gradients
+// that batch_norm_bwd_reduce wrote, and whether ReLU follows it.
+struct BnOperand
+{
+    const float* x;
+    i64 xs;
+    const float *gamma, *beta, *mean, *invstd, *dgamma, *dbeta;
+    int relu;
+};
+
+// The input gradient of channel c's batch norm at one element, from its input x and output
+// gradient dy: dx = a (dy' - dbeta / M - (x - mean) invstd dgamma / M), a = gamma invstd, dy'
+// masked by the ReLU (mask from x, as BnAffine). batch_norm_bwd_data and the depthwise backward
+// that computes its dy on the fly (v2.7) both call it. Every product feeds an explicit fmaf or
+// nothing, so no compiler can contract it differently in the two kernels.
+struct BnInputGrad
+{
+    BnAffine y;
+    float a, mean, kx, dbeta, inv_m;
+    int relu;
+    __device__ __forceinline__ BnInputGrad() : y(0.f, 0.f, 0.f, 0.f), a(0.f), mean(0.f), kx(0.f), dbeta(0.f), inv_m(0.f), relu(0) {} // unused: no batch norm fused
+    __device__ __forceinline__ BnInputGrad(const BnOperand& p, int c, float inv_m)
+        : y(p.gamma[c], p.beta[c], p.mean[c], p.invstd[c]), a(p.gamma[c] * p.invstd[c]), mean(p.mean[c]),
+          kx(p.invstd[c] * (p.dgamma[c] * inv_m)), dbeta(p.dbeta[c]), inv_m(inv_m), relu(p.relu) {}
+    __device__ __forceinline__ float operator()(float x, float dy) const
+    {
+        float g = relu ? relu_grad(y(x), dy) : dy;
+        return a * fmaf(mean - x, kx, fmaf(-dbeta, inv_m, g));
+    }
+};
 
 __device__ __forceinline__ void store_stats(int c, double mean, double var, i64 M, float* __restrict__ save_mean,
                                             float* __restrict__ save_invstd, float* __restrict__ running_mean,
