@@ -154,9 +154,13 @@ public class OpOracleTests
         Oracle.AssertClose("d(pre-gate)", ours.Get(e.Grad), te.grad!);
         Oracle.AssertClose("dx", ours.Get(x.Grad), tx.grad!);
         Oracle.AssertClose("d conv_reduce.weight", ours.Get(w1.Grad), tw1.grad!);
-        Oracle.AssertClose("d conv_reduce.bias", ours.Get(b1.Grad), tb1.grad!);
+        // A bias gradient is a sum over the batch that may cancel (4 of them over 8 samples failed
+        // at 1.6e-4 with seed 1628644375): it is measured against the size of its terms, the
+        // gradients it sums, as NetworkOracleTests measures biases against the gradient scale.
+        static double Norm(float[] v) => Math.Sqrt(v.Sum(a => (double)a * a));
+        Oracle.AssertClose("d conv_reduce.bias", ours.Get(b1.Grad), tb1.grad!, floor: Norm(ours.Get(r.Grad)));
         Oracle.AssertClose("d conv_expand.weight", ours.Get(w2.Grad), tw2.grad!);
-        Oracle.AssertClose("d conv_expand.bias", ours.Get(b2.Grad), tb2.grad!);
+        Oracle.AssertClose("d conv_expand.bias", ours.Get(b2.Grad), tb2.grad!, floor: Norm(ours.Get(e.Grad)));
     }
 
     [TestCase(8, 1280, 1000, 0.1f)]

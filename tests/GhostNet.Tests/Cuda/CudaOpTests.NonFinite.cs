@@ -48,13 +48,9 @@ public partial class CudaOpTests
         v[(c - 1) * plane] = float.PositiveInfinity;
         t.Set(x, v);
         var y = t.New(n, c, h, w);
-        var gamma = t.Random(c, 1, 1, 1, 0.5f, 1f);
-        var beta = t.Random(c, 1, 1, 1);
-        var rm = t.Random(c, 1, 1, 1);
-        var rv = t.Random(c, 1, 1, 1, 0.5f, 1.5f);
-        var mean = t.New(c, 1, 1, 1);
-        var invstd = t.New(c, 1, 1, 1);
-        BatchNormTensors P(bool gpu) => gpu ? new(gamma.G, beta.G, rm.G, rv.G, mean.G, invstd.G) : new(gamma.C, beta.C, rm.C, rv.C, mean.C, invstd.C);
+        var bn = BatchNormTwins.Create(t, c);
+        var (gamma, beta, mean, rv) = (bn.Gamma, bn.Beta, bn.Mean, bn.RunningVar);
+        BatchNormTensors P(bool gpu) => bn.On(gpu);
         var o = new BatchNormOptions(Relu: relu);
         t.Poison(y);
         t.Cpu.BatchNormEvalForward(x.C, y.C, P(false), o); t.Gpu.BatchNormEvalForward(x.G, y.G, P(true), o);

@@ -16,6 +16,17 @@ public partial class CudaOpTests
 {
     private const double WeightGradTolerance = 1e-4;
 
+    /// <summary>A batch norm's parameters and statistics on both devices: gamma in [0.5, 1.5), running variance in [0.5, 2).</summary>
+    private sealed record BatchNormTwins(GpuHarness.Twin Gamma, GpuHarness.Twin Beta, GpuHarness.Twin RunningMean, GpuHarness.Twin RunningVar,
+        GpuHarness.Twin Mean, GpuHarness.Twin InvStd)
+    {
+        public static BatchNormTwins Create(GpuHarness t, int c) =>
+            new(t.Random(c, 1, 1, 1, 0.5f, 1f), t.Random(c, 1, 1, 1), t.Random(c, 1, 1, 1), t.Random(c, 1, 1, 1, 0.5f, 1.5f), t.New(c, 1, 1, 1), t.New(c, 1, 1, 1));
+        public BatchNormTensors Gpu => new(Gamma.G, Beta.G, RunningMean.G, RunningVar.G, Mean.G, InvStd.G);
+        public BatchNormTensors Cpu => new(Gamma.C, Beta.C, RunningMean.C, RunningVar.C, Mean.C, InvStd.C);
+        public BatchNormTensors On(bool gpu) => gpu ? Gpu : Cpu;
+    }
+
     // The weight gradient splits K by groups of images to fill the device (the emulator's 4 SMs
     // want 8 blocks): 8 groups of 1 image at (8, 13 -> 11); none at (4, 240 -> 80), 8 tiles
     // already; 3 tiles at (5, 150 -> 20), so groups of 2, 2 and 1.
@@ -129,15 +140,9 @@ public partial class CudaOpTests
         using var t = GpuHarness.Create();
         var x = t.Random(n, c, h, w, 2f, 0.5f);
         var y = t.New(n, c, h, w);
-        var gamma = t.Random(c, 1, 1, 1, 0.5f, 1f);
-        var beta = t.Random(c, 1, 1, 1);
-        var rm = t.Random(c, 1, 1, 1);
-        var rv = t.Random(c, 1, 1, 1, 0.5f, 1.5f);
-        var mean = t.New(c, 1, 1, 1);
-        var invstd = t.New(c, 1, 1, 1);
-        BatchNormTensors P(bool gpu) => gpu
-            ? new(gamma.G, beta.G, rm.G, rv.G, mean.G, invstd.G)
-            : new(gamma.C, beta.C, rm.C, rv.C, mean.C, invstd.C);
+        var bn = BatchNormTwins.Create(t, c);
+        var (gamma, beta, rm, rv) = (bn.Gamma, bn.Beta, bn.RunningMean, bn.RunningVar);
+        BatchNormTensors P(bool gpu) => bn.On(gpu);
         var o = new BatchNormOptions(Relu: relu);
         t.Cpu.BatchNormTrainForward(x.C, y.C, P(false), o);
         t.Gpu.BatchNormTrainForward(x.G, y.G, P(true), o);
@@ -168,13 +173,8 @@ public partial class CudaOpTests
         var x = t.Random(n, c, h, w, 2f, 0.5f);
         var y = t.New(n, c, h, w);
         var masked = t.New(n, c, h, w);
-        var gamma = t.Random(c, 1, 1, 1, 0.5f, 1f);
-        var beta = t.Random(c, 1, 1, 1);
-        var rm = t.Random(c, 1, 1, 1);
-        var rv = t.Random(c, 1, 1, 1, 0.5f, 1.5f);
-        var mean = t.New(c, 1, 1, 1);
-        var invstd = t.New(c, 1, 1, 1);
-        var p = new BatchNormTensors(gamma.G, beta.G, rm.G, rv.G, mean.G, invstd.G);
+        var bn = BatchNormTwins.Create(t, c);
+        var (gamma, beta, mean, invstd, p) = (bn.Gamma, bn.Beta, bn.Mean, bn.InvStd, bn.Gpu);
         t.Gpu.BatchNormTrainForward(x.G, y.G, p, new BatchNormOptions(Relu: true));
         // Biases that put one element per channel within rounding of y = 0, where a multiply-add
         // would decide the sign differently from the forward's fma (ReluBoundary).
@@ -285,11 +285,8 @@ public partial class CudaOpTests
         var filters = t.Random(cout, 1, k, k);
         var z = t.New(n, cout, ho, wo);
         var y = t.New(n, cout, ho, wo);
-        var gamma = t.Random(cout, 1, 1, 1, 0.5f, 1f);
-        var beta = t.Random(cout, 1, 1, 1);
-        var (rm, rv, mean, invstd) = (t.Random(cout, 1, 1, 1), t.Random(cout, 1, 1, 1, 0.5f, 1f), t.New(cout, 1, 1, 1), t.New(cout, 1, 1, 1));
-        var pg = new BatchNormTensors(gamma.G, beta.G, rm.G, rv.G, mean.G, invstd.G);
-        var pc = new BatchNormTensors(gamma.C, beta.C, rm.C, rv.C, mean.C, invstd.C);
+        var bn = BatchNormTwins.Create(t, cout);
+        var (gamma, beta, mean, invstd, pg, pc) = (bn.Gamma, bn.Beta, bn.Mean, bn.InvStd, bn.Gpu, bn.Cpu);
         var o = new BatchNormOptions(Relu: relu);
         t.Gpu.DepthwiseConvBatchNormForward(x.G, filters.G, z.G, g, y.G, pg, o);
         t.Cpu.DepthwiseConvBatchNormForward(x.C, filters.C, z.C, g, y.C, pc, o);
