@@ -219,7 +219,9 @@ __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x
 #define DEPTHWISE_ARGS x, xs, w, y, ys, N, Cin, H, W, Cout, Ho, Wo, k, stride, pad
 #define DEPTHWISE_DATA_PARAMS DEPTHWISE_PARAMS, int accumulate
 // The batch norm that follows the conv, for the _bn backward kernels (v2.7): its input z (the
-// conv's output), parameters, saved statistics, parameter gradients and ReLU flag.
+// conv's output), parameters, saved statistics, parameter gradients and ReLU flag. The plain
+// backward kernels take them too and ignore them, so the host launches both with one argument
+// list (no allocation per launch).
 #define BN_OPERAND_PARAMS                                                                                  \
     const float *__restrict__ z, i64 zs, const float *__restrict__ gamma, const float *__restrict__ beta, \
         const float *__restrict__ mean, const float *__restrict__ invstd, const float *__restrict__ dgamma,  \
@@ -249,16 +251,16 @@ KERNEL void depthwise_conv_fwd_stats_k3s1(DEPTHWISE_STATS_PARAMS) { depthwise_fw
 KERNEL void depthwise_conv_fwd_stats_k3s2(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<3, 2>(DEPTHWISE_STATS_ARGS); }
 KERNEL void depthwise_conv_fwd_stats_k5s1(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<5, 1>(DEPTHWISE_STATS_ARGS); }
 KERNEL void depthwise_conv_fwd_stats_k5s2(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<5, 2>(DEPTHWISE_STATS_ARGS); }
-KERNEL void depthwise_conv_bwd_data(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<0, 0, false>(DEPTHWISE_ARGS, accumulate, BnOperand{}); }
-KERNEL void depthwise_conv_bwd_data_k3s1(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<3, 1, false>(DEPTHWISE_ARGS, accumulate, BnOperand{}); }
-KERNEL void depthwise_conv_bwd_data_k3s2(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<3, 2, false>(DEPTHWISE_ARGS, accumulate, BnOperand{}); }
-KERNEL void depthwise_conv_bwd_data_k5s1(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<5, 1, false>(DEPTHWISE_ARGS, accumulate, BnOperand{}); }
-KERNEL void depthwise_conv_bwd_data_k5s2(DEPTHWISE_DATA_PARAMS) { depthwise_bwd_data<5, 2, false>(DEPTHWISE_ARGS, accumulate, BnOperand{}); }
-KERNEL void depthwise_conv_bwd_weight(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<0, 0, false>(DEPTHWISE_WEIGHT_ARGS, BnOperand{}); }
-KERNEL void depthwise_conv_bwd_weight_k3s1(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<3, 1, false>(DEPTHWISE_WEIGHT_ARGS, BnOperand{}); }
-KERNEL void depthwise_conv_bwd_weight_k3s2(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<3, 2, false>(DEPTHWISE_WEIGHT_ARGS, BnOperand{}); }
-KERNEL void depthwise_conv_bwd_weight_k5s1(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<5, 1, false>(DEPTHWISE_WEIGHT_ARGS, BnOperand{}); }
-KERNEL void depthwise_conv_bwd_weight_k5s2(DEPTHWISE_WEIGHT_PARAMS) { depthwise_bwd_weight<5, 2, false>(DEPTHWISE_WEIGHT_ARGS, BnOperand{}); }
+KERNEL void depthwise_conv_bwd_data(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<0, 0, false>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_data_k3s1(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<3, 1, false>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_data_k3s2(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<3, 2, false>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_data_k5s1(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<5, 1, false>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_data_k5s2(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<5, 2, false>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_weight(DEPTHWISE_WEIGHT_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_weight<0, 0, false>(DEPTHWISE_WEIGHT_ARGS, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_weight_k3s1(DEPTHWISE_WEIGHT_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_weight<3, 1, false>(DEPTHWISE_WEIGHT_ARGS, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_weight_k3s2(DEPTHWISE_WEIGHT_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_weight<3, 2, false>(DEPTHWISE_WEIGHT_ARGS, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_weight_k5s1(DEPTHWISE_WEIGHT_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_weight<5, 1, false>(DEPTHWISE_WEIGHT_ARGS, BN_OPERAND); }
+KERNEL void depthwise_conv_bwd_weight_k5s2(DEPTHWISE_WEIGHT_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_weight<5, 2, false>(DEPTHWISE_WEIGHT_ARGS, BN_OPERAND); }
 KERNEL void depthwise_conv_bwd_data_bn(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<0, 0, true>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
 KERNEL void depthwise_conv_bwd_data_bn_k3s1(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<3, 1, true>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
 KERNEL void depthwise_conv_bwd_data_bn_k3s2(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<3, 2, true>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }

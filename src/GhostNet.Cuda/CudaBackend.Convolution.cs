@@ -154,11 +154,8 @@ public sealed partial class CudaBackend
     public void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g)
     {
         Op(OpFamily.DepthwiseConvBackward);
-        DepthwiseBackward(x, w, dy, dx, accumulate, dw, g, null);
+        DepthwiseBackward(x, w, dy, dx, accumulate, dw, g, default, default, null);
     }
-
-    /// <summary>The batch norm whose input gradient a _bn depthwise backward kernel computes where it reads it (v2.7).</summary>
-    private sealed record FusedBatchNorm(Tensor Z, BatchNormTensors P, BatchNormOptions O);
 
     public void DepthwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
     {
@@ -172,28 +169,36 @@ public sealed partial class CudaBackend
         Op(OpFamily.DepthwiseConvBackward);
         ShapeChecks.Same("batch_norm_bwd", z, dy);
         BatchNormReduce(z, dy, p, o);
-        DepthwiseBackward(x, w, dy, dx, accumulate, dw, g, new FusedBatchNorm(z, p, o));
+        DepthwiseBackward(x, w, dy, dx, accumulate, dw, g, z, p, o);
     }
 
-    // dy is the conv's output gradient, or with bn the gradient of the batch norm that follows the
-    // conv (whose dgamma and dbeta are already reduced): the _bn kernels then compute the conv's
-    // output gradient where they read it, from dy and z, and it is never written.
-    private void DepthwiseBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g, FusedBatchNorm? bn)
+    // dy is the conv's output gradient, or with a batch norm (o not null) the gradient of the batch
+    // norm that follows the conv, whose dgamma and dbeta are already reduced: the _bn kernels then
+    // compute the conv's output gradient z' where they read it, from dy and z, and z' is never
+    // written. Plain and _bn kernels take the same arguments (zeros for no batch norm), so nothing
+    // is allocated per launch.
+    private void DepthwiseBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g,
+        in Tensor z, in BatchNormTensors p, BatchNormOptions? o)
     {
         ShapeChecks.Depthwise("depthwise_conv_bwd", x, w, dy, g);
         if (g.Kernel > 5) throw new NotSupportedException($"depthwise_conv_bwd_weight keeps at most 5x5 taps in registers, got {g}");
-        int taps = g.Kernel * g.Kernel, variant = DepthwiseVariant(g), kernels = bn is null ? 1 : 4;
-        // With bn: z and six per-channel values read besides dy (2 FLOPs more per read of dy,
-        // 3 more with the ReLU mask: BnInputGrad).
-        KernelArg[] fused = bn is null ? [] : [Ptr(bn.Z), Stride(bn.Z), Ptr(bn.P.Weight), Ptr(bn.P.Bias), Ptr(bn.P.SaveMean), Ptr(bn.P.SaveInvStd), Ptr(bn.P.Weight.Grad), Ptr(bn.P.Bias.Grad), bn.O.Relu ? 1 : 0];
-        long zRead = bn is null ? 0 : dy.Count + 6L * dy.C, gradFlops = bn is null ? 0 : (bn.O.Relu ? 5L : 2L) * dy.Count;
+        bool bn = o is not null;
+        int taps = g.Kernel * g.Kernel, variant = DepthwiseVariant(g), kernels = bn ? 4 : 1;
+        ulong zp = bn ? Ptr(z) : 0, gamma = bn ? Ptr(p.Weight) : 0, beta = bn ? Ptr(p.Bias) : 0, mean = bn ? Ptr(p.SaveMean) : 0,
+            invstd = bn ? Ptr(p.SaveInvStd) : 0, dgamma = bn ? Ptr(p.Weight.Grad) : 0, dbeta = bn ? Ptr(p.Bias.Grad) : 0;
+        long zs = bn ? Stride(z) : 0;
+        int relu = o is { Relu: true } ? 1 : 0;
+        // With a batch norm: z and six per-channel values read besides dy (2 FLOPs more per read of
+        // dy, 5 with the ReLU mask: BnInputGrad).
+        long zRead = bn ? dy.Count + 6L * dy.C : 0, gradFlops = bn ? (relu == 1 ? 5L : 2L) * dy.Count : 0;
         if (!dx.IsNone)
         {
             ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
             // Cost: dy read once, the filters, dx written (and read when accumulating); the forward's FMAs.
             Launch1D(DepthwiseKernels[kernels][variant], x.Count,
                 LaunchCost.Fp32(read: dy.Count + zRead + (long)dy.C * taps + (accumulate ? x.Count : 0), written: x.Count, flops: 2L * dy.Count * taps + taps * gradFlops), $"{dy} -> {dx} {g}",
-                [Ptr(dy), Stride(dy), Ptr(w), Ptr(dx), Stride(dx), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0, .. fused]);
+                Ptr(dy), Stride(dy), Ptr(w), Ptr(dx), Stride(dx), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0,
+                zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, relu);
         }
         var (chunks, chunk) = ChannelChunks(dy.C, (long)dy.N * dy.Plane);
         ulong parts = chunks > 1 ? Partials((long)dy.C * chunks * taps * 2) : 0, done = chunks > 1 ? Counters(dy.C) : 0;
@@ -202,6 +207,7 @@ public sealed partial class CudaBackend
         // split, the chunks' double parts written, and read back by each channel's last block.
         Launch(DepthwiseKernels[kernels + 1][variant], (uint)dy.C, (uint)chunks, 1, Threads,
             LaunchCost.Fp32(read: x.Count + dy.Count + zRead, written: dwTaps, flops: 2L * dy.Count * taps + gradFlops + (chunks > 1 ? dwTaps * chunks : 0), otherBytes: partBytes),
-            $"{x}, {dy} {g}", [Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts, done, .. fused]);
+            $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts, done,
+            zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, relu);
     }
 }
