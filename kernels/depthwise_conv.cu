@@ -7,6 +7,11 @@
 // accumulates all k*k taps over its share in registers, then one shared-memory pass and a warp
 // reduction per tap. S > 1 (few channels) writes parts that the channel's last block to finish
 // adds in chunk order (v2; v1 had depthwise_conv_finish_weight). Bound by memory (forward, data) and by the reduction (weight).
+// The _bn backward kernels (v2.7) take the following batch norm's output gradient instead and
+// compute the conv's output gradient where they read it (BnInputGrad, batch_norm.cuh).
+//
+// Entry points are written out one by one: the backend and the emulator find them by their
+// `KERNEL void name(` text, so a macro that generated them would hide them.
 //
 // v2: each op is a template on <K, S> (kernel size, stride), instantiated for GhostNet's four
 // (3 or 5, stride 1 or 2), so the tap loops unroll, the stride's divisions are shifts and the
