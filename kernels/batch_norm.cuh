@@ -68,6 +68,19 @@ __device__ __forceinline__ double stats_shift(float first)
     return shift - shift != 0.0 ? 0.0 : shift;
 }
 
+// Chan, Golub and LeVeque's pairwise update: (n, mean, q) absorbs a part of nb values with mean
+// mb and centred sum of squares qb. A non-finite mean combines as the sum it stands for (Inf
+// stays Inf, as on the CPU): the pairwise update would add Inf - Inf. The variance is NaN then,
+// as on the CPU.
+__device__ __forceinline__ void chan_merge(double& n, double& mean, double& q, double nb, double mb, double qb)
+{
+    if (nb == 0) return;
+    double total = n + nb, d = mb - mean;
+    mean = d - d == 0.0 ? mean + d * nb / total : (n * mean + nb * mb) / total;
+    q += qb + d * d * n * nb / total;
+    n = total;
+}
+
 // The batch-norm statistics of the M = N * P values of channel c, where this block (every thread
 // calls it) holds in s1 and s2 its threads' sums of d = v - shift and d^2 over chunk blockIdx.y
 // of gridDim.y (count values). S = 1: the results; S > 1: (count, mean, centred sum of squares)
@@ -94,20 +107,9 @@ __device__ __forceinline__ void finish_stats(int c, i64 count, i64 M, double shi
     part[1] = mean;
     part[2] = q;
     if (!last_to_arrive(done, c, S)) return;
-    // Chan, Golub and LeVeque's pairwise update of count, mean and centred sum of squares.
     const volatile double* all = parts + (i64)c * S * 3; // written by other blocks: no cached copy
     double n = 0;
     mean = 0, q = 0;
-    for (int s = 0; s < S; s++)
-    {
-        double nb = all[s * 3];
-        if (nb == 0) continue;
-        double total = n + nb, mb = all[s * 3 + 1], d = mb - mean;
-        // A non-finite mean combines as the sum it stands for (Inf stays Inf, as on the CPU):
-        // the pairwise update would add Inf - Inf. The variance is NaN then, as on the CPU.
-        mean = d - d == 0.0 ? mean + d * nb / total : (n * mean + nb * mb) / total;
-        q += all[s * 3 + 2] + d * d * n * nb / total;
-        n = total;
-    }
+    for (int s = 0; s < S; s++) chan_merge(n, mean, q, all[s * 3], all[s * 3 + 1], all[s * 3 + 2]);
     store_stats(c, mean, q / M, M, save_mean, save_invstd, running_mean, running_var, momentum, eps);
 }

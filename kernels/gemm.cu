@@ -6,7 +6,8 @@
 // s*sAs + r*sAk (B at s*sBs + r*sBk), so the pointwise weight gradient sum_n dY[n] X[n]^T is one
 // GEMM whose K spans every image's plane. With kPiece > 0, blockIdx.z = p computes only the
 // k in [p*kPiece, (p+1)*kPiece) (split-K: z then selects a partial product through sCb, and
-// split_sum adds the pieces in order).
+// split_sum adds the pieces in order; or, with sum_to set, the tile's last block to finish adds
+// them, v2.8: finish_split below).
 //
 // v2 (docs/kernels.md): one template, gemm_tile<BM, BN>, instantiated for the tile shapes the
 // launcher picks from M and N (16x256 for an 8-channel pointwise conv over a 112x112 plane,
@@ -18,7 +19,7 @@
 // per element, as v1 had). Segmented K needs both operands loaded along k (sAk == 1, sBj != 1):
 // the launcher guarantees it. Sums are fp32: the launcher keeps every K piece at most
 // CudaBackend.MaxKPiece long, and split_sum adds pieces in double.
-#include "common.cuh"
+#include "batch_norm.cuh"
 #include "mma.cuh"
 
 #define BK 16
@@ -31,6 +32,7 @@ struct TileCursor
     const float* base; // operand + row0 * row stride
     i64 step;          // from element j to j + 1
     i64 offset;        // of k = k_next within its segment: seg * sS + r * sK
+    i64 z_offset;      // the same element of a fused batch norm's input z: seg * zS + r * sK (v2.9)
     int r;             // k_next's position within its segment
     int row0, drow, kk0, dk;
 };
@@ -39,7 +41,7 @@ struct TileCursor
 // tile is loaded with k fastest (consecutive threads read consecutive k).
 template <int ROWS>
 __device__ __forceinline__ TileCursor tile_cursor(const float* p, int row_start, i64 sRow, i64 sK, i64 sS, int kSeg,
-                                                  int k_begin, bool along_k)
+                                                  int k_begin, bool along_k, i64 zS = 0)
 {
     TileCursor c;
     int t = threadIdx.x;
@@ -50,18 +52,21 @@ __device__ __forceinline__ TileCursor tile_cursor(const float* p, int row_start,
     int k = k_begin + c.kk0, seg = k / kSeg; // once per thread
     c.r = k - seg * kSeg;
     c.offset = seg * sS + (i64)c.r * sK;
+    c.z_offset = seg * zS + (i64)c.r * sK;
     return c;
 }
 
 // Moves the cursor BK along K, stepping into the next segment(s) where it passes an end.
-__device__ __forceinline__ void advance(TileCursor& c, i64 sK, i64 sS, int kSeg)
+__device__ __forceinline__ void advance(TileCursor& c, i64 sK, i64 sS, int kSeg, i64 zS = 0)
 {
     c.r += BK;
     c.offset += BK * sK;
+    c.z_offset += BK * sK; // dead (and gone) in kernels without a fused batch norm
     while (c.r >= kSeg)
     {
         c.r -= kSeg;
         c.offset += sS - kSeg * sK;
+        c.z_offset += zS - kSeg * sK;
     }
 }
 
@@ -77,6 +82,23 @@ __device__ __forceinline__ void load_tile(float (&v)[LOADS], const TileCursor& c
     }
 }
 
+// load_tile for an operand that is a batch norm's input gradient (v2.9): the operand's memory holds
+// the batch norm's output gradient dy, z (its input, the GEMM's own earlier output) lies at the
+// cursor's z offsets from zb, and each element is BnInputGrad's value, as batch_norm_bwd_data
+// would have written it. CHANNEL_ROWS: the operand's rows are the channels (A of the weight
+// gradient, dZ X^T); else its k is (B of the data gradient, W^T dZ).
+template <int LOADS, bool CHANNEL_ROWS>
+__device__ __forceinline__ void load_bn_tile(float (&v)[LOADS], const TileCursor& c, const float* zb, const BnOperand& bn, float inv_m,
+                                             int row_start, int rows, int k0, int k_end)
+{
+#pragma unroll
+    for (int j = 0; j < LOADS; j++)
+    {
+        int row = row_start + c.row0 + j * c.drow, k = k0 + c.kk0 + j * c.dk;
+        v[j] = row < rows && k < k_end ? BnInputGrad(bn, CHANNEL_ROWS ? row : k, inv_m)(zb[c.z_offset + j * c.step], c.base[c.offset + j * c.step]) : 0.f;
+    }
+}
+
 template <int LOADS, int COLS>
 __device__ __forceinline__ void store_tile(float (&s)[BK][COLS], const float (&v)[LOADS], const TileCursor& c)
 {
@@ -84,14 +106,133 @@ __device__ __forceinline__ void store_tile(float (&s)[BK][COLS], const float (&v
     for (int j = 0; j < LOADS; j++) s[c.kk0 + j * c.dk][c.row0 + j * c.drow] = v[j];
 }
 
+// v2.9: one operand (bn_operand 1: A, 2: B; 0: none) is the input gradient of the batch norm that
+// read this conv's output z, computed where it is loaded (gemm_f32_bn_* only; the other kernels
+// take these parameters and ignore them, so every GEMM launch has one argument list). z is at
+// bn_z + matrix * bn_zb + the operand's own offsets, with bn_zs for its K segments; then the batch
+// norm's parameters, saved statistics, reduced dgamma and dbeta, ReLU flag and 1 / (N * P).
+// v2.10: with st_parts set, the output C (rows channels, columns a plane's pixels, one matrix an
+// image) is also the input of a training batch norm, whose statistics the epilogue computes
+// (tile_stats, gemm_f32_stats_* only): st_mean, st_invstd, st_running_mean, st_running_var as
+// batch_norm_stats writes them, with its momentum and eps.
+#define GEMM_BN_PARAMS                                                                                       \
+    int bn_operand, const float *__restrict__ bn_z, i64 bn_zb, i64 bn_zs, const float *__restrict__ bn_gamma, \
+        const float *__restrict__ bn_beta, const float *__restrict__ bn_mean, const float *__restrict__ bn_invstd, \
+        const float *__restrict__ bn_dgamma, const float *__restrict__ bn_dbeta, int bn_relu, float bn_inv_m,  \
+        float *__restrict__ st_mean, float *__restrict__ st_invstd, float *__restrict__ st_running_mean,      \
+        float *__restrict__ st_running_var, float st_momentum, float st_eps, double *__restrict__ st_parts,    \
+        unsigned *__restrict__ st_done
+#define GEMM_BN_ARGS bn_operand, bn_z, bn_zb, bn_zs, bn_gamma, bn_beta, bn_mean, bn_invstd, bn_dgamma, bn_dbeta, bn_relu, bn_inv_m, \
+    st_mean, st_invstd, st_running_mean, st_running_var, st_momentum, st_eps, st_parts, st_done
+
+// v2.10: the batch-norm statistics of the GEMM's output, from the accumulators (no pass over C).
+// Each block reduces its tile's rows (a row's 16 threads are a half warp: shuffles) to one part
+// per row, (count, mean, centred sum of squares), two passes over the registers. Part s =
+// (image, column block) of channel i goes to st_parts[(i * S + s) * 3]. The last block of a row
+// block to finish (counter blockIdx.y) merges its rows' S parts in part order (chan_merge):
+// 256 / BM threads per row, each a fixed stride of parts, then the row's first thread merges
+// theirs in lane order. The order never depends on timing, but it is not batch_norm_stats's
+// chunking: the statistics agree with the unfused path to rounding, not bit for bit.
+template <int BM, int BN>
+__device__ __forceinline__ void tile_stats(const float (&acc)[BM / 16][BN / 16], int M, int N, int i0, int j0,
+                                           float* __restrict__ save_mean, float* __restrict__ save_invstd,
+                                           float* __restrict__ running_mean, float* __restrict__ running_var,
+                                           float momentum, float eps, double* __restrict__ parts, unsigned* __restrict__ done)
+{
+    constexpr int TM = BM / 16, TN = BN / 16, T = 256 / BM; // threads per row in the merge
+    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+    int S = gridDim.x * gridDim.z, s = blockIdx.z * gridDim.x + blockIdx.x;
+    int count = N - j0 < BN ? N - j0 : BN;
+#pragma unroll
+    for (int r = 0; r < TM; r++)
+    {
+        double sum = 0;
+#pragma unroll
+        for (int c = 0; c < TN; c++)
+            if (j0 + tx + 16 * c < N) sum += acc[r][c];
+        for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        double mean = sum / count, q = 0;
+#pragma unroll
+        for (int c = 0; c < TN; c++)
+            if (j0 + tx + 16 * c < N)
+            {
+                double d = acc[r][c] - mean;
+                q += d * d;
+            }
+        for (int o = 8; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o);
+        int i = i0 + ty + 16 * r;
+        if (tx == 0 && i < M)
+        {
+            double* part = parts + ((i64)i * S + s) * 3;
+            part[0] = count;
+            part[1] = mean;
+            part[2] = q;
+        }
+    }
+    __shared__ int last;
+    __shared__ double merged[256][3];
+    __threadfence(); // this thread's parts are visible to whichever block merges them
+    __syncthreads();
+    if (threadIdx.x == 0) last = last_to_arrive(done, blockIdx.y, S);
+    __syncthreads();
+    if (!last) return;
+    int row = threadIdx.x / T, lane = threadIdx.x % T, i = i0 + row;
+    double n = 0, mean = 0, q = 0;
+    if (i < M)
+    {
+        const volatile double* all = parts + (i64)i * S * 3; // written by other blocks: no cached copy
+        for (int p = lane; p < S; p += T) chan_merge(n, mean, q, all[p * 3], all[p * 3 + 1], all[p * 3 + 2]);
+    }
+    merged[threadIdx.x][0] = n;
+    merged[threadIdx.x][1] = mean;
+    merged[threadIdx.x][2] = q;
+    __syncthreads();
+    if (lane != 0 || i >= M) return;
+    for (int l = 1; l < T; l++) chan_merge(n, mean, q, merged[threadIdx.x + l][0], merged[threadIdx.x + l][1], merged[threadIdx.x + l][2]);
+    double values = (double)N * gridDim.z;
+    q = q < 0.0 ? 0.0 : q;
+    store_stats(i, mean, q / values, (i64)values, save_mean, save_invstd, running_mean, running_var, momentum, eps);
+}
+
 #define GEMM_PARAMS                                                                                   \
     int M, int N, int K, int kSeg, int kPiece,                                                        \
         const float *__restrict__ A, i64 sAb, i64 sAi, i64 sAk, i64 sAs,                              \
         const float *__restrict__ B, i64 sBb, i64 sBk, i64 sBj, i64 sBs,                              \
-        float *__restrict__ C, i64 sCb, i64 sCi, float beta, const float *__restrict__ bias
-#define GEMM_ARGS M, N, K, kSeg, kPiece, A, sAb, sAi, sAk, sAs, B, sBb, sBk, sBj, sBs, C, sCb, sCi, beta, bias
+        float *__restrict__ C, i64 sCb, i64 sCi, float beta, const float *__restrict__ bias,           \
+        float *__restrict__ sum_to, float sum_beta, unsigned *__restrict__ done, GEMM_BN_PARAMS
+#define GEMM_ARGS M, N, K, kSeg, kPiece, A, sAb, sAi, sAk, sAs, B, sBb, sBk, sBj, sBs, C, sCb, sCi, beta, bias, sum_to, sum_beta, done, GEMM_BN_ARGS
 
+// v2.8: split-K's sum without a split_sum launch. After the blocks of a tile (gridDim.z of them,
+// one per K piece) have written their partial products to C (z at partial + z * sCb, beta 0),
+// the one that finishes last adds them into sum_to (same row stride sCi) in piece order, in
+// double, with split_sum's very expression, so the result is split_sum's bit for bit and never
+// depends on which block came last. Every thread fences its own stores before the block counts
+// itself in (last_to_arrive fences only thread 0's). Out of line: inlined, it kept values live
+// through the main loop that cost the tiles 1-6 registers (32x32 on sm_80: 82, which the
+// allocation's granularity of 8 makes 88, 2 blocks per SM instead of 3).
 template <int BM, int BN>
+__device__ __noinline__ void finish_split(int M, int N, int i0, int j0, const float* partial, i64 sCb, i64 sCi,
+                                             float* __restrict__ sum_to, float beta, unsigned* __restrict__ done)
+{
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = last_to_arrive(done, blockIdx.y * gridDim.x + blockIdx.x, gridDim.z);
+    __syncthreads();
+    if (!last) return;
+    const volatile float* all = partial; // written by other blocks: no cached copy
+    for (int e = threadIdx.x; e < BM * BN; e += blockDim.x)
+    {
+        int i = i0 + e / BN, j = j0 + e % BN;
+        if (i >= M || j >= N) continue;
+        i64 at = i * sCi + j;
+        double s = 0;
+        for (int k = 0; k < (int)gridDim.z; k++) s += all[k * sCb + at];
+        sum_to[at] = beta == 0.f ? (float)s : (float)(s + beta * sum_to[at]);
+    }
+}
+
+template <int BM, int BN, bool BN_FUSED = false, bool STATS = false>
 __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
 {
     constexpr int TM = BM / 16, TN = BN / 16; // outputs per thread along i and j
@@ -105,8 +246,13 @@ __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
     A += z * sAb;
     B += z * sBb;
     C += z * sCb;
-    TileCursor ca = tile_cursor<BM>(A, i0, sAi, sAk, sAs, kSeg, k_begin, sAk == 1);
-    TileCursor cb = tile_cursor<BN>(B, j0, sBj, sBk, sBs, kSeg, k_begin, sBj != 1);
+    const bool bn_a = BN_FUSED && bn_operand == 1, bn_b = BN_FUSED && bn_operand == 2;
+    BnOperand bn{bn_z, 0, bn_gamma, bn_beta, bn_mean, bn_invstd, bn_dgamma, bn_dbeta, bn_relu};
+    i64 zS = BN_FUSED ? bn_zs : 0;
+    TileCursor ca = tile_cursor<BM>(A, i0, sAi, sAk, sAs, kSeg, k_begin, sAk == 1, zS);
+    TileCursor cb = tile_cursor<BN>(B, j0, sBj, sBk, sBs, kSeg, k_begin, sBj != 1, zS);
+    // z's tile starts where the fused operand's does (same row and k strides), in z's own matrix.
+    const float* zb = BN_FUSED ? bn_z + z * bn_zb + (bn_a ? (i64)(i0 + ca.row0) * sAi : (i64)(j0 + cb.row0) * sBj) : nullptr;
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     float acc[TM][TN];
 #pragma unroll
@@ -115,8 +261,13 @@ __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
         for (int c = 0; c < TN; c++) acc[r][c] = 0.f;
 
     float va[LA], vb[LB];
-    load_tile(va, ca, i0, M, k_begin, k_end);
-    load_tile(vb, cb, j0, N, k_begin, k_end);
+    auto load = [&](int k0) {
+        if (bn_a) load_bn_tile<LA, true>(va, ca, zb, bn, bn_inv_m, i0, M, k0, k_end);
+        else load_tile(va, ca, i0, M, k0, k_end);
+        if (bn_b) load_bn_tile<LB, false>(vb, cb, zb, bn, bn_inv_m, j0, N, k0, k_end);
+        else load_tile(vb, cb, j0, N, k0, k_end);
+    };
+    load(k_begin);
     for (int k0 = k_begin; k0 < k_end; k0 += BK)
     {
         store_tile(As, va, ca);
@@ -124,10 +275,9 @@ __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
         __syncthreads();
         if (k0 + BK < k_end) // the next tile's global loads overlap this tile's FMAs
         {
-            advance(ca, sAk, sAs, kSeg);
-            advance(cb, sBk, sBs, kSeg);
-            load_tile(va, ca, i0, M, k0 + BK, k_end);
-            load_tile(vb, cb, j0, N, k0 + BK, k_end);
+            advance(ca, sAk, sAs, kSeg, zS);
+            advance(cb, sBk, sBs, kSeg, zS);
+            load(k0 + BK);
         }
 #pragma unroll
         for (int kk = 0; kk < BK; kk++)
@@ -160,6 +310,9 @@ __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
             *p = beta == 0.f ? v : v + beta * *p; // beta 0 never reads C: it may hold garbage
         }
     }
+    if (sum_to) finish_split<BM, BN>(M, N, i0, j0, C - z * sCb, sCb, sCi, sum_to, sum_beta, done);
+    if (STATS && st_parts)
+        tile_stats<BM, BN>(acc, M, N, i0, j0, st_mean, st_invstd, st_running_mean, st_running_var, st_momentum, st_eps, st_parts, st_done);
 }
 
 // The tile shapes CudaBackend.GemmTiles lists, one entry point each (NVRTC exports no templates),
@@ -173,6 +326,31 @@ KERNEL void gemm_f32_16x256(GEMM_PARAMS) { gemm_tile<16, 256>(GEMM_ARGS); }
 KERNEL void gemm_f32_256x16(GEMM_PARAMS) { gemm_tile<256, 16>(GEMM_ARGS); }
 KERNEL void gemm_f32_32x32(GEMM_PARAMS) { gemm_tile<32, 32>(GEMM_ARGS); }
 KERNEL void gemm_f32_16x16(GEMM_PARAMS) { gemm_tile<16, 16>(GEMM_ARGS); }
+// v2.9: the same tiles with one operand a batch norm's input gradient (GEMM_BN_PARAMS). Each tile
+// as its plain twin, so the fused path picks the same tile and sums in the same order.
+KERNEL void gemm_f32_bn_64x64(GEMM_PARAMS) { gemm_tile<64, 64, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_32x128(GEMM_PARAMS) { gemm_tile<32, 128, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_16x256(GEMM_PARAMS) { gemm_tile<16, 256, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_32x32(GEMM_PARAMS) { gemm_tile<32, 32, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_16x16(GEMM_PARAMS) { gemm_tile<16, 16, true>(GEMM_ARGS); }
+// With 8 or 16 such loads a thread and K step, ptxas spilled these two (36-60 bytes) within 128
+// registers: they run at 1 block per SM.
+#undef KERNEL_MIN_BLOCKS
+#define KERNEL_MIN_BLOCKS 1
+KERNEL void gemm_f32_bn_128x32(GEMM_PARAMS) { gemm_tile<128, 32, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_256x16(GEMM_PARAMS) { gemm_tile<256, 16, true>(GEMM_ARGS); }
+#undef KERNEL_MIN_BLOCKS
+#define KERNEL_MIN_BLOCKS 2
+// v2.10: the tiles again with the batch-norm statistics epilogue (tile_stats), apart from the _bn
+// kernels: its double reductions raised the 32x32 and 64x64 tiles by 30-35 registers, which the
+// backward GEMMs would have carried for nothing.
+KERNEL void gemm_f32_stats_64x64(GEMM_PARAMS) { gemm_tile<64, 64, false, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_32x128(GEMM_PARAMS) { gemm_tile<32, 128, false, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_128x32(GEMM_PARAMS) { gemm_tile<128, 32, false, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_16x256(GEMM_PARAMS) { gemm_tile<16, 256, false, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_256x16(GEMM_PARAMS) { gemm_tile<256, 16, false, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_32x32(GEMM_PARAMS) { gemm_tile<32, 32, false, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_16x16(GEMM_PARAMS) { gemm_tile<16, 16, false, true>(GEMM_ARGS); }
 
 
 // v2.2: the same GEMM (GEMM_PARAMS, the same operand semantics) on the tensor cores, TF32
@@ -316,6 +494,7 @@ __device__ __forceinline__ void gemm_tc_tile(float (&As)[2][BM][TC_LD], float (&
                 float* p = C + i * sCi + j;
                 *p = beta == 0.f ? v : v + beta * *p;
             }
+    if (sum_to) finish_split<BM, BN>(M, N, i0, j0, C - z * sCb, sCb, sCi, sum_to, sum_beta, done);
 }
 
 // The stages are declared in the entry point and passed to the template (written when the
@@ -353,7 +532,8 @@ KERNEL void gemm_tf32x3_32x32(GEMM_PARAMS) { TC_BODY(32, 32, 2, true) }
 #define KERNEL_MIN_BLOCKS 4
 
 // out[e] = sum_s partial[s * count + e] (+ beta * out[e]): the split-K partial products of a
-// weight gradient, added in split order in double (deterministic; no atomics). One thread per element.
+// weight gradient, added in split order in double (deterministic; no atomics). One thread per
+// element. The unfused path of finish_split (CudaBackend.SumSplitKInGemm off), which must match it.
 KERNEL void split_sum(const float* __restrict__ partial, int splits, i64 count, float* __restrict__ out, float beta)
 {
     FOR_EACH(count)

@@ -32,6 +32,77 @@ public sealed partial class CudaBackend
             "pointwise_conv_bwd_weight");
     }
 
+    /// <summary>
+    /// Whether <see cref="PointwiseConvBatchNormBackward"/> runs the GEMMs that compute the batch
+    /// norm's input gradient where they load it (v2.9, the default; fp32 GEMMs only) or the
+    /// unfused launches (batch_norm_bwd_data, then the plain GEMMs), the reference the tests
+    /// compare them with.
+    /// </summary>
+    public bool FuseGemmBatchNorm { get; set; } = true;
+
+    /// <summary>
+    /// Whether <see cref="PointwiseConvBatchNormForward"/> computes the batch norm's statistics in
+    /// the GEMM's epilogue (v2.10, the default; fp32 GEMMs only) or with batch_norm_stats after it.
+    /// Apart from <see cref="FuseGemmBatchNorm"/>: the two paths' statistics agree to rounding, not
+    /// bit for bit (different partial sums), so the tests compare them within a tolerance.
+    /// </summary>
+    public bool GemmBatchNormStatistics { get; set; } = true;
+
+    public void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    {
+        if (!GemmBatchNormStatistics || Precision != GemmPrecision.Fp32)
+        {
+            using var call = Composite(OpFamily.PointwiseConvForward);
+            PointwiseConvForward(x, w, z);
+            BatchNormTrainForward(z, y, p, o);
+            return;
+        }
+        // Both launches are recorded under the pointwise family, where ProfilingBackend times the call.
+        Op(OpFamily.PointwiseConvForward);
+        ShapeChecks.Pointwise("pointwise_conv_fwd", x, w, z);
+        ShapeChecks.Same("batch_norm_fwd", z, y);
+        ShapeChecks.BatchNormTraining("batch_norm_fwd", z);
+        int plane = x.Plane;
+        var tile = PickKernel(z.C, plane, Precision, GemmFusion.Statistics);
+        int rowBlocks = (z.C + tile.M - 1) / tile.M, columnBlocks = (plane + tile.N - 1) / tile.N;
+        var stats = new GemmStats(Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps,
+            Partials((long)z.C * columnBlocks * z.N * 3 * 2), Counters(rowBlocks));
+        Gemm(z.C, plane, x.C, new(Ptr(w), Row: x.C, K: 1), new(Ptr(x), Batch: Stride(x), K: plane, Row: 1), new(Ptr(z), Stride(z), plane), x.N,
+            "pointwise_conv_fwd", stats: stats);
+        Apply(z, y, p, o, training: true);
+    }
+
+    public void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
+    {
+        // The tensor-core kernels load through cp.async, past the registers where the gradient
+        // would be computed; one-pixel planes take the GEMMs' plain-stride form. Both run unfused.
+        if (!FuseGemmBatchNorm || Precision != GemmPrecision.Fp32 || z.Plane == 1)
+        {
+            using var call = Composite(OpFamily.PointwiseConvBackward);
+            BatchNormBackward(z, dy, z.Grad, false, p, o);
+            PointwiseConvBackward(x, w, z.Grad, dx, accumulate, dw);
+            return;
+        }
+        // All launches are recorded under the pointwise family, where ProfilingBackend times the call.
+        Op(OpFamily.PointwiseConvBackward);
+        ShapeChecks.Pointwise("pointwise_conv_bwd", x, w, z);
+        ShapeChecks.Same("batch_norm_bwd", z, dy);
+        BatchNormReduce(z, dy, p, o);
+        int plane = x.Plane;
+        var bn = new GemmBatchNorm(0, Ptr(z), 0, 0, Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.Weight.Grad), Ptr(p.Bias.Grad),
+            o.Relu ? 1 : 0, 1f / ((long)z.N * plane));
+        if (!dx.IsNone)
+        {
+            ShapeChecks.Same("pointwise_conv_bwd dx", x, dx);
+            // dX[n] = W^T dZ[n], B(k = co, j = pixel) = dZ[n] from dy[n] and z[n].
+            Gemm(x.C, plane, dy.C, new(Ptr(w), Row: 1, K: x.C), new(Ptr(dy), Batch: Stride(dy), K: plane, Row: 1), new(Ptr(dx), Stride(dx), plane, accumulate ? 1f : 0f),
+                x.N, "pointwise_conv_bwd_data", bn: bn with { Operand = 2, ZBatch = Stride(z) });
+        }
+        // dW = sum_n dZ[n] X[n]^T, A(i = co, k) = dZ[n][co * P + pixel] from dy and z, image n a segment on.
+        WeightGradient(dy.C, x.C, x.N, plane, new(Ptr(dy), Row: plane, K: 1, Segment: Stride(dy)), new(Ptr(x), K: 1, Row: plane, Segment: Stride(x)), Ptr(dw), 0f,
+            "pointwise_conv_bwd_weight", bn with { Operand = 1, ZSegment = Stride(z) });
+    }
+
     /// <summary>Bound on the im2col workspace: images are processed in chunks that fit it.</summary>
     internal long ConvWorkspaceBytes { get; set; } = 64L << 20;
 
@@ -129,6 +200,7 @@ public sealed partial class CudaBackend
     {
         if (!FuseDepthwiseBatchNorm)
         {
+            using var call = Composite(OpFamily.DepthwiseConvForward);
             DepthwiseConvForward(x, w, z, g);
             BatchNormTrainForward(z, y, p, o);
             return;
@@ -161,6 +233,7 @@ public sealed partial class CudaBackend
     {
         if (!FuseDepthwiseBatchNorm)
         {
+            using var call = Composite(OpFamily.DepthwiseConvBackward);
             BatchNormBackward(z, dy, z.Grad, false, p, o);
             DepthwiseConvBackward(x, w, z.Grad, dx, accumulate, dw, g);
             return;

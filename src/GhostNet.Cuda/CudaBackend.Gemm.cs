@@ -10,6 +10,33 @@ internal readonly record struct GemmOperand(ulong Pointer, long Batch = 0, long 
 /// <summary>The output of gemm_f32: C(i, j) of matrix z at Pointer + z * Batch + i * Row + j, times Beta of its old value added, plus Bias[j].</summary>
 internal readonly record struct GemmOutput(ulong Pointer, long Batch, long Row, float Beta = 0f, ulong Bias = 0);
 
+/// <summary>
+/// Where a split-K GEMM's pieces are added by the tile's last block to finish (gemm.cu's
+/// finish_split, v2.8): Out (row-major, the partial products' row stride), times Beta of its old
+/// value added; Done, one arrival counter per output tile.
+/// </summary>
+internal readonly record struct SplitKSum(ulong Out, float Beta, ulong Done);
+
+/// <summary>
+/// A GEMM operand that is the input gradient of the batch norm that read the conv's output z
+/// (gemm.cu's GEMM_BN_PARAMS, v2.9): the operand's own pointer holds the batch norm's output
+/// gradient, z lies at Z + matrix * ZBatch + the operand's offsets (ZSegment per K segment), and
+/// each element is computed as batch_norm_bwd_data would write it. Operand: 1 for A, 2 for B.
+/// </summary>
+internal readonly record struct GemmBatchNorm(int Operand, ulong Z, long ZBatch, long ZSegment, ulong Gamma, ulong Beta, ulong Mean, ulong InvStd,
+    ulong DGamma, ulong DBeta, int Relu, float InvM);
+
+/// <summary>
+/// The training batch norm whose statistics a GEMM's epilogue computes from its output (gemm.cu's
+/// tile_stats, v2.10): the four statistics as batch_norm_stats writes them, and the parts and
+/// counters of the merge (Parts: 3 doubles per channel and (image, column block); Done: one
+/// counter per row block).
+/// </summary>
+internal readonly record struct GemmStats(ulong Mean, ulong InvStd, ulong RunningMean, ulong RunningVar, float Momentum, float Eps, ulong Parts, ulong Done);
+
+/// <summary>What a GEMM fuses of the batch norm around it: gemm_f32_*, gemm_f32_bn_* (an operand is its input gradient), gemm_f32_stats_* (its output's statistics).</summary>
+internal enum GemmFusion { None, BatchNormOperand, Statistics }
+
 /// <summary>The arithmetic of CudaBackend's GEMMs (see <see cref="CudaBackend.Precision"/>).</summary>
 public enum GemmPrecision
 {
@@ -32,13 +59,17 @@ public sealed partial class CudaBackend
 
     /// <summary>
     /// Every GEMM entry point (made once: a launch allocates nothing): the fp32 tiles in
-    /// GemmTiles' order, then the tf32 and the 3xTF32 tiles in TensorTiles' order.
+    /// GemmTiles' order, the tf32 and the 3xTF32 tiles in TensorTiles' order, then the fp32 tiles
+    /// with a batch-norm operand (gemm_f32_bn_MxN, v2.9) and with the statistics epilogue
+    /// (gemm_f32_stats_MxN, v2.10), each in GemmTiles' order.
     /// </summary>
     internal static readonly string[] GemmKernels =
     [
         .. GemmTiles.Select(t => $"gemm_f32_{t.M}x{t.N}"),
         .. TensorTiles.Select(t => $"gemm_tf32_{t.M}x{t.N}"),
         .. TensorTiles.Select(t => $"gemm_tf32x3_{t.M}x{t.N}"),
+        .. GemmTiles.Select(t => $"gemm_f32_bn_{t.M}x{t.N}"),
+        .. GemmTiles.Select(t => $"gemm_f32_stats_{t.M}x{t.N}"),
     ];
 
     /// <summary>
@@ -71,21 +102,37 @@ public sealed partial class CudaBackend
 
     private const int GemmK = 16; // BK in gemm.cu: pieces start at multiples of it
 
+    /// <summary>
+    /// Whether a split-K weight gradient's pieces are added inside the GEMM, by each tile's last
+    /// block to finish (v2.8, the default), or by a split_sum launch after it (the unfused path,
+    /// which the tests compare with bit for bit).
+    /// </summary>
+    public bool SumSplitKInGemm { get; set; } = true;
+
     /// <summary>The fp32 tile gemm.cu's SIMT kernel uses for an M x N output (see <see cref="PickTileIndex"/>).</summary>
     internal static (int M, int N) PickTile(int m, int n) => GemmTiles[PickTileIndex(GemmTiles, m, n)];
 
-    /// <summary>The tile and GemmKernels index of an M x N output at <paramref name="precision"/>.</summary>
-    internal static (int M, int N, int Kernel) PickKernel(int m, int n, GemmPrecision precision)
+    /// <summary>
+    /// The tile and GemmKernels index of an M x N output at <paramref name="precision"/>, plain or
+    /// with a batch norm fused (<paramref name="fusion"/>: fp32 only).
+    /// </summary>
+    internal static (int M, int N, int Kernel) PickKernel(int m, int n, GemmPrecision precision, GemmFusion fusion = GemmFusion.None)
     {
+        if (fusion != GemmFusion.None && precision != GemmPrecision.Fp32)
+            throw new ArgumentException($"a GEMM with a batch norm fused ({fusion}) runs in fp32 only, not {precision}");
         if (precision == GemmPrecision.Fp32)
         {
-            int i = PickTileIndex(GemmTiles, m, n);
-            return (GemmTiles[i].M, GemmTiles[i].N, i);
+            // The fused tile is the plain one (so are the split and the order of every sum).
+            int i = PickTileIndex(GemmTiles, m, n), family = fusion switch { GemmFusion.BatchNormOperand => 1, GemmFusion.Statistics => 2, _ => 0 };
+            return (GemmTiles[i].M, GemmTiles[i].N, i + (family == 0 ? 0 : 2 * TensorTiles.Length + family * GemmTiles.Length));
         }
         int t = PickTileIndex(TensorTiles, m, n);
         int kernel = GemmTiles.Length + (precision == GemmPrecision.Tf32x3 ? TensorTiles.Length : 0) + t;
         return (TensorTiles[t].M, TensorTiles[t].N, kernel);
     }
+
+    private static GemmFusion Fusion(in GemmBatchNorm bn, in GemmStats stats) =>
+        bn.Operand != 0 ? GemmFusion.BatchNormOperand : stats.Parts != 0 ? GemmFusion.Statistics : GemmFusion.None;
 
     /// <summary>
     /// The tile of <paramref name="tiles"/> with the least padding of an M x N output, the one
@@ -114,25 +161,39 @@ public sealed partial class CudaBackend
     /// <paramref name="kSegment"/> (0: one segment), and with <paramref name="kPiece"/> &gt; 0
     /// matrix z sums only k in [z kPiece, (z + 1) kPiece).
     /// </summary>
-    private void Gemm(int m, int n, int k, GemmOperand a, GemmOperand b, GemmOutput c, int batch, string context, int kSegment = 0, int kPiece = 0)
+    private void Gemm(int m, int n, int k, GemmOperand a, GemmOperand b, GemmOutput c, int batch, string context, int kSegment = 0, int kPiece = 0,
+        SplitKSum sum = default, GemmBatchNorm bn = default, GemmStats stats = default)
     {
         if (kSegment <= 0 || kSegment >= k) kSegment = Math.Max(k, 1);
         else if (a.K != 1 || b.Row == 1)
             throw new ArgumentException($"{context}: K in segments needs both operands contiguous along K (A k-stride {a.K}, B j-stride {b.Row})");
-        var tile = PickKernel(m, n, Precision);
+        var tile = PickKernel(m, n, Precision, Fusion(bn, stats));
         // Cost: 2 M N K FLOPs per matrix, or in all for split-K pieces (the padding of partial
         // tiles not counted); A and B read once each (once for all the batch when its batch stride
         // is 0, as for the weights and split-K): the tiles' re-reads are assumed to hit L2; C
         // written once (read first when beta is not 0).
         long aRead = (long)m * k * (a.Batch == 0 ? 1 : batch), bRead = (long)k * n * (b.Batch == 0 ? 1 : batch), cWritten = (long)m * n * batch;
+        // With the pieces summed in the GEMM (v2.8), the last blocks read every partial product
+        // once more and write the sum (reading it first when beta is not 0), as split_sum would.
+        long mn = (long)m * n, sumRead = sum.Out != 0 ? cWritten + (sum.Beta != 0 ? mn : 0) : 0, sumWritten = sum.Out != 0 ? mn : 0;
         // Tensor-core FLOPs are counted at the Tf32 peak, 3xTF32's three MMAs per product as 3x.
         long flops = 2L * m * n * k * (kPiece > 0 ? 1 : batch);
-        var cost = LaunchCost.Fp32(read: aRead + bRead + (c.Beta != 0 ? cWritten : 0) + (c.Bias != 0 ? n : 0), written: cWritten, flops: flops);
+        // A batch-norm operand reads z besides dy, and six values per channel (each of its K-tile
+        // loads recomputes BnInputGrad: ~15 FLOPs an element, all channels counted at least once).
+        long bnRead = bn.Operand == 1 ? aRead + 6L * m : bn.Operand == 2 ? bRead + 6L * k : 0;
+        // Statistics: 4 FLOPs per output in the epilogue; each block's part per row (3 doubles)
+        // written and read back by the merge; the four statistics (running ones read too).
+        long partBytes = stats.Parts != 0 ? 2 * 8 * 3 * (long)m * ((n + tile.N - 1) / tile.N) * batch : 0;
+        var cost = LaunchCost.Fp32(read: aRead + bRead + (c.Beta != 0 ? cWritten : 0) + (c.Bias != 0 ? n : 0) + sumRead + bnRead + (stats.Parts != 0 ? 2L * m : 0),
+            written: cWritten + sumWritten + (stats.Parts != 0 ? 4L * m : 0),
+            flops: flops + 15 * (bn.Operand == 0 ? 0 : bn.Operand == 1 ? aRead : bRead) + (stats.Parts != 0 ? 4 * cWritten : 0), otherBytes: partBytes);
         if (Precision != GemmPrecision.Fp32) cost = cost with { Flops = Precision == GemmPrecision.Tf32x3 ? 3 * flops : flops, Precision = GhostNet.Cuda.Precision.Tf32 };
         Launch(GemmKernels[tile.Kernel], (uint)((n + tile.N - 1) / tile.N), (uint)((m + tile.M - 1) / tile.M), (uint)batch, Threads, cost,
             $"{context} (M={m} N={n} K={k} batch={batch})",
             m, n, k, kSegment, kPiece, a.Pointer, a.Batch, a.Row, a.K, a.Segment, b.Pointer, b.Batch, b.K, b.Row, b.Segment,
-            c.Pointer, c.Batch, c.Row, c.Beta, c.Bias);
+            c.Pointer, c.Batch, c.Row, c.Beta, c.Bias, sum.Out, sum.Beta, sum.Done,
+            bn.Operand, bn.Z, bn.ZBatch, bn.ZSegment, bn.Gamma, bn.Beta, bn.Mean, bn.InvStd, bn.DGamma, bn.DBeta, bn.Relu, bn.InvM,
+            stats.Mean, stats.InvStd, stats.RunningMean, stats.RunningVar, stats.Momentum, stats.Eps, stats.Parts, stats.Done);
     }
 
     /// <summary>
@@ -143,13 +204,17 @@ public sealed partial class CudaBackend
     /// products are added in order by split_sum, in double: deterministic, since the cut
     /// depends only on the shapes and the SM count.
     /// </summary>
-    private void WeightGradient(int m, int n, int images, int p, GemmOperand a, GemmOperand b, ulong dw, float beta, string context)
+    private void WeightGradient(int m, int n, int images, int p, GemmOperand a, GemmOperand b, ulong dw, float beta, string context, GemmBatchNorm bn = default)
     {
         long k = (long)images * p;
         // The kernels add a piece and a K step to k in int: keep that sum below 2^31 too.
         if (k > int.MaxValue - 2 * MaxKPiece) throw new ArgumentException($"{context}: K = {k} exceeds the kernel's int range");
-        if (p == 1) (a, b, p) = (a with { K = a.Segment, Segment = 0 }, b with { K = b.Segment, Segment = 0 }, (int)k); // one pixel per image: plain strides
-        var tile = PickKernel(m, n, Precision);
+        if (p == 1) // one pixel per image: plain strides
+        {
+            if (bn.Operand != 0) throw new ArgumentException($"{context}: a batch-norm operand needs planes of more than one pixel");
+            (a, b, p) = (a with { K = a.Segment, Segment = 0 }, b with { K = b.Segment, Segment = 0 }, (int)k);
+        }
+        var tile = PickKernel(m, n, Precision, Fusion(bn, default));
         long tiles = (long)((m + tile.M - 1) / tile.M) * ((n + tile.N - 1) / tile.N);
         long pieces = Math.Max((k + MaxKPiece - 1) / MaxKPiece, Math.Min((2 * Device.Multiprocessors + tiles - 1) / tiles, (k + MinKPiece - 1) / MinKPiece));
         pieces = Math.Min(pieces, 65535); // the grid's z limit; only past ~268M terms are pieces longer than MaxKPiece
@@ -157,12 +222,17 @@ public sealed partial class CudaBackend
         pieces = (k + kPiece - 1) / kPiece;
         if (pieces == 1)
         {
-            Gemm(m, n, (int)k, a, b, new(dw, 0, n, beta), 1, context, p, kPiece: 0);
+            Gemm(m, n, (int)k, a, b, new(dw, 0, n, beta), 1, context, p, kPiece: 0, bn: bn);
             return;
         }
         long mn = (long)m * n;
         ulong partial = Partials(pieces * mn);
-        Gemm(m, n, (int)k, a, b, new(partial, mn, n), (int)pieces, context, p, kPiece);
+        if (SumSplitKInGemm)
+        {
+            Gemm(m, n, (int)k, a, b, new(partial, mn, n), (int)pieces, context, p, kPiece, new SplitKSum(dw, beta, Counters((int)tiles)), bn);
+            return;
+        }
+        Gemm(m, n, (int)k, a, b, new(partial, mn, n), (int)pieces, context, p, kPiece, bn: bn);
         // Cost: every piece's partial product read once, dW written (and read when beta is not 0).
         Launch1D("split_sum", mn, LaunchCost.Fp32(read: pieces * mn + (beta != 0 ? mn : 0), written: mn, flops: pieces * mn), context, partial, (int)pieces, mn, dw, beta);
     }

@@ -148,8 +148,27 @@ public sealed unsafe partial class CudaBackend : IBackend
     /// <summary>Names the op family of the calls that follow (and counts the call), for the launch recorder.</summary>
     private void Op(string family)
     {
+        if (_composite) return; // inside a call made of other calls: they belong to its family, counted once
         _family = family;
         Recorder?.Call(family);
+    }
+
+    private bool _composite;
+
+    /// <summary>
+    /// Counts one call of <paramref name="family"/> and records the calls made until the scope is
+    /// disposed under it: an unfused path of a fused call (ProfilingBackend times that call as one).
+    /// </summary>
+    private CompositeCall Composite(string family)
+    {
+        Op(family);
+        _composite = true;
+        return new CompositeCall(this);
+    }
+
+    private readonly ref struct CompositeCall(CudaBackend backend)
+    {
+        public void Dispose() => backend._composite = false;
     }
 
     public void Upload(ReadOnlySpan<float> source, in Tensor destination)

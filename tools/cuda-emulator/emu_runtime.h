@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <type_traits>
 #include <utility>
+#include <stdarg.h> // emu_warp_matrix.h's, here before __noinline__ is defined below
+#include <vector>
 
 #include "emu_order.h"
 
@@ -373,6 +375,7 @@ extern "C" __attribute__((visibility("default"))) void emu_where(char* text, int
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __noinline__ __attribute__((noinline)) // after every standard header (libstdc++ spells __attribute__((__noinline__)))
 #define __shared__ static
 #define __launch_bounds__(...)
 

@@ -40,9 +40,18 @@ mutation "gemm skips every other K tile" gemm.cu \
   "$(op Pointwise_conv_matches_cpu Linear_matches_cpu)"
 mutation "split_sum loses the last split-K part" gemm.cu \
   'for (int k = 0; k < splits; k++) s += partial[k * count + e];' 'for (int k = 0; k < splits - 1; k++) s += partial[k * count + e];' \
+  "$(op Split_k_summed_in_the_gemm_equals_split_sum)"
+mutation "the gemm's split-K sum loses the last piece" gemm.cu \
+  'for (int k = 0; k < (int)gridDim.z; k++) s += all[k * sCb + at];' 'for (int k = 0; k < (int)gridDim.z - 1; k++) s += all[k * sCb + at];' \
   "$(op Pointwise_conv_matches_cpu Dense_conv_matches_cpu)"
+mutation "the gemm's batch-norm operand steps z by dy's image stride" gemm.cu \
+  '        c.z_offset += zS - kSeg * sK;' '        c.z_offset += sS - kSeg * sK;' \
+  "$(op Pointwise_conv_backward_through_batch_norm_equals_the_unfused_launches)"
+mutation "the gemm's statistics merge loses the last part" gemm.cu \
+  'for (int p = lane; p < S; p += T) chan_merge(' 'for (int p = lane; p < S - 1; p += T) chan_merge(' \
+  "$(op Pointwise_conv_with_batch_norm_statistics_matches_the_unfused_launches)"
 mutation "gemm bound check off by one (row <= rows)" gemm.cu \
-  'v[j] = row < rows && k < k_end' 'v[j] = row <= rows && k < k_end' \
+  'v[j] = row < rows && k < k_end ? c.base' 'v[j] = row <= rows && k < k_end ? c.base' \
   "$(op Pointwise_conv_matches_cpu Linear_matches_cpu Dense_conv_matches_cpu)"
 mutation "depthwise forward column bound off by one (iw <= W)" depthwise_conv.cu \
   'if (iw >= 0 && iw < W) s = fmaf(xp[ih * W + iw], wp[kh * k + kw], s);' 'if (iw >= 0 && iw <= W) s = fmaf(xp[ih * W + iw], wp[kh * k + kw], s);' \
@@ -51,7 +60,7 @@ mutation "depthwise weight gradient without its barrier" depthwise_conv.cu \
   $'if (t < taps) partial[t][threadIdx.x] = acc[t];\n    __syncthreads();' 'if (t < taps) partial[t][threadIdx.x] = acc[t];' \
   "$(op Depthwise_conv_matches_cpu)"
 mutation "batch norm's last block loses the last chunk" batch_norm.cuh \
-  $'    for (int s = 0; s < S; s++)\n    {\n        double nb = all[s * 3];' $'    for (int s = 0; s < S - 1; s++)\n    {\n        double nb = all[s * 3];' \
+  'for (int s = 0; s < S; s++) chan_merge(' 'for (int s = 0; s < S - 1; s++) chan_merge(' \
   "$(op Batch_norm_matches_cpu)"
 mutation "batch norm's dx takes the ReLU mask from x's sign, not y's" batch_norm.cuh \
   'float g = relu ? relu_grad(y(x), dy) : dy;' 'float g = relu ? relu_grad(x, dy) : dy;' \
@@ -64,7 +73,7 @@ mutation "batch norm's input gradient drops the dbeta term" batch_norm.cuh \
   "$(op Batch_norm_matches_cpu Depthwise_conv_backward_through_batch_norm_equals_the_unfused_launches)"
 mutation "fused depthwise weight gradient reads z with dy's image stride" depthwise_conv.cu \
   'if constexpr (BN) g = grad(bn.x[at.n * bn.xs + at_co], g);' 'if constexpr (BN) g = grad(bn.x[at.n * dys + at_co], g);' \
-  "FullyQualifiedName~CudaTrainingTests.Fused_depthwise_batch_norm_changes_no_bit_of_two_training_steps"
+  "FullyQualifiedName~CudaTrainingTests.The_fusions_change_no_bit_of_two_training_steps"
 mutation "gemm cursor does not step into the next K segment" gemm.cu \
   '        c.offset += sS - kSeg * sK;' '        c.offset += 0;' \
   "$(op Pointwise_conv_matches_cpu Dense_conv_matches_cpu)"

@@ -30,6 +30,23 @@ public interface IBackend : IDisposable
     void PointwiseConvForward(in Tensor x, in Tensor w, in Tensor y);
     void PointwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw);
 
+    /// <summary>
+    /// A pointwise conv z = conv(x) and the training form of the batch norm that follows it, y =
+    /// batch_norm(z): the results of PointwiseConvForward then BatchNormTrainForward, which a
+    /// backend may fuse (CUDA: the GEMM's epilogue computes z's statistics from its accumulators;
+    /// they agree with the unfused path to rounding). z stays the conv's output, as the backward needs it.
+    /// </summary>
+    void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o);
+
+    /// <summary>
+    /// The backward of a pointwise conv z = conv(x) and the training form of the batch norm that
+    /// follows it: from y's gradient dy, the batch norm's parameter gradients, then the conv's input
+    /// (unless none) and weight gradients. The same results as BatchNormBackward into z's gradient
+    /// then PointwiseConvBackward from it, which a backend may fuse (CUDA: the conv's GEMMs compute
+    /// z's gradient where they load it, and never write it).
+    /// </summary>
+    void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o);
+
     // Depthwise convolution (groups = channels, one filter per channel).
     void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g);
     void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g);

@@ -44,6 +44,9 @@ public sealed class ProfilingBackend(IBackend inner, bool ownsInner = true) : IB
     public void ConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g) { var t = Begin(); inner.ConvBackward(x, w, dy, dx, accumulate, dw, g); End(OpFamily.DenseConvBackward, t); }
     public void PointwiseConvForward(in Tensor x, in Tensor w, in Tensor y) { var t = Begin(); inner.PointwiseConvForward(x, w, y); End(OpFamily.PointwiseConvForward, t); }
     public void PointwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw) { var t = Begin(); inner.PointwiseConvBackward(x, w, dy, dx, accumulate, dw); End(OpFamily.PointwiseConvBackward, t); }
+    // Timed as a whole under the pointwise families, where CudaBackend records their launches too.
+    public void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o) { var t = Begin(); inner.PointwiseConvBatchNormForward(x, w, z, y, p, o); End(OpFamily.PointwiseConvForward, t); }
+    public void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o) { var t = Begin(); inner.PointwiseConvBatchNormBackward(x, w, z, dy, dx, accumulate, dw, p, o); End(OpFamily.PointwiseConvBackward, t); }
     public void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g) { var t = Begin(); inner.DepthwiseConvForward(x, w, y, g); End(OpFamily.DepthwiseConvForward, t); }
     public void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g) { var t = Begin(); inner.DepthwiseConvBackward(x, w, dy, dx, accumulate, dw, g); End(OpFamily.DepthwiseConvBackward, t); }
     // Timed as a whole under the depthwise families, where CudaBackend records their launches too.

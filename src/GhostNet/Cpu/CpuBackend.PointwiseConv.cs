@@ -22,6 +22,20 @@ public sealed unsafe partial class CpuBackend
         For(x.N * job.Blocks, y.Count * x.C, job);
     }
 
+    /// <summary>Unfused on the CPU: z is written, then read by the batch norm.</summary>
+    public void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    {
+        PointwiseConvForward(x, w, z);
+        BatchNormTrainForward(z, y, p, o);
+    }
+
+    /// <summary>Unfused on the CPU: z's gradient is written, then read by the conv's backward.</summary>
+    public void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
+    {
+        BatchNormBackward(z, dy, z.Grad, false, p, o);
+        PointwiseConvBackward(x, w, z.Grad, dx, accumulate, dw);
+    }
+
     public void PointwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw)
     {
         ShapeChecks.Pointwise("pointwise_conv_bwd", x, w, dy);

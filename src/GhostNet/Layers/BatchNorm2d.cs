@@ -51,22 +51,31 @@ public sealed class BatchNorm2d : ILayer
     }
 
     /// <summary>
-    /// The training forward together with the depthwise conv that writes X, as one backend call
-    /// that may sum the statistics inside the conv (<see cref="DepthwiseConvBn"/>).
+    /// The training forward together with the depthwise or pointwise conv that writes X, as one
+    /// backend call that may compute the statistics inside the conv (<see cref="ConvBn"/>).
     /// </summary>
-    public void TrainForwardAfter(IBackend b, Conv2d depthwise)
+    public void TrainForwardAfter(IBackend b, Conv2d conv)
     {
-        b.DepthwiseConvBatchNormForward(depthwise.X, depthwise.Weight.Value, X, depthwise.Geometry, Output, Tensors, Options);
+        if (conv.Kind == Conv2d.Form.Depthwise)
+            b.DepthwiseConvBatchNormForward(conv.X, conv.Weight.Value, X, conv.Geometry, Output, Tensors, Options);
+        else if (conv.Kind == Conv2d.Form.Pointwise)
+            b.PointwiseConvBatchNormForward(conv.X, conv.Weight.Value, X, Output, Tensors, Options);
+        else throw new ArgumentException($"{conv.Kind} convs run their batch norm's forward apart", nameof(conv));
         NumBatchesTracked.Value++;
     }
 
     /// <summary>
-    /// The backward together with the depthwise conv that writes X (<see cref="DepthwiseConvBn"/>):
+    /// The backward together with the depthwise or pointwise conv that writes X (<see cref="ConvBn"/>):
     /// X's gradient may never be written. <paramref name="accumulate"/> is the conv's.
     /// </summary>
-    public void BackwardThrough(IBackend b, Conv2d depthwise, bool accumulate) =>
-        b.DepthwiseConvBatchNormBackward(depthwise.X, depthwise.Weight.Value, X, depthwise.Geometry, Output.Grad, depthwise.InputGradient,
-            accumulate, depthwise.Weight.Grad, Tensors, Options);
+    public void BackwardThrough(IBackend b, Conv2d conv, bool accumulate)
+    {
+        if (conv.Kind == Conv2d.Form.Depthwise)
+            b.DepthwiseConvBatchNormBackward(conv.X, conv.Weight.Value, X, conv.Geometry, Output.Grad, conv.InputGradient, accumulate, conv.Weight.Grad, Tensors, Options);
+        else if (conv.Kind == Conv2d.Form.Pointwise)
+            b.PointwiseConvBatchNormBackward(conv.X, conv.Weight.Value, X, Output.Grad, conv.InputGradient, accumulate, conv.Weight.Grad, Tensors, Options);
+        else throw new ArgumentException($"{conv.Kind} convs run their batch norm's backward apart", nameof(conv));
+    }
 
     public void Backward(IBackend b, bool accumulate) =>
         b.BatchNormBackward(X, Output.Grad, X.Grad, accumulate, Tensors, Options);

@@ -12,7 +12,7 @@ namespace GhostNet.Models;
 public sealed class GhostBottleneck : ILayer
 {
     private readonly GhostModule _ghost1, _ghost2;
-    private readonly DepthwiseConvBn? _dw;
+    private readonly ConvBn? _dw;
     private readonly SqueezeExcite? _se;
     private readonly ILayer[] _shortcut;
 
@@ -25,7 +25,7 @@ public sealed class GhostBottleneck : ILayer
         if (stride > 1)
         {
             var convDw = new Conv2d(pb, name + ".conv_dw", h, midChannels, dwKernel, stride, pad, depthwise: true);
-            _dw = new DepthwiseConvBn(convDw, new BatchNorm2d(pb, name + ".bn_dw", convDw.Output, relu: false));
+            _dw = new ConvBn(convDw, new BatchNorm2d(pb, name + ".bn_dw", convDw.Output, relu: false));
             h = _dw.Output;
         }
         if (seRatio > 0)
@@ -41,7 +41,7 @@ public sealed class GhostBottleneck : ILayer
             var bn = new BatchNorm2d(pb, name + ".shortcut.1", dw.Output, relu: false);
             var pw = new Conv2d(pb, name + ".shortcut.2", bn.Output, outChannels, 1, 1, 0);
             var projected = pb.Activation(outChannels, pw.Output.H, pw.Output.W).WithGradientOf(_ghost2.Output);
-            _shortcut = [new DepthwiseConvBn(dw, bn), pw, new BatchNorm2d(pb, name + ".shortcut.3", pw.Output, relu: false, projected)];
+            _shortcut = [new ConvBn(dw, bn), new ConvBn(pw, new BatchNorm2d(pb, name + ".shortcut.3", pw.Output, relu: false, projected))];
         }
         // The sum passes its gradient to both branches unchanged: the sum, ghost2's output and a
         // projecting shortcut's output share one gradient buffer, so the backward copies nothing.

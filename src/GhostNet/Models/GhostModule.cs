@@ -13,20 +13,18 @@ namespace GhostNet.Models;
 /// </summary>
 public sealed class GhostModule : ILayer
 {
-    private readonly Conv2d _primaryConv;
-    private readonly BatchNorm2d _primaryBn;
-    private readonly DepthwiseConvBn _cheap;
+    private readonly ConvBn _primary, _cheap;
 
     public GhostModule(PlanBuilder pb, string name, Tensor x, int oup, int kernelSize = 1, int ratio = 2, int dwSize = 3, int stride = 1, bool relu = true)
     {
         if (ratio < 2) throw new ArgumentOutOfRangeException(nameof(ratio), $"{name}: ratio {ratio} must be at least 2");
         X = x;
         int init = (oup + ratio - 1) / ratio, cheap = init * (ratio - 1);
-        _primaryConv = new Conv2d(pb, name + ".primary_conv.0", x, init, kernelSize, stride, kernelSize / 2);
-        var concat = pb.Activation(init + cheap, _primaryConv.Output.H, _primaryConv.Output.W);
-        _primaryBn = new BatchNorm2d(pb, name + ".primary_conv.1", _primaryConv.Output, relu, concat.Channels(0, init));
-        var cheapConv = new Conv2d(pb, name + ".cheap_operation.0", _primaryBn.Output, cheap, dwSize, 1, dwSize / 2, depthwise: true);
-        _cheap = new DepthwiseConvBn(cheapConv, new BatchNorm2d(pb, name + ".cheap_operation.1", cheapConv.Output, relu, concat.Channels(init, cheap)));
+        var primaryConv = new Conv2d(pb, name + ".primary_conv.0", x, init, kernelSize, stride, kernelSize / 2);
+        var concat = pb.Activation(init + cheap, primaryConv.Output.H, primaryConv.Output.W);
+        _primary = new ConvBn(primaryConv, new BatchNorm2d(pb, name + ".primary_conv.1", primaryConv.Output, relu, concat.Channels(0, init)));
+        var cheapConv = new Conv2d(pb, name + ".cheap_operation.0", _primary.Output, cheap, dwSize, 1, dwSize / 2, depthwise: true);
+        _cheap = new ConvBn(cheapConv, new BatchNorm2d(pb, name + ".cheap_operation.1", cheapConv.Output, relu, concat.Channels(init, cheap)));
         Output = concat.Channels(0, oup);
     }
 
@@ -35,8 +33,7 @@ public sealed class GhostModule : ILayer
 
     public void Forward(IBackend b, bool training)
     {
-        _primaryConv.Forward(b, training);
-        _primaryBn.Forward(b, training);
+        _primary.Forward(b, training);
         _cheap.Forward(b, training);
     }
 
@@ -44,7 +41,6 @@ public sealed class GhostModule : ILayer
     {
         // The intrinsic maps feed both the output and the cheap operation: add the second gradient.
         _cheap.Backward(b, accumulate: true);
-        _primaryBn.Backward(b, false);
-        _primaryConv.Backward(b, accumulate);
+        _primary.Backward(b, accumulate);
     }
 }

@@ -66,6 +66,43 @@ public partial class CudaOpTests
         t.CompareClasses("dbeta", beta.Grad, WeightGradTolerance);
     }
 
+    // The fused pointwise conv + batch norm pairs (v2.9, v2.10): the GEMM's statistics epilogue and
+    // its batch-norm operand. A non-finite input reaches every output channel at its pixel (the
+    // GEMM sums all input channels). "inf": one +Inf, so the means are +-Inf and the variances NaN
+    // (as on the CPU); "all": NaN, +Inf and -Inf at three pixels. 16x112x112 splits the merge.
+    [TestCase(2, 5, 7, 9, 6, true, "inf")]
+    [TestCase(2, 5, 7, 9, 6, false, "all")]
+    [TestCase(1, 16, 112, 112, 24, true, "inf")]
+    public void Pointwise_conv_with_batch_norm_carries_NaN_and_Inf_as_the_cpu(int n, int cin, int h, int w, int cout, bool relu, string kinds)
+    {
+        using var t = GpuHarness.Create();
+        var x = t.Random(n, cin, h, w, 2f);
+        var v = GpuHarness.Get(t.Cpu, x.C);
+        int plane = h * w;
+        if (kinds == "inf") v[plane + 5] = float.PositiveInfinity; // image 0, channel 1
+        else for (int ch = 0; ch < 3; ch++) v[(n - 1) * cin * plane + ch * plane + 3 * ch] = NonFinite.Kinds[ch];
+        t.Set(x, v);
+        var filters = t.Random(cout, cin, 1, 1, 0.3f, 0.4f); // no zero weight: 0 x Inf would make NaN of every +-Inf
+        var z = t.New(n, cout, h, w);
+        var y = t.New(n, cout, h, w);
+        var bn = BatchNormTwins.Create(t, cout);
+        var o = new BatchNormOptions(Relu: relu);
+        t.Cpu.PointwiseConvBatchNormForward(x.C, filters.C, z.C, y.C, bn.Cpu, o); t.Gpu.PointwiseConvBatchNormForward(x.G, filters.G, z.G, y.G, bn.Gpu, o);
+        t.CompareClasses("z", z);
+        t.CompareClasses("y", y);
+        t.CompareClasses("saved mean", bn.Mean);
+        t.CompareClasses("saved invstd", bn.InvStd);
+        t.CompareClasses("running mean", bn.RunningMean);
+        t.CompareClasses("running var", bn.RunningVar);
+        t.Set(y.Grad, t.Values(y.C.Count));
+        t.Cpu.PointwiseConvBatchNormBackward(x.C, filters.C, z.C, y.Grad.C, x.Grad.C, false, filters.Grad.C, bn.Cpu, o);
+        t.Gpu.PointwiseConvBatchNormBackward(x.G, filters.G, z.G, y.Grad.G, x.Grad.G, false, filters.Grad.G, bn.Gpu, o);
+        t.CompareClasses("dx", x.Grad);
+        t.CompareClasses("dW", filters.Grad, WeightGradTolerance);
+        t.CompareClasses("dgamma", bn.Gamma.Grad, WeightGradTolerance);
+        t.CompareClasses("dbeta", bn.Beta.Grad, WeightGradTolerance);
+    }
+
     [Test]
     public void Pool_and_channel_scale_carry_NaN_and_Inf_as_the_cpu()
     {

@@ -135,16 +135,17 @@ public class CudaTrainingTests
     }
 
     /// <summary>
-    /// The fused depthwise conv + batch norm kernels (v2.5 forward, v2.7 backward) change no bit of
+    /// The fusions (depthwise conv + batch norm, v2.5 forward and v2.7 backward; split-K summed in
+    /// the GEMM, v2.8; the pointwise backward through its batch norm, v2.9) change no bit of
     /// training: two steps of the same model, weights and batch on one device give the same
-    /// activations, losses, running statistics, parameter gradients and weights with the fusion on
-    /// and off. (Activation gradients are not compared: the fused backward never writes the
-    /// depthwise outputs' gradients.) Width 0.5 at 64x64, batch 8, covers every depthwise variant
+    /// activations, losses, running statistics, parameter gradients and weights with the fusions on
+    /// and off. (Activation gradients are not compared: the fused backwards never write the convs'
+    /// output gradients.) Width 0.5 at 64x64, batch 8, covers every depthwise variant
     /// GhostNet uses (3x3 and 5x5, stride 1 and 2) and split statistics and reductions (the first
     /// block's 4-channel cheap operation: 8 x 32 x 32 values a channel, 2 chunks on the emulator).
     /// </summary>
     [Test]
-    public void Fused_depthwise_batch_norm_changes_no_bit_of_two_training_steps()
+    public void The_fusions_change_no_bit_of_two_training_steps()
     {
         GpuHarness.RequireGpu();
         var rng = new Random(3);
@@ -156,7 +157,7 @@ public class CudaTrainingTests
         gpu.Recorder = new LaunchRecorder();
         var runs = new[] { true, false }.Select(fuse =>
         {
-            gpu.FuseDepthwiseBatchNorm = fuse;
+            gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = fuse;
             using var model = new GhostNetModel(config, gpu, 5);
             using var plan = model.Compile(batch, size, size);
             var sgd = new SgdOptimizer(model.Parameters, gpu, new SgdOptions(0.9f, 4e-5f));
@@ -173,11 +174,15 @@ public class CudaTrainingTests
             var gradients = model.Parameters.Parameters.Select(p => Download(gpu, p.Grad)).ToArray();
             return (Losses: losses, Arena: Download(gpu, arena), Gradients: gradients, State: StateDict.Read(model.Parameters, gpu));
         }).ToArray();
-        gpu.FuseDepthwiseBatchNorm = true;
+        gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = true;
         var launches = gpu.Recorder.Launches;
         gpu.Recorder = null;
         foreach (var kernel in new[] { "depthwise_conv_fwd_stats", "depthwise_conv_bwd_weight_bn" })
             Assert.That(launches.Any(l => l.Kernel.StartsWith(kernel) && l.GridY > 1), $"some {kernel} launch is split");
+        // The GEMMs with a batch-norm operand ran, some split in K (their pieces summed in the GEMM
+        // in the fused run, by split_sum in the other).
+        Assert.That(launches.Any(l => l.Kernel.StartsWith("gemm_f32_bn_") && l.GridZ > 1), "a batch-norm GEMM split in K or batched");
+        Assert.That(launches.Any(l => l.Kernel == "split_sum"), "the unfused run splits some weight gradient");
         var (fused, unfused) = (runs[0], runs[1]);
         Assert.That(fused.Losses, Is.EqualTo(unfused.Losses), "losses");
         Assert.That(fused.Arena, Is.EqualTo(unfused.Arena), "activations");

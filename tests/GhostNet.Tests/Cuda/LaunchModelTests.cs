@@ -173,13 +173,14 @@ public class LaunchModelTests
         Assert.That(s.Total.Flops, Is.GreaterThan(2 * 2 * 4 * GhostNetModel.Describe(new GhostNetConfig(Width: 0.5f, NumClasses: 10), 64, 64).Sum(l => l.MultiplyAdds)));
     }
 
-    // What the v2.5-v2.7 fusions leave of a GhostNet 1.0x step (ForModel, no device): every
+    // What the v2.5-v2.10 fusions leave of a GhostNet 1.0x step (ForModel, no device): every
     // depthwise conv sums its batch norm's statistics and computes that batch norm's input
-    // gradient in its own backward (batch_norm_stats and batch_norm_bwd_data run only for the other
-    // batch norms), and the only copies left are the identity shortcuts' (the sum shares its
-    // gradient with ghost2 and a projecting shortcut).
+    // gradient in its own backward, so does each pointwise conv (v2.9, v2.10: batch_norm_stats and
+    // batch_norm_bwd_data are left to the stem's batch norm), split-K pieces are summed in the GEMM
+    // (v2.8), and the only copies left are the identity shortcuts' (the sum shares its gradient
+    // with ghost2 and a projecting shortcut).
     [Test]
-    public void A_ghostnet_step_fuses_each_depthwise_conv_with_its_batch_norm_and_copies_only_for_identity_shortcuts()
+    public void A_ghostnet_step_fuses_each_depthwise_and_pointwise_conv_with_its_batch_norm_and_copies_only_for_identity_shortcuts()
     {
         var config = new GhostNetConfig(Width: 1f, NumClasses: 1000);
         var recorder = TrainingStepModel.Record(config, 2, 224, H200);
@@ -190,10 +191,17 @@ public class LaunchModelTests
         Assert.That(depthwise, Is.EqualTo(41));
         Assert.That(Prefixed("depthwise_conv_fwd_stats"), Is.EqualTo(depthwise), "every depthwise forward sums its batch norm's statistics");
         Assert.That(Prefixed("depthwise_conv_fwd") - Prefixed("depthwise_conv_fwd_stats"), Is.Zero, "no unfused depthwise forward");
-        Assert.That(Count("batch_norm_stats"), Is.EqualTo(batchNorms - depthwise));
         Assert.That(Count("batch_norm_apply"), Is.EqualTo(batchNorms));
         Assert.That(Count("batch_norm_bwd_reduce"), Is.EqualTo(batchNorms));
-        Assert.That(Count("batch_norm_bwd_data"), Is.EqualTo(batchNorms - depthwise), "the depthwise backward computes its batch norm's input gradient itself");
+        // 32 Ghost modules' primary convs, 5 projecting shortcuts' 1x1s and blocks.9: every pointwise conv has a batch norm.
+        int pointwise = layers.Count(l => l.Kind.StartsWith("pointwise conv"));
+        Assert.That(pointwise, Is.EqualTo(38));
+        Assert.That(Count("batch_norm_bwd_data"), Is.EqualTo(batchNorms - depthwise - pointwise),
+            "the depthwise and pointwise backwards compute their batch norm's input gradient themselves (only the stem's is written)");
+        Assert.That(Count("batch_norm_stats"), Is.EqualTo(batchNorms - depthwise - pointwise), "the depthwise and pointwise convs compute their batch norm's statistics (v2.5, v2.10)");
+        Assert.That(Prefixed("gemm_f32_bn_"), Is.EqualTo(2 * pointwise), "each pointwise conv's data and weight gradient GEMMs");
+        Assert.That(Prefixed("gemm_f32_stats_"), Is.EqualTo(pointwise), "each pointwise conv's forward GEMM");
+        Assert.That(Count("split_sum"), Is.Zero, "split-K pieces are summed in the GEMM (v2.8)");
         Assert.That((Prefixed("depthwise_conv_bwd_data_bn"), Prefixed("depthwise_conv_bwd_weight_bn")), Is.EqualTo((depthwise, depthwise)));
         Assert.That(Prefixed("depthwise_conv_bwd") - 2 * depthwise, Is.Zero, "no unfused depthwise backward");
         int bottlenecks = layers.Count(l => l.Kind == "ghost bottleneck (sum)"), projecting = layers.Count(l => l.Name.EndsWith(".shortcut.3"));
