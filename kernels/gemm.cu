@@ -189,8 +189,7 @@ __device__ __forceinline__ void tile_stats(const float (&acc)[BM / 16][BN / 16],
     __syncthreads();
     if (lane != 0 || i >= M) return;
     for (int l = 1; l < T; l++) chan_merge(n, mean, q, merged[threadIdx.x + l][0], merged[threadIdx.x + l][1], merged[threadIdx.x + l][2]);
-    double values = (double)N * gridDim.z;
-    q = q < 0.0 ? 0.0 : q;
+    double values = (double)N * gridDim.z; // every part's q is a sum of squares: no clamp needed
     store_stats(i, mean, q / values, (i64)values, save_mean, save_invstd, running_mean, running_var, momentum, eps);
 }
 

@@ -132,7 +132,8 @@ public sealed partial class CudaBackend
     }
 
     private static GemmFusion Fusion(in GemmBatchNorm bn, in GemmStats stats) =>
-        bn.Operand != 0 ? GemmFusion.BatchNormOperand : stats.Parts != 0 ? GemmFusion.Statistics : GemmFusion.None;
+        bn.Operand != 0 && stats.Parts != 0 ? throw new ArgumentException("a GEMM fuses a batch-norm operand or its output's statistics, not both (no kernel does both)")
+        : bn.Operand != 0 ? GemmFusion.BatchNormOperand : stats.Parts != 0 ? GemmFusion.Statistics : GemmFusion.None;
 
     /// <summary>
     /// The tile of <paramref name="tiles"/> with the least padding of an M x N output, the one

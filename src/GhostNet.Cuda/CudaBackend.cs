@@ -162,13 +162,15 @@ public sealed unsafe partial class CudaBackend : IBackend
     private CompositeCall Composite(string family)
     {
         Op(family);
+        var call = new CompositeCall(this, _composite);
         _composite = true;
-        return new CompositeCall(this);
+        return call;
     }
 
-    private readonly ref struct CompositeCall(CudaBackend backend)
+    /// <summary>Restores the flag it found, so a composite call may run inside another.</summary>
+    private readonly ref struct CompositeCall(CudaBackend backend, bool outer)
     {
-        public void Dispose() => backend._composite = false;
+        public void Dispose() => backend._composite = outer;
     }
 
     public void Upload(ReadOnlySpan<float> source, in Tensor destination)
