@@ -21,8 +21,12 @@ namespace GhostNet.OracleTests;
 /// upstream of it then moves by a few 1e-3 (one value among the ~100 per channel of a 7x7 layer
 /// at batch 2). With ~10^6 ReLU inputs per step this happens in about a third of the draws at
 /// 224, to libtorch's own fp32 as much as to ours (conv_stem gradient 9.5e-3 off float64 for one
-/// of five seeds tried). Such a draw (all gradient errors below 5e-2) is redrawn with new images,
-/// up to twenty times; a wrong kernel fails every draw, or exceeds 5e-2, and is reported.
+/// of five seeds tried). Such a draw is redrawn with new images, up to twenty times; a wrong
+/// kernel fails every draw and is reported. A flip usually moves gradients by less than 5e-2, but
+/// not always: seed 1942525513 (0.5x) puts blocks.0.0.ghost2.cheap_operation.1.weight 7.75e-2 off
+/// in its first draw (a batch norm's gradient over 2 x 56 x 56 values), on the code of 2026-12-01
+/// as on later code, and passes on its third. So a draw beyond 5e-2 is redrawn too, and the test
+/// fails when three draws go beyond it: an error that large which is a bug repeats.
 /// </para>
 /// </summary>
 public class NetworkOracleTests
@@ -58,6 +62,7 @@ public class NetworkOracleTests
         float[] images = [];
         int[] labels = [];
         var flips = new List<string>();
+        var beyond = new List<string>(); // draws with an error above FlipLimit
         for (int draw = 0; ; draw++)
         {
             images = Enumerable.Range(0, batch * 3 * size * size).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
@@ -67,7 +72,8 @@ public class NetworkOracleTests
             var gradientErrors = CompareStep(model, plan, net, images, labels, smoothing, worst);
             var above = gradientErrors.Where(e => e.Error > Oracle.Tolerance).ToList();
             if (above.Count == 0) break;
-            Assert.That(above.Max(e => e.Error), Is.LessThanOrEqualTo(FlipLimit), "gradient error beyond what a flipped ReLU decision explains: " + Describe(above));
+            if (above.Max(e => e.Error) > FlipLimit) beyond.Add($"draw {draw}: " + Describe(above));
+            Assert.That(beyond, Has.Count.LessThan(3), "gradient errors beyond what a flipped ReLU decision explains, in three draws: " + string.Join("; ", beyond));
             flips.Add($"draw {draw}: {above.Count} tensors from {above[0].Name} to {above[^1].Name} off by up to {above.Max(e => e.Error):E1}");
             Assert.That(draw + 1, Is.LessThan(MaxDraws), $"every one of {MaxDraws} draws had gradients above 1e-4: " + string.Join("; ", flips));
         }
