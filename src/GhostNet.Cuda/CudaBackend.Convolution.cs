@@ -63,10 +63,7 @@ public sealed partial class CudaBackend
         ShapeChecks.Same("batch_norm_fwd", z, y);
         ShapeChecks.BatchNormTraining("batch_norm_fwd", z);
         int plane = x.Plane;
-        var tile = PickKernel(z.C, plane, Precision, GemmFusion.Statistics);
-        int rowBlocks = (z.C + tile.M - 1) / tile.M, columnBlocks = (plane + tile.N - 1) / tile.N;
-        var stats = new GemmStats(Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps,
-            Partials((long)z.C * columnBlocks * z.N * 3 * 2), Counters(rowBlocks));
+        var stats = new GemmStats(Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps);
         Gemm(z.C, plane, x.C, new(Ptr(w), Row: x.C, K: 1), new(Ptr(x), Batch: Stride(x), K: plane, Row: 1), new(Ptr(z), Stride(z), plane), x.N,
             "pointwise_conv_fwd", stats: stats);
         Apply(z, y, p, o, training: true);

@@ -28,11 +28,10 @@ internal readonly record struct GemmBatchNorm(int Operand, ulong Z, long ZBatch,
 
 /// <summary>
 /// The training batch norm whose statistics a GEMM's epilogue computes from its output (gemm.cu's
-/// tile_stats, v2.10): the four statistics as batch_norm_stats writes them, and the parts and
-/// counters of the merge (Parts: 3 doubles per channel and (image, column block); Done: one
-/// counter per row block).
+/// tile_stats, v2.10): the four statistics as batch_norm_stats writes them. Gemm sizes the merge's
+/// parts and counters from the grid it launches.
 /// </summary>
-internal readonly record struct GemmStats(ulong Mean, ulong InvStd, ulong RunningMean, ulong RunningVar, float Momentum, float Eps, ulong Parts, ulong Done);
+internal readonly record struct GemmStats(ulong Mean, ulong InvStd, ulong RunningMean, ulong RunningVar, float Momentum, float Eps);
 
 /// <summary>What a GEMM fuses of the batch norm around it: gemm_f32_*, gemm_f32_bn_* (an operand is its input gradient), gemm_f32_stats_* (its output's statistics).</summary>
 internal enum GemmFusion { None, BatchNormOperand, Statistics }
@@ -131,9 +130,9 @@ public sealed partial class CudaBackend
         return (TensorTiles[t].M, TensorTiles[t].N, kernel);
     }
 
-    private static GemmFusion Fusion(in GemmBatchNorm bn, in GemmStats stats) =>
-        bn.Operand != 0 && stats.Parts != 0 ? throw new ArgumentException("a GEMM fuses a batch-norm operand or its output's statistics, not both (no kernel does both)")
-        : bn.Operand != 0 ? GemmFusion.BatchNormOperand : stats.Parts != 0 ? GemmFusion.Statistics : GemmFusion.None;
+    private static GemmFusion Fusion(in GemmBatchNorm bn, bool stats) =>
+        bn.Operand != 0 && stats ? throw new ArgumentException("a GEMM fuses a batch-norm operand or its output's statistics, not both (no kernel does both)")
+        : bn.Operand != 0 ? GemmFusion.BatchNormOperand : stats ? GemmFusion.Statistics : GemmFusion.None;
 
     /// <summary>
     /// The tile of <paramref name="tiles"/> with the least padding of an M x N output, the one
@@ -163,12 +162,12 @@ public sealed partial class CudaBackend
     /// matrix z sums only k in [z kPiece, (z + 1) kPiece).
     /// </summary>
     private void Gemm(int m, int n, int k, GemmOperand a, GemmOperand b, GemmOutput c, int batch, string context, int kSegment = 0, int kPiece = 0,
-        SplitKSum sum = default, GemmBatchNorm bn = default, GemmStats stats = default)
+        SplitKSum sum = default, GemmBatchNorm bn = default, GemmStats? stats = null)
     {
         if (kSegment <= 0 || kSegment >= k) kSegment = Math.Max(k, 1);
         else if (a.K != 1 || b.Row == 1)
             throw new ArgumentException($"{context}: K in segments needs both operands contiguous along K (A k-stride {a.K}, B j-stride {b.Row})");
-        var tile = PickKernel(m, n, Precision, Fusion(bn, stats));
+        var tile = PickKernel(m, n, Precision, Fusion(bn, stats is not null));
         // Cost: 2 M N K FLOPs per matrix, or in all for split-K pieces (the padding of partial
         // tiles not counted); A and B read once each (once for all the batch when its batch stride
         // is 0, as for the weights and split-K): the tiles' re-reads are assumed to hit L2; C
@@ -184,17 +183,20 @@ public sealed partial class CudaBackend
         long bnRead = bn.Operand == 1 ? aRead + 6L * m : bn.Operand == 2 ? bRead + 6L * k : 0;
         // Statistics: 4 FLOPs per output in the epilogue; each block's part per row (3 doubles)
         // written and read back by the merge; the four statistics (running ones read too).
-        long partBytes = stats.Parts != 0 ? 2 * 8 * 3 * (long)m * ((n + tile.N - 1) / tile.N) * batch : 0;
-        var cost = LaunchCost.Fp32(read: aRead + bRead + (c.Beta != 0 ? cWritten : 0) + (c.Bias != 0 ? n : 0) + sumRead + bnRead + (stats.Parts != 0 ? 2L * m : 0),
-            written: cWritten + sumWritten + (stats.Parts != 0 ? 4L * m : 0),
-            flops: flops + 15 * (bn.Operand == 0 ? 0 : bn.Operand == 1 ? aRead : bRead) + (stats.Parts != 0 ? 4 * cWritten : 0), otherBytes: partBytes);
+        uint gridX = (uint)((n + tile.N - 1) / tile.N), gridY = (uint)((m + tile.M - 1) / tile.M);
+        long parts = stats is null ? 0 : 3L * m * gridX * batch; // doubles: one (count, mean, M2) per row of each block
+        ulong partsPointer = stats is null ? 0 : Partials(2 * parts), done = stats is null ? 0 : Counters((int)gridY);
+        var st = stats.GetValueOrDefault();
+        var cost = LaunchCost.Fp32(read: aRead + bRead + (c.Beta != 0 ? cWritten : 0) + (c.Bias != 0 ? n : 0) + sumRead + bnRead + (stats is null ? 0 : 2L * m),
+            written: cWritten + sumWritten + (stats is null ? 0 : 4L * m),
+            flops: flops + 15 * (bn.Operand == 0 ? 0 : bn.Operand == 1 ? aRead : bRead) + (stats is null ? 0 : 4 * cWritten), otherBytes: 2 * 8 * parts);
         if (Precision != GemmPrecision.Fp32) cost = cost with { Flops = Precision == GemmPrecision.Tf32x3 ? 3 * flops : flops, Precision = GhostNet.Cuda.Precision.Tf32 };
-        Launch(GemmKernels[tile.Kernel], (uint)((n + tile.N - 1) / tile.N), (uint)((m + tile.M - 1) / tile.M), (uint)batch, Threads, cost,
+        Launch(GemmKernels[tile.Kernel], gridX, gridY, (uint)batch, Threads, cost,
             $"{context} (M={m} N={n} K={k} batch={batch})",
             m, n, k, kSegment, kPiece, a.Pointer, a.Batch, a.Row, a.K, a.Segment, b.Pointer, b.Batch, b.K, b.Row, b.Segment,
             c.Pointer, c.Batch, c.Row, c.Beta, c.Bias, sum.Out, sum.Beta, sum.Done,
             bn.Operand, bn.Z, bn.ZBatch, bn.ZSegment, bn.Gamma, bn.Beta, bn.Mean, bn.InvStd, bn.DGamma, bn.DBeta, bn.Relu, bn.InvM,
-            stats.Mean, stats.InvStd, stats.RunningMean, stats.RunningVar, stats.Momentum, stats.Eps, stats.Parts, stats.Done);
+            st.Mean, st.InvStd, st.RunningMean, st.RunningVar, st.Momentum, st.Eps, partsPointer, done);
     }
 
     /// <summary>
@@ -215,7 +217,7 @@ public sealed partial class CudaBackend
             if (bn.Operand != 0) throw new ArgumentException($"{context}: a batch-norm operand needs planes of more than one pixel");
             (a, b, p) = (a with { K = a.Segment, Segment = 0 }, b with { K = b.Segment, Segment = 0 }, (int)k);
         }
-        var tile = PickKernel(m, n, Precision, Fusion(bn, default));
+        var tile = PickKernel(m, n, Precision, Fusion(bn, false));
         long tiles = (long)((m + tile.M - 1) / tile.M) * ((n + tile.N - 1) / tile.N);
         long pieces = Math.Max((k + MaxKPiece - 1) / MaxKPiece, Math.Min((2 * Device.Multiprocessors + tiles - 1) / tiles, (k + MinKPiece - 1) / MinKPiece));
         pieces = Math.Min(pieces, 65535); // the grid's z limit; only past ~268M terms are pieces longer than MaxKPiece
