@@ -44,11 +44,9 @@ KERNEL void batch_norm_apply(const float* __restrict__ x, i64 xs, float* __restr
     {
         int c = at.c;
         float invstd = use_running ? rsqrtf(invstd_or_var[c] + eps) : invstd_or_var[c];
-        BnAffine bn(gamma[c], beta[c], mean[c], invstd);
+        BnApply bn{BnAffine(gamma[c], beta[c], mean[c], invstd), with_relu};
         i64 offset = (i64)c * P + at.w;
-        float v = bn(x[at.n * xs + offset]);
-        if (with_relu) v = relu(v);
-        y[at.n * ys + offset] = v;
+        y[at.n * ys + offset] = bn(x[at.n * xs + offset]);
     }
 }
 

@@ -18,6 +18,20 @@ struct BnAffine
     __device__ __forceinline__ float operator()(float x) const { return fmaf(x, scale, shift); }
 };
 
+// A batch norm's output from its input: y = BnAffine(x), then ReLU when fused. batch_norm_apply
+// and the depthwise forward that applies its input's batch norm as it reads it (v2.11) both
+// compute through it, so the value the conv reads is the value batch_norm_apply writes.
+struct BnApply
+{
+    BnAffine affine;
+    int with_relu;
+    __device__ __forceinline__ float operator()(float x) const
+    {
+        float v = affine(x);
+        return with_relu ? relu(v) : v;
+    }
+};
+
 // A batch norm's operands for its input gradient, as a kernel that fuses it receives them: its
 // input x (NCHW view, image stride xs), parameters, saved statistics and the parameter gradients
 // that batch_norm_bwd_reduce wrote, and whether ReLU follows it.

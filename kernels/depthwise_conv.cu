@@ -1,7 +1,8 @@
 // depthwise_conv.cu — k x k depthwise convolution, stride 1 or 2, zero padding, with a channel
 // multiplier m (Cout = m * Cin; output channel o reads input channel o / m), NCHW views.
 // Forward: one thread per output element; or, with the following batch norm's statistics
-// (depthwise_conv_fwd_stats, v2.5), batch_norm_stats's grid and sums. Backward data: one thread per input element,
+// (depthwise_conv_fwd_stats, v2.5), batch_norm_stats's grid and sums; its _apply variants (v2.11)
+// also apply the batch norm whose output they read, and write that output. Backward data: one thread per input element,
 // gathering the outputs that read it (no atomics). Backward weight: grid (Cout, S), block (co, s)
 // of REDUCE_THREADS threads covering the s-th chunk of co's (n, oh, ow) positions; each thread
 // accumulates all k*k taps over its share in registers, then one shared-memory pass and a warp
@@ -22,10 +23,23 @@
 
 #define MAX_TAPS 25 // k <= 5
 
-// One output of the depthwise conv: the k x k taps around (oh, ow) of one input plane xp.
-template <int K, int S>
+// The batch norm whose output a depthwise forward reads, for the _apply kernels (v2.11): x is that
+// batch norm's input, its statistics are already saved, and the kernel writes its output y (NCHW
+// view, image stride ys) as it reads it. The other forward kernels take it too and ignore it, so
+// the host launches them with one argument list.
+struct BnApplyOperand
+{
+    const float *gamma, *beta, *mean, *invstd;
+    int relu;
+    float* y;
+    i64 ys;
+};
+
+// One output of the depthwise conv: the k x k taps around (oh, ow) of one input plane xp; with
+// APPLY, each tap the batch norm's output in(x) (BnApply, as batch_norm_apply computes it).
+template <int K, int S, bool APPLY = false>
 __device__ __forceinline__ float depthwise_output(const float* __restrict__ xp, const float* __restrict__ wp, int H, int W,
-                                                  int oh, int ow, int k, int stride, int pad)
+                                                  int oh, int ow, int k, int stride, int pad, const BnApply& in = BnApply{BnAffine(0.f, 0.f, 0.f, 0.f), 0})
 {
     int ih0 = oh * stride - pad, iw0 = ow * stride - pad;
     float s = 0.f;
@@ -38,7 +52,10 @@ __device__ __forceinline__ float depthwise_output(const float* __restrict__ xp, 
         for (int kw = 0; kw < k; kw++)
         {
             int iw = iw0 + kw;
-            if (iw >= 0 && iw < W) s = fmaf(xp[ih * W + iw], wp[kh * k + kw], s);
+            if (iw < 0 || iw >= W) continue;
+            float v = xp[ih * W + iw];
+            if constexpr (APPLY) v = in(v);
+            s = fmaf(v, wp[kh * k + kw], s);
         }
     }
     return s;
@@ -63,25 +80,34 @@ __device__ __forceinline__ void depthwise_fwd(const float* __restrict__ x, i64 x
 // (co, s) computes chunk s of channel co's N * Ho * Wo outputs, writes them, and sums them exactly
 // as batch_norm_stats would after it (same chunks, same thread order, same shift, same finish),
 // so the statistics are the unfused path's bit for bit, without its launch and its read of y.
-template <int K, int S>
+// With APPLY (v2.11), x is the input of the batch norm `a` whose output the conv reads (the Ghost
+// module's primary batch norm, read by the cheap operation): each tap applies it as it loads it,
+// and the output's centre tap writes a's output, so batch_norm_apply's launch and its read of x
+// are gone. Stride 1 with same padding only (the host checks): the centre taps of Ho x Wo = H x W
+// outputs are every input exactly once; with a channel multiplier the first of an input's m
+// output channels writes it.
+template <int K, int S, bool APPLY>
 __device__ __forceinline__ void depthwise_fwd_stats(const float* __restrict__ x, i64 xs, const float* __restrict__ w,
                                                     float* __restrict__ y, i64 ys, int N, int Cin, int H, int W,
                                                     int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, i64 chunk,
                                                     float* __restrict__ save_mean, float* __restrict__ save_invstd,
                                                     float* __restrict__ running_mean, float* __restrict__ running_var,
-                                                    float momentum, float eps, double* __restrict__ parts, unsigned* __restrict__ done)
+                                                    float momentum, float eps, double* __restrict__ parts, unsigned* __restrict__ done,
+                                                    BnApplyOperand a)
 {
     const int k = K ? K : k_any, stride = K ? S : stride_any;
-    int co = blockIdx.x, m = Cout / Cin;
+    int co = blockIdx.x, m = Cout / Cin, ci = m == 1 ? co : co / m;
     i64 plane = (i64)Ho * Wo, M = plane * N, lo = blockIdx.y * chunk, hi = lo + chunk < M ? lo + chunk : M;
-    i64 count = hi > lo ? hi - lo : 0, x_plane = (i64)(m == 1 ? co : co / m) * H * W;
+    i64 count = hi > lo ? hi - lo : 0, x_plane = (i64)ci * H * W;
     const float* wp = w + co * k * k;
+    const BnApply in = APPLY ? BnApply{BnAffine(a.gamma[ci], a.beta[ci], a.mean[ci], a.invstd[ci]), a.relu} : BnApply{BnAffine(0.f, 0.f, 0.f, 0.f), 0};
+    const bool writes_input = APPLY && (m == 1 || co % m == 0);
     // batch_norm_stats shifts by the chunk's first value of y: thread 0 computes it for the block.
     __shared__ float first;
     if (threadIdx.x == 0 && count > 0)
     {
         i64 n0 = lo / plane, p0 = lo % plane;
-        first = depthwise_output<K, S>(x + n0 * xs + x_plane, wp, H, W, (int)(p0 / Wo), (int)(p0 % Wo), k, stride, pad);
+        first = depthwise_output<K, S, APPLY>(x + n0 * xs + x_plane, wp, H, W, (int)(p0 / Wo), (int)(p0 % Wo), k, stride, pad, in);
     }
     __syncthreads();
     double shift = count > 0 ? stats_shift(first) : 0.0;
@@ -89,8 +115,10 @@ __device__ __forceinline__ void depthwise_fwd_stats(const float* __restrict__ x,
     i64 e = lo + threadIdx.x;
     for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))
     {
-        float v = depthwise_output<K, S>(x + at.n * xs + x_plane, wp, H, W, at.h, at.w, k, stride, pad);
+        const float* xp = x + at.n * xs + x_plane;
+        float v = depthwise_output<K, S, APPLY>(xp, wp, H, W, at.h, at.w, k, stride, pad, in);
         y[at.n * ys + (i64)co * plane + at.h * Wo + at.w] = v;
+        if (writes_input) a.y[at.n * a.ys + x_plane + at.h * W + at.w] = in(xp[at.h * W + at.w]);
         double d = v - shift;
         s1 += d;
         s2 += d * d;
@@ -238,6 +266,11 @@ __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x
         double *__restrict__ parts, unsigned *__restrict__ done
 #define DEPTHWISE_STATS_ARGS \
     DEPTHWISE_ARGS, chunk, save_mean, save_invstd, running_mean, running_var, momentum, eps, parts, done
+// The batch norm an _apply forward applies to its input (BnApplyOperand), its output y_in.
+#define BN_APPLY_PARAMS                                                                                         \
+    const float *__restrict__ in_gamma, const float *__restrict__ in_beta, const float *__restrict__ in_mean, \
+        const float *__restrict__ in_invstd, int in_relu, float *__restrict__ y_in, i64 y_ins
+#define BN_APPLY BnApplyOperand{in_gamma, in_beta, in_mean, in_invstd, in_relu, y_in, y_ins}
 #define DEPTHWISE_WEIGHT_PARAMS                                                                                     \
     const float *__restrict__ x, i64 xs, const float *__restrict__ dy, i64 dys, float *__restrict__ dw, int N, int Cin, \
         int H, int W, int Cout, int Ho, int Wo, int k, int stride, int pad, i64 chunk, double *__restrict__ parts,      \
@@ -251,11 +284,11 @@ KERNEL void depthwise_conv_fwd_k3s1(DEPTHWISE_PARAMS) { depthwise_fwd<3, 1>(DEPT
 KERNEL void depthwise_conv_fwd_k3s2(DEPTHWISE_PARAMS) { depthwise_fwd<3, 2>(DEPTHWISE_ARGS); }
 KERNEL void depthwise_conv_fwd_k5s1(DEPTHWISE_PARAMS) { depthwise_fwd<5, 1>(DEPTHWISE_ARGS); }
 KERNEL void depthwise_conv_fwd_k5s2(DEPTHWISE_PARAMS) { depthwise_fwd<5, 2>(DEPTHWISE_ARGS); }
-KERNEL void depthwise_conv_fwd_stats(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<0, 0>(DEPTHWISE_STATS_ARGS); }
-KERNEL void depthwise_conv_fwd_stats_k3s1(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<3, 1>(DEPTHWISE_STATS_ARGS); }
-KERNEL void depthwise_conv_fwd_stats_k3s2(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<3, 2>(DEPTHWISE_STATS_ARGS); }
-KERNEL void depthwise_conv_fwd_stats_k5s1(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<5, 1>(DEPTHWISE_STATS_ARGS); }
-KERNEL void depthwise_conv_fwd_stats_k5s2(DEPTHWISE_STATS_PARAMS) { depthwise_fwd_stats<5, 2>(DEPTHWISE_STATS_ARGS); }
+KERNEL void depthwise_conv_fwd_stats(DEPTHWISE_STATS_PARAMS, BN_APPLY_PARAMS) { depthwise_fwd_stats<0, 0, false>(DEPTHWISE_STATS_ARGS, BN_APPLY); }
+KERNEL void depthwise_conv_fwd_stats_k3s1(DEPTHWISE_STATS_PARAMS, BN_APPLY_PARAMS) { depthwise_fwd_stats<3, 1, false>(DEPTHWISE_STATS_ARGS, BN_APPLY); }
+KERNEL void depthwise_conv_fwd_stats_k3s2(DEPTHWISE_STATS_PARAMS, BN_APPLY_PARAMS) { depthwise_fwd_stats<3, 2, false>(DEPTHWISE_STATS_ARGS, BN_APPLY); }
+KERNEL void depthwise_conv_fwd_stats_k5s1(DEPTHWISE_STATS_PARAMS, BN_APPLY_PARAMS) { depthwise_fwd_stats<5, 1, false>(DEPTHWISE_STATS_ARGS, BN_APPLY); }
+KERNEL void depthwise_conv_fwd_stats_k5s2(DEPTHWISE_STATS_PARAMS, BN_APPLY_PARAMS) { depthwise_fwd_stats<5, 2, false>(DEPTHWISE_STATS_ARGS, BN_APPLY); }
 KERNEL void depthwise_conv_bwd_data(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<0, 0, false>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
 KERNEL void depthwise_conv_bwd_data_k3s1(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<3, 1, false>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
 KERNEL void depthwise_conv_bwd_data_k3s2(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_data<3, 2, false>(DEPTHWISE_ARGS, accumulate, BN_OPERAND); }
@@ -276,3 +309,12 @@ KERNEL void depthwise_conv_bwd_weight_bn_k3s1(DEPTHWISE_WEIGHT_PARAMS, BN_OPERAN
 KERNEL void depthwise_conv_bwd_weight_bn_k3s2(DEPTHWISE_WEIGHT_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_weight<3, 2, true>(DEPTHWISE_WEIGHT_ARGS, BN_OPERAND); }
 KERNEL void depthwise_conv_bwd_weight_bn_k5s1(DEPTHWISE_WEIGHT_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_weight<5, 1, true>(DEPTHWISE_WEIGHT_ARGS, BN_OPERAND); }
 KERNEL void depthwise_conv_bwd_weight_bn_k5s2(DEPTHWISE_WEIGHT_PARAMS, BN_OPERAND_PARAMS) { depthwise_bwd_weight<5, 2, true>(DEPTHWISE_WEIGHT_ARGS, BN_OPERAND); }
+// Stride 1 only (depthwise_fwd_stats with APPLY): no s2 variants. The affine map on every tap
+// took k5s1 past 64 registers on sm_90 (8 bytes spilled at 4 blocks per SM): these run at 3.
+#undef KERNEL_MIN_BLOCKS
+#define KERNEL_MIN_BLOCKS 3
+KERNEL void depthwise_conv_fwd_stats_apply(DEPTHWISE_STATS_PARAMS, BN_APPLY_PARAMS) { depthwise_fwd_stats<0, 0, true>(DEPTHWISE_STATS_ARGS, BN_APPLY); }
+KERNEL void depthwise_conv_fwd_stats_apply_k3s1(DEPTHWISE_STATS_PARAMS, BN_APPLY_PARAMS) { depthwise_fwd_stats<3, 1, true>(DEPTHWISE_STATS_ARGS, BN_APPLY); }
+KERNEL void depthwise_conv_fwd_stats_apply_k5s1(DEPTHWISE_STATS_PARAMS, BN_APPLY_PARAMS) { depthwise_fwd_stats<5, 1, true>(DEPTHWISE_STATS_ARGS, BN_APPLY); }
+#undef KERNEL_MIN_BLOCKS
+#define KERNEL_MIN_BLOCKS 4

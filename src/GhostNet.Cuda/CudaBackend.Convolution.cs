@@ -48,13 +48,16 @@ public sealed partial class CudaBackend
     /// </summary>
     public bool GemmBatchNormStatistics { get; set; } = true;
 
-    public void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    /// <summary>With <paramref name="deferApply"/>, y is not written here (the call that reads it writes it: v2.11).</summary>
+    public void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false)
     {
         if (!GemmBatchNormStatistics || Precision != GemmPrecision.Fp32)
         {
             using var call = Composite(OpFamily.PointwiseConvForward);
             PointwiseConvForward(x, w, z);
-            BatchNormTrainForward(z, y, p, o);
+            ShapeChecks.Same("batch_norm_fwd", z, y);
+            Statistics(z, p, o);
+            if (!deferApply) Apply(z, y, p, o, training: true);
             return;
         }
         // Both launches are recorded under the pointwise family, where ProfilingBackend times the call.
@@ -66,7 +69,7 @@ public sealed partial class CudaBackend
         var stats = new GemmStats(Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps);
         Gemm(z.C, plane, x.C, new(Ptr(w), Row: x.C, K: 1), new(Ptr(x), Batch: Stride(x), K: plane, Row: 1), new(Ptr(z), Stride(z), plane), x.N,
             "pointwise_conv_fwd", stats: stats);
-        Apply(z, y, p, o, training: true);
+        if (!deferApply) Apply(z, y, p, o, training: true);
     }
 
     public void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
@@ -168,7 +171,11 @@ public sealed partial class CudaBackend
     internal static readonly string[][] DepthwiseKernels =
         new[] { "depthwise_conv_fwd", "depthwise_conv_bwd_data", "depthwise_conv_bwd_weight", "depthwise_conv_fwd_stats",
             "depthwise_conv_bwd_data_bn", "depthwise_conv_bwd_weight_bn" }.Select(op =>
-            new[] { op, $"{op}_k3s1", $"{op}_k3s2", $"{op}_k5s1", $"{op}_k5s2" }).ToArray();
+            new[] { op, $"{op}_k3s1", $"{op}_k3s2", $"{op}_k5s1", $"{op}_k5s2" })
+        // The forward with statistics that applies its input's batch norm (v2.11) runs at stride
+        // 1 only: its stride-2 slots name the generic kernel, which is never launched at stride 2.
+        .Append(["depthwise_conv_fwd_stats_apply", "depthwise_conv_fwd_stats_apply_k3s1", "depthwise_conv_fwd_stats_apply",
+            "depthwise_conv_fwd_stats_apply_k5s1", "depthwise_conv_fwd_stats_apply"]).ToArray();
 
     /// <summary>The index in <see cref="DepthwiseKernels"/> of the kernel for <paramref name="g"/>: 0 (generic) unless specialised.</summary>
     internal static int DepthwiseVariant(ConvGeometry g) => (g.Kernel, g.Stride) switch
@@ -204,19 +211,59 @@ public sealed partial class CudaBackend
         }
         // Both launches are recorded under the depthwise family, where ProfilingBackend times the call.
         Op(OpFamily.DepthwiseConvForward);
+        DepthwiseForwardWithStatistics(x, null, w, z, g, y, p, o);
+    }
+
+    /// <summary>
+    /// Whether <see cref="DepthwiseConvBatchNormForward(in NormalizedInput, in Tensor, in Tensor, ConvGeometry, in Tensor, in BatchNormTensors, BatchNormOptions)"/>
+    /// applies its input's batch norm in the conv's kernel (v2.11, the default, at stride 1 with
+    /// same padding) or with batch_norm_apply before it, the reference the tests compare it with.
+    /// </summary>
+    public bool ApplyBatchNormInDepthwise { get; set; } = true;
+
+    public void DepthwiseConvBatchNormForward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    {
+        // The centre taps write every input once only at stride 1 with same padding (z's plane is x's).
+        bool fuse = ApplyBatchNormInDepthwise && FuseDepthwiseBatchNorm && g.Stride == 1 && g.Kernel % 2 == 1 && g.Padding == g.Kernel / 2
+            && !Overlap(x.X, x.Y);
+        if (!fuse)
+        {
+            using var call = Composite(OpFamily.DepthwiseConvForward);
+            ShapeChecks.Same("batch_norm_fwd", x.X, x.Y);
+            Apply(x.X, x.Y, x.Tensors, x.Options, training: true);
+            DepthwiseConvBatchNormForward(x.Y, w, z, g, y, p, o);
+            return;
+        }
+        Op(OpFamily.DepthwiseConvForward);
+        ShapeChecks.Same("batch_norm_fwd", x.X, x.Y);
+        DepthwiseForwardWithStatistics(x.X, x, w, z, g, y, p, o);
+    }
+
+    // depthwise_conv_fwd_stats, then batch_norm_apply for y. With an input batch norm (v2.11) x
+    // is its input and the _apply kernel writes its output too.
+    private void DepthwiseForwardWithStatistics(in Tensor x, NormalizedInput? input, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    {
         ShapeChecks.Depthwise("depthwise_conv_fwd", x, w, z, g);
         ShapeChecks.Same("batch_norm_fwd", z, y);
         ShapeChecks.BatchNormTraining("batch_norm_fwd", z);
         long taps = (long)g.Kernel * g.Kernel, c = z.C;
         var (chunks, chunk) = ChannelChunks(z.C, (long)z.N * z.Plane);
         ulong parts = chunks > 1 ? Partials(c * chunks * 3 * 2) : 0, done = chunks > 1 ? Counters(z.C) : 0;
+        bool apply = input is not null;
+        var a = input ?? default;
+        // Applying: four values per input channel read, the input's output written once, and
+        // its affine map (and ReLU) on every tap read.
+        long applyRead = apply ? 4L * x.C : 0, applyWritten = apply ? x.Count : 0, applyFlops = apply ? (a.Options.Relu ? 2 : 1) * taps * z.Count : 0;
         // Cost: the forward's (x read once, the filters, z written, k*k FMAs per output) and the
         // statistics' sums (4 FLOPs per output, the four statistics, the split's parts), without
         // batch_norm_stats's read of z. Each chunk's first output is computed once more per thread.
-        Launch(DepthwiseKernels[3][DepthwiseVariant(g)], (uint)z.C, (uint)chunks, 1, Threads,
-            LaunchCost.Fp32(read: x.Count + c * taps + 2 * c, written: z.Count + 4 * c, flops: (2 * taps + 4) * z.Count, otherBytes: chunks > 1 ? 2 * 8 * 3 * c * chunks : 0),
+        Launch(DepthwiseKernels[apply ? 6 : 3][DepthwiseVariant(g)], (uint)z.C, (uint)chunks, 1, Threads,
+            LaunchCost.Fp32(read: x.Count + c * taps + 2 * c + applyRead, written: z.Count + 4 * c + applyWritten, flops: (2 * taps + 4) * z.Count + applyFlops,
+                otherBytes: chunks > 1 ? 2 * 8 * 3 * c * chunks : 0),
             $"{x} -> {z} {g}", Ptr(x), Stride(x), Ptr(w), Ptr(z), Stride(z), x.N, x.C, x.H, x.W, z.C, z.H, z.W, g.Kernel, g.Stride, g.Padding,
-            chunk, Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps, parts, done);
+            chunk, Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps, parts, done,
+            apply ? Ptr(a.Tensors.Weight) : 0, apply ? Ptr(a.Tensors.Bias) : 0, apply ? Ptr(a.Tensors.SaveMean) : 0, apply ? Ptr(a.Tensors.SaveInvStd) : 0,
+            a.Options.Relu ? 1 : 0, apply ? Ptr(a.Y) : 0, apply ? Stride(a.Y) : 0);
         Apply(z, y, p, o, training: true);
     }
 

@@ -11,6 +11,13 @@ public sealed partial class CudaBackend
     {
         Op(OpFamily.BatchNormForward);
         ShapeChecks.Same("batch_norm_fwd", x, y);
+        Statistics(x, p, o);
+        Apply(x, y, p, o, training: true);
+    }
+
+    /// <summary>The batch statistics of x into the saved and running ones (batch_norm_stats): the first half of the training forward.</summary>
+    private void Statistics(in Tensor x, in BatchNormTensors p, BatchNormOptions o)
+    {
         ShapeChecks.BatchNormTraining("batch_norm_fwd", x);
         var (chunks, chunk) = ChannelChunks(x.C, (long)x.N * x.Plane);
         ulong parts = chunks > 1 ? Partials((long)x.C * chunks * 3 * 2) : 0, done = chunks > 1 ? Counters(x.C) : 0;
@@ -20,7 +27,6 @@ public sealed partial class CudaBackend
         Launch("batch_norm_stats", (uint)x.C, (uint)chunks, 1, Threads,
             LaunchCost.Fp32(read: x.Count + 2 * c, written: 4 * c, flops: 4 * x.Count, otherBytes: partBytes), $"{x}", Ptr(x), Stride(x), x.N, x.C, x.Plane, chunk,
             Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps, parts, done);
-        Apply(x, y, p, o, training: true);
     }
 
     public void BatchNormEvalForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o)

@@ -224,6 +224,14 @@ public sealed unsafe partial class CudaBackend : IBackend
     /// <summary>Elements between consecutive images of a view.</summary>
     internal static long Stride(in Tensor t) => (long)t.CTotal * t.Plane;
 
+    /// <summary>Whether the address ranges of two views (first to last element, windows' gaps included) meet.</summary>
+    internal static bool Overlap(in Tensor a, in Tensor b)
+    {
+        static (ulong Lo, ulong Hi) Range(in Tensor t) => (Ptr(t), Ptr(t) + (ulong)(((long)(t.N - 1) * Stride(t) + (long)t.C * t.Plane) * 4));
+        var (ra, rb) = (Range(a), Range(b));
+        return ra.Lo < rb.Hi && rb.Lo < ra.Hi;
+    }
+
     /// <summary>Scratch device memory (im2col columns) that grows to the largest request and stays.</summary>
     private ulong Workspace(long elements) => Grow(ref _workspace, elements);
 

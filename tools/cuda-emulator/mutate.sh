@@ -54,8 +54,14 @@ mutation "gemm bound check off by one (row <= rows)" gemm.cu \
   'v[j] = row < rows && k < k_end ? c.base' 'v[j] = row <= rows && k < k_end ? c.base' \
   "$(op Pointwise_conv_matches_cpu Linear_matches_cpu Dense_conv_matches_cpu)"
 mutation "depthwise forward column bound off by one (iw <= W)" depthwise_conv.cu \
-  'if (iw >= 0 && iw < W) s = fmaf(xp[ih * W + iw], wp[kh * k + kw], s);' 'if (iw >= 0 && iw <= W) s = fmaf(xp[ih * W + iw], wp[kh * k + kw], s);' \
+  'if (iw < 0 || iw >= W) continue;' 'if (iw < 0 || iw > W) continue;' \
   "$(op Depthwise_conv_matches_cpu)"
+mutation "the depthwise forward's taps skip their input's batch norm" depthwise_conv.cu \
+  '            if constexpr (APPLY) v = in(v);' '' \
+  "$(op Depthwise_conv_applying_its_input_batch_norm_equals_the_unfused_launches)"
+mutation "the depthwise forward writes its input batch norm's input, not its output" depthwise_conv.cu \
+  '= in(xp[at.h * W + at.w]);' '= xp[at.h * W + at.w];' \
+  "$(op Depthwise_conv_applying_its_input_batch_norm_equals_the_unfused_launches)"
 mutation "depthwise weight gradient without its barrier" depthwise_conv.cu \
   $'if (t < taps) partial[t][threadIdx.x] = acc[t];\n    __syncthreads();' 'if (t < taps) partial[t][threadIdx.x] = acc[t];' \
   "$(op Depthwise_conv_matches_cpu)"
@@ -66,7 +72,7 @@ mutation "batch norm's dx takes the ReLU mask from x's sign, not y's" batch_norm
   'float g = relu ? relu_grad(y(x), dy) : dy;' 'float g = relu ? relu_grad(x, dy) : dy;' \
   "$(op Batch_norm_matches_cpu Batch_norm_relu_mask_from_x_equals_the_unfused_path)"
 mutation "fused depthwise statistics walk the plane as W x H" depthwise_conv.cu \
-  $'    for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))\n    {\n        float v =' $'    for (NchwCursor at(e, blockDim.x, 1, Wo, Ho); e < hi; e += blockDim.x, at.advance(1, Wo, Ho))\n    {\n        float v =' \
+  $'    for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))\n    {\n        const float* xp =' $'    for (NchwCursor at(e, blockDim.x, 1, Wo, Ho); e < hi; e += blockDim.x, at.advance(1, Wo, Ho))\n    {\n        const float* xp =' \
   "$(op Depthwise_conv_with_batch_norm_statistics_equals_the_unfused_launches)"
 mutation "batch norm's input gradient drops the dbeta term" batch_norm.cuh \
   'return a * fmaf(mean - x, kx, fmaf(-dbeta, inv_m, g));' 'return a * fmaf(mean - x, kx, g);' \

@@ -35,8 +35,10 @@ public interface IBackend : IDisposable
     /// batch_norm(z): the results of PointwiseConvForward then BatchNormTrainForward, which a
     /// backend may fuse (CUDA: the GEMM's epilogue computes z's statistics from its accumulators;
     /// they agree with the unfused path to rounding). z stays the conv's output, as the backward needs it.
+    /// With <paramref name="deferApply"/> y may be left unwritten: the statistics are computed, and
+    /// the conv that reads y writes it, from a <see cref="NormalizedInput"/> (the Ghost module's cheap operation).
     /// </summary>
-    void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o);
+    void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false);
 
     /// <summary>
     /// The backward of a pointwise conv z = conv(x) and the training form of the batch norm that
@@ -58,6 +60,16 @@ public interface IBackend : IDisposable
     /// less). z stays the conv's output, as the backward needs it.
     /// </summary>
     void DepthwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o);
+
+    /// <summary>
+    /// <see cref="DepthwiseConvBatchNormForward(in Tensor, in Tensor, in Tensor, ConvGeometry, in Tensor, in BatchNormTensors, BatchNormOptions)"/>
+    /// on x.Y, the output of another batch norm whose statistics are computed but whose output may
+    /// not be written yet: this call writes x.Y as well. The same results as that batch norm's
+    /// apply, then the conv and its batch norm, which a backend may fuse (CUDA, at stride 1 with
+    /// same padding: the conv's kernel applies x's batch norm to each tap it reads and writes x.Y
+    /// from the centre taps, so x.Y is not read back).
+    /// </summary>
+    void DepthwiseConvBatchNormForward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o);
 
     /// <summary>
     /// The backward of <see cref="DepthwiseConvBatchNormForward"/>: from y's gradient dy, the batch

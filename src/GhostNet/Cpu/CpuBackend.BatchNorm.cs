@@ -20,16 +20,35 @@ public sealed unsafe partial class CpuBackend
     {
         ShapeChecks.Same("batch_norm_fwd", x, y);
         ShapeChecks.BatchNormTraining("batch_norm_fwd", x);
-        var job = new BatchNormForwardJob { X = x, Y = y, P = p, O = o, Train = true };
+        var job = new BatchNormForwardJob { X = x, Y = y, P = p, O = o, Statistics = BatchStatistics.Computed };
         For(x.C, x.Count * 3, job);
+    }
+
+    /// <summary>The batch statistics alone, into the saved and running ones: y is written later (<see cref="ApplySaved"/>).</summary>
+    private void BatchNormStatistics(in Tensor x, in BatchNormTensors p, BatchNormOptions o)
+    {
+        ShapeChecks.BatchNormTraining("batch_norm_fwd", x);
+        var job = new BatchNormForwardJob { X = x, Y = default, P = p, O = o, Statistics = BatchStatistics.Computed };
+        For(x.C, x.Count * 2, job);
+    }
+
+    /// <summary>y from x and the batch statistics that <see cref="BatchNormStatistics"/> saved.</summary>
+    private void ApplySaved(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    {
+        ShapeChecks.Same("batch_norm_fwd", x, y);
+        var job = new BatchNormForwardJob { X = x, Y = y, P = p, O = o, Statistics = BatchStatistics.Saved };
+        For(x.C, x.Count, job);
     }
 
     public void BatchNormEvalForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
     {
         ShapeChecks.Same("batch_norm_eval", x, y);
-        var job = new BatchNormForwardJob { X = x, Y = y, P = p, O = o, Train = false };
+        var job = new BatchNormForwardJob { X = x, Y = y, P = p, O = o, Statistics = BatchStatistics.Running };
         For(x.C, x.Count, job);
     }
+
+    /// <summary>What a forward normalises with: the batch's (computed now, or saved by an earlier call) or the running ones (eval).</summary>
+    private enum BatchStatistics { Computed, Saved, Running }
 
     public void BatchNormBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o)
     {
@@ -44,13 +63,14 @@ public sealed unsafe partial class CpuBackend
         public Tensor X, Y;
         public BatchNormTensors P;
         public BatchNormOptions O;
-        public bool Train;
+        public BatchStatistics Statistics;
 
+        /// <summary>Y none (with computed statistics): the statistics only.</summary>
         public readonly void Execute(int c, int worker)
         {
             int plane = X.Plane;
             float mean, invStd;
-            if (Train)
+            if (Statistics == BatchStatistics.Computed)
             {
                 long m = (long)X.N * plane;
                 double sum = 0;
@@ -66,11 +86,17 @@ public sealed unsafe partial class CpuBackend
                 rm[c] = (1 - O.Momentum) * rm[c] + O.Momentum * mean;
                 rv[c] = (float)((1 - O.Momentum) * rv[c] + O.Momentum * variance * m / (m - 1));
             }
+            else if (Statistics == BatchStatistics.Saved)
+            {
+                mean = Ptr(P.SaveMean)[c];
+                invStd = Ptr(P.SaveInvStd)[c];
+            }
             else
             {
                 mean = Ptr(P.RunningMean)[c];
                 invStd = 1f / MathF.Sqrt(Ptr(P.RunningVar)[c] + O.Eps);
             }
+            if (Y.IsNone) return;
             var (scale, shift) = Affine(Ptr(P.Weight)[c], Ptr(P.Bias)[c], mean, invStd);
             var vs = Vector256.Create(scale);
             var vb = Vector256.Create(shift);

@@ -20,6 +20,14 @@ public sealed unsafe partial class CpuBackend
         BatchNormTrainForward(z, y, p, o);
     }
 
+    /// <summary>Unfused on the CPU: x's batch norm is applied, then the conv reads its output.</summary>
+    public void DepthwiseConvBatchNormForward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    {
+        ApplySaved(x.X, x.Y, x.Tensors, x.Options);
+        DepthwiseConvForward(x.Y, w, z, g);
+        BatchNormTrainForward(z, y, p, o);
+    }
+
     public void DepthwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
     {
         BatchNormBackward(z, dy, z.Grad, false, p, o);

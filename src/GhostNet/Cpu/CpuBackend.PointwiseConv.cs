@@ -23,10 +23,11 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <summary>Unfused on the CPU: z is written, then read by the batch norm.</summary>
-    public void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    public void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false)
     {
         PointwiseConvForward(x, w, z);
-        BatchNormTrainForward(z, y, p, o);
+        if (deferApply) BatchNormStatistics(z, p, o); // y is written by the conv that reads it, as on the GPU
+        else BatchNormTrainForward(z, y, p, o);
     }
 
     /// <summary>Unfused on the CPU: z's gradient is written, then read by the conv's backward.</summary>

@@ -52,17 +52,36 @@ public sealed class BatchNorm2d : ILayer
 
     /// <summary>
     /// The training forward together with the depthwise or pointwise conv that writes X, as one
-    /// backend call that may compute the statistics inside the conv (<see cref="ConvBn"/>).
+    /// backend call that may compute the statistics inside the conv (<see cref="ConvBn"/>). With
+    /// <paramref name="deferApply"/> (pointwise only) the output may be left unwritten until the
+    /// depthwise conv that reads it (<see cref="TrainForwardAfter(IBackend, Conv2d, NormalizedInput)"/>) writes it.
     /// </summary>
-    public void TrainForwardAfter(IBackend b, Conv2d conv)
+    public void TrainForwardAfter(IBackend b, Conv2d conv, bool deferApply = false)
     {
-        if (conv.Kind == Conv2d.Form.Depthwise)
+        if (conv.Kind == Conv2d.Form.Depthwise && !deferApply)
             b.DepthwiseConvBatchNormForward(conv.X, conv.Weight.Value, X, conv.Geometry, Output, Tensors, Options);
         else if (conv.Kind == Conv2d.Form.Pointwise)
-            b.PointwiseConvBatchNormForward(conv.X, conv.Weight.Value, X, Output, Tensors, Options);
-        else throw new ArgumentException($"{conv.Kind} convs run their batch norm's forward apart", nameof(conv));
+            b.PointwiseConvBatchNormForward(conv.X, conv.Weight.Value, X, Output, Tensors, Options, deferApply);
+        else throw new ArgumentException($"{conv.Kind} convs run their batch norm's forward apart{(deferApply ? " and cannot defer it" : "")}", nameof(conv));
         NumBatchesTracked.Value++;
     }
+
+    /// <summary>
+    /// The training forward together with the depthwise conv that writes X, whose input is
+    /// <paramref name="input"/>: another batch norm's output that this call writes too.
+    /// </summary>
+    public void TrainForwardAfter(IBackend b, Conv2d conv, NormalizedInput input)
+    {
+        if (conv.Kind != Conv2d.Form.Depthwise)
+            throw new ArgumentException($"only a depthwise conv applies its input's batch norm, not a {conv.Kind} one", nameof(conv));
+        if (!ReferenceEquals(input.Y.Storage, conv.X.Storage) || input.Y.Offset != conv.X.Offset || input.Y.C0 != conv.X.C0)
+            throw new ArgumentException($"the conv reads {conv.X}, not the batch norm's output {input.Y}", nameof(input));
+        b.DepthwiseConvBatchNormForward(input, conv.Weight.Value, X, conv.Geometry, Output, Tensors, Options);
+        NumBatchesTracked.Value++;
+    }
+
+    /// <summary>This batch norm's output as the input of a conv that applies it (its statistics computed, its output maybe not written).</summary>
+    public NormalizedInput AsInput => new(X, Output, Tensors, Options);
 
     /// <summary>
     /// The backward together with the depthwise or pointwise conv that writes X (<see cref="ConvBn"/>):

@@ -33,6 +33,15 @@ public sealed class GhostModule : ILayer
 
     public void Forward(IBackend b, bool training)
     {
+        if (training && _primary.Conv.Kind == Conv2d.Form.Pointwise)
+        {
+            // The cheap operation is the first to read the primary batch norm's output: a backend
+            // may apply that batch norm as the depthwise conv reads its input, and write the
+            // output from there (one pass over the intrinsic maps less).
+            _primary.Bn.TrainForwardAfter(b, _primary.Conv, deferApply: true);
+            _cheap.Bn.TrainForwardAfter(b, _cheap.Conv, _primary.Bn.AsInput);
+            return;
+        }
         _primary.Forward(b, training);
         _cheap.Forward(b, training);
     }

@@ -103,6 +103,39 @@ public partial class CudaOpTests
         t.CompareClasses("dbeta", bn.Beta.Grad, WeightGradTolerance);
     }
 
+    // The Ghost module's forward chain (v2.11): the primary pair computes its statistics and defers
+    // its output, which the cheap depthwise conv writes as it applies the batch norm to its taps.
+    // NaN, +Inf and -Inf in the primary's input reach the primary's output, z and y as on the CPU.
+    [TestCase(2, 5, 7, 9, 6, 3, true)]
+    [TestCase(1, 4, 40, 40, 8, 5, false)]
+    public void The_ghost_forward_chain_carries_NaN_and_Inf_as_the_cpu(int n, int cin, int h, int w, int init, int k, bool relu)
+    {
+        using var t = GpuHarness.Create();
+        var x = t.RandomNonFinite(n, cin, h, w, 3, 2f);
+        var filters = t.Random(init, cin, 1, 1, 0.3f, 0.4f); // no zero weight: 0 x Inf would make NaN of every +-Inf
+        var z0 = t.New(n, init, h, w);
+        var concat = t.New(n, 2 * init, h, w);
+        var bn0 = BatchNormTwins.Create(t, init);
+        var o = new BatchNormOptions(Relu: relu);
+        var dw = t.Random(init, 1, k, k, 0.3f, 0.4f);
+        var g = new ConvGeometry(k, 1, k / 2);
+        var z = t.New(n, init, h, w);
+        var bn = BatchNormTwins.Create(t, init);
+        var (y0, y) = (concat.Channels(0, init), concat.Channels(init, init));
+        foreach (bool gpu in new[] { false, true })
+        {
+            IBackend b = gpu ? t.Gpu : t.Cpu;
+            Tensor On(in GpuHarness.Twin v) => gpu ? v.G : v.C;
+            b.PointwiseConvBatchNormForward(On(x), On(filters), On(z0), On(y0), bn0.On(gpu), o, deferApply: true);
+            b.DepthwiseConvBatchNormForward(new NormalizedInput(On(z0), On(y0), bn0.On(gpu), o), On(dw), On(z), g, On(y), bn.On(gpu), o);
+        }
+        t.CompareClasses("the primary's z", z0);
+        t.CompareClasses("the concat (the primary's output and the cheap one's)", concat);
+        t.CompareClasses("the cheap conv's z", z);
+        t.CompareClasses("saved mean", bn.Mean);
+        t.CompareClasses("running var", bn.RunningVar);
+    }
+
     [Test]
     public void Pool_and_channel_scale_carry_NaN_and_Inf_as_the_cpu()
     {

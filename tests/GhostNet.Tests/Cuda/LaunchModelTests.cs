@@ -177,8 +177,9 @@ public class LaunchModelTests
     // depthwise conv sums its batch norm's statistics and computes that batch norm's input
     // gradient in its own backward, so does each pointwise conv (v2.9, v2.10: batch_norm_stats and
     // batch_norm_bwd_data are left to the stem's batch norm), split-K pieces are summed in the GEMM
-    // (v2.8), and the only copies left are the identity shortcuts' (the sum shares its gradient
-    // with ghost2 and a projecting shortcut).
+    // (v2.8), the only copies left are the identity shortcuts' (the sum shares its gradient
+    // with ghost2 and a projecting shortcut), and each Ghost module's cheap operation applies the
+    // primary batch norm as it reads its input (v2.11).
     [Test]
     public void A_ghostnet_step_fuses_each_depthwise_and_pointwise_conv_with_its_batch_norm_and_copies_only_for_identity_shortcuts()
     {
@@ -191,7 +192,10 @@ public class LaunchModelTests
         Assert.That(depthwise, Is.EqualTo(41));
         Assert.That(Prefixed("depthwise_conv_fwd_stats"), Is.EqualTo(depthwise), "every depthwise forward sums its batch norm's statistics");
         Assert.That(Prefixed("depthwise_conv_fwd") - Prefixed("depthwise_conv_fwd_stats"), Is.Zero, "no unfused depthwise forward");
-        Assert.That(Count("batch_norm_apply"), Is.EqualTo(batchNorms));
+        int ghostModules = layers.Count(l => l.Name.EndsWith(".cheap_operation.0"));
+        Assert.That(ghostModules, Is.EqualTo(32));
+        Assert.That(Prefixed("depthwise_conv_fwd_stats_apply"), Is.EqualTo(ghostModules), "each cheap operation applies the primary batch norm");
+        Assert.That(Count("batch_norm_apply"), Is.EqualTo(batchNorms - ghostModules), "a batch_norm_apply for every batch norm but the primary ones");
         Assert.That(Count("batch_norm_bwd_reduce"), Is.EqualTo(batchNorms));
         // 32 Ghost modules' primary convs, 5 projecting shortcuts' 1x1s and blocks.9: every pointwise conv has a batch norm.
         int pointwise = layers.Count(l => l.Kind.StartsWith("pointwise conv"));

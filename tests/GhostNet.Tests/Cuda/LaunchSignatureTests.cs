@@ -68,14 +68,16 @@ public class LaunchSignatureTests
         foreach (var file in Directory.GetFiles(Path.Combine(Data.RepositoryData.Repository(), "src", "GhostNet.Cuda"), "CudaBackend*.cs"))
         {
             string text = File.ReadAllText(file);
-            foreach (Match m in Regex.Matches(text, @"\b(Launch1D|Launch)\(\s*(?:""(\w+)""|(GemmKernels)\[|DepthwiseKernels\[(\d)\])"))
+            foreach (Match m in Regex.Matches(text, @"\b(Launch1D|Launch)\(\s*(?:""(\w+)""|(GemmKernels)\[|DepthwiseKernels\[(?:\w+ \? (\d) : )?(\d)\])"))
             {
                 var args = Arguments(text, text.IndexOf('(', m.Index));
                 int fixedArgs = m.Groups[1].Value == "Launch" ? 7 : 4; // kernel, grid x/y/z, block, cost, context | kernel, total, cost, context
                 // Launch(GemmKernels[index], ...) is a launch of each of gemm.cu's tile kernels.
-                // Launch(DepthwiseKernels[op][variant], ...) likewise of each <k, stride> variant of the op.
+                // Launch(DepthwiseKernels[op][variant], ...) likewise of each <k, stride> variant of the
+                // op, and DepthwiseKernels[flag ? op1 : op2] of both ops' variants.
                 var names = m.Groups[3].Success ? CudaBackend.GemmKernels.ToList()
-                    : m.Groups[4].Success ? CudaBackend.DepthwiseKernels[int.Parse(m.Groups[4].Value)].ToList()
+                    : m.Groups[5].Success ? new[] { m.Groups[4], m.Groups[5] }.Where(g => g.Success)
+                        .SelectMany(g => CudaBackend.DepthwiseKernels[int.Parse(g.Value)]).Distinct().ToList()
                     : [m.Groups[2].Value];
                 foreach (string kernel in names)
                 {
