@@ -61,35 +61,16 @@ KERNEL void batch_norm_bwd_reduce(const float* __restrict__ x, i64 xs, const flo
                                   float* __restrict__ dgamma, float* __restrict__ dbeta, int with_relu,
                                   double* __restrict__ parts, unsigned* __restrict__ done)
 {
-    int c = blockIdx.x, S = gridDim.y;
+    int c = blockIdx.x;
     i64 M = (i64)N * P, lo = blockIdx.y * chunk, hi = lo + chunk < M ? lo + chunk : M;
-    float mu = mean[c];
-    BnAffine bn(gamma[c], beta[c], mu, invstd[c]);
-    double sg = 0, sgx = 0;
+    BnGradSums sums(gamma[c], beta[c], mean[c], invstd[c], with_relu);
     i64 e = lo + threadIdx.x;
     for (NchwCursor at(e, blockDim.x, 1, 1, P); e < hi; e += blockDim.x, at.advance(1, 1, P))
     {
         i64 offset = (i64)c * P + at.w;
-        float g = dy[at.n * dys + offset], xv = x[at.n * xs + offset];
-        if (with_relu) g = relu_grad(bn(xv), g);
-        sg += g;
-        sgx += (double)g * (xv - mu);
+        sums.add(x[at.n * xs + offset], dy[at.n * dys + offset]);
     }
-    sg = block_sum<double>(sg);
-    sgx = block_sum<double>(sgx);
-    if (threadIdx.x != 0) return;
-    if (S > 1)
-    {
-        double* part = parts + ((i64)c * S + blockIdx.y) * 2;
-        part[0] = sg;
-        part[1] = sgx;
-        if (!last_to_arrive(done, c, S)) return;
-        const volatile double* all = parts + (i64)c * S * 2;
-        sg = 0, sgx = 0;
-        for (int s = 0; s < S; s++) sg += all[s * 2], sgx += all[s * 2 + 1];
-    }
-    dgamma[c] = (float)(sgx * invstd[c]);
-    dbeta[c] = (float)sg;
+    finish_grad_sums(c, sums, invstd, dgamma, dbeta, parts, done);
 }
 
 // dx = gamma invstd (dy' - dbeta / M - (x - mean) invstd dgamma / M) (BnInputGrad), written or

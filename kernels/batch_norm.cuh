@@ -64,6 +64,50 @@ struct BnInputGrad
     }
 };
 
+// A thread's share of a batch norm's parameter-gradient sums over channel c: dbeta = sum dy',
+// dgamma = invstd sum dy' (x - mean), dy' masked by the ReLU (mask from x, as BnAffine), in
+// double. batch_norm_bwd_reduce and the depthwise data gradient that reduces its input's batch
+// norm as it writes that input's gradient (v2.12) both add through it.
+struct BnGradSums
+{
+    BnAffine y;
+    float mean;
+    int relu;
+    double sg = 0, sgx = 0;
+    __device__ __forceinline__ BnGradSums(float gamma, float beta, float mean, float invstd, int relu)
+        : y(gamma, beta, mean, invstd), mean(mean), relu(relu) {}
+    __device__ __forceinline__ void add(float x, float dy)
+    {
+        float g = relu ? relu_grad(y(x), dy) : dy;
+        sg += g;
+        sgx += (double)g * (x - mean);
+    }
+};
+
+// The end of a parameter-gradient block (every thread calls it): the block's sums over chunk
+// blockIdx.y of channel c. S = 1: dgamma and dbeta; S > 1: the two sums to parts[(c * S + s) * 2
+// ...], and the channel's last block to finish adds them in chunk order.
+__device__ __forceinline__ void finish_grad_sums(int c, BnGradSums sums, const float* __restrict__ invstd, float* __restrict__ dgamma,
+                                                 float* __restrict__ dbeta, double* __restrict__ parts, unsigned* __restrict__ done)
+{
+    int S = gridDim.y;
+    double sg = block_sum<double>(sums.sg);
+    double sgx = block_sum<double>(sums.sgx);
+    if (threadIdx.x != 0) return;
+    if (S > 1)
+    {
+        double* part = parts + ((i64)c * S + blockIdx.y) * 2;
+        part[0] = sg;
+        part[1] = sgx;
+        if (!last_to_arrive(done, c, S)) return;
+        const volatile double* all = parts + (i64)c * S * 2; // written by other blocks: no cached copy
+        sg = 0, sgx = 0;
+        for (int s = 0; s < S; s++) sg += all[s * 2], sgx += all[s * 2 + 1];
+    }
+    dgamma[c] = (float)(sgx * invstd[c]);
+    dbeta[c] = (float)sg;
+}
+
 __device__ __forceinline__ void store_stats(int c, double mean, double var, i64 M, float* __restrict__ save_mean,
                                             float* __restrict__ save_invstd, float* __restrict__ running_mean,
                                             float* __restrict__ running_var, float momentum, float eps)

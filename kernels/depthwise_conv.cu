@@ -2,8 +2,10 @@
 // multiplier m (Cout = m * Cin; output channel o reads input channel o / m), NCHW views.
 // Forward: one thread per output element; or, with the following batch norm's statistics
 // (depthwise_conv_fwd_stats, v2.5), batch_norm_stats's grid and sums; its _apply variants (v2.11)
-// also apply the batch norm whose output they read, and write that output. Backward data: one thread per input element,
-// gathering the outputs that read it (no atomics). Backward weight: grid (Cout, S), block (co, s)
+// also apply the batch norm whose output they read, and write that output. Backward data: one
+// thread per input element, gathering the outputs that read it (no atomics); the _reduce variants
+// (v2.12) run on batch_norm_bwd_reduce's grid and also reduce the batch norm whose output they
+// read. Backward weight: grid (Cout, S), block (co, s)
 // of REDUCE_THREADS threads covering the s-th chunk of co's (n, oh, ow) positions; each thread
 // accumulates all k*k taps over its share in registers, then one shared-memory pass and a warp
 // reduction per tap. S > 1 (few channels) writes parts that the channel's last block to finish
@@ -126,9 +128,45 @@ __device__ __forceinline__ void depthwise_fwd_stats(const float* __restrict__ x,
     finish_stats(co, count, M, shift, s1, s2, save_mean, save_invstd, running_mean, running_var, momentum, eps, parts, done);
 }
 
-// With BN (v2.7), dy is the gradient of the batch norm that follows the conv, and the conv's own
-// output gradient is computed where it is read, from dy and the batch norm's input (the conv's
-// output): BnInputGrad, as batch_norm_bwd_data would have written it.
+// The data gradient at input (n, c, h, w): the sum over the outputs that read it of their
+// gradient times the tap's weight. With BN (v2.7), dy is the gradient of the batch norm that
+// follows the conv, and the conv's own output gradient is computed where it is read, from dy and
+// the batch norm's input (the conv's output): BnInputGrad, as batch_norm_bwd_data would have written it.
+template <int K, int S, bool BN>
+__device__ __forceinline__ float depthwise_input_grad(const float* __restrict__ dy, i64 dys, const float* __restrict__ w,
+                                                      int n, int c, int h, int w_, int m, int Ho, int Wo, int k, int stride, int pad,
+                                                      const BnOperand& bn, float inv_m)
+{
+    float s = 0.f;
+    for (int j = 0; j < m; j++)
+    {
+        int co = c * m + j;
+        const float* dyp = dy + n * dys + (i64)co * Ho * Wo;
+        const float* wp = w + co * k * k;
+        const float* zp = BN ? bn.x + n * bn.xs + (i64)co * Ho * Wo : nullptr;
+        BnInputGrad grad = BN ? BnInputGrad(bn, co, inv_m) : BnInputGrad();
+        // Output row oh reads this input through tap kh when oh * stride = h + pad - kh: only
+        // the taps of h + pad's residue mod stride (every tap at stride 1, every other at 2).
+#pragma unroll
+        for (int kh = (h + pad) % stride; kh < k; kh += stride)
+        {
+            int oh = (h + pad - kh) / stride;
+            if (oh < 0 || oh >= Ho) continue;
+#pragma unroll
+            for (int kw = (w_ + pad) % stride; kw < k; kw += stride)
+            {
+                int ow = (w_ + pad - kw) / stride;
+                if (ow < 0 || ow >= Wo) continue;
+                float g = dyp[oh * Wo + ow];
+                if constexpr (BN) g = grad(zp[oh * Wo + ow], g);
+                s = fmaf(g, wp[kh * k + kw], s);
+            }
+        }
+    }
+    return s;
+}
+
+// One thread per input element: dx written, or added to.
 template <int K, int S, bool BN>
 __device__ __forceinline__ void depthwise_bwd_data(const float* __restrict__ dy, i64 dys, const float* __restrict__ w,
                                                    float* __restrict__ dx, i64 dxs, int N, int Cin, int H, int W,
@@ -140,35 +178,55 @@ __device__ __forceinline__ void depthwise_bwd_data(const float* __restrict__ dy,
     float inv_m = 1.f / (float)((i64)N * Ho * Wo);
     FOR_EACH_NCHW(i, N, Cin, H, W)
     {
-        float s = 0.f;
-        for (int j = 0; j < m; j++)
-        {
-            int co = i.c * m + j;
-            const float* dyp = dy + i.n * dys + (i64)co * Ho * Wo;
-            const float* wp = w + co * k * k;
-            const float* zp = BN ? bn.x + i.n * bn.xs + (i64)co * Ho * Wo : nullptr;
-            BnInputGrad grad = BN ? BnInputGrad(bn, co, inv_m) : BnInputGrad();
-            // Output row oh reads this input through tap kh when oh * stride = ih + pad - kh: only
-            // the taps of ih + pad's residue mod stride (every tap at stride 1, every other at 2).
-#pragma unroll
-            for (int kh = (i.h + pad) % stride; kh < k; kh += stride)
-            {
-                int oh = (i.h + pad - kh) / stride;
-                if (oh < 0 || oh >= Ho) continue;
-#pragma unroll
-                for (int kw = (i.w + pad) % stride; kw < k; kw += stride)
-                {
-                    int ow = (i.w + pad - kw) / stride;
-                    if (ow < 0 || ow >= Wo) continue;
-                    float g = dyp[oh * Wo + ow];
-                    if constexpr (BN) g = grad(zp[oh * Wo + ow], g);
-                    s = fmaf(g, wp[kh * k + kw], s);
-                }
-            }
-        }
+        float s = depthwise_input_grad<K, S, BN>(dy, dys, w, i.n, i.c, i.h, i.w, m, Ho, Wo, k, stride, pad, bn, inv_m);
         float* p = dx + i.n * dxs + ((i64)i.c * H + i.h) * W + i.w;
         *p = accumulate ? *p + s : s;
     }
+}
+
+// The batch norm whose output is the conv's input x, for the _reduce kernels (v2.12): its input
+// z (NCHW view, image stride zs), parameters, saved statistics, ReLU flag and the parameter
+// gradients to write.
+struct BnReduceOperand
+{
+    const float* z;
+    i64 zs;
+    const float *gamma, *beta, *mean, *invstd;
+    int relu;
+    float *dgamma, *dbeta;
+};
+
+// The data gradient through the conv's batch norm (depthwise_bwd_data<BN = true>), which also
+// reduces the parameter gradients of the batch norm `r` whose output the conv read (v2.12: the
+// Ghost module's primary one, read by the cheap operation). This conv's dx is the last addition
+// to that output's gradient (the concat's gradient first, the cheap operation's second), so once
+// a value is written it is the gradient batch_norm_bwd_reduce would read. Grid (Cin, S), as
+// batch_norm_bwd_reduce on that batch norm: block (c, s) writes chunk s of channel c's inputs and
+// adds them to the sums with the same chunks, thread order and finish, so dgamma and dbeta are
+// batch_norm_bwd_reduce's bit for bit, without its launch and its read of dx.
+template <int K, int S>
+__device__ __forceinline__ void depthwise_bwd_data_reduce(const float* __restrict__ dy, i64 dys, const float* __restrict__ w,
+                                                          float* __restrict__ dx, i64 dxs, int N, int Cin, int H, int W,
+                                                          int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, int accumulate,
+                                                          BnOperand bn, i64 chunk, BnReduceOperand r, double* __restrict__ parts,
+                                                          unsigned* __restrict__ done)
+{
+    const int k = K ? K : k_any, stride = K ? S : stride_any;
+    int c = blockIdx.x, m = Cout / Cin;
+    float inv_m = 1.f / (float)((i64)N * Ho * Wo);
+    i64 plane = (i64)H * W, M = plane * N, lo = blockIdx.y * chunk, hi = lo + chunk < M ? lo + chunk : M;
+    BnGradSums sums(r.gamma[c], r.beta[c], r.mean[c], r.invstd[c], r.relu);
+    i64 e = lo + threadIdx.x;
+    for (NchwCursor at(e, blockDim.x, 1, H, W); e < hi; e += blockDim.x, at.advance(1, H, W))
+    {
+        float s = depthwise_input_grad<K, S, true>(dy, dys, w, at.n, c, at.h, at.w, m, Ho, Wo, k, stride, pad, bn, inv_m);
+        i64 at_c = (i64)c * plane + at.h * W + at.w;
+        float* p = dx + at.n * dxs + at_c;
+        float d = accumulate ? *p + s : s;
+        *p = d;
+        sums.add(r.z[at.n * r.zs + at_c], d);
+    }
+    finish_grad_sums(c, sums, r.invstd, r.dgamma, r.dbeta, parts, done);
 }
 
 // With BN (v2.7), dy is the following batch norm's output gradient, as in depthwise_bwd_data.
@@ -260,6 +318,14 @@ __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x
         const float *__restrict__ mean, const float *__restrict__ invstd, const float *__restrict__ dgamma,  \
         const float *__restrict__ dbeta, int with_relu
 #define BN_OPERAND BnOperand{z, zs, gamma, beta, mean, invstd, dgamma, dbeta, with_relu}
+// The _reduce data gradients' (v2.12): the chunk of the grid (Cin, S), the input's batch norm
+// (BnReduceOperand) and the split's parts and counters.
+#define BN_REDUCE_PARAMS                                                                                       \
+    i64 chunk, const float *__restrict__ in_z, i64 in_zs, const float *__restrict__ in_gamma,                  \
+        const float *__restrict__ in_beta, const float *__restrict__ in_mean, const float *__restrict__ in_invstd, \
+        int in_relu, float *__restrict__ in_dgamma, float *__restrict__ in_dbeta, double *__restrict__ parts, \
+        unsigned *__restrict__ done
+#define BN_REDUCE chunk, BnReduceOperand{in_z, in_zs, in_gamma, in_beta, in_mean, in_invstd, in_relu, in_dgamma, in_dbeta}, parts, done
 #define DEPTHWISE_STATS_PARAMS                                                                             \
     DEPTHWISE_PARAMS, i64 chunk, float *__restrict__ save_mean, float *__restrict__ save_invstd,           \
         float *__restrict__ running_mean, float *__restrict__ running_var, float momentum, float eps, \
@@ -318,3 +384,9 @@ KERNEL void depthwise_conv_fwd_stats_apply_k3s1(DEPTHWISE_STATS_PARAMS, BN_APPLY
 KERNEL void depthwise_conv_fwd_stats_apply_k5s1(DEPTHWISE_STATS_PARAMS, BN_APPLY_PARAMS) { depthwise_fwd_stats<5, 1, true>(DEPTHWISE_STATS_ARGS, BN_APPLY); }
 #undef KERNEL_MIN_BLOCKS
 #define KERNEL_MIN_BLOCKS 4
+// The data gradient that also reduces its input's batch norm (v2.12). The generic kernel serves
+// stride 2 too (CudaBackend.DepthwiseKernels names it there); the Ghost module's cheap
+// operation, the one caller, runs at stride 1.
+KERNEL void depthwise_conv_bwd_data_reduce(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS, BN_REDUCE_PARAMS) { depthwise_bwd_data_reduce<0, 0>(DEPTHWISE_ARGS, accumulate, BN_OPERAND, BN_REDUCE); }
+KERNEL void depthwise_conv_bwd_data_reduce_k3s1(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS, BN_REDUCE_PARAMS) { depthwise_bwd_data_reduce<3, 1>(DEPTHWISE_ARGS, accumulate, BN_OPERAND, BN_REDUCE); }
+KERNEL void depthwise_conv_bwd_data_reduce_k5s1(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS, BN_REDUCE_PARAMS) { depthwise_bwd_data_reduce<5, 1>(DEPTHWISE_ARGS, accumulate, BN_OPERAND, BN_REDUCE); }

@@ -72,7 +72,9 @@ public sealed partial class CudaBackend
         if (!deferApply) Apply(z, y, p, o, training: true);
     }
 
-    public void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
+    /// <summary>With <paramref name="bnGradientsReady"/>, dgamma and dbeta are not reduced again (v2.12; the unfused path recomputes the same values).</summary>
+    public void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o,
+        bool bnGradientsReady = false)
     {
         // The tensor-core kernels load through cp.async, past the registers where the gradient
         // would be computed; one-pixel planes take the GEMMs' plain-stride form. Both run unfused.
@@ -87,7 +89,7 @@ public sealed partial class CudaBackend
         Op(OpFamily.PointwiseConvBackward);
         ShapeChecks.Pointwise("pointwise_conv_bwd", x, w, z);
         ShapeChecks.Same("batch_norm_bwd", z, dy);
-        BatchNormReduce(z, dy, p, o);
+        if (!bnGradientsReady) BatchNormReduce(z, dy, p, o);
         int plane = x.Plane;
         var bn = new GemmBatchNorm(0, Ptr(z), 0, 0, Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.Weight.Grad), Ptr(p.Bias.Grad),
             o.Relu ? 1 : 0, 1f / ((long)z.N * plane));
@@ -175,7 +177,11 @@ public sealed partial class CudaBackend
         // The forward with statistics that applies its input's batch norm (v2.11) runs at stride
         // 1 only: its stride-2 slots name the generic kernel, which is never launched at stride 2.
         .Append(["depthwise_conv_fwd_stats_apply", "depthwise_conv_fwd_stats_apply_k3s1", "depthwise_conv_fwd_stats_apply",
-            "depthwise_conv_fwd_stats_apply_k5s1", "depthwise_conv_fwd_stats_apply"]).ToArray();
+            "depthwise_conv_fwd_stats_apply_k5s1", "depthwise_conv_fwd_stats_apply"])
+        // The data gradient through the batch norm that also reduces its input's (v2.12): the
+        // generic kernel serves stride 2 (correct at any stride; GhostNet never asks).
+        .Append(["depthwise_conv_bwd_data_reduce", "depthwise_conv_bwd_data_reduce_k3s1", "depthwise_conv_bwd_data_reduce",
+            "depthwise_conv_bwd_data_reduce_k5s1", "depthwise_conv_bwd_data_reduce"]).ToArray();
 
     /// <summary>The index in <see cref="DepthwiseKernels"/> of the kernel for <paramref name="g"/>: 0 (generic) unless specialised.</summary>
     internal static int DepthwiseVariant(ConvGeometry g) => (g.Kernel, g.Stride) switch
@@ -270,7 +276,7 @@ public sealed partial class CudaBackend
     public void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g)
     {
         Op(OpFamily.DepthwiseConvBackward);
-        DepthwiseBackward(x, w, dy, dx, accumulate, dw, g, default, default, null);
+        DepthwiseBackward(x, w, dy, dx, accumulate, dw, g, default, default, null, null);
     }
 
     public void DepthwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
@@ -286,16 +292,41 @@ public sealed partial class CudaBackend
         Op(OpFamily.DepthwiseConvBackward);
         ShapeChecks.Same("batch_norm_bwd", z, dy);
         BatchNormReduce(z, dy, p, o);
-        DepthwiseBackward(x, w, dy, dx, accumulate, dw, g, z, p, o);
+        DepthwiseBackward(x, w, dy, dx, accumulate, dw, g, z, p, o, null);
+    }
+
+    /// <summary>
+    /// Whether <see cref="DepthwiseConvBatchNormBackward(in NormalizedInput, in Tensor, in Tensor, ConvGeometry, in Tensor, in Tensor, bool, in Tensor, in BatchNormTensors, BatchNormOptions)"/>
+    /// reduces its input's batch norm in the data-gradient kernel (v2.12, the default) or with
+    /// batch_norm_bwd_reduce after it, the reference the tests compare it with.
+    /// </summary>
+    public bool ReduceBatchNormInDepthwise { get; set; } = true;
+
+    public void DepthwiseConvBatchNormBackward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
+    {
+        if (dx.IsNone) throw new ArgumentException("the input's batch norm is reduced from the input gradient: dx is needed", nameof(dx));
+        ShapeChecks.Same("batch_norm_bwd", x.X, dx);
+        if (!ReduceBatchNormInDepthwise || !FuseDepthwiseBatchNorm)
+        {
+            using var call = Composite(OpFamily.DepthwiseConvBackward);
+            DepthwiseConvBatchNormBackward(x.Y, w, z, g, dy, dx, accumulate, dw, p, o);
+            BatchNormReduce(x.X, dx, x.Tensors, x.Options);
+            return;
+        }
+        Op(OpFamily.DepthwiseConvBackward);
+        ShapeChecks.Same("batch_norm_bwd", z, dy);
+        BatchNormReduce(z, dy, p, o);
+        DepthwiseBackward(x.Y, w, dy, dx, accumulate, dw, g, z, p, o, x);
     }
 
     // dy is the conv's output gradient, or with a batch norm (o not null) the gradient of the batch
     // norm that follows the conv, whose dgamma and dbeta are already reduced: the _bn kernels then
     // compute the conv's output gradient z' where they read it, from dy and z, and z' is never
     // written. Plain and _bn kernels take the same arguments (zeros for no batch norm), so nothing
-    // is allocated per launch.
+    // is allocated per launch. With `input` (v2.12), the data gradient also reduces the parameter
+    // gradients of the batch norm whose output x is, from dx as it writes it.
     private void DepthwiseBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g,
-        in Tensor z, in BatchNormTensors p, BatchNormOptions? o)
+        in Tensor z, in BatchNormTensors p, BatchNormOptions? o, NormalizedInput? input)
     {
         ShapeChecks.Depthwise("depthwise_conv_bwd", x, w, dy, g);
         if (g.Kernel > 5) throw new NotSupportedException($"depthwise_conv_bwd_weight keeps at most 5x5 taps in registers, got {g}");
@@ -308,7 +339,24 @@ public sealed partial class CudaBackend
         // With a batch norm: z and six per-channel values read besides dy (2 FLOPs more per read of
         // dy, 5 with the ReLU mask: BnInputGrad).
         long zRead = bn ? dy.Count + 6L * dy.C : 0, gradFlops = bn ? (relu == 1 ? 5L : 2L) * dy.Count : 0;
-        if (!dx.IsNone)
+        if (input is { } r)
+        {
+            ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
+            var (inChunks, inChunk) = ChannelChunks(x.C, (long)x.N * x.Plane);
+            ulong inParts = inChunks > 1 ? Partials((long)x.C * inChunks * 2 * 2) : 0, inDone = inChunks > 1 ? Counters(x.C) : 0;
+            long inRelu = r.Options.Relu ? 2 : 0, inPartBytes = inChunks > 1 ? 2 * 8 * 2L * x.C * inChunks : 0;
+            // Cost: the plain data gradient's, and batch_norm_bwd_reduce's without its read of dx
+            // (the input batch norm's z and four values per channel read, dgamma and dbeta
+            // written, the split's parts).
+            Launch(DepthwiseKernels[7][variant], (uint)x.C, (uint)inChunks, 1, Threads,
+                LaunchCost.Fp32(read: dy.Count + zRead + (long)dy.C * taps + (accumulate ? x.Count : 0) + x.Count + 4L * x.C, written: x.Count + 2L * x.C,
+                    flops: 2L * dy.Count * taps + taps * gradFlops + (4 + inRelu) * x.Count, otherBytes: inPartBytes), $"{dy} -> {dx} {g}",
+                Ptr(dy), Stride(dy), Ptr(w), Ptr(dx), Stride(dx), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0,
+                zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, relu,
+                inChunk, Ptr(r.X), Stride(r.X), Ptr(r.Tensors.Weight), Ptr(r.Tensors.Bias), Ptr(r.Tensors.SaveMean), Ptr(r.Tensors.SaveInvStd), r.Options.Relu ? 1 : 0,
+                Ptr(r.Tensors.Weight.Grad), Ptr(r.Tensors.Bias.Grad), inParts, inDone);
+        }
+        else if (!dx.IsNone)
         {
             ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
             // Cost: dy read once, the filters, dx written (and read when accumulating); the forward's FMAs.

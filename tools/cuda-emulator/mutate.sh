@@ -69,8 +69,17 @@ mutation "batch norm's last block loses the last chunk" batch_norm.cuh \
   'for (int s = 0; s < S; s++) chan_merge(' 'for (int s = 0; s < S - 1; s++) chan_merge(' \
   "$(op Batch_norm_matches_cpu)"
 mutation "batch norm's dx takes the ReLU mask from x's sign, not y's" batch_norm.cuh \
-  'float g = relu ? relu_grad(y(x), dy) : dy;' 'float g = relu ? relu_grad(x, dy) : dy;' \
+  $'float g = relu ? relu_grad(y(x), dy) : dy;\n        return a *' $'float g = relu ? relu_grad(x, dy) : dy;\n        return a *' \
   "$(op Batch_norm_matches_cpu Batch_norm_relu_mask_from_x_equals_the_unfused_path)"
+mutation "batch norm's parameter-gradient sums take the ReLU mask from x's sign (v2.12's shared sums)" batch_norm.cuh \
+  $'float g = relu ? relu_grad(y(x), dy) : dy;\n        sg += g;' $'float g = relu ? relu_grad(x, dy) : dy;\n        sg += g;' \
+  "$(op Batch_norm_matches_cpu)"
+mutation "the reducing depthwise data gradient sums its own part, not the finished gradient" depthwise_conv.cu \
+  'sums.add(r.z[at.n * r.zs + at_c], d);' 'sums.add(r.z[at.n * r.zs + at_c], s);' \
+  "$(op Depthwise_conv_backward_reducing_its_input_batch_norm_equals_the_unfused_launches)"
+mutation "the reducing depthwise data gradient reads its input's z with dx's image stride" depthwise_conv.cu \
+  'sums.add(r.z[at.n * r.zs + at_c], d);' 'sums.add(r.z[at.n * dxs + at_c], d);' \
+  "$(op Depthwise_conv_backward_reducing_its_input_batch_norm_equals_the_unfused_launches)"
 mutation "fused depthwise statistics walk the plane as W x H" depthwise_conv.cu \
   $'    for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))\n    {\n        const float* xp =' $'    for (NchwCursor at(e, blockDim.x, 1, Wo, Ho); e < hi; e += blockDim.x, at.advance(1, Wo, Ho))\n    {\n        const float* xp =' \
   "$(op Depthwise_conv_with_batch_norm_statistics_equals_the_unfused_launches)"

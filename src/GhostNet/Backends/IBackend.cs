@@ -45,9 +45,12 @@ public interface IBackend : IDisposable
     /// follows it: from y's gradient dy, the batch norm's parameter gradients, then the conv's input
     /// (unless none) and weight gradients. The same results as BatchNormBackward into z's gradient
     /// then PointwiseConvBackward from it, which a backend may fuse (CUDA: the conv's GEMMs compute
-    /// z's gradient where they load it, and never write it).
+    /// z's gradient where they load it, and never write it). With <paramref name="bnGradientsReady"/>
+    /// the batch norm's parameter gradients are already in p (the backward of the depthwise conv
+    /// that read y computed them: the Ghost module's cheap operation), and need not be reduced again.
     /// </summary>
-    void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o);
+    void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o,
+        bool bnGradientsReady = false);
 
     // Depthwise convolution (groups = channels, one filter per channel).
     void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g);
@@ -79,6 +82,15 @@ public interface IBackend : IDisposable
     /// and never write it).
     /// </summary>
     void DepthwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o);
+
+    /// <summary>
+    /// The backward of the depthwise pair on x.Y (as above), where dx, x.Y's gradient, is complete
+    /// once this call has written or added to it: then the parameter gradients of x's batch norm
+    /// from it, as BatchNormBackward would reduce them (into x.Tensors' Weight.Grad and Bias.Grad).
+    /// A backend may fuse (CUDA: the data-gradient kernel sums them as it writes dx, so dx is not
+    /// read back). dx is required.
+    /// </summary>
+    void DepthwiseConvBatchNormBackward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o);
 
     // Batch norm over (N, H, W) per channel, optionally followed by ReLU.
     void BatchNormTrainForward(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o);

@@ -47,6 +47,14 @@ public sealed unsafe partial class CpuBackend
         For(x.C, x.Count, job);
     }
 
+    /// <summary>dgamma and dbeta alone, as <see cref="BatchNormBackward"/> reduces them.</summary>
+    private void BatchNormParameterGradients(in Tensor x, in Tensor dy, in BatchNormTensors p, BatchNormOptions o)
+    {
+        ShapeChecks.Same("batch_norm_bwd", x, dy);
+        var job = new BatchNormBackwardJob { X = x, Dy = dy, Dx = default, Accumulate = false, P = p, O = o };
+        For(x.C, x.Count * 2, job);
+    }
+
     /// <summary>What a forward normalises with: the batch's (computed now, or saved by an earlier call) or the running ones (eval).</summary>
     private enum BatchStatistics { Computed, Saved, Running }
 
@@ -188,6 +196,7 @@ public sealed unsafe partial class CpuBackend
             float gamma = Ptr(P.Weight)[c];
             Ptr(P.Weight.Grad)[c] = (float)(sumDyXc * invStd);
             Ptr(P.Bias.Grad)[c] = (float)sumDy;
+            if (Dx.IsNone) return; // the parameter gradients alone
             float a = gamma * invStd;
             float b = (float)(-a * invStd * invStd * sumDyXc / m);
             float k = (float)(-a * sumDy / m);

@@ -34,6 +34,14 @@ public sealed unsafe partial class CpuBackend
         DepthwiseConvBackward(x, w, z.Grad, dx, accumulate, dw, g);
     }
 
+    /// <summary>Unfused on the CPU: the pair's backward, then x's batch norm's parameter gradients from the finished dx.</summary>
+    public void DepthwiseConvBatchNormBackward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
+    {
+        if (dx.IsNone) throw new ArgumentException("the input's batch norm is reduced from the input gradient: dx is needed", nameof(dx));
+        DepthwiseConvBatchNormBackward(x.Y, w, z, g, dy, dx, accumulate, dw, p, o);
+        BatchNormParameterGradients(x.X, dx, x.Tensors, x.Options);
+    }
+
     public void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
     {
         ShapeChecks.Depthwise("depthwise_conv_fwd", x, w, y, g);

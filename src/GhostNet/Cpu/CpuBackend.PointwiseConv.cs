@@ -30,8 +30,13 @@ public sealed unsafe partial class CpuBackend
         else BatchNormTrainForward(z, y, p, o);
     }
 
-    /// <summary>Unfused on the CPU: z's gradient is written, then read by the conv's backward.</summary>
-    public void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
+    /// <summary>
+    /// Unfused on the CPU: z's gradient is written, then read by the conv's backward. The batch
+    /// norm's parameter gradients are reduced whether or not they are ready: the CPU's z gradient
+    /// uses the double sums, which are not kept, and recomputing them gives the same values.
+    /// </summary>
+    public void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o,
+        bool bnGradientsReady = false)
     {
         BatchNormBackward(z, dy, z.Grad, false, p, o);
         PointwiseConvBackward(x, w, z.Grad, dx, accumulate, dw);

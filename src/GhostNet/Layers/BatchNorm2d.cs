@@ -85,15 +85,29 @@ public sealed class BatchNorm2d : ILayer
 
     /// <summary>
     /// The backward together with the depthwise or pointwise conv that writes X (<see cref="ConvBn"/>):
-    /// X's gradient may never be written. <paramref name="accumulate"/> is the conv's.
+    /// X's gradient may never be written. <paramref name="accumulate"/> is the conv's. With
+    /// <paramref name="gradientsReady"/> (pointwise only) this batch norm's parameter gradients
+    /// were computed by the depthwise conv that read its output (<see cref="BackwardThrough(IBackend, Conv2d, NormalizedInput)"/>).
     /// </summary>
-    public void BackwardThrough(IBackend b, Conv2d conv, bool accumulate)
+    public void BackwardThrough(IBackend b, Conv2d conv, bool accumulate, bool gradientsReady = false)
     {
-        if (conv.Kind == Conv2d.Form.Depthwise)
+        if (conv.Kind == Conv2d.Form.Depthwise && !gradientsReady)
             b.DepthwiseConvBatchNormBackward(conv.X, conv.Weight.Value, X, conv.Geometry, Output.Grad, conv.InputGradient, accumulate, conv.Weight.Grad, Tensors, Options);
         else if (conv.Kind == Conv2d.Form.Pointwise)
-            b.PointwiseConvBatchNormBackward(conv.X, conv.Weight.Value, X, Output.Grad, conv.InputGradient, accumulate, conv.Weight.Grad, Tensors, Options);
-        else throw new ArgumentException($"{conv.Kind} convs run their batch norm's backward apart", nameof(conv));
+            b.PointwiseConvBatchNormBackward(conv.X, conv.Weight.Value, X, Output.Grad, conv.InputGradient, accumulate, conv.Weight.Grad, Tensors, Options, gradientsReady);
+        else throw new ArgumentException($"{conv.Kind} convs run their batch norm's backward apart{(gradientsReady ? " and reduce it themselves" : "")}", nameof(conv));
+    }
+
+    /// <summary>
+    /// The backward together with the depthwise conv that writes X, whose input is
+    /// <paramref name="input"/>, another batch norm's output: that conv's input gradient is the
+    /// last addition to input's output gradient, so this call also computes input's parameter gradients.
+    /// </summary>
+    public void BackwardThrough(IBackend b, Conv2d conv, NormalizedInput input)
+    {
+        if (conv.Kind != Conv2d.Form.Depthwise)
+            throw new ArgumentException($"only a depthwise conv reduces its input's batch norm, not a {conv.Kind} one", nameof(conv));
+        b.DepthwiseConvBatchNormBackward(input, conv.Weight.Value, X, conv.Geometry, Output.Grad, conv.InputGradient, true, conv.Weight.Grad, Tensors, Options);
     }
 
     public void Backward(IBackend b, bool accumulate) =>

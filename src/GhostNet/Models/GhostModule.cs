@@ -49,6 +49,14 @@ public sealed class GhostModule : ILayer
     public void Backward(IBackend b, bool accumulate)
     {
         // The intrinsic maps feed both the output and the cheap operation: add the second gradient.
+        if (_primary.Conv.Kind == Conv2d.Form.Pointwise)
+        {
+            // That addition completes their gradient: a backend may reduce the primary batch
+            // norm's parameter gradients as it writes it (one pass over the gradient less).
+            _cheap.Bn.BackwardThrough(b, _cheap.Conv, _primary.Bn.AsInput);
+            _primary.Bn.BackwardThrough(b, _primary.Conv, accumulate, gradientsReady: true);
+            return;
+        }
         _cheap.Backward(b, accumulate: true);
         _primary.Backward(b, accumulate);
     }
