@@ -229,45 +229,35 @@ __device__ __forceinline__ void depthwise_bwd_data_reduce(const float* __restric
     finish_grad_sums(c, sums, r.invstd, r.dgamma, r.dbeta, parts, done);
 }
 
-// With BN (v2.7), dy is the following batch norm's output gradient, as in depthwise_bwd_data.
-template <int K, int S, bool BN>
-__device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
-                                                     float* __restrict__ dw, int N, int Cin, int H, int W,
-                                                     int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, i64 chunk,
-                                                     double* __restrict__ parts, unsigned* __restrict__ done, BnOperand bn)
+// One output position's share of the weight gradient: its gradient g times each tap's input.
+template <int K, int S, int TAPS>
+__device__ __forceinline__ void depthwise_weight_taps(float (&acc)[TAPS], float g, const float* __restrict__ xp, int H, int W,
+                                                      int oh, int ow, int k, int stride, int pad)
 {
-    constexpr int TAPS = K ? K * K : MAX_TAPS; // registers when K is known
-    const int k = K ? K : k_any, stride = K ? S : stride_any, taps = k * k;
-    int co = blockIdx.x, m = Cout / Cin, nS = gridDim.y;
-    float acc[TAPS];
+    int ih0 = oh * stride - pad, iw0 = ow * stride - pad;
 #pragma unroll
-    for (int t = 0; t < TAPS; t++) acc[t] = 0.f;
-    i64 plane = (i64)Ho * Wo, total = plane * N, lo = blockIdx.y * chunk, hi = lo + chunk < total ? lo + chunk : total;
-    BnInputGrad grad = BN ? BnInputGrad(bn, co, 1.f / (float)total) : BnInputGrad();
-    i64 e = lo + threadIdx.x;
-    // (n, 0, oh, ow) of position e, moved blockDim.x positions a turn.
-    for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))
+    for (int kh = 0; kh < k; kh++)
     {
-        i64 at_co = (i64)co * plane + at.h * Wo + at.w;
-        float g = dy[at.n * dys + at_co];
-        if constexpr (BN) g = grad(bn.x[at.n * bn.xs + at_co], g);
-        const float* xp = x + at.n * xs + (i64)(m == 1 ? co : co / m) * H * W;
-        int ih0 = at.h * stride - pad, iw0 = at.w * stride - pad;
+        int ih = ih0 + kh;
+        if (ih < 0 || ih >= H) continue;
 #pragma unroll
-        for (int kh = 0; kh < k; kh++)
+        for (int kw = 0; kw < k; kw++)
         {
-            int ih = ih0 + kh;
-            if (ih < 0 || ih >= H) continue;
-#pragma unroll
-            for (int kw = 0; kw < k; kw++)
-            {
-                int iw = iw0 + kw;
-                if (iw >= 0 && iw < W) acc[kh * k + kw] = fmaf(g, xp[ih * W + iw], acc[kh * k + kw]);
-            }
+            int iw = iw0 + kw;
+            if (iw >= 0 && iw < W) acc[kh * k + kw] = fmaf(g, xp[ih * W + iw], acc[kh * k + kw]);
         }
     }
-    // Every thread's partial sums pass through shared memory once; warp w then reduces taps w,
-    // w + 8, ...: one block barrier in all instead of two per tap (50 at k = 5).
+}
+
+// The end of a weight-gradient block (every thread calls it): each thread's tap sums pass through
+// shared memory once; warp w then reduces taps w, w + 8, ...: one block barrier in all instead of
+// two per tap (50 at k = 5). S = gridDim.y > 1 writes parts that channel co's last block to finish
+// adds in chunk order (v1 ran depthwise_conv_finish_weight for it).
+template <int TAPS>
+__device__ __forceinline__ void finish_taps(const float (&acc)[TAPS], int taps, int co, float* __restrict__ dw,
+                                            double* __restrict__ parts, unsigned* __restrict__ done)
+{
+    int nS = gridDim.y;
     __shared__ float partial[TAPS][REDUCE_THREADS];
 #pragma unroll
     for (int t = 0; t < TAPS; t++)
@@ -288,8 +278,6 @@ __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x
         }
     }
     if (nS == 1) return;
-    // The channel's last block to finish adds the S chunks' tap sums in chunk order (v1 ran
-    // depthwise_conv_finish_weight for it).
     __shared__ int last;
     __syncthreads(); // every warp's taps written
     if (threadIdx.x == 0) last = last_to_arrive(done, co, nS);
@@ -302,6 +290,78 @@ __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x
         for (int j = 0; j < nS; j++) sum += all[j * taps + t];
         dw[(i64)co * taps + t] = (float)sum;
     }
+}
+
+// With BN (v2.7), dy is the following batch norm's output gradient, as in depthwise_bwd_data.
+template <int K, int S, bool BN>
+__device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
+                                                     float* __restrict__ dw, int N, int Cin, int H, int W,
+                                                     int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, i64 chunk,
+                                                     double* __restrict__ parts, unsigned* __restrict__ done, BnOperand bn)
+{
+    constexpr int TAPS = K ? K * K : MAX_TAPS; // registers when K is known
+    const int k = K ? K : k_any, stride = K ? S : stride_any;
+    int co = blockIdx.x, m = Cout / Cin;
+    float acc[TAPS];
+#pragma unroll
+    for (int t = 0; t < TAPS; t++) acc[t] = 0.f;
+    i64 plane = (i64)Ho * Wo, total = plane * N, lo = blockIdx.y * chunk, hi = lo + chunk < total ? lo + chunk : total;
+    BnInputGrad grad = BN ? BnInputGrad(bn, co, 1.f / (float)total) : BnInputGrad();
+    i64 e = lo + threadIdx.x;
+    // (n, 0, oh, ow) of position e, moved blockDim.x positions a turn.
+    for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))
+    {
+        i64 at_co = (i64)co * plane + at.h * Wo + at.w;
+        float g = dy[at.n * dys + at_co];
+        if constexpr (BN) g = grad(bn.x[at.n * bn.xs + at_co], g);
+        const float* xp = x + at.n * xs + (i64)(m == 1 ? co : co / m) * H * W;
+        depthwise_weight_taps<K, S>(acc, g, xp, H, W, at.h, at.w, k, stride, pad);
+    }
+    finish_taps<TAPS>(acc, k * k, co, dw, parts, done);
+}
+
+// v2.13: both gradients of a stride-1 depthwise conv with one output channel per input and same
+// padding (the Ghost module's cheap operation) through its batch norm, in one pass: grid (C, S)
+// as depthwise_bwd_weight, block (c, s) covering chunk s of channel c's positions, which are its
+// inputs and its outputs alike (Ho x Wo = H x W). Each position adds its output gradient dZ
+// (BnInputGrad, from dy and z) times the input taps to the weight sums, as depthwise_bwd_weight,
+// and gathers its input gradient, as depthwise_input_grad; with r.z set, the finished input
+// gradient goes into the sums of the batch norm whose output x is, as depthwise_bwd_data_reduce
+// (v2.12). Same chunks, thread order and finishes as those kernels, so dW, dx and both batch
+// norms' gradients are theirs bit for bit; dy and z are read once, not once per kernel.
+template <int K>
+__device__ __forceinline__ void depthwise_bwd_both(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
+                                                   float* __restrict__ dw, int N, int C, int H, int W, int k_any, int pad, i64 chunk,
+                                                   double* __restrict__ parts, unsigned* __restrict__ done, const float* __restrict__ w,
+                                                   float* __restrict__ dx, i64 dxs, int accumulate, BnOperand bn, BnReduceOperand r,
+                                                   double* __restrict__ in_parts, unsigned* __restrict__ in_done)
+{
+    constexpr int TAPS = K ? K * K : MAX_TAPS;
+    const int k = K ? K : k_any;
+    int c = blockIdx.x;
+    float acc[TAPS];
+#pragma unroll
+    for (int t = 0; t < TAPS; t++) acc[t] = 0.f;
+    i64 plane = (i64)H * W, total = plane * N, lo = blockIdx.y * chunk, hi = lo + chunk < total ? lo + chunk : total;
+    float inv_m = 1.f / (float)total;
+    BnInputGrad grad(bn, c, inv_m);
+    const bool reduce = r.z != nullptr;
+    BnGradSums sums = reduce ? BnGradSums(r.gamma[c], r.beta[c], r.mean[c], r.invstd[c], r.relu) : BnGradSums(0.f, 0.f, 0.f, 0.f, 0);
+    i64 e = lo + threadIdx.x;
+    for (NchwCursor at(e, blockDim.x, 1, H, W); e < hi; e += blockDim.x, at.advance(1, H, W))
+    {
+        i64 at_c = (i64)c * plane + at.h * W + at.w;
+        float g = grad(bn.x[at.n * bn.xs + at_c], dy[at.n * dys + at_c]);
+        const float* xp = x + at.n * xs + (i64)c * plane;
+        depthwise_weight_taps<K, 1>(acc, g, xp, H, W, at.h, at.w, k, 1, pad);
+        float s = depthwise_input_grad<K, 1, true>(dy, dys, w, at.n, c, at.h, at.w, 1, H, W, k, 1, pad, bn, inv_m);
+        float* p = dx + at.n * dxs + at_c;
+        float d = accumulate ? *p + s : s;
+        *p = d;
+        if (reduce) sums.add(r.z[at.n * r.zs + at_c], d);
+    }
+    finish_taps<TAPS>(acc, k * k, c, dw, parts, done);
+    if (reduce) finish_grad_sums(c, sums, r.invstd, r.dgamma, r.dbeta, in_parts, in_done);
 }
 
 #define DEPTHWISE_PARAMS                                                                                        \
@@ -318,14 +378,21 @@ __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x
         const float *__restrict__ mean, const float *__restrict__ invstd, const float *__restrict__ dgamma,  \
         const float *__restrict__ dbeta, int with_relu
 #define BN_OPERAND BnOperand{z, zs, gamma, beta, mean, invstd, dgamma, dbeta, with_relu}
-// The _reduce data gradients' (v2.12): the chunk of the grid (Cin, S), the input's batch norm
-// (BnReduceOperand) and the split's parts and counters.
-#define BN_REDUCE_PARAMS                                                                                       \
-    i64 chunk, const float *__restrict__ in_z, i64 in_zs, const float *__restrict__ in_gamma,                  \
+// The batch norm whose output the conv read, for the gradients that reduce it (BnReduceOperand):
+// the _reduce data gradients (v2.12), with the chunk of their grid (Cin, S) and the split's parts
+// and counters; the one-pass backward (v2.13), whose grid is the weight gradient's (in_z null: no
+// reduction), with parts and counters of their own.
+#define REDUCE_OPERAND_PARAMS                                                                                  \
+    const float *__restrict__ in_z, i64 in_zs, const float *__restrict__ in_gamma,                             \
         const float *__restrict__ in_beta, const float *__restrict__ in_mean, const float *__restrict__ in_invstd, \
-        int in_relu, float *__restrict__ in_dgamma, float *__restrict__ in_dbeta, double *__restrict__ parts, \
-        unsigned *__restrict__ done
-#define BN_REDUCE chunk, BnReduceOperand{in_z, in_zs, in_gamma, in_beta, in_mean, in_invstd, in_relu, in_dgamma, in_dbeta}, parts, done
+        int in_relu, float *__restrict__ in_dgamma, float *__restrict__ in_dbeta
+#define REDUCE_OPERAND BnReduceOperand{in_z, in_zs, in_gamma, in_beta, in_mean, in_invstd, in_relu, in_dgamma, in_dbeta}
+#define BN_REDUCE_PARAMS i64 chunk, REDUCE_OPERAND_PARAMS, double *__restrict__ parts, unsigned *__restrict__ done
+#define BN_REDUCE chunk, REDUCE_OPERAND, parts, done
+#define DEPTHWISE_BOTH_PARAMS                                                                            \
+    DEPTHWISE_WEIGHT_PARAMS, const float *__restrict__ w, float *__restrict__ dx, i64 dxs, int accumulate, \
+        BN_OPERAND_PARAMS, REDUCE_OPERAND_PARAMS, double *__restrict__ in_parts, unsigned *__restrict__ in_done
+#define DEPTHWISE_BOTH_ARGS x, xs, dy, dys, dw, N, Cin, H, W, k, pad, chunk, parts, done, w, dx, dxs, accumulate, BN_OPERAND, REDUCE_OPERAND, in_parts, in_done
 #define DEPTHWISE_STATS_PARAMS                                                                             \
     DEPTHWISE_PARAMS, i64 chunk, float *__restrict__ save_mean, float *__restrict__ save_invstd,           \
         float *__restrict__ running_mean, float *__restrict__ running_var, float momentum, float eps, \
@@ -390,3 +457,15 @@ KERNEL void depthwise_conv_fwd_stats_apply_k5s1(DEPTHWISE_STATS_PARAMS, BN_APPLY
 KERNEL void depthwise_conv_bwd_data_reduce(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS, BN_REDUCE_PARAMS) { depthwise_bwd_data_reduce<0, 0>(DEPTHWISE_ARGS, accumulate, BN_OPERAND, BN_REDUCE); }
 KERNEL void depthwise_conv_bwd_data_reduce_k3s1(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS, BN_REDUCE_PARAMS) { depthwise_bwd_data_reduce<3, 1>(DEPTHWISE_ARGS, accumulate, BN_OPERAND, BN_REDUCE); }
 KERNEL void depthwise_conv_bwd_data_reduce_k5s1(DEPTHWISE_DATA_PARAMS, BN_OPERAND_PARAMS, BN_REDUCE_PARAMS) { depthwise_bwd_data_reduce<5, 1>(DEPTHWISE_ARGS, accumulate, BN_OPERAND, BN_REDUCE); }
+// Both gradients in one pass (v2.13): stride 1, same padding, one output channel per input only
+// (the host checks); the stride-2 slots of CudaBackend.DepthwiseKernels name the generic kernel,
+// which is never launched there.
+KERNEL void depthwise_conv_bwd_both_bn(DEPTHWISE_BOTH_PARAMS) { depthwise_bwd_both<0>(DEPTHWISE_BOTH_ARGS); }
+KERNEL void depthwise_conv_bwd_both_bn_k3s1(DEPTHWISE_BOTH_PARAMS) { depthwise_bwd_both<3>(DEPTHWISE_BOTH_ARGS); }
+// At 4 blocks per SM k5s1 spilled (20-24 bytes on sm_80 and sm_90, 64 registers): 25 tap sums
+// besides the gather's. It runs at 3.
+#undef KERNEL_MIN_BLOCKS
+#define KERNEL_MIN_BLOCKS 3
+KERNEL void depthwise_conv_bwd_both_bn_k5s1(DEPTHWISE_BOTH_PARAMS) { depthwise_bwd_both<5>(DEPTHWISE_BOTH_ARGS); }
+#undef KERNEL_MIN_BLOCKS
+#define KERNEL_MIN_BLOCKS 4

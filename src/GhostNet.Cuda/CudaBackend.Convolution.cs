@@ -181,7 +181,10 @@ public sealed partial class CudaBackend
         // The data gradient through the batch norm that also reduces its input's (v2.12): the
         // generic kernel serves stride 2 (correct at any stride; GhostNet never asks).
         .Append(["depthwise_conv_bwd_data_reduce", "depthwise_conv_bwd_data_reduce_k3s1", "depthwise_conv_bwd_data_reduce",
-            "depthwise_conv_bwd_data_reduce_k5s1", "depthwise_conv_bwd_data_reduce"]).ToArray();
+            "depthwise_conv_bwd_data_reduce_k5s1", "depthwise_conv_bwd_data_reduce"])
+        // Both gradients through the batch norm in one pass (v2.13): stride 1 only, as _apply.
+        .Append(["depthwise_conv_bwd_both_bn", "depthwise_conv_bwd_both_bn_k3s1", "depthwise_conv_bwd_both_bn",
+            "depthwise_conv_bwd_both_bn_k5s1", "depthwise_conv_bwd_both_bn"]).ToArray();
 
     /// <summary>The index in <see cref="DepthwiseKernels"/> of the kernel for <paramref name="g"/>: 0 (generic) unless specialised.</summary>
     internal static int DepthwiseVariant(ConvGeometry g) => (g.Kernel, g.Stride) switch
@@ -302,6 +305,14 @@ public sealed partial class CudaBackend
     /// </summary>
     public bool ReduceBatchNormInDepthwise { get; set; } = true;
 
+    /// <summary>
+    /// Whether the backward of a depthwise pair at stride 1 with same padding and one output
+    /// channel per input (the Ghost module's cheap operation) computes its data and weight
+    /// gradients in one kernel (v2.13, the default: depthwise_conv_bwd_both_bn) or in the data and
+    /// weight kernels, the reference the tests compare it with.
+    /// </summary>
+    public bool DepthwiseBackwardInOnePass { get; set; } = true;
+
     public void DepthwiseConvBatchNormBackward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
     {
         if (dx.IsNone) throw new ArgumentException("the input's batch norm is reduced from the input gradient: dx is needed", nameof(dx));
@@ -339,6 +350,11 @@ public sealed partial class CudaBackend
         // With a batch norm: z and six per-channel values read besides dy (2 FLOPs more per read of
         // dy, 5 with the ReLU mask: BnInputGrad).
         long zRead = bn ? dy.Count + 6L * dy.C : 0, gradFlops = bn ? (relu == 1 ? 5L : 2L) * dy.Count : 0;
+        if (bn && DepthwiseBackwardInOnePass && !dx.IsNone && g.Stride == 1 && g.Kernel % 2 == 1 && g.Padding == g.Kernel / 2 && dy.C == x.C)
+        {
+            BothGradients(x, w, dy, dx, accumulate, dw, g, z, p, o!.Value, input, zRead, gradFlops);
+            return;
+        }
         if (input is { } r)
         {
             ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
@@ -374,5 +390,36 @@ public sealed partial class CudaBackend
             LaunchCost.Fp32(read: x.Count + dy.Count + zRead, written: dwTaps, flops: 2L * dy.Count * taps + gradFlops + (chunks > 1 ? dwTaps * chunks : 0), otherBytes: partBytes),
             $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts, done,
             zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, relu);
+    }
+
+    // v2.13: depthwise_conv_bwd_both_bn on the weight gradient's grid (Cin = Cout, S), where a
+    // chunk's positions are its inputs and its outputs alike; with `input`, also the input batch
+    // norm's sums (parts and counters apart from the weights', since both finish in one launch).
+    private void BothGradients(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g,
+        in Tensor z, in BatchNormTensors p, BatchNormOptions o, NormalizedInput? input, long zRead, long gradFlops)
+    {
+        ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
+        int taps = g.Kernel * g.Kernel, c = dy.C;
+        var (chunks, chunk) = ChannelChunks(c, (long)dy.N * dy.Plane);
+        long weightParts = chunks > 1 ? (long)c * chunks * taps * 2 : 0, inputParts = chunks > 1 && input is not null ? (long)c * chunks * 2 * 2 : 0;
+        ulong parts = chunks > 1 ? Partials(weightParts + inputParts) : 0, done = chunks > 1 ? Counters(2 * c) : 0;
+        ulong inParts = inputParts > 0 ? parts + (ulong)weightParts * 4 : 0, inDone = inputParts > 0 ? done + (ulong)c * 4 : 0;
+        var r = input ?? default;
+        bool reduce = input is not null;
+        long dwTaps = (long)c * taps, inRelu = r.Options.Relu ? 2 : 0;
+        // Cost: x, dy and z read once (the taps' re-reads hit L1/L2), the filters, dx written (and
+        // read when accumulating), dW written; with the input batch norm its z and four values per
+        // channel read, dgamma and dbeta written; the splits' double parts. FLOPs: both gradients'.
+        Launch(DepthwiseKernels[8][DepthwiseVariant(g)], (uint)c, (uint)chunks, 1, Threads,
+            LaunchCost.Fp32(read: x.Count + dy.Count + zRead + dwTaps + (accumulate ? x.Count : 0) + (reduce ? x.Count + 4L * c : 0),
+                written: x.Count + dwTaps + (reduce ? 2L * c : 0),
+                flops: 4L * dy.Count * taps + (taps + 1) * gradFlops + (chunks > 1 ? dwTaps * chunks : 0) + (reduce ? (4 + inRelu) * x.Count : 0),
+                otherBytes: 2 * 8 * (weightParts + inputParts) / 2),
+            $"{x}, {dy} -> {dx} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding,
+            chunk, parts, done, Ptr(w), Ptr(dx), Stride(dx), accumulate ? 1 : 0,
+            Ptr(z), Stride(z), Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.Weight.Grad), Ptr(p.Bias.Grad), o.Relu ? 1 : 0,
+            reduce ? Ptr(r.X) : 0, reduce ? Stride(r.X) : 0, reduce ? Ptr(r.Tensors.Weight) : 0, reduce ? Ptr(r.Tensors.Bias) : 0,
+            reduce ? Ptr(r.Tensors.SaveMean) : 0, reduce ? Ptr(r.Tensors.SaveInvStd) : 0, r.Options.Relu ? 1 : 0,
+            reduce ? Ptr(r.Tensors.Weight.Grad) : 0, reduce ? Ptr(r.Tensors.Bias.Grad) : 0, inParts, inDone);
     }
 }

@@ -75,11 +75,17 @@ mutation "batch norm's parameter-gradient sums take the ReLU mask from x's sign 
   $'float g = relu ? relu_grad(y(x), dy) : dy;\n        sg += g;' $'float g = relu ? relu_grad(x, dy) : dy;\n        sg += g;' \
   "$(op Batch_norm_matches_cpu)"
 mutation "the reducing depthwise data gradient sums its own part, not the finished gradient" depthwise_conv.cu \
-  'sums.add(r.z[at.n * r.zs + at_c], d);' 'sums.add(r.z[at.n * r.zs + at_c], s);' \
+  $'*p = d;\n        sums.add(r.z[at.n * r.zs + at_c], d);' $'*p = d;\n        sums.add(r.z[at.n * r.zs + at_c], s);' \
   "$(op Depthwise_conv_backward_reducing_its_input_batch_norm_equals_the_unfused_launches)"
 mutation "the reducing depthwise data gradient reads its input's z with dx's image stride" depthwise_conv.cu \
-  'sums.add(r.z[at.n * r.zs + at_c], d);' 'sums.add(r.z[at.n * dxs + at_c], d);' \
+  $'*p = d;\n        sums.add(r.z[at.n * r.zs + at_c], d);' $'*p = d;\n        sums.add(r.z[at.n * dxs + at_c], d);' \
   "$(op Depthwise_conv_backward_reducing_its_input_batch_norm_equals_the_unfused_launches)"
+mutation "the one-pass depthwise backward sums its own part of dx, not the finished gradient (v2.13)" depthwise_conv.cu \
+  'if (reduce) sums.add(r.z[at.n * r.zs + at_c], d);' 'if (reduce) sums.add(r.z[at.n * r.zs + at_c], s);' \
+  "$(op Depthwise_conv_backward_reducing_its_input_batch_norm_equals_the_unfused_launches)"
+mutation "the one-pass depthwise backward's weight taps read the input transposed (v2.13)" depthwise_conv.cu \
+  'depthwise_weight_taps<K, 1>(acc, g, xp, H, W, at.h, at.w, k, 1, pad);' 'depthwise_weight_taps<K, 1>(acc, g, xp, H, W, at.w, at.h, k, 1, pad);' \
+  "$(op Depthwise_conv_backward_through_batch_norm_equals_the_unfused_launches)"
 mutation "fused depthwise statistics walk the plane as W x H" depthwise_conv.cu \
   $'    for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))\n    {\n        const float* xp =' $'    for (NchwCursor at(e, blockDim.x, 1, Wo, Ho); e < hi; e += blockDim.x, at.advance(1, Wo, Ho))\n    {\n        const float* xp =' \
   "$(op Depthwise_conv_with_batch_norm_statistics_equals_the_unfused_launches)"

@@ -263,7 +263,8 @@ public partial class CudaOpTests
     // The _bn depthwise backward kernels (v2.7) compute the conv's output gradient from the batch
     // norm's where they read it. dx, dW, dgamma and dbeta must equal the unfused launches
     // (batch_norm_bwd_reduce, batch_norm_bwd_data, depthwise_conv_bwd_data/_weight) exactly, and
-    // match the CPU. Cases as the forward's, with dx (a window) accumulated or written, and none;
+    // match the CPU; so must the one-pass backward (v2.13, depthwise_conv_bwd_both_bn: stride 1,
+    // same padding, multiplier 1), both gradients in one kernel. Cases as the forward's, with dx (a window) accumulated or written, and none;
     // the generic kernel at k 4, not 1 (a 1x1 depthwise conv before batch norm has dW = 0 exactly:
     // the normalisation cancels any per-channel scale, so only rounding noise would be compared).
     [TestCase(4, 3, 64, 64, 3, 1, 1, true, true)]
@@ -295,20 +296,27 @@ public partial class CudaOpTests
         float[] Read(in GpuHarness.Twin v) => GpuHarness.Get(t.Gpu, v.G);
         var results = new List<float[][]>();
         t.Gpu.Recorder = new LaunchRecorder();
-        foreach (bool fuse in new[] { true, false })
+        // Fused in one pass (v2.13, where the geometry allows), fused in two kernels, unfused.
+        foreach (var (fuse, onePass) in new[] { (true, true), (true, false), (false, false) })
         {
             t.Gpu.FuseDepthwiseBatchNorm = fuse;
+            t.Gpu.DepthwiseBackwardInOnePass = onePass;
             t.Set(buffer.Grad, earlier);
             foreach (var v in new[] { filters.Grad, gamma.Grad, beta.Grad }) t.Poison(v);
             t.Gpu.DepthwiseConvBatchNormBackward(x.G, filters.G, z.G, g, y.Grad.G, x.Grad.G, accumulate, filters.Grad.G, pg, o);
             results.Add([Read(buffer.Grad), Read(filters.Grad), Read(gamma.Grad), Read(beta.Grad)]);
         }
+        t.Gpu.DepthwiseBackwardInOnePass = true;
         var kernels = t.Gpu.Recorder.Launches.Select(l => l.Kernel).Where(k => k != "fill_view").ToArray(); // less the poisoning
         t.Gpu.Recorder = null;
         string Variant(int op) => CudaBackend.DepthwiseKernels[op][CudaBackend.DepthwiseVariant(g)];
-        Assert.That(kernels, Is.EqualTo(new[] { "batch_norm_bwd_reduce", Variant(4), Variant(5), "batch_norm_bwd_reduce", "batch_norm_bwd_data", Variant(1), Variant(2) }));
+        bool onePassFits = stride == 1 && k % 2 == 1 && multiplier == 1;
+        string[] twoKernels = ["batch_norm_bwd_reduce", Variant(4), Variant(5)];
+        Assert.That(kernels, Is.EqualTo((onePassFits ? ["batch_norm_bwd_reduce", Variant(8)] : twoKernels)
+            .Concat(twoKernels).Concat(["batch_norm_bwd_reduce", "batch_norm_bwd_data", Variant(1), Variant(2)])));
         string[] names = ["dx", "dW", "dgamma", "dbeta"];
-        for (int i = 0; i < 4; i++) Assert.That(results[0][i], Is.EqualTo(results[1][i]), names[i]);
+        for (int run = 1; run < 3; run++)
+            for (int i = 0; i < 4; i++) Assert.That(results[0][i], Is.EqualTo(results[run][i]), $"{names[i]}, run {run}");
 
         // Against the CPU from the same forward state (the devices' statistics differ in the last
         // bits, which moves a ReLU decision near zero now and then).

@@ -157,7 +157,7 @@ public class CudaTrainingTests
         gpu.Recorder = new LaunchRecorder();
         var runs = new[] { true, false }.Select(fuse =>
         {
-            gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = gpu.ApplyBatchNormInDepthwise = gpu.ReduceBatchNormInDepthwise = fuse;
+            gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = gpu.ApplyBatchNormInDepthwise = gpu.ReduceBatchNormInDepthwise = gpu.DepthwiseBackwardInOnePass = fuse;
             using var model = new GhostNetModel(config, gpu, 5);
             using var plan = model.Compile(batch, size, size);
             var sgd = new SgdOptimizer(model.Parameters, gpu, new SgdOptions(0.9f, 4e-5f));
@@ -174,10 +174,10 @@ public class CudaTrainingTests
             var gradients = model.Parameters.Parameters.Select(p => Download(gpu, p.Grad)).ToArray();
             return (Losses: losses, Arena: Download(gpu, arena), Gradients: gradients, State: StateDict.Read(model.Parameters, gpu));
         }).ToArray();
-        gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = gpu.ApplyBatchNormInDepthwise = gpu.ReduceBatchNormInDepthwise = true;
+        gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = gpu.ApplyBatchNormInDepthwise = gpu.ReduceBatchNormInDepthwise = gpu.DepthwiseBackwardInOnePass = true;
         var launches = gpu.Recorder.Launches;
         gpu.Recorder = null;
-        foreach (var kernel in new[] { "depthwise_conv_fwd_stats", "depthwise_conv_fwd_stats_apply", "depthwise_conv_bwd_weight_bn", "depthwise_conv_bwd_data_reduce" })
+        foreach (var kernel in new[] { "depthwise_conv_fwd_stats", "depthwise_conv_fwd_stats_apply", "depthwise_conv_bwd_both_bn" })
             Assert.That(launches.Any(l => l.Kernel.StartsWith(kernel) && l.GridY > 1), $"some {kernel} launch is split");
         // The GEMMs with a batch-norm operand ran, some split in K (their pieces summed in the GEMM
         // in the fused run, by split_sum in the other).

@@ -179,7 +179,7 @@ public class LaunchModelTests
     // batch_norm_bwd_data are left to the stem's batch norm), split-K pieces are summed in the GEMM
     // (v2.8), the only copies left are the identity shortcuts' (the sum shares its gradient
     // with ghost2 and a projecting shortcut), and each Ghost module's cheap operation applies the
-    // primary batch norm as it reads its input (v2.11) and reduces its gradient as it writes it (v2.12).
+    // primary batch norm as it reads its input (v2.11) and reduces its gradient as it writes it (v2.12), both in one pass over the cheap operation's gradients (v2.13).
     [Test]
     public void A_ghostnet_step_fuses_each_depthwise_and_pointwise_conv_with_its_batch_norm_and_copies_only_for_identity_shortcuts()
     {
@@ -196,7 +196,10 @@ public class LaunchModelTests
         Assert.That(ghostModules, Is.EqualTo(32));
         Assert.That(Prefixed("depthwise_conv_fwd_stats_apply"), Is.EqualTo(ghostModules), "each cheap operation applies the primary batch norm");
         Assert.That(Count("batch_norm_apply"), Is.EqualTo(batchNorms - ghostModules), "a batch_norm_apply for every batch norm but the primary ones");
-        Assert.That(Prefixed("depthwise_conv_bwd_data_reduce"), Is.EqualTo(ghostModules), "each cheap operation's data gradient reduces the primary batch norm");
+        // The cheap operations and the shortcut of the stride-1 bottleneck that changes width.
+        int stride1 = layers.Count(l => l.Kind.StartsWith("depthwise conv") && l.Kind.Contains(" s1 "));
+        Assert.That(stride1, Is.EqualTo(ghostModules + 1));
+        Assert.That(Prefixed("depthwise_conv_bwd_both_bn"), Is.EqualTo(stride1), "each stride-1 depthwise backward is one pass (v2.13), the cheap operations' reducing the primary batch norm");
         Assert.That(Count("batch_norm_bwd_reduce"), Is.EqualTo(batchNorms - ghostModules), "a batch_norm_bwd_reduce for every batch norm but the primary ones");
         // 32 Ghost modules' primary convs, 5 projecting shortcuts' 1x1s and blocks.9: every pointwise conv has a batch norm.
         int pointwise = layers.Count(l => l.Kind.StartsWith("pointwise conv"));
@@ -207,8 +210,9 @@ public class LaunchModelTests
         Assert.That(Prefixed("gemm_f32_bn_"), Is.EqualTo(2 * pointwise), "each pointwise conv's data and weight gradient GEMMs");
         Assert.That(Prefixed("gemm_f32_stats_"), Is.EqualTo(pointwise), "each pointwise conv's forward GEMM");
         Assert.That(Count("split_sum"), Is.Zero, "split-K pieces are summed in the GEMM (v2.8)");
-        Assert.That((Prefixed("depthwise_conv_bwd_data_bn") + Prefixed("depthwise_conv_bwd_data_reduce"), Prefixed("depthwise_conv_bwd_weight_bn")), Is.EqualTo((depthwise, depthwise)));
-        Assert.That(Prefixed("depthwise_conv_bwd") - 2 * depthwise, Is.Zero, "no unfused depthwise backward");
+        Assert.That((Prefixed("depthwise_conv_bwd_data_bn"), Prefixed("depthwise_conv_bwd_weight_bn")), Is.EqualTo((depthwise - stride1, depthwise - stride1)),
+            "the other depthwise convs (stride 2) run the data and weight kernels");
+        Assert.That(Prefixed("depthwise_conv_bwd") - 2 * depthwise + stride1, Is.Zero, "no unfused depthwise backward");
         int bottlenecks = layers.Count(l => l.Kind == "ghost bottleneck (sum)"), projecting = layers.Count(l => l.Name.EndsWith(".shortcut.3"));
         Assert.That((bottlenecks, projecting), Is.EqualTo((16, 5)));
         Assert.That(Count("copy_or_accumulate"), Is.EqualTo(bottlenecks - projecting), "one copy per identity shortcut, none into ghost2 or a projection");
