@@ -116,6 +116,17 @@ __device__ __forceinline__ float max_nan(float a, float b) { return (a > b || is
 // for the ReLU op and the ReLU fused into batch norm.
 __device__ __forceinline__ float relu(float x) { return x <= 0.f ? 0.f : x; }
 
+// relu6(x + 3) / 6, the squeeze-excite gate. Comparisons, not fminf / fmaxf: those would turn NaN
+// into 0 or 1 (hardsigmoid(NaN) is NaN). One definition for the op and the GEMM epilogue (v2.14).
+__device__ __forceinline__ float hard_sigmoid(float x)
+{
+    float v = x + 3.f;
+    return (v < 0.f ? 0.f : v > 6.f ? 6.f : v) / 6.f;
+}
+
+// The activation a GEMM's epilogue applies (v2.14): 1 ReLU, 2 hard-sigmoid (CudaBackend's Activation).
+__device__ __forceinline__ float activation(int act, float x) { return act == 1 ? relu(x) : hard_sigmoid(x); }
+
 // The ReLU gradient from its output y: dy where y > 0, 0 where y <= 0, NaN where y is NaN (a
 // poisoned forward gives no finite gradient; PyTorch would pass dy there).
 __device__ __forceinline__ float relu_grad(float y, float dy) { return y > 0.f ? dy : is_nan(y) ? y : 0.f; }

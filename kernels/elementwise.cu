@@ -42,14 +42,9 @@ KERNEL void relu_bwd(const float* __restrict__ y, i64 ys, const float* __restric
     }
 }
 
-// Comparisons, not fminf / fmaxf: those would turn NaN into 0 or 1 (hardsigmoid(NaN) is NaN).
 KERNEL void hard_sigmoid_fwd(const float* __restrict__ x, i64 xs, float* __restrict__ y, i64 ys, i64 per_image, i64 total)
 {
-    FOR_EACH(total)
-    {
-        float v = x[view_offset(e, per_image, xs)] + 3.f;
-        y[view_offset(e, per_image, ys)] = (v < 0.f ? 0.f : v > 6.f ? 6.f : v) / 6.f;
-    }
+    FOR_EACH(total) y[view_offset(e, per_image, ys)] = hard_sigmoid(x[view_offset(e, per_image, xs)]);
 }
 
 // d/dx relu6(x + 3) / 6 is 1/6 strictly inside (-3, 3), as PyTorch's hardsigmoid_backward; NaN

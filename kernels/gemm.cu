@@ -7,7 +7,9 @@
 // GEMM whose K spans every image's plane. With kPiece > 0, blockIdx.z = p computes only the
 // k in [p*kPiece, (p+1)*kPiece) (split-K: z then selects a partial product through sCb, and
 // split_sum adds the pieces in order; or, with sum_to set, the tile's last block to finish adds
-// them, v2.8: finish_split below).
+// them, v2.8: finish_split below). With act_out set (v2.14), the epilogue also writes
+// activation(act, C(i, j)) to act_out, laid out as C (a linear layer and the ReLU or
+// hard-sigmoid after it: the host never sets it with split-K, whose C is a partial product).
 //
 // v2 (docs/kernels.md): one template, gemm_tile<BM, BN>, instantiated for the tile shapes the
 // launcher picks from M and N (16x256 for an 8-channel pointwise conv over a 112x112 plane,
@@ -198,8 +200,9 @@ __device__ __forceinline__ void tile_stats(const float (&acc)[BM / 16][BN / 16],
         const float *__restrict__ A, i64 sAb, i64 sAi, i64 sAk, i64 sAs,                              \
         const float *__restrict__ B, i64 sBb, i64 sBk, i64 sBj, i64 sBs,                              \
         float *__restrict__ C, i64 sCb, i64 sCi, float beta, const float *__restrict__ bias,           \
-        float *__restrict__ sum_to, float sum_beta, unsigned *__restrict__ done, GEMM_BN_PARAMS
-#define GEMM_ARGS M, N, K, kSeg, kPiece, A, sAb, sAi, sAk, sAs, B, sBb, sBk, sBj, sBs, C, sCb, sCi, beta, bias, sum_to, sum_beta, done, GEMM_BN_ARGS
+        float *__restrict__ sum_to, float sum_beta, unsigned *__restrict__ done, int act, float *__restrict__ act_out, \
+        GEMM_BN_PARAMS
+#define GEMM_ARGS M, N, K, kSeg, kPiece, A, sAb, sAi, sAk, sAs, B, sBb, sBk, sBj, sBs, C, sCb, sCi, beta, bias, sum_to, sum_beta, done, act, act_out, GEMM_BN_ARGS
 
 // v2.8: split-K's sum without a split_sum launch. After the blocks of a tile (gridDim.z of them,
 // one per K piece) have written their partial products to C (z at partial + z * sCb, beta 0),
@@ -228,6 +231,22 @@ __device__ __noinline__ void finish_split(int M, int N, int i0, int j0, const fl
         double s = 0;
         for (int k = 0; k < (int)gridDim.z; k++) s += all[k * sCb + at];
         sum_to[at] = beta == 0.f ? (float)s : (float)(s + beta * sum_to[at]);
+    }
+}
+
+// v2.14: activation(C) into act_out (laid out as C) for the block's tile, read back from C after
+// a barrier (the block's own stores: L1/L2). Out of line, as finish_split: written into the
+// epilogue's loop, its pointers raised the tiles by 4-20 registers and spilled sm_80's tf32 128x64.
+template <int BM, int BN>
+__device__ __noinline__ void tile_activation(int M, int N, int i0, int j0, const float* C, i64 sCi, float* __restrict__ act_out, int act)
+{
+    __syncthreads(); // every thread's C stores are visible to the block
+    for (int e = threadIdx.x; e < BM * BN; e += blockDim.x)
+    {
+        int i = i0 + e / BN, j = j0 + e % BN;
+        if (i >= M || j >= N) continue;
+        i64 at = i * sCi + j;
+        act_out[at] = activation(act, C[at]);
     }
 }
 
@@ -309,6 +328,7 @@ __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
             *p = beta == 0.f ? v : v + beta * *p; // beta 0 never reads C: it may hold garbage
         }
     }
+    if (act_out) tile_activation<BM, BN>(M, N, i0, j0, C, sCi, act_out + z * sCb, act);
     if (sum_to) finish_split<BM, BN>(M, N, i0, j0, C - z * sCb, sCb, sCi, sum_to, sum_beta, done);
     if (STATS && st_parts)
         tile_stats<BM, BN>(acc, M, N, i0, j0, st_mean, st_invstd, st_running_mean, st_running_var, st_momentum, st_eps, st_parts, st_done);
@@ -493,6 +513,7 @@ __device__ __forceinline__ void gemm_tc_tile(float (&As)[2][BM][TC_LD], float (&
                 float* p = C + i * sCi + j;
                 *p = beta == 0.f ? v : v + beta * *p;
             }
+    if (act_out) tile_activation<BM, BN>(M, N, i0, j0, C, sCi, act_out + z * sCb, act);
     if (sum_to) finish_split<BM, BN>(M, N, i0, j0, C - z * sCb, sCb, sCi, sum_to, sum_beta, done);
 }
 

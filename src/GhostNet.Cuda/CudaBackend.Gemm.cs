@@ -7,8 +7,12 @@ namespace GhostNet.Cuda;
 /// </summary>
 internal readonly record struct GemmOperand(ulong Pointer, long Batch = 0, long Row = 0, long K = 0, long Segment = 0);
 
-/// <summary>The output of gemm_f32: C(i, j) of matrix z at Pointer + z * Batch + i * Row + j, times Beta of its old value added, plus Bias[j].</summary>
-internal readonly record struct GemmOutput(ulong Pointer, long Batch, long Row, float Beta = 0f, ulong Bias = 0);
+/// <summary>
+/// The output of gemm_f32: C(i, j) of matrix z at Pointer + z * Batch + i * Row + j, times Beta of
+/// its old value added, plus Bias[j]; with Activated set (v2.14), activation(C) written there too,
+/// laid out as C (Activation: 1 ReLU, 2 hard-sigmoid, as <see cref="GhostNet.Backends.Activation"/>).
+/// </summary>
+internal readonly record struct GemmOutput(ulong Pointer, long Batch, long Row, float Beta = 0f, ulong Bias = 0, int Activation = 0, ulong Activated = 0);
 
 /// <summary>
 /// Where a split-K GEMM's pieces are added by the tile's last block to finish (gemm.cu's
@@ -187,14 +191,15 @@ public sealed partial class CudaBackend
         long parts = stats is null ? 0 : 3L * m * gridX * batch; // doubles: one (count, mean, M2) per row of each block
         ulong partsPointer = stats is null ? 0 : Partials(2 * parts), done = stats is null ? 0 : Counters((int)gridY);
         var st = stats.GetValueOrDefault();
+        if (c.Activated != 0 && (kPiece > 0 || sum.Out != 0)) throw new ArgumentException($"{context}: an activation needs the whole sum, not split-K pieces");
         var cost = LaunchCost.Fp32(read: aRead + bRead + (c.Beta != 0 ? cWritten : 0) + (c.Bias != 0 ? n : 0) + sumRead + bnRead + (stats is null ? 0 : 2L * m),
-            written: cWritten + sumWritten + (stats is null ? 0 : 4L * m),
+            written: cWritten + sumWritten + (stats is null ? 0 : 4L * m) + (c.Activated != 0 ? cWritten : 0),
             flops: flops + 15 * (bn.Operand == 0 ? 0 : bn.Operand == 1 ? aRead : bRead) + (stats is null ? 0 : 4 * cWritten), otherBytes: 2 * 8 * parts);
         if (Precision != GemmPrecision.Fp32) cost = cost with { Flops = Precision == GemmPrecision.Tf32x3 ? 3 * flops : flops, Precision = GhostNet.Cuda.Precision.Tf32 };
         Launch(GemmKernels[tile.Kernel], gridX, gridY, (uint)batch, Threads, cost,
             $"{context} (M={m} N={n} K={k} batch={batch})",
             m, n, k, kSegment, kPiece, a.Pointer, a.Batch, a.Row, a.K, a.Segment, b.Pointer, b.Batch, b.K, b.Row, b.Segment,
-            c.Pointer, c.Batch, c.Row, c.Beta, c.Bias, sum.Out, sum.Beta, sum.Done,
+            c.Pointer, c.Batch, c.Row, c.Beta, c.Bias, sum.Out, sum.Beta, sum.Done, c.Activation, c.Activated,
             bn.Operand, bn.Z, bn.ZBatch, bn.ZSegment, bn.Gamma, bn.Beta, bn.Mean, bn.InvStd, bn.DGamma, bn.DBeta, bn.Relu, bn.InvM,
             st.Mean, st.InvStd, st.RunningMean, st.RunningVar, st.Momentum, st.Eps, partsPointer, done);
     }

@@ -15,6 +15,32 @@ public sealed partial class CudaBackend
         Gemm(n, m, k, new(Ptr(x), Row: k, K: 1), new(Ptr(w), K: 1, Row: k), new(Ptr(y), 0, m, Bias: b.IsNone ? 0 : Ptr(b)), 1, "linear_fwd");
     }
 
+    /// <summary>
+    /// Whether <see cref="LinearForward(in Tensor, in Tensor, in Tensor, in Tensor, Activation, in Tensor)"/>
+    /// applies the activation in the GEMM's epilogue (v2.14, the default) or with its own launch
+    /// after it, the reference the tests compare it with.
+    /// </summary>
+    public bool ActivationInGemm { get; set; } = true;
+
+    public void LinearForward(in Tensor x, in Tensor w, in Tensor b, in Tensor y, Activation activation, in Tensor activated)
+    {
+        if (!ActivationInGemm || activation == Activation.None)
+        {
+            using var call = Composite(OpFamily.Linear);
+            LinearForward(x, w, b, y);
+            if (activation != Activation.None) this.Activate(y, activation, activated);
+            return;
+        }
+        Op(OpFamily.Linear);
+        ShapeChecks.Linear("linear_fwd", x, w, y);
+        ShapeChecks.Same("linear_fwd activation", y, activated);
+        y.RequireContiguous("linear_fwd");
+        activated.RequireContiguous("linear_fwd activation");
+        int n = x.N, k = x.C, m = w.N;
+        Gemm(n, m, k, new(Ptr(x), Row: k, K: 1), new(Ptr(w), K: 1, Row: k),
+            new(Ptr(y), 0, m, Bias: b.IsNone ? 0 : Ptr(b), Activation: (int)activation, Activated: Ptr(activated)), 1, "linear_fwd");
+    }
+
     public void LinearBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db)
     {
         Op(OpFamily.Linear);

@@ -80,6 +80,12 @@ mutation "the reducing depthwise data gradient sums its own part, not the finish
 mutation "the reducing depthwise data gradient reads its input's z with dx's image stride" depthwise_conv.cu \
   $'*p = d;\n        sums.add(r.z[at.n * r.zs + at_c], d);' $'*p = d;\n        sums.add(r.z[at.n * dxs + at_c], d);' \
   "$(op Depthwise_conv_backward_reducing_its_input_batch_norm_equals_the_unfused_launches)"
+mutation "the gemm's activation epilogue writes y, not activation(y) (v2.14)" gemm.cu \
+  'act_out[at] = activation(act, C[at]);' 'act_out[at] = C[at];' \
+  "$(op Linear_with_its_activation_equals_the_linear_and_the_activation)"
+mutation "the gemm's activation epilogue without its barrier (v2.14)" gemm.cu \
+  '    __syncthreads(); // every thread'"'"'s C stores are visible to the block' '' \
+  "$(op Linear_with_its_activation_equals_the_linear_and_the_activation)"
 mutation "the one-pass depthwise backward sums its own part of dx, not the finished gradient (v2.13)" depthwise_conv.cu \
   'if (reduce) sums.add(r.z[at.n * r.zs + at_c], d);' 'if (reduce) sums.add(r.z[at.n * r.zs + at_c], s);' \
   "$(op Depthwise_conv_backward_reducing_its_input_batch_norm_equals_the_unfused_launches)"

@@ -68,6 +68,7 @@ public sealed class ProfilingBackend(IBackend inner, bool ownsInner = true) : IB
     public void GlobalAvgPool(in Tensor x, in Tensor y) { var t = Begin(); inner.GlobalAvgPool(x, y); End(OpFamily.Pooling, t); }
     public void GlobalAvgPoolBackward(in Tensor dy, in Tensor dx, bool accumulate) { var t = Begin(); inner.GlobalAvgPoolBackward(dy, dx, accumulate); End(OpFamily.Pooling, t); }
     public void LinearForward(in Tensor x, in Tensor w, in Tensor b, in Tensor y) { var t = Begin(); inner.LinearForward(x, w, b, y); End(OpFamily.Linear, t); }
+    public void LinearForward(in Tensor x, in Tensor w, in Tensor b, in Tensor y, Activation activation, in Tensor activated) { var t = Begin(); inner.LinearForward(x, w, b, y, activation, activated); End(OpFamily.Linear, t); }
     public void LinearBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db) { var t = Begin(); inner.LinearBackward(x, w, dy, dx, accumulate, dw, db); End(OpFamily.Linear, t); }
     public void DropoutForward(in Tensor x, in Tensor y, float p, ulong seed) { var t = Begin(); inner.DropoutForward(x, y, p, seed); End(OpFamily.Head, t); }
     public void DropoutBackward(in Tensor dy, in Tensor dx, bool accumulate, float p, ulong seed) { var t = Begin(); inner.DropoutBackward(dy, dx, accumulate, p, seed); End(OpFamily.Head, t); }

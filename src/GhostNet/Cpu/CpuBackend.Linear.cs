@@ -16,6 +16,13 @@ public sealed unsafe partial class CpuBackend
         For((job.M + LinearBlock - 1) / LinearBlock, (long)x.N * x.C * w.N, job);
     }
 
+    /// <summary>Unfused on the CPU: the activation reads y while it is in cache.</summary>
+    public void LinearForward(in Tensor x, in Tensor w, in Tensor b, in Tensor y, Activation activation, in Tensor activated)
+    {
+        LinearForward(x, w, b, y);
+        if (activation != Activation.None) this.Activate(y, activation, activated);
+    }
+
     public void LinearBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db)
     {
         ShapeChecks.Linear("linear_bwd", x, w, dy);

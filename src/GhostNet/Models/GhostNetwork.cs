@@ -35,8 +35,8 @@ public sealed class GhostNetwork
         x = Add(new ConvBnAct(pb, $"blocks.{stage}.0", x, config.Channels(lastExpansion))).Output;
         var pool = Add(new GlobalPool(pb, x));
         pb.Record("global_pool", "global average pool", pool.Output, 0, 0);
-        var head = Add(new Linear(pb, "conv_head", pool.Output, GhostNetConfig.HeadChannels, bias: true, weightAsConv: true));
-        x = Add(new Relu(pb, head.Output)).Output;
+        // conv_head and act2 (its ReLU) as one layer: a backend may apply the ReLU in the GEMM.
+        x = Add(new Linear(pb, "conv_head", pool.Output, GhostNetConfig.HeadChannels, bias: true, weightAsConv: true, activation: Activation.Relu)).Activated;
         if (config.DropRate > 0) x = Add(_dropout = new Dropout(pb, x, config.DropRate)).Output;
         Logits = Add(new Linear(pb, "classifier", x, config.NumClasses)).Output;
     }

@@ -19,10 +19,10 @@ public sealed class SqueezeExcite : ILayer
         X = x;
         int reducedChannels = GhostNetConfig.MakeDivisible(x.C * (double)ratio);
         _pooled = pb.Activation(x.C, 1, 1);
-        _convReduce = new Linear(pb, name + ".conv_reduce", _pooled, reducedChannels, bias: true, weightAsConv: true);
-        _reduced = pb.Activation(reducedChannels, 1, 1);
-        _convExpand = new Linear(pb, name + ".conv_expand", _reduced, x.C, bias: true, weightAsConv: true);
-        _gate = pb.Activation(x.C, 1, 1);
+        _convReduce = new Linear(pb, name + ".conv_reduce", _pooled, reducedChannels, bias: true, weightAsConv: true, activation: Activation.Relu);
+        _reduced = _convReduce.Activated;
+        _convExpand = new Linear(pb, name + ".conv_expand", _reduced, x.C, bias: true, weightAsConv: true, activation: Activation.HardSigmoid);
+        _gate = _convExpand.Activated;
         Output = pb.Activation(x.C, x.H, x.W);
     }
 
@@ -32,20 +32,16 @@ public sealed class SqueezeExcite : ILayer
     public void Forward(IBackend b, bool training)
     {
         b.GlobalAvgPool(X, _pooled);
-        _convReduce.Forward(b, training);
-        b.Relu(_convReduce.Output, _reduced);
-        _convExpand.Forward(b, training);
-        b.HardSigmoid(_convExpand.Output, _gate);
+        _convReduce.Forward(b, training); // and its ReLU
+        _convExpand.Forward(b, training); // and the gate
         b.ChannelScale(X, _gate, Output);
     }
 
     public void Backward(IBackend b, bool accumulate)
     {
         b.ChannelScaleBackward(X, _gate, Output.Grad, X.Grad, accumulate, _gate.Grad);
-        b.HardSigmoidBackward(_convExpand.Output, _gate.Grad, _convExpand.Output.Grad, false);
-        _convExpand.Backward(b, false);
-        b.ReluBackward(_reduced, _reduced.Grad, _convReduce.Output.Grad, false);
-        _convReduce.Backward(b, false);
+        _convExpand.Backward(b, false); // through the gate first
+        _convReduce.Backward(b, false); // through the ReLU first
         b.GlobalAvgPoolBackward(_pooled.Grad, X.Grad, accumulate: true);
     }
 }

@@ -216,6 +216,7 @@ public class LaunchModelTests
         int bottlenecks = layers.Count(l => l.Kind == "ghost bottleneck (sum)"), projecting = layers.Count(l => l.Name.EndsWith(".shortcut.3"));
         Assert.That((bottlenecks, projecting), Is.EqualTo((16, 5)));
         Assert.That(Count("copy_or_accumulate"), Is.EqualTo(bottlenecks - projecting), "one copy per identity shortcut, none into ghost2 or a projection");
+        Assert.That((Count("relu_fwd"), Count("hard_sigmoid_fwd")), Is.EqualTo((0, 0)), "the linear layers' GEMMs apply the ReLUs and the gates (v2.14)");
     }
 
     [Test]
