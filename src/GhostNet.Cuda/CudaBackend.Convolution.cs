@@ -81,7 +81,8 @@ public sealed partial class CudaBackend
         if (!FuseGemmBatchNorm || Precision != GemmPrecision.Fp32 || z.Plane == 1)
         {
             using var call = Composite(OpFamily.PointwiseConvBackward);
-            BatchNormBackward(z, dy, z.Grad, false, p, o);
+            if (bnGradientsReady) BatchNormInputGradient(z, dy, z.Grad, false, p, o);
+            else BatchNormBackward(z, dy, z.Grad, false, p, o);
             PointwiseConvBackward(x, w, z.Grad, dx, accumulate, dw);
             return;
         }
@@ -234,7 +235,7 @@ public sealed partial class CudaBackend
     {
         // The centre taps write every input once only at stride 1 with same padding (z's plane is x's).
         bool fuse = ApplyBatchNormInDepthwise && FuseDepthwiseBatchNorm && g.Stride == 1 && g.Kernel % 2 == 1 && g.Padding == g.Kernel / 2
-            && !Overlap(x.X, x.Y);
+            && !Overlap(x.X, x.Y) && !Overlap(x.X, z) && !Overlap(x.Y, z); // the unfused launches finish y before the conv reads it
         if (!fuse)
         {
             using var call = Composite(OpFamily.DepthwiseConvForward);
@@ -262,7 +263,7 @@ public sealed partial class CudaBackend
         var a = input ?? default;
         // Applying: four values per input channel read, the input's output written once, and
         // its affine map (and ReLU) on every tap read.
-        long applyRead = apply ? 4L * x.C : 0, applyWritten = apply ? x.Count : 0, applyFlops = apply ? (a.Options.Relu ? 2 : 1) * taps * z.Count : 0;
+        long applyRead = apply ? 4L * x.C : 0, applyWritten = apply ? x.Count : 0, applyFlops = apply ? (a.Options.Relu ? 3 : 2) * taps * z.Count : 0;
         // Cost: the forward's (x read once, the filters, z written, k*k FMAs per output) and the
         // statistics' sums (4 FLOPs per output, the four statistics, the split's parts), without
         // batch_norm_stats's read of z. Each chunk's first output is computed once more per thread.

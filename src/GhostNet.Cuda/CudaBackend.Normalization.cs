@@ -63,6 +63,14 @@ public sealed partial class CudaBackend
         ShapeChecks.Same("batch_norm_bwd", x, dy);
         ShapeChecks.Same("batch_norm_bwd", x, dx);
         BatchNormReduce(x, dy, p, o);
+        BatchNormInputGradient(x, dy, dx, accumulate, p, o);
+    }
+
+    /// <summary>dx from dgamma and dbeta already in the parameters' gradients (batch_norm_bwd_data): the second half of the backward.</summary>
+    private void BatchNormInputGradient(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o)
+    {
+        ShapeChecks.Same("batch_norm_bwd", x, dy);
+        ShapeChecks.Same("batch_norm_bwd", x, dx);
         ulong dgamma = Ptr(p.Weight.Grad), dbeta = Ptr(p.Bias.Grad);
         long c = x.C, relu = o.Relu ? 2 : 0;
         // Cost: x and dy read again, dx written (and read when accumulating), six per-channel values; ~10 FLOPs per element.

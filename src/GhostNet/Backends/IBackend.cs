@@ -121,8 +121,9 @@ public interface IBackend : IDisposable
     // Fully connected: y[N, out] = x[N, in] W^T + b (b optional). x and y are N x K x 1 x 1.
     void LinearForward(in Tensor x, in Tensor w, in Tensor b, in Tensor y);
     /// <summary>
-    /// LinearForward, then <paramref name="activated"/> = activation(y) (Relu or HardSigmoid); y
-    /// stays the linear output, as the activation's backward may need it. A backend may fuse (CUDA:
+    /// LinearForward, then <paramref name="activated"/> = activation(y) (Relu or HardSigmoid; with
+    /// None, LinearForward alone and activated is not written); y stays the linear output, as the
+    /// activation's backward may need it. A backend may fuse (CUDA:
     /// the GEMM's epilogue writes both).
     /// </summary>
     void LinearForward(in Tensor x, in Tensor w, in Tensor b, in Tensor y, Activation activation, in Tensor activated);

@@ -107,6 +107,8 @@ public sealed class BatchNorm2d : ILayer
     {
         if (conv.Kind != Conv2d.Form.Depthwise)
             throw new ArgumentException($"only a depthwise conv reduces its input's batch norm, not a {conv.Kind} one", nameof(conv));
+        if (!ReferenceEquals(input.Y.Storage, conv.X.Storage) || input.Y.Offset != conv.X.Offset || input.Y.C0 != conv.X.C0)
+            throw new ArgumentException($"the conv reads {conv.X}, not the batch norm's output {input.Y}", nameof(input));
         b.DepthwiseConvBatchNormBackward(input, conv.Weight.Value, X, conv.Geometry, Output.Grad, conv.InputGradient, true, conv.Weight.Grad, Tensors, Options);
     }
 

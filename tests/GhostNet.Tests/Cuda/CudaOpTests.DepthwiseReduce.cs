@@ -14,14 +14,16 @@ public partial class CudaOpTests
     // its other channels untouched), dW, both batch norms' dgamma and dbeta; and match the CPU.
     // So must the one-pass backward (v2.13) where it applies (stride 1, same padding, multiplier 1),
     // which reduces the input batch norm too. Cases: k3s1, k5s1, the generic kernel (k 4; stride
-    // 2), channel multiplier 2, ReLU on either batch norm, split reductions (2-3 chunks on the
-    // emulator's 4 SMs) and unsplit.
+    // 2; the one-pass generic kernel at k 1, whose dW is compared between the GPU paths only: see
+    // the v2.7 test), channel multiplier 2, ReLU on either batch norm, split reductions (2-3
+    // chunks on the emulator's 4 SMs) and unsplit.
     [TestCase(4, 3, 64, 64, 3, 1, 1, true, true)]
     [TestCase(2, 24, 14, 13, 3, 1, 1, false, true)]
     [TestCase(3, 8, 15, 15, 5, 1, 1, true, false)]
     [TestCase(8, 3, 40, 40, 5, 1, 2, true, true)]
     [TestCase(2, 6, 16, 11, 5, 2, 1, true, false)]
     [TestCase(2, 5, 9, 9, 4, 1, 1, false, false)]
+    [TestCase(3, 4, 40, 40, 1, 1, 1, true, true)]
     public void Depthwise_conv_backward_reducing_its_input_batch_norm_equals_the_unfused_launches(int n, int cin, int h, int w, int k, int stride, int multiplier, bool inputRelu, bool relu)
     {
         using var t = GpuHarness.Create();
@@ -80,7 +82,7 @@ public partial class CudaOpTests
         t.Gpu.DepthwiseConvBatchNormBackward(Input(true), filters.G, z.G, g, y.Grad.G, x.Grad.G, true, filters.Grad.G, bn.Gpu, o);
         t.Cpu.DepthwiseConvBatchNormBackward(Input(false), filters.C, z.C, g, y.Grad.C, x.Grad.C, true, filters.Grad.C, bn.Cpu, o);
         t.Compare("the concat's gradient", concat.Grad);
-        t.Compare("dW", filters.Grad, WeightGradTolerance);
+        if (k > 1) t.Compare("dW", filters.Grad, WeightGradTolerance);
         t.Compare("dgamma", bn.Gamma.Grad, WeightGradTolerance);
         t.Compare("dbeta", bn.Beta.Grad, WeightGradTolerance);
         t.Compare("the input batch norm's dgamma", input.Gamma.Grad, WeightGradTolerance);
