@@ -61,7 +61,9 @@ KERNEL void hard_sigmoid_bwd(const float* __restrict__ x, i64 xs, const float* _
     }
 }
 
-// y[n, c, :] = x[n, c, :] * s[n * C + c]  (s contiguous N x C), and dx = dy * s likewise.
+// y[n, c, :] = x[n, c, :] * s[n * C + c]  (s contiguous N x C), and dx = dy * s likewise; added
+// with an explicit fmaf, as channel_scale_pool_bwd adds it (v2.15: no contraction choice of the
+// compiler can tell the two apart).
 KERNEL void channel_scale(const float* __restrict__ x, i64 xs, const float* __restrict__ s,
                           float* __restrict__ y, i64 ys, int C, int P, i64 total, int accumulate)
 {
@@ -69,9 +71,28 @@ KERNEL void channel_scale(const float* __restrict__ x, i64 xs, const float* __re
     FOR_EACH(total)
     {
         i64 nc = (e / per_image) * C + (e % per_image) / P;
-        float v = x[view_offset(e, per_image, xs)] * s[nc];
+        float v = x[view_offset(e, per_image, xs)];
         float* p = y + view_offset(e, per_image, ys);
-        *p = accumulate ? *p + v : v;
+        *p = accumulate ? fmaf(v, s[nc], *p) : v * s[nc];
+    }
+}
+
+// v2.15: the input gradient of squeeze-excite's y = x * s(avgpool(x)) through both of its paths
+// at once: dx (+)= dy * s + dp / P, dp the pooled input's gradient (scale = 1 / P). The same
+// operations as channel_scale (dx) then broadcast_plane (accumulating), without the second pass
+// over dx.
+KERNEL void channel_scale_pool_bwd(const float* __restrict__ dy, i64 dys, const float* __restrict__ s,
+                                   const float* __restrict__ dp, float scale, float* __restrict__ dx, i64 dxs,
+                                   int C, int P, i64 total, int accumulate)
+{
+    i64 per_image = (i64)C * P;
+    FOR_EACH(total)
+    {
+        i64 nc = (e / per_image) * C + (e % per_image) / P;
+        float g = dy[view_offset(e, per_image, dys)];
+        float* p = dx + view_offset(e, per_image, dxs);
+        float v = accumulate ? fmaf(g, s[nc], *p) : g * s[nc];
+        *p = fmaf(dp[nc], scale, v);
     }
 }
 
@@ -100,8 +121,8 @@ KERNEL void broadcast_plane(const float* __restrict__ g, float scale, float* __r
     i64 per_image = (i64)C * P;
     FOR_EACH(total)
     {
-        float v = g[(e / per_image) * C + (e % per_image) / P] * scale;
+        float v = g[(e / per_image) * C + (e % per_image) / P];
         float* p = dx + view_offset(e, per_image, dxs);
-        *p = accumulate ? *p + v : v;
+        *p = accumulate ? fmaf(v, scale, *p) : v * scale; // fmaf: as channel_scale_pool_bwd
     }
 }

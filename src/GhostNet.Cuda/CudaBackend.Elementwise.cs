@@ -72,13 +72,44 @@ public sealed partial class CudaBackend
     {
         Op(OpFamily.SqueezeExcite);
         ShapeChecks.Same("channel_scale_bwd", x, dy);
-        ShapeChecks.Same("channel_scale_bwd", x, dx);
+        if (!dx.IsNone) ShapeChecks.Same("channel_scale_bwd", x, dx);
         s.RequireShape("channel_scale_bwd", "gate", x.N, x.C, 1, 1);
         ds.RequireShape("channel_scale_bwd", "gate gradient", x.N, x.C, 1, 1);
         ds.RequireContiguous("channel_scale_bwd");
         // The gate's gradient: dy and x read once, one value per plane written.
         LaunchPlanes(x, LaunchCost.Fp32(read: 2 * x.Count, written: ds.Count, flops: 2 * x.Count), $"{dy} . {x}", Ptr(dy), Stride(dy), Ptr(x), Stride(x), 1f, Ptr(ds));
-        Launch1D("channel_scale", x.Count, LaunchCost.Fp32(read: (accumulate ? 2 : 1) * x.Count + s.Count, written: x.Count, flops: (accumulate ? 2 : 1) * x.Count), $"{dy}", Ptr(dy), Stride(dy), Ptr(s), Ptr(dx), Stride(dx), x.C, x.Plane, x.Count, accumulate ? 1 : 0);
+        if (!dx.IsNone) ScaleGradient(s, dy, dx, accumulate);
+    }
+
+    // dx (+)= dy * s (channel_scale).
+    private void ScaleGradient(in Tensor s, in Tensor dy, in Tensor dx, bool accumulate) =>
+        Launch1D("channel_scale", dx.Count, LaunchCost.Fp32(read: (accumulate ? 2 : 1) * dx.Count + s.Count, written: dx.Count, flops: (accumulate ? 2 : 1) * dx.Count), $"{dy}", Ptr(dy), Stride(dy), Ptr(s), Ptr(dx), Stride(dx), dx.C, dx.Plane, dx.Count, accumulate ? 1 : 0);
+
+    /// <summary>
+    /// Whether <see cref="ChannelScaleAndPoolBackward"/> adds both paths' gradients in one pass
+    /// (v2.15, the default: channel_scale_pool_bwd) or with channel_scale then broadcast_plane,
+    /// the reference the tests compare it with.
+    /// </summary>
+    public bool FuseSqueezeExciteGradient { get; set; } = true;
+
+    public void ChannelScaleAndPoolBackward(in Tensor s, in Tensor dy, in Tensor dPooled, in Tensor dx, bool accumulate)
+    {
+        ShapeChecks.Same("channel_scale_pool_bwd", dy, dx);
+        s.RequireShape("channel_scale_pool_bwd", "gate", dx.N, dx.C, 1, 1);
+        dPooled.RequireContiguous("channel_scale_pool_bwd");
+        dPooled.RequireShape("channel_scale_pool_bwd", "pooled gradient", dx.N, dx.C, 1, 1);
+        if (!FuseSqueezeExciteGradient)
+        {
+            using var call = Composite(OpFamily.SqueezeExcite);
+            ScaleGradient(s, dy, dx, accumulate);
+            GlobalAvgPoolBackward(dPooled, dx, accumulate: true);
+            return;
+        }
+        Op(OpFamily.SqueezeExcite);
+        // Cost: dy read, dx written (and read when accumulating), the gate and the pooled gradient per plane; 2-3 FLOPs an element.
+        Launch1D("channel_scale_pool_bwd", dx.Count,
+            LaunchCost.Fp32(read: (accumulate ? 2 : 1) * dx.Count + s.Count + dPooled.Count, written: dx.Count, flops: (accumulate ? 4 : 3) * dx.Count), $"{dy}",
+            Ptr(dy), Stride(dy), Ptr(s), Ptr(dPooled), 1f / dx.Plane, Ptr(dx), Stride(dx), dx.C, dx.Plane, dx.Count, accumulate ? 1 : 0);
     }
 
     public void GlobalAvgPool(in Tensor x, in Tensor y)

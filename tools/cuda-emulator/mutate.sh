@@ -86,6 +86,9 @@ mutation "the gemm's activation epilogue writes y, not activation(y) (v2.14)" ge
 mutation "the gemm's activation epilogue without its barrier (v2.14)" gemm.cu \
   '    __syncthreads(); // every thread'"'"'s C stores are visible to the block' '' \
   "$(op Linear_with_its_activation_equals_the_linear_and_the_activation)"
+mutation "squeeze-excite's one-pass input gradient drops the pool's share (v2.15)" elementwise.cu \
+  '*p = fmaf(dp[nc], scale, v);' '*p = v;' \
+  "$(op Squeeze_excite_input_gradient_in_one_pass_equals_the_two_launches)"
 mutation "the one-pass depthwise backward sums its own part of dx, not the finished gradient (v2.13)" depthwise_conv.cu \
   'if (reduce) sums.add(r.z[at.n * r.zs + at_c], d);' 'if (reduce) sums.add(r.z[at.n * r.zs + at_c], s);' \
   "$(op Depthwise_conv_backward_reducing_its_input_batch_norm_equals_the_unfused_launches)"

@@ -112,7 +112,15 @@ public interface IBackend : IDisposable
     void HardSigmoidBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate);
     /// <summary>y[n, c, :, :] = x[n, c, :, :] * s[n, c].</summary>
     void ChannelScale(in Tensor x, in Tensor s, in Tensor y);
+    /// <summary>ds = the gate's gradient; dx (+)= dy * s, unless dx is none (squeeze-excite adds it later, with its pool's: <see cref="ChannelScaleAndPoolBackward"/>).</summary>
     void ChannelScaleBackward(in Tensor x, in Tensor s, in Tensor dy, in Tensor dx, bool accumulate, in Tensor ds);
+    /// <summary>
+    /// The input gradient of squeeze-excite, y = x * s with s a function of avgpool(x), through both
+    /// paths once the pooled input's gradient dPooled (N x C x 1 x 1) is known: dx (+)= dy * s +
+    /// dPooled / P over each plane. The same as ChannelScaleBackward's dx then GlobalAvgPoolBackward
+    /// accumulating, which a backend may fuse (CUDA: one pass over dx).
+    /// </summary>
+    void ChannelScaleAndPoolBackward(in Tensor s, in Tensor dy, in Tensor dPooled, in Tensor dx, bool accumulate);
 
     // Global average pool to N x C x 1 x 1.
     void GlobalAvgPool(in Tensor x, in Tensor y);

@@ -64,6 +64,7 @@ public sealed class ProfilingBackend(IBackend inner, bool ownsInner = true) : IB
     public void HardSigmoid(in Tensor x, in Tensor y) { var t = Begin(); inner.HardSigmoid(x, y); End(OpFamily.SqueezeExcite, t); }
     public void HardSigmoidBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate) { var t = Begin(); inner.HardSigmoidBackward(x, dy, dx, accumulate); End(OpFamily.SqueezeExcite, t); }
     public void ChannelScale(in Tensor x, in Tensor s, in Tensor y) { var t = Begin(); inner.ChannelScale(x, s, y); End(OpFamily.SqueezeExcite, t); }
+    public void ChannelScaleAndPoolBackward(in Tensor s, in Tensor dy, in Tensor dPooled, in Tensor dx, bool accumulate) { var t = Begin(); inner.ChannelScaleAndPoolBackward(s, dy, dPooled, dx, accumulate); End(OpFamily.SqueezeExcite, t); }
     public void ChannelScaleBackward(in Tensor x, in Tensor s, in Tensor dy, in Tensor dx, bool accumulate, in Tensor ds) { var t = Begin(); inner.ChannelScaleBackward(x, s, dy, dx, accumulate, ds); End(OpFamily.SqueezeExcite, t); }
     public void GlobalAvgPool(in Tensor x, in Tensor y) { var t = Begin(); inner.GlobalAvgPool(x, y); End(OpFamily.Pooling, t); }
     public void GlobalAvgPoolBackward(in Tensor dy, in Tensor dx, bool accumulate) { var t = Begin(); inner.GlobalAvgPoolBackward(dy, dx, accumulate); End(OpFamily.Pooling, t); }

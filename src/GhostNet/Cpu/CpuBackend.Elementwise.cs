@@ -59,11 +59,22 @@ public sealed unsafe partial class CpuBackend
     public void ChannelScaleBackward(in Tensor x, in Tensor s, in Tensor dy, in Tensor dx, bool accumulate, in Tensor ds)
     {
         ShapeChecks.Same("channel_scale_bwd", x, dy);
-        ShapeChecks.Same("channel_scale_bwd", x, dx);
+        if (!dx.IsNone) ShapeChecks.Same("channel_scale_bwd", x, dx);
         s.RequireShape("channel_scale_bwd gate", x.N, x.C, 1, 1);
         ds.RequireShape("channel_scale_bwd gate grad", x.N, x.C, 1, 1);
         var job = new ChannelScaleJob { X = x, S = s, Y = dy, Dx = dx, Ds = ds, Backward = true, Accumulate = accumulate };
         For(x.N * x.C, x.Count * 2, job);
+    }
+
+    /// <summary>Per plane, dx (+)= dy * s, then dPooled / P added, while the plane is in cache.</summary>
+    public void ChannelScaleAndPoolBackward(in Tensor s, in Tensor dy, in Tensor dPooled, in Tensor dx, bool accumulate)
+    {
+        ShapeChecks.Same("channel_scale_pool_bwd", dy, dx);
+        s.RequireShape("channel_scale_pool_bwd gate", dx.N, dx.C, 1, 1);
+        dPooled.RequireContiguous("channel_scale_pool_bwd");
+        dPooled.RequireShape("channel_scale_pool_bwd pooled gradient", dx.N, dx.C, 1, 1);
+        var job = new ChannelScaleJob { X = dy, S = s, Y = dy, Dx = dx, Pooled = Ptr(dPooled), Backward = true, Accumulate = accumulate };
+        For(dx.N * dx.C, dx.Count * 2, job);
     }
 
     private void Elementwise(Pointwise op, in Tensor a, in Tensor b, in Tensor y) =>
@@ -131,6 +142,8 @@ public sealed unsafe partial class CpuBackend
     {
         public Tensor X, S, Y, Dx, Ds;
         public bool Backward, Accumulate;
+        /// <summary>With the pooled input's gradient (ChannelScaleAndPoolBackward): dx only, and the pool's share added.</summary>
+        public float* Pooled;
 
         public readonly void Execute(int index, int worker)
         {
@@ -143,8 +156,15 @@ public sealed unsafe partial class CpuBackend
                 return;
             }
             float* dy = PlanePtr(Y, n, c);
+            if (Pooled != null)
+            {
+                float* dx = PlanePtr(Dx, n, c);
+                Simd.ScaleInto(s, dy, dx, plane, Accumulate);
+                Simd.FillOrAdd(Pooled[index] / plane, dx, plane, true);
+                return;
+            }
             Ptr(Ds)[index] = Simd.Dot(dy, x, plane);
-            Simd.ScaleInto(s, dy, PlanePtr(Dx, n, c), plane, Accumulate);
+            if (!Dx.IsNone) Simd.ScaleInto(s, dy, PlanePtr(Dx, n, c), plane, Accumulate);
         }
     }
 }

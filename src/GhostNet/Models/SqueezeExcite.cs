@@ -39,9 +39,10 @@ public sealed class SqueezeExcite : ILayer
 
     public void Backward(IBackend b, bool accumulate)
     {
-        b.ChannelScaleBackward(X, _gate, Output.Grad, X.Grad, accumulate, _gate.Grad);
+        b.ChannelScaleBackward(X, _gate, Output.Grad, default, false, _gate.Grad); // the gate's gradient alone
         _convExpand.Backward(b, false); // through the gate first
         _convReduce.Backward(b, false); // through the ReLU first
-        b.GlobalAvgPoolBackward(_pooled.Grad, X.Grad, accumulate: true);
+        // x's gradient through the scale and through the pool, in one call a backend may fuse.
+        b.ChannelScaleAndPoolBackward(_gate, Output.Grad, _pooled.Grad, X.Grad, accumulate);
     }
 }

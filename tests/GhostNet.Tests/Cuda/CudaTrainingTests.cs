@@ -157,7 +157,7 @@ public class CudaTrainingTests
         gpu.Recorder = new LaunchRecorder();
         var runs = new[] { true, false }.Select(fuse =>
         {
-            gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = gpu.ApplyBatchNormInDepthwise = gpu.ReduceBatchNormInDepthwise = gpu.DepthwiseBackwardInOnePass = gpu.ActivationInGemm = fuse;
+            gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = gpu.ApplyBatchNormInDepthwise = gpu.ReduceBatchNormInDepthwise = gpu.DepthwiseBackwardInOnePass = gpu.ActivationInGemm = gpu.FuseSqueezeExciteGradient = fuse;
             using var model = new GhostNetModel(config, gpu, 5);
             using var plan = model.Compile(batch, size, size);
             var sgd = new SgdOptimizer(model.Parameters, gpu, new SgdOptions(0.9f, 4e-5f));
@@ -174,7 +174,7 @@ public class CudaTrainingTests
             var gradients = model.Parameters.Parameters.Select(p => Download(gpu, p.Grad)).ToArray();
             return (Losses: losses, Arena: Download(gpu, arena), Gradients: gradients, State: StateDict.Read(model.Parameters, gpu));
         }).ToArray();
-        gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = gpu.ApplyBatchNormInDepthwise = gpu.ReduceBatchNormInDepthwise = gpu.DepthwiseBackwardInOnePass = gpu.ActivationInGemm = true;
+        gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = gpu.ApplyBatchNormInDepthwise = gpu.ReduceBatchNormInDepthwise = gpu.DepthwiseBackwardInOnePass = gpu.ActivationInGemm = gpu.FuseSqueezeExciteGradient = true;
         var launches = gpu.Recorder.Launches;
         gpu.Recorder = null;
         foreach (var kernel in new[] { "depthwise_conv_fwd_stats", "depthwise_conv_fwd_stats_apply", "depthwise_conv_bwd_both_bn" })

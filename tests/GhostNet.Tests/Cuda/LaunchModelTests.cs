@@ -217,6 +217,10 @@ public class LaunchModelTests
         Assert.That((bottlenecks, projecting), Is.EqualTo((16, 5)));
         Assert.That(Count("copy_or_accumulate"), Is.EqualTo(bottlenecks - projecting), "one copy per identity shortcut, none into ghost2 or a projection");
         Assert.That((Count("relu_fwd"), Count("hard_sigmoid_fwd")), Is.EqualTo((0, 0)), "the linear layers' GEMMs apply the ReLUs and the gates (v2.14)");
+        int se = layers.Count(l => l.Name.EndsWith(".se.conv_reduce"));
+        Assert.That(se, Is.EqualTo(7));
+        Assert.That((Count("channel_scale_pool_bwd"), Count("channel_scale"), Count("broadcast_plane")), Is.EqualTo((se, se, 1)),
+            "squeeze-excite's input gradient in one pass (v2.15): channel_scale only forward, broadcast_plane only for the head's pool");
     }
 
     [Test]
