@@ -343,7 +343,7 @@ public sealed partial class CudaBackend
         ShapeChecks.Depthwise("depthwise_conv_bwd", x, w, dy, g);
         if (g.Kernel > 5) throw new NotSupportedException($"depthwise_conv_bwd_weight keeps at most 5x5 taps in registers, got {g}");
         bool bn = o is not null;
-        int taps = g.Kernel * g.Kernel, variant = DepthwiseVariant(g), kernels = bn ? 4 : 1;
+        int taps = g.Kernel * g.Kernel, variant = DepthwiseVariant(g);
         ulong zp = bn ? Ptr(z) : 0, gamma = bn ? Ptr(p.Weight) : 0, beta = bn ? Ptr(p.Bias) : 0, mean = bn ? Ptr(p.SaveMean) : 0,
             invstd = bn ? Ptr(p.SaveInvStd) : 0, dgamma = bn ? Ptr(p.Weight.Grad) : 0, dbeta = bn ? Ptr(p.Bias.Grad) : 0;
         long zs = bn ? Stride(z) : 0;
@@ -377,7 +377,7 @@ public sealed partial class CudaBackend
         {
             ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
             // Cost: dy read once, the filters, dx written (and read when accumulating); the forward's FMAs.
-            Launch1D(DepthwiseKernels[kernels][variant], x.Count,
+            Launch1D(DepthwiseKernels[bn ? 4 : 1][variant], x.Count,
                 LaunchCost.Fp32(read: dy.Count + zRead + (long)dy.C * taps + (accumulate ? x.Count : 0), written: x.Count, flops: 2L * dy.Count * taps + taps * gradFlops), $"{dy} -> {dx} {g}",
                 Ptr(dy), Stride(dy), Ptr(w), Ptr(dx), Stride(dx), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0,
                 zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, relu);
@@ -387,7 +387,7 @@ public sealed partial class CudaBackend
         long dwTaps = (long)dy.C * taps, partBytes = chunks > 1 ? 2 * 8 * dwTaps * chunks : 0;
         // Cost: x and dy read once each (the channel multiplier's re-reads of x hit L2), dW written;
         // split, the chunks' double parts written, and read back by each channel's last block.
-        Launch(DepthwiseKernels[kernels + 1][variant], (uint)dy.C, (uint)chunks, 1, Threads,
+        Launch(DepthwiseKernels[bn ? 5 : 2][variant], (uint)dy.C, (uint)chunks, 1, Threads,
             LaunchCost.Fp32(read: x.Count + dy.Count + zRead, written: dwTaps, flops: 2L * dy.Count * taps + gradFlops + (chunks > 1 ? dwTaps * chunks : 0), otherBytes: partBytes),
             $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts, done,
             zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, relu);

@@ -68,6 +68,7 @@ public class LaunchSignatureTests
         foreach (var file in Directory.GetFiles(Path.Combine(Data.RepositoryData.Repository(), "src", "GhostNet.Cuda"), "CudaBackend*.cs"))
         {
             string text = File.ReadAllText(file);
+            int tableSites = 0;
             foreach (Match m in Regex.Matches(text, @"\b(Launch1D|Launch)\(\s*(?:""(\w+)""|(GemmKernels)\[|DepthwiseKernels\[(?:\w+ \? (\d) : )?(\d)\])"))
             {
                 var args = Arguments(text, text.IndexOf('(', m.Index));
@@ -76,7 +77,7 @@ public class LaunchSignatureTests
                 // Launch(DepthwiseKernels[op][variant], ...) likewise of each <k, stride> variant of the
                 // op, and DepthwiseKernels[flag ? op1 : op2] of both ops' variants.
                 var names = m.Groups[3].Success ? CudaBackend.GemmKernels.ToList()
-                    : m.Groups[5].Success ? new[] { m.Groups[4], m.Groups[5] }.Where(g => g.Success)
+                    : m.Groups[5].Success && ++tableSites > 0 ? new[] { m.Groups[4], m.Groups[5] }.Where(g => g.Success)
                         .SelectMany(g => CudaBackend.DepthwiseKernels[int.Parse(g.Value)]).Distinct().ToList()
                     : [m.Groups[2].Value];
                 foreach (string kernel in names)
@@ -86,6 +87,10 @@ public class LaunchSignatureTests
                 }
                 launches++;
             }
+            // A launch from DepthwiseKernels indexed by anything but a digit or flag ? digit : digit
+            // would escape the check above.
+            Assert.That(tableSites, Is.EqualTo(Regex.Matches(text, @"\b(Launch1D|Launch)\(\s*DepthwiseKernels\[").Count),
+                $"{Path.GetFileName(file)}: every DepthwiseKernels launch indexes its op by a literal (or flag ? literal : literal)");
         }
         Assert.That(launches, Is.GreaterThan(25), "the scan found the launch sites");
         TestContext.Out.WriteLine($"{launches} launch sites checked against {kernels.Count} kernels");
