@@ -166,26 +166,22 @@ public sealed partial class CudaBackend
             count, x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, y.H, y.W, col);
 
     /// <summary>
-    /// depthwise_conv.cu's entry points: forward, data gradient, weight gradient, the forward with
-    /// batch-norm statistics (v2.5), and the data and weight gradients through the batch norm that
-    /// follows (v2.7). Each the generic kernel, then the variants specialised on (k, stride) =
-    /// (3, 1), (3, 2), (5, 1), (5, 2).
+    /// depthwise_conv.cu's entry points, by op: 0 forward, 1 data gradient, 2 weight gradient, 3 the
+    /// forward with batch-norm statistics (v2.5), 4 and 5 the data and weight gradients through
+    /// the batch norm that follows (v2.7), 6 the forward with statistics that applies its input's
+    /// batch norm (v2.11), 7 the data gradient through the batch norm that also reduces its
+    /// input's (v2.12), 8 both gradients through the batch norm in one pass (v2.13). Each the
+    /// generic kernel, then the variants specialised on (k, stride) = (3, 1), (3, 2), (5, 1), (5, 2).
     /// </summary>
     internal static readonly string[][] DepthwiseKernels =
-        new[] { "depthwise_conv_fwd", "depthwise_conv_bwd_data", "depthwise_conv_bwd_weight", "depthwise_conv_fwd_stats",
-            "depthwise_conv_bwd_data_bn", "depthwise_conv_bwd_weight_bn" }.Select(op =>
-            new[] { op, $"{op}_k3s1", $"{op}_k3s2", $"{op}_k5s1", $"{op}_k5s2" })
-        // The forward with statistics that applies its input's batch norm (v2.11) runs at stride
-        // 1 only: its stride-2 slots name the generic kernel, which is never launched at stride 2.
-        .Append(["depthwise_conv_fwd_stats_apply", "depthwise_conv_fwd_stats_apply_k3s1", "depthwise_conv_fwd_stats_apply",
-            "depthwise_conv_fwd_stats_apply_k5s1", "depthwise_conv_fwd_stats_apply"])
-        // The data gradient through the batch norm that also reduces its input's (v2.12): the
-        // generic kernel serves stride 2 (correct at any stride; GhostNet never asks).
-        .Append(["depthwise_conv_bwd_data_reduce", "depthwise_conv_bwd_data_reduce_k3s1", "depthwise_conv_bwd_data_reduce",
-            "depthwise_conv_bwd_data_reduce_k5s1", "depthwise_conv_bwd_data_reduce"])
-        // Both gradients through the batch norm in one pass (v2.13): stride 1 only, as _apply.
-        .Append(["depthwise_conv_bwd_both_bn", "depthwise_conv_bwd_both_bn_k3s1", "depthwise_conv_bwd_both_bn",
-            "depthwise_conv_bwd_both_bn_k5s1", "depthwise_conv_bwd_both_bn"]).ToArray();
+    [
+        .. new[] { "depthwise_conv_fwd", "depthwise_conv_bwd_data", "depthwise_conv_bwd_weight", "depthwise_conv_fwd_stats",
+            "depthwise_conv_bwd_data_bn", "depthwise_conv_bwd_weight_bn" }.Select(op => new[] { op, $"{op}_k3s1", $"{op}_k3s2", $"{op}_k5s1", $"{op}_k5s2" }),
+        // Stride-1 ops: their stride-2 slots name the generic kernel. _apply and _both are never
+        // launched at stride 2; _reduce's generic kernel is correct there (GhostNet never asks).
+        .. new[] { "depthwise_conv_fwd_stats_apply", "depthwise_conv_bwd_data_reduce", "depthwise_conv_bwd_both_bn" }
+            .Select(op => new[] { op, $"{op}_k3s1", op, $"{op}_k5s1", op }),
+    ];
 
     /// <summary>The index in <see cref="DepthwiseKernels"/> of the kernel for <paramref name="g"/>: 0 (generic) unless specialised.</summary>
     internal static int DepthwiseVariant(ConvGeometry g) => (g.Kernel, g.Stride) switch

@@ -34,9 +34,7 @@ public partial class CudaOpTests
         // The input batch norm: its input, saved statistics as its training forward left them,
         // and its output, a window of the concat as in the Ghost module.
         var x = t.Random(n, cin, h, w, 2f, 0.5f);
-        var input = BatchNormTwins.Create(t, cin);
-        t.Set(input.Mean, t.Values(cin, 0.5f, 0.5f));
-        t.Set(input.InvStd, t.Values(cin, 0.5f, 1f));
+        var input = BatchNormTwins.Saved(t, cin);
         var io = new BatchNormOptions(Relu: inputRelu);
         var filters = t.Random(cout, 1, k, k);
         var gamma = t.Random(cout, 1, 1, 1, 0.5f, 1f);

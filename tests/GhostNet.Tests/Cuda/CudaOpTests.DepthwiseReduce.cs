@@ -33,9 +33,7 @@ public partial class CudaOpTests
         // The input batch norm (its input z0, saved statistics, its output in a concat window), and
         // the conv's own pair, run forward on each device.
         var z0 = t.Random(n, cin, h, w, 2f, 0.5f);
-        var input = BatchNormTwins.Create(t, cin);
-        t.Set(input.Mean, t.Values(cin, 0.5f, 0.5f));
-        t.Set(input.InvStd, t.Values(cin, 0.5f, 1f));
+        var input = BatchNormTwins.Saved(t, cin);
         var io = new BatchNormOptions(Relu: inputRelu);
         var concat = t.New(n, cin + 2, h, w);
         var x = concat.Channels(1, cin);

@@ -22,6 +22,15 @@ public partial class CudaOpTests
     {
         public static BatchNormTwins Create(GpuHarness t, int c) =>
             new(t.Random(c, 1, 1, 1, 0.5f, 1f), t.Random(c, 1, 1, 1), t.Random(c, 1, 1, 1), t.Random(c, 1, 1, 1, 0.5f, 1.5f), t.New(c, 1, 1, 1), t.New(c, 1, 1, 1));
+
+        /// <summary>With saved statistics as a training forward leaves them (mean in [0, 1), invstd in [0.5, 1.5)): a conv's input batch norm (v2.11, v2.12).</summary>
+        public static BatchNormTwins Saved(GpuHarness t, int c)
+        {
+            var bn = Create(t, c);
+            t.Set(bn.Mean, t.Values(c, 0.5f, 0.5f));
+            t.Set(bn.InvStd, t.Values(c, 0.5f, 1f));
+            return bn;
+        }
         public BatchNormTensors Gpu => new(Gamma.G, Beta.G, RunningMean.G, RunningVar.G, Mean.G, InvStd.G);
         public BatchNormTensors Cpu => new(Gamma.C, Beta.C, RunningMean.C, RunningVar.C, Mean.C, InvStd.C);
         public BatchNormTensors On(bool gpu) => gpu ? Gpu : Cpu;
