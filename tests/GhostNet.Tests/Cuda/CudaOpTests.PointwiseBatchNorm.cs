@@ -46,11 +46,15 @@ public partial class CudaOpTests
         string[] names = ["z", "y", "saved mean", "saved invstd", "running mean", "running var"];
         for (int i = 0; i < names.Length; i++) Assert.That(runs[1][i], Is.EqualTo(runs[0][i]), $"{names[i]}: a second run repeats every bit");
         Assert.That(runs[0][0], Is.EqualTo(runs[2][0]), "z: the unfused conv's");
+        // A last-bit difference of the float mean moves y by |mean| invstd ulps: with a mean far from
+        // 0 (offset 40: |mean| / std near 250) that alone is several 1e-6 (seed 1592138099: 7.1e-6).
+        double MeanUlps(float[] mean, float[] invstd) => mean.Zip(invstd, (m, s) => Math.Abs(m) * s).Max() * Math.Pow(2, -23);
         for (int i = 1; i < names.Length; i++)
         {
             double error = GpuHarness.RelativeError(runs[0][i], runs[2][i]);
-            TestContext.Out.WriteLine($"{names[i]}: relative error against the unfused launches {error:E2}");
-            Assert.That(error, Is.LessThanOrEqualTo(1e-6), names[i]);
+            double tolerance = 1e-6 + (names[i] == "y" ? MeanUlps(runs[2][2], runs[2][3]) : 0);
+            TestContext.Out.WriteLine($"{names[i]}: relative error against the unfused launches {error:E2} (tolerance {tolerance:E2})");
+            Assert.That(error, Is.LessThanOrEqualTo(tolerance), names[i]);
         }
         // Against the CPU (the fused run's state left on the GPU is the unfused one's: put it back).
         // The batch norm from the GPU's z: with a mean far from 0, the two devices' z differ by
@@ -65,8 +69,7 @@ public partial class CudaOpTests
         t.Cpu.Upload(Read(z), z.C);
         t.Cpu.BatchNormTrainForward(z.C, y.C, bn.Cpu, o);
         float[] cpuMean = GpuHarness.Get(t.Cpu, bn.Mean.C), cpuInvStd = GpuHarness.Get(t.Cpu, bn.InvStd.C);
-        double meanUlps = cpuMean.Zip(cpuInvStd, (m, s) => Math.Abs(m) * s).Max() * Math.Pow(2, -23);
-        t.Compare("y", y, 1e-5 + meanUlps);
+        t.Compare("y", y, 1e-5 + MeanUlps(cpuMean, cpuInvStd));
         t.Compare("saved mean", bn.Mean);
         t.Compare("saved invstd", bn.InvStd);
         t.Compare("running mean", bn.RunningMean);

@@ -28,10 +28,11 @@ internal sealed class GpuHarness : IDisposable
     public CudaBackend Gpu { get; }
     public Random Rng { get; }
 
+    /// <summary>A harness whose draws come from a fresh seed, printed; GHOSTNET_TEST_SEED replays one.</summary>
     public static GpuHarness Create()
     {
         RequireGpu();
-        return new GpuHarness(TestContext.CurrentContext.Random.Next());
+        return new GpuHarness(int.TryParse(Environment.GetEnvironmentVariable("GHOSTNET_TEST_SEED"), out int seed) ? seed : TestContext.CurrentContext.Random.Next());
     }
 
     /// <summary>
