@@ -237,6 +237,14 @@ inline bool run_block()
             }
             if (live > 0 && at_warp == live)
             {
+                // A lane a waiting lane's mask names may have exited after the others arrived (a
+                // random order can run it last): the shuffle cannot complete either way.
+                for (int t = base; t < base + 32 && t < thread_count && error[0] == 0; t++)
+                    if (threads[t].state == AtWarpBarrier)
+                        for (int lane = 0; lane < 32 && base + lane < thread_count; lane++)
+                            if ((threads[t].mask >> lane & 1u) && threads[base + lane].state == Done && error[0] == 0)
+                                snprintf(error, sizeof error, "warp shuffle with mask %08x in thread %d: lane %d has already exited", threads[t].mask, t, lane);
+                if (error[0]) return false;
                 race::on_warp_release(base, thread_count - base < 32 ? thread_count - base : 32);
                 for (int t = base; t < base + 32 && t < thread_count; t++)
                     if (threads[t].state == AtWarpBarrier) threads[t].state = Ready;
