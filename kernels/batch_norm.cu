@@ -34,11 +34,12 @@ KERNEL void batch_norm_stats(const float* __restrict__ x, i64 xs, int N, int C, 
     finish_stats(c, count, M, shift, s1, s2, save_mean, save_invstd, running_mean, running_var, momentum, eps, parts, done);
 }
 
-// y = x * scale + shift (then ReLU); with use_running the statistics are the running ones (eval mode).
+// y = x * scale + shift (then ReLU); with use_running the statistics are the running ones (eval
+// mode). With r, y = that + r (v2.16): a residual sum written in place of the batch norm's output.
 KERNEL void batch_norm_apply(const float* __restrict__ x, i64 xs, float* __restrict__ y, i64 ys,
                              int N, int C, int P, const float* __restrict__ gamma, const float* __restrict__ beta,
                              const float* __restrict__ mean, const float* __restrict__ invstd_or_var,
-                             int use_running, float eps, int with_relu)
+                             int use_running, float eps, int with_relu, const float* __restrict__ r, i64 rs)
 {
     FOR_EACH_NCHW(at, N, C, 1, P)
     {
@@ -46,7 +47,9 @@ KERNEL void batch_norm_apply(const float* __restrict__ x, i64 xs, float* __restr
         float invstd = use_running ? rsqrtf(invstd_or_var[c] + eps) : invstd_or_var[c];
         BnApply bn{BnAffine(gamma[c], beta[c], mean[c], invstd), with_relu};
         i64 offset = (i64)c * P + at.w;
-        y[at.n * ys + offset] = bn(x[at.n * xs + offset]);
+        float v = bn(x[at.n * xs + offset]);
+        if (r) v += r[at.n * rs + offset]; // a branch, not + 0: -0 stays -0, as without r
+        y[at.n * ys + offset] = v;
     }
 }
 

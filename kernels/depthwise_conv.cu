@@ -35,6 +35,13 @@ struct BnApplyOperand
     int relu;
     float* y;
     i64 ys;
+    // With r (v2.16), also sum = y + r (NCHW views, image strides ss and rs): a residual sum
+    // written in place of an output that y is the first channels of. y is still written: the
+    // conv's backward reads it.
+    float* sum;
+    i64 ss;
+    const float* r;
+    i64 rs;
 };
 
 // One output of the depthwise conv: the k x k taps around (oh, ow) of one input plane xp; with
@@ -120,7 +127,13 @@ __device__ __forceinline__ void depthwise_fwd_stats(const float* __restrict__ x,
         const float* xp = x + at.n * xs + x_plane;
         float v = depthwise_output<K, S, APPLY>(xp, wp, H, W, at.h, at.w, k, stride, pad, in);
         y[at.n * ys + (i64)co * plane + at.h * Wo + at.w] = v;
-        if (writes_input) a.y[at.n * a.ys + x_plane + at.h * W + at.w] = in(xp[at.h * W + at.w]);
+        if (writes_input)
+        {
+            i64 offset = x_plane + at.h * W + at.w;
+            float u = in(xp[at.h * W + at.w]);
+            a.y[at.n * a.ys + offset] = u;
+            if (a.r) a.sum[at.n * a.ss + offset] = u + a.r[at.n * a.rs + offset];
+        }
         double d = v - shift;
         s1 += d;
         s2 += d * d;
@@ -402,8 +415,9 @@ __device__ __forceinline__ void depthwise_bwd_both(const float* __restrict__ x, 
 // The batch norm an _apply forward applies to its input (BnApplyOperand), its output y_in.
 #define BN_APPLY_PARAMS                                                                                         \
     const float *__restrict__ in_gamma, const float *__restrict__ in_beta, const float *__restrict__ in_mean, \
-        const float *__restrict__ in_invstd, int in_relu, float *__restrict__ y_in, i64 y_ins
-#define BN_APPLY BnApplyOperand{in_gamma, in_beta, in_mean, in_invstd, in_relu, y_in, y_ins}
+        const float *__restrict__ in_invstd, int in_relu, float *__restrict__ y_in, i64 y_ins,                \
+        float *__restrict__ sum_in, i64 sum_ins, const float *__restrict__ r_in, i64 r_ins
+#define BN_APPLY BnApplyOperand{in_gamma, in_beta, in_mean, in_invstd, in_relu, y_in, y_ins, sum_in, sum_ins, r_in, r_ins}
 #define DEPTHWISE_WEIGHT_PARAMS                                                                                     \
     const float *__restrict__ x, i64 xs, const float *__restrict__ dy, i64 dys, float *__restrict__ dw, int N, int Cin, \
         int H, int W, int Cout, int Ho, int Wo, int k, int stride, int pad, i64 chunk, double *__restrict__ parts,      \

@@ -54,8 +54,7 @@ KERNEL void hard_sigmoid_bwd(const float* __restrict__ x, i64 xs, const float* _
 {
     FOR_EACH(total)
     {
-        float v = x[view_offset(e, per_image, xs)];
-        float g = (v > -3.f && v < 3.f) ? dy[view_offset(e, per_image, dys)] / 6.f : is_nan(v) ? v : 0.f;
+        float g = hard_sigmoid_grad(x[view_offset(e, per_image, xs)], dy[view_offset(e, per_image, dys)]);
         float* p = dx + view_offset(e, per_image, dxs);
         *p = accumulate ? *p + g : g;
     }

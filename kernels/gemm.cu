@@ -566,11 +566,26 @@ KERNEL void split_sum(const float* __restrict__ partial, int splits, i64 count, 
 
 // Column sums of a row-major [rows, cols] matrix: the bias gradient of a linear layer.
 // One thread per column, rows summed in order (deterministic).
-KERNEL void column_sum(int rows, int cols, const float* __restrict__ x, float* __restrict__ y)
+// With act (v2.17: 1 ReLU, 2 hard-sigmoid), x is the gradient of activation(z) = a, and the column
+// sums are of the activation's backward, g = activation_grad(z, a, x), which is written to dz as
+// it is summed: a linear layer's bias gradient and the input of its backward GEMMs in one pass
+// (relu_bwd or hard_sigmoid_bwd wrote it before).
+KERNEL void column_sum(int rows, int cols, const float* __restrict__ x, float* __restrict__ y,
+                       int act, const float* __restrict__ z, const float* __restrict__ a, float* __restrict__ dz)
 {
     int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= cols) return;
     double s = 0;
-    for (int i = 0; i < rows; i++) s += x[(i64)i * cols + j];
+    for (int i = 0; i < rows; i++)
+    {
+        i64 at = (i64)i * cols + j;
+        float g = x[at];
+        if (act)
+        {
+            g = activation_grad(act, z[at], a[at], g);
+            dz[at] = g;
+        }
+        s += g;
+    }
     y[j] = (float)s;
 }

@@ -49,15 +49,17 @@ public sealed partial class CudaBackend
     public bool GemmBatchNormStatistics { get; set; } = true;
 
     /// <summary>With <paramref name="deferApply"/>, y is not written here (the call that reads it writes it: v2.11).</summary>
-    public void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false)
+    public void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false,
+        ResidualSum? sum = null)
     {
+        if (sum is { } checkedSum) ShapeChecks.Sum("pointwise_conv_bn_fwd", checkedSum, y, deferApply);
         if (!GemmBatchNormStatistics || Precision != GemmPrecision.Fp32)
         {
             using var call = Composite(OpFamily.PointwiseConvForward);
             PointwiseConvForward(x, w, z);
             ShapeChecks.Same("batch_norm_fwd", z, y);
             Statistics(z, p, o);
-            if (!deferApply) Apply(z, y, p, o, training: true);
+            if (!deferApply) ApplyOrSum(z, y, p, o, sum);
             return;
         }
         // Both launches are recorded under the pointwise family, where ProfilingBackend times the call.
@@ -69,7 +71,7 @@ public sealed partial class CudaBackend
         var stats = new GemmStats(Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps);
         Gemm(z.C, plane, x.C, new(Ptr(w), Row: x.C, K: 1), new(Ptr(x), Batch: Stride(x), K: plane, Row: 1), new(Ptr(z), Stride(z), plane), x.N,
             "pointwise_conv_fwd", stats: stats);
-        if (!deferApply) Apply(z, y, p, o, training: true);
+        if (!deferApply) ApplyOrSum(z, y, p, o, sum);
     }
 
     /// <summary>With <paramref name="bnGradientsReady"/>, dgamma and dbeta are not reduced again (v2.12; the unfused path recomputes the same values).</summary>
@@ -227,8 +229,11 @@ public sealed partial class CudaBackend
     /// </summary>
     public bool ApplyBatchNormInDepthwise { get; set; } = true;
 
-    public void DepthwiseConvBatchNormForward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    public void DepthwiseConvBatchNormForward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o,
+        ResidualSum? sum = null)
     {
+        Tensor concat = default;
+        if (sum is { } checkedSum) ShapeChecks.Sum("depthwise_conv_bn_fwd", checkedSum, concat = checkedSum.Concat(x.Y, y));
         // The centre taps write every input once only at stride 1 with same padding (z's plane is x's).
         bool fuse = ApplyBatchNormInDepthwise && FuseDepthwiseBatchNorm && g.Stride == 1 && g.Kernel % 2 == 1 && g.Padding == g.Kernel / 2
             && !Overlap(x.X, x.Y) && !Overlap(x.X, z) && !Overlap(x.Y, z); // the unfused launches finish y before the conv reads it
@@ -238,16 +243,25 @@ public sealed partial class CudaBackend
             ShapeChecks.Same("batch_norm_fwd", x.X, x.Y);
             Apply(x.X, x.Y, x.Tensors, x.Options, training: true);
             DepthwiseConvBatchNormForward(x.Y, w, z, g, y, p, o);
+            if (sum is { } s) AddViews(concat, s.Addend, s.Sum);
             return;
         }
         Op(OpFamily.DepthwiseConvForward);
         ShapeChecks.Same("batch_norm_fwd", x.X, x.Y);
-        DepthwiseForwardWithStatistics(x.X, x, w, z, g, y, p, o);
+        if (sum is { } inKernel && SumsInKernel(inKernel, x.X, z)) DepthwiseForwardWithStatistics(x.X, x, w, z, g, y, p, o, inKernel);
+        else
+        {
+            DepthwiseForwardWithStatistics(x.X, x, w, z, g, y, p, o);
+            if (sum is { } s) AddViews(concat, s.Addend, s.Sum);
+        }
     }
 
     // depthwise_conv_fwd_stats, then batch_norm_apply for y. With an input batch norm (v2.11) x
-    // is its input and the _apply kernel writes its output too.
-    private void DepthwiseForwardWithStatistics(in Tensor x, NormalizedInput? input, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    // is its input and the _apply kernel writes its output too. With a sum as well (v2.16), the
+    // _apply kernel also writes the sum's first x.C channels from the input's output (which the
+    // backward reads), and batch_norm_apply the rest in place of y's first channels.
+    private void DepthwiseForwardWithStatistics(in Tensor x, NormalizedInput? input, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o,
+        ResidualSum? sum = null)
     {
         ShapeChecks.Depthwise("depthwise_conv_fwd", x, w, z, g);
         ShapeChecks.Same("batch_norm_fwd", z, y);
@@ -260,6 +274,9 @@ public sealed partial class CudaBackend
         // Applying: four values per input channel read, the input's output written once, and
         // its affine map (and ReLU) on every tap read.
         long applyRead = apply ? 4L * x.C : 0, applyWritten = apply ? x.Count : 0, applyFlops = apply ? (a.Options.Relu ? 3 : 2) * taps * z.Count : 0;
+        // Summing, the input's output plus the addend's first channels is written to the sum's too.
+        var (sumStart, addend) = sum is { } s ? (s.Sum.Channels(0, x.C), s.Addend.Channels(0, x.C)) : default;
+        if (sum is not null) (applyRead, applyWritten) = (applyRead + x.Count, applyWritten + x.Count);
         // Cost: the forward's (x read once, the filters, z written, k*k FMAs per output) and the
         // statistics' sums (4 FLOPs per output, the four statistics, the split's parts), without
         // batch_norm_stats's read of z. Each chunk's first output is computed once more per thread.
@@ -269,8 +286,14 @@ public sealed partial class CudaBackend
             $"{x} -> {z} {g}", Ptr(x), Stride(x), Ptr(w), Ptr(z), Stride(z), x.N, x.C, x.H, x.W, z.C, z.H, z.W, g.Kernel, g.Stride, g.Padding,
             chunk, Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps, parts, done,
             apply ? Ptr(a.Tensors.Weight) : 0, apply ? Ptr(a.Tensors.Bias) : 0, apply ? Ptr(a.Tensors.SaveMean) : 0, apply ? Ptr(a.Tensors.SaveInvStd) : 0,
-            a.Options.Relu ? 1 : 0, apply ? Ptr(a.Y) : 0, apply ? Stride(a.Y) : 0);
-        Apply(z, y, p, o, training: true);
+            a.Options.Relu ? 1 : 0, apply ? Ptr(a.Y) : 0, apply ? Stride(a.Y) : 0,
+            sum is null ? 0UL : Ptr(sumStart), sum is null ? 0L : Stride(sumStart), sum is null ? 0UL : Ptr(addend), sum is null ? 0L : Stride(addend));
+        if (sum is not { } rest) Apply(z, y, p, o, training: true);
+        else if (rest.Sum.C > x.C)
+        {
+            int count = rest.Sum.C - x.C; // y's channels past the sum's are not needed
+            Apply(z.Channels(0, count), rest.Sum.Channels(x.C, count), p, o, training: true, rest.Addend.Channels(x.C, count));
+        }
     }
 
     public void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g)

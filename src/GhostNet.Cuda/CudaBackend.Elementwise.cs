@@ -19,8 +19,11 @@ public sealed partial class CudaBackend
         Op(OpFamily.Elementwise);
         ShapeChecks.Same("add", a, b);
         ShapeChecks.Same("add", a, y);
-        Launch1D("add_views", a.Count, LaunchCost.Fp32(read: 2 * a.Count, written: a.Count, flops: a.Count), $"{a} + {b}", Ptr(a), Stride(a), Ptr(b), Stride(b), Ptr(y), Stride(y), PerImage(a), a.Count);
+        AddViews(a, b, y);
     }
+
+    private void AddViews(in Tensor a, in Tensor b, in Tensor y) =>
+        Launch1D("add_views", a.Count, LaunchCost.Fp32(read: 2 * a.Count, written: a.Count, flops: a.Count), $"{a} + {b}", Ptr(a), Stride(a), Ptr(b), Stride(b), Ptr(y), Stride(y), PerImage(a), a.Count);
 
     public void CopyOrAccumulate(in Tensor src, in Tensor dst, bool accumulate)
     {

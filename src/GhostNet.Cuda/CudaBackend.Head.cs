@@ -45,6 +45,50 @@ public sealed partial class CudaBackend
     {
         Op(OpFamily.Linear);
         ShapeChecks.Linear("linear_bwd", x, w, dy);
+        LinearGemms(x, w, dy, dx, accumulate, dw);
+        // Cost: dy read once, db written.
+        int n = x.N, m = w.N;
+        if (!db.IsNone)
+            Launch("column_sum", (uint)((m + Threads - 1) / Threads), 1, 1, Threads, LaunchCost.Fp32(read: (long)n * m, written: m, flops: (long)n * m), "linear_bwd_bias", n, m, Ptr(dy), Ptr(db),
+                0, 0UL, 0UL, 0UL);
+    }
+
+    /// <summary>
+    /// Whether <see cref="LinearBackward(in Tensor, in Tensor, in ActivatedOutput, in Tensor, bool, in Tensor, in Tensor)"/>
+    /// differentiates the activation in the bias gradient's column sums (v2.17, the default; with
+    /// a bias only) or with relu_bwd or hard_sigmoid_bwd before them, the reference the tests compare it with.
+    /// </summary>
+    public bool ActivationGradientInBiasSum { get; set; } = true;
+
+    public void LinearBackward(in Tensor x, in Tensor w, in ActivatedOutput y, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db)
+    {
+        var dz = y.Y.Grad;
+        if (!ActivationGradientInBiasSum || y.Activation == Activation.None || db.IsNone)
+        {
+            using var call = Composite(OpFamily.Linear);
+            if (y.Activation != Activation.None) this.ActivationBackward(y.Y, y.Activated, y.Activation, y.Activated.Grad, dz, accumulate: false);
+            LinearBackward(x, w, dz, dx, accumulate, dw, db);
+            return;
+        }
+        Op(OpFamily.Linear);
+        ShapeChecks.Linear("linear_bwd", x, w, y.Y);
+        ShapeChecks.Same("linear_bwd activation", y.Y, y.Activated);
+        var da = y.Activated.Grad;
+        y.Y.RequireContiguous("linear_bwd");
+        y.Activated.RequireContiguous("linear_bwd activation");
+        da.RequireContiguous("linear_bwd activation gradient");
+        dz.RequireContiguous("linear_bwd gradient");
+        int n = x.N, m = w.N;
+        // y's gradient first, as the GEMMs read it. Cost: the activated gradient and the
+        // activation's operand (its output for ReLU, its input for the gate) read, y's gradient and db written.
+        Launch("column_sum", (uint)((m + Threads - 1) / Threads), 1, 1, Threads, LaunchCost.Fp32(read: 2L * n * m, written: (long)n * m + m, flops: 3L * n * m),
+            "linear_bwd_bias", n, m, Ptr(da), Ptr(db), (int)y.Activation, Ptr(y.Y), Ptr(y.Activated), Ptr(dz));
+        LinearGemms(x, w, dz, dx, accumulate, dw);
+    }
+
+    // dx (+)= dy W and dW = dy^T x.
+    private void LinearGemms(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw)
+    {
         int n = x.N, k = x.C, m = w.N;
         if (!dx.IsNone)
         {
@@ -53,8 +97,6 @@ public sealed partial class CudaBackend
         }
         // dW = dY^T x: A(i = out, k = sample) = dy[sample * M + out].
         WeightGradient(m, k, 1, n, new(Ptr(dy), Row: 1, K: m), new(Ptr(x), K: k, Row: 1), Ptr(dw), 0f, "linear_bwd_weight");
-        if (!db.IsNone)
-            Launch("column_sum", (uint)((m + Threads - 1) / Threads), 1, 1, Threads, LaunchCost.Fp32(read: (long)n * m, written: m, flops: (long)n * m), "linear_bwd_bias", n, m, Ptr(dy), Ptr(db));
     }
 
     public void DropoutForward(in Tensor x, in Tensor y, float p, ulong seed)

@@ -36,11 +36,39 @@ public sealed partial class CudaBackend
         Apply(x, y, p, o, training: false);
     }
 
-    // Cost: x read, y written, four per-channel values; scale and shift are recomputed per element (5 FLOPs, 1 more for ReLU).
-    private void Apply(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool training) =>
-        Launch1D("batch_norm_apply", x.Count, LaunchCost.Fp32(read: x.Count + 4L * x.C, written: x.Count, flops: (o.Relu ? 6 : 5) * x.Count), $"{x} -> {y}", Ptr(x), Stride(x), Ptr(y), Stride(y), x.N, x.C, x.Plane,
+    // Cost: x read, y written, four per-channel values; scale and shift are recomputed per element
+    // (5 FLOPs, 1 more for ReLU). With an addend (y = batch_norm(x) + addend, v2.16), it is read too: 1 FLOP more.
+    private void Apply(in Tensor x, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool training, in Tensor addend = default)
+    {
+        bool sum = !addend.IsNone;
+        if (sum) ShapeChecks.Same("batch_norm_apply addend", x, addend);
+        Launch1D("batch_norm_apply", x.Count, LaunchCost.Fp32(read: (sum ? 2 : 1) * x.Count + 4L * x.C, written: x.Count, flops: (o.Relu ? 6 : 5) * x.Count + (sum ? x.Count : 0)),
+            $"{x}{addend:+} -> {y}", Ptr(x), Stride(x), Ptr(y), Stride(y), x.N, x.C, x.Plane,
             Ptr(p.Weight), Ptr(p.Bias), training ? Ptr(p.SaveMean) : Ptr(p.RunningMean), training ? Ptr(p.SaveInvStd) : Ptr(p.RunningVar),
-            training ? 0 : 1, o.Eps, o.Relu ? 1 : 0);
+            training ? 0 : 1, o.Eps, o.Relu ? 1 : 0, sum ? Ptr(addend) : 0UL, sum ? Stride(addend) : 0L);
+    }
+
+    /// <summary>
+    /// Whether a residual sum written in place of a batch norm's output (<see cref="ResidualSum"/>)
+    /// is added by the kernels that write that output (v2.16, the default: batch_norm_apply, the
+    /// depthwise _apply kernels) or by add_views after them, the reference the tests compare them with.
+    /// </summary>
+    public bool ResidualInBatchNorm { get; set; } = true;
+
+    /// <summary>Whether the kernels that write y may add a residual in its place: no sum written over what they read.</summary>
+    private bool SumsInKernel(in ResidualSum sum, in Tensor read1, in Tensor read2) =>
+        ResidualInBatchNorm && !Overlap(sum.Sum, read1) && !Overlap(sum.Sum, read2) && !Overlap(sum.Sum, sum.Addend);
+
+    /// <summary>y = batch_norm(z) from saved statistics; with a sum, sum.Sum = y + sum.Addend instead, in the apply or after it.</summary>
+    private void ApplyOrSum(in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, ResidualSum? sum)
+    {
+        if (sum is { } s && SumsInKernel(s, z, z)) Apply(z, s.Sum, p, o, training: true, s.Addend);
+        else
+        {
+            Apply(z, y, p, o, training: true);
+            if (sum is { } after) AddViews(y, after.Addend, after.Sum);
+        }
+    }
 
     /// <summary>dgamma and dbeta into the parameters' gradients (batch_norm_bwd_reduce), which dx needs first.</summary>
     private void BatchNormReduce(in Tensor x, in Tensor dy, in BatchNormTensors p, BatchNormOptions o)

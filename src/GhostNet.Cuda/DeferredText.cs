@@ -31,6 +31,9 @@ internal ref struct DeferredText
     public void AppendLiteral(string text) => Add(new Part(text, default, default, 0, PartKind.Text));
     public void AppendFormatted(string? text) => Add(new Part(text, default, default, 0, PartKind.Text));
     public void AppendFormatted(Tensor tensor) => Add(new Part(null, tensor, default, 0, PartKind.Tensor));
+    /// <summary><c>{t:+}</c>: " + t", or nothing when t is none (an optional addend).</summary>
+    public void AppendFormatted(Tensor tensor, string format) =>
+        Add(format == "+" ? new Part(null, tensor, default, 0, PartKind.Addend) : throw new FormatException($"tensor format '{format}': only '+' is known"));
     public void AppendFormatted(ConvGeometry geometry) => Add(new Part(null, default, geometry, 0, PartKind.Geometry));
     public void AppendFormatted(long number) => Add(new Part(null, default, default, number, PartKind.Number));
     public void AppendFormatted(ulong number) => Add(new Part(null, default, default, unchecked((long)number), PartKind.Unsigned));
@@ -44,6 +47,7 @@ internal ref struct DeferredText
             text.Append(p.Kind switch
             {
                 PartKind.Tensor => p.Tensor.ToString(),
+                PartKind.Addend => p.Tensor.IsNone ? "" : " + " + p.Tensor,
                 PartKind.Geometry => p.Geometry.ToString(),
                 PartKind.Number => p.Number.ToString(),
                 PartKind.Unsigned => unchecked((ulong)p.Number).ToString(),
@@ -59,7 +63,7 @@ internal ref struct DeferredText
         else _cut = true;
     }
 
-    private enum PartKind : byte { Text, Tensor, Geometry, Number, Unsigned }
+    private enum PartKind : byte { Text, Tensor, Addend, Geometry, Number, Unsigned }
 
     private readonly record struct Part(string? Text, Tensor Tensor, ConvGeometry Geometry, long Number, PartKind Kind);
 

@@ -95,6 +95,15 @@ mutation "the one-pass depthwise backward sums its own part of dx, not the finis
 mutation "the one-pass depthwise backward's weight taps read the input transposed (v2.13)" depthwise_conv.cu \
   'depthwise_weight_taps<K, 1>(acc, g, xp, H, W, at.h, at.w, k, 1, pad);' 'depthwise_weight_taps<K, 1>(acc, g, xp, H, W, at.w, at.h, k, 1, pad);' \
   "$(op Depthwise_conv_backward_through_batch_norm_equals_the_unfused_launches)"
+mutation "the summing depthwise forward reads the addend with the sum's image stride (v2.16)" depthwise_conv.cu \
+  'if (a.r) a.sum[at.n * a.ss + offset] = u + a.r[at.n * a.rs + offset];' 'if (a.r) a.sum[at.n * a.ss + offset] = u + a.r[at.n * a.ss + offset];' \
+  "$(op Depthwise_conv_writing_a_residual_sum_equals_the_unfused_launches)"
+mutation "the summing batch norm apply drops its addend (v2.16)" batch_norm.cu \
+  '        if (r) v += r[at.n * rs + offset];' '' \
+  "$(op Depthwise_conv_writing_a_residual_sum_equals_the_unfused_launches Pointwise_conv_batch_norm_writing_a_residual_sum_equals_the_unfused_launches)"
+mutation "the column sum writes the activation's gradient but sums the activated one (v2.17)" gemm.cu \
+  $'            dz[at] = g;\n        }\n        s += g;' $'            dz[at] = g;\n            g = x[at];\n        }\n        s += g;' \
+  "$(op Linear_backward_through_its_activation_equals_the_activation_backward_and_the_linear_backward)"
 mutation "fused depthwise statistics walk the plane as W x H" depthwise_conv.cu \
   $'    for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))\n    {\n        const float* xp =' $'    for (NchwCursor at(e, blockDim.x, 1, Wo, Ho); e < hi; e += blockDim.x, at.advance(1, Wo, Ho))\n    {\n        const float* xp =' \
   "$(op Depthwise_conv_with_batch_norm_statistics_equals_the_unfused_launches)"

@@ -3,6 +3,12 @@ namespace GhostNet.Backends;
 /// <summary>The activation that follows a linear layer: none, ReLU, or the hard-sigmoid gate relu6(x + 3) / 6.</summary>
 public enum Activation { None, Relu, HardSigmoid }
 
+/// <summary>
+/// A linear layer's output y and activated = activation(y), as its forward wrote them: what the
+/// activation's backward reads (ReLU its output, the hard-sigmoid its input).
+/// </summary>
+public readonly record struct ActivatedOutput(Tensor Y, Activation Activation, Tensor Activated);
+
 public static class ActivationOps
 {
     /// <summary>y = activation(x) through the backend's own op (<see cref="IBackend.Relu"/>, <see cref="IBackend.HardSigmoid"/>).</summary>

@@ -16,6 +16,29 @@ public readonly record struct BatchNormTensors(
 /// </summary>
 public readonly record struct NormalizedInput(Tensor X, Tensor Y, BatchNormTensors Tensors, BatchNormOptions Options);
 
+/// <summary>
+/// A residual sum written in place of a call's output: <see cref="Sum"/> = output + <see cref="Addend"/>
+/// (a bottleneck's sum of its main branch and its shortcut), so that the output itself need not
+/// be written and read back (v2.16). The three have one shape; the output is left unspecified.
+/// </summary>
+public readonly record struct ResidualSum(Tensor Addend, Tensor Sum)
+{
+    /// <summary>
+    /// The output a call that writes two adjacent channel windows of one buffer sums (the Ghost
+    /// module's intrinsic and ghost maps): the first <c>Sum.C</c> channels from
+    /// <paramref name="first"/>'s, which <paramref name="second"/> must follow directly.
+    /// </summary>
+    public Tensor Concat(in Tensor first, in Tensor second)
+    {
+        if (!ReferenceEquals(first.Storage, second.Storage) || first.Offset != second.Offset || second.C0 != first.C0 + first.C
+            || first.N != second.N || first.H != second.H || first.W != second.W)
+            throw new ArgumentException($"{second} does not follow {first} in one buffer");
+        if (Sum.C < first.C || Sum.C > first.C + second.C)
+            throw new ArgumentException($"a {Sum.C}-channel sum is not the first channels of {first} and {second}");
+        return new Tensor(first.Storage, first.Offset, first.N, Sum.C, first.H, first.W, first.C0, first.CTotal);
+    }
+}
+
 /// <summary>PyTorch's BatchNorm2d hyper-parameters; momentum weights the new batch statistic.</summary>
 public readonly record struct BatchNormOptions(float Momentum = 0.1f, float Eps = 1e-5f, bool Relu = false)
 {

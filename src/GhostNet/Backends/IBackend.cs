@@ -37,8 +37,11 @@ public interface IBackend : IDisposable
     /// they agree with the unfused path to rounding). z stays the conv's output, as the backward needs it.
     /// With <paramref name="deferApply"/> y may be left unwritten: the statistics are computed, and
     /// the conv that reads y writes it, from a <see cref="NormalizedInput"/> (the Ghost module's cheap operation).
+    /// With <paramref name="sum"/> (not with deferApply), sum.Sum = y + sum.Addend is written and y may
+    /// not be (a projecting shortcut's last batch norm and the bottleneck's sum).
     /// </summary>
-    void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false);
+    void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false,
+        ResidualSum? sum = null);
 
     /// <summary>
     /// The backward of a pointwise conv z = conv(x) and the training form of the batch norm that
@@ -71,8 +74,13 @@ public interface IBackend : IDisposable
     /// apply, then the conv and its batch norm, which a backend may fuse (CUDA, at stride 1 with
     /// same padding: the conv's kernel applies x's batch norm to each tap it reads and writes x.Y
     /// from the centre taps, so x.Y is not read back).
+    /// With <paramref name="sum"/>, y must follow x.Y in one buffer (the Ghost module's concat):
+    /// sum.Sum = the first sum.Sum.C channels of x.Y and y (<see cref="ResidualSum.Concat"/>) +
+    /// sum.Addend is written, and y may not be (x.Y is: the backward reads it; the last Ghost
+    /// module of a bottleneck with an identity shortcut, and the bottleneck's sum).
     /// </summary>
-    void DepthwiseConvBatchNormForward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o);
+    void DepthwiseConvBatchNormForward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o,
+        ResidualSum? sum = null);
 
     /// <summary>
     /// The backward of <see cref="DepthwiseConvBatchNormForward"/>: from y's gradient dy, the batch
@@ -136,6 +144,13 @@ public interface IBackend : IDisposable
     /// </summary>
     void LinearForward(in Tensor x, in Tensor w, in Tensor b, in Tensor y, Activation activation, in Tensor activated);
     void LinearBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db);
+    /// <summary>
+    /// The backward of LinearForward with an activation, from the gradient of y.Activated: first
+    /// y.Y's gradient (y.Y.Grad, written) through the activation (Relu or HardSigmoid), then
+    /// LinearBackward from it. A backend may fuse (CUDA: the bias gradient's column sums compute
+    /// y.Y's gradient as they sum it, and write it for the GEMMs).
+    /// </summary>
+    void LinearBackward(in Tensor x, in Tensor w, in ActivatedOutput y, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db);
 
     /// <summary>
     /// Inverted dropout whose mask is a pure function of (seed, element index), so backward

@@ -12,6 +12,14 @@ public static class ShapeChecks
             throw new ArgumentException($"{op}: shapes differ, {a} and {b}");
     }
 
+    /// <summary>A residual sum in place of output y (<see cref="ResidualSum"/>): its three tensors have one shape, and y is computed here (not deferred).</summary>
+    public static void Sum(string op, in ResidualSum sum, in Tensor y, bool deferred = false)
+    {
+        if (deferred) throw new ArgumentException($"{op}: an output left to a later call cannot be summed here");
+        Same(op, y, sum.Addend); // op alone: a concatenation here would allocate every step
+        Same(op, y, sum.Sum);
+    }
+
     public static void Conv(string op, in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
     {
         w.RequireContiguous(op);

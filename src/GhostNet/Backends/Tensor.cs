@@ -17,8 +17,12 @@ public readonly struct Tensor
     public readonly int C0, CTotal;
     private readonly GradientView? _gradient;
 
-    /// <summary>Where a view's gradient lives when it is not the view's own place on the gradient twin.</summary>
-    private sealed record GradientView(Storage Storage, long Offset, int C0, int CTotal);
+    /// <summary>
+    /// Where a view's gradient lives when it is not the view's own place on the gradient twin. A
+    /// struct: a channel window of such a view (<see cref="Channels"/>) allocates nothing, as a
+    /// training step must not (a bottleneck's sum is one, and the kernels that write it take windows).
+    /// </summary>
+    private readonly record struct GradientView(Storage Storage, long Offset, int C0, int CTotal);
 
     public Tensor(Storage storage, long offset, int n, int c, int h, int w, int c0 = 0, int cTotal = -1)
     {

@@ -20,12 +20,16 @@ public sealed unsafe partial class CpuBackend
         BatchNormTrainForward(z, y, p, o);
     }
 
-    /// <summary>Unfused on the CPU: x's batch norm is applied, then the conv reads its output.</summary>
-    public void DepthwiseConvBatchNormForward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
+    /// <summary>Unfused on the CPU: x's batch norm is applied, then the conv reads its output; a sum is added after.</summary>
+    public void DepthwiseConvBatchNormForward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o,
+        ResidualSum? sum = null)
     {
+        Tensor concat = default; // checked before anything is written
+        if (sum is { } checkedSum) ShapeChecks.Sum("depthwise_conv_bn_fwd", checkedSum, concat = checkedSum.Concat(x.Y, y));
         ApplySaved(x.X, x.Y, x.Tensors, x.Options);
         DepthwiseConvForward(x.Y, w, z, g);
         BatchNormTrainForward(z, y, p, o);
+        if (sum is { } s) Add(concat, s.Addend, s.Sum);
     }
 
     public void DepthwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)

@@ -23,6 +23,13 @@ public sealed unsafe partial class CpuBackend
         if (activation != Activation.None) this.Activate(y, activation, activated);
     }
 
+    /// <summary>Unfused on the CPU: the activation's backward writes y's gradient, then the linear backward reads it.</summary>
+    public void LinearBackward(in Tensor x, in Tensor w, in ActivatedOutput y, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db)
+    {
+        this.ActivationBackward(y.Y, y.Activated, y.Activation, y.Activated.Grad, y.Y.Grad, accumulate: false);
+        LinearBackward(x, w, y.Y.Grad, dx, accumulate, dw, db);
+    }
+
     public void LinearBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db)
     {
         ShapeChecks.Linear("linear_bwd", x, w, dy);

@@ -22,12 +22,15 @@ public sealed unsafe partial class CpuBackend
         For(x.N * job.Blocks, y.Count * x.C, job);
     }
 
-    /// <summary>Unfused on the CPU: z is written, then read by the batch norm.</summary>
-    public void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false)
+    /// <summary>Unfused on the CPU: z is written, then read by the batch norm; a sum is added after.</summary>
+    public void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false,
+        ResidualSum? sum = null)
     {
+        if (sum is { } checkedSum) ShapeChecks.Sum("pointwise_conv_bn_fwd", checkedSum, y, deferApply);
         PointwiseConvForward(x, w, z);
         if (deferApply) BatchNormStatistics(z, p, o); // y is written by the conv that reads it, as on the GPU
         else BatchNormTrainForward(z, y, p, o);
+        if (sum is { } s) Add(y, s.Addend, s.Sum);
     }
 
     /// <summary>

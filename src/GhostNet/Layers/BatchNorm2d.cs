@@ -54,29 +54,32 @@ public sealed class BatchNorm2d : ILayer
     /// The training forward together with the depthwise or pointwise conv that writes X, as one
     /// backend call that may compute the statistics inside the conv (<see cref="ConvBn"/>). With
     /// <paramref name="deferApply"/> (pointwise only) the output may be left unwritten until the
-    /// depthwise conv that reads it (<see cref="TrainForwardAfter(IBackend, Conv2d, NormalizedInput)"/>) writes it.
+    /// depthwise conv that reads it (<see cref="TrainForwardAfter(IBackend, Conv2d, NormalizedInput, ResidualSum?)"/>) writes it.
+    /// With <paramref name="sum"/> (pointwise only) the sum is written in place of the output.
     /// </summary>
-    public void TrainForwardAfter(IBackend b, Conv2d conv, bool deferApply = false)
+    public void TrainForwardAfter(IBackend b, Conv2d conv, bool deferApply = false, ResidualSum? sum = null)
     {
-        if (conv.Kind == Conv2d.Form.Depthwise && !deferApply)
+        if (conv.Kind == Conv2d.Form.Depthwise && !deferApply && sum is null)
             b.DepthwiseConvBatchNormForward(conv.X, conv.Weight.Value, X, conv.Geometry, Output, Tensors, Options);
         else if (conv.Kind == Conv2d.Form.Pointwise)
-            b.PointwiseConvBatchNormForward(conv.X, conv.Weight.Value, X, Output, Tensors, Options, deferApply);
-        else throw new ArgumentException($"{conv.Kind} convs run their batch norm's forward apart{(deferApply ? " and cannot defer it" : "")}", nameof(conv));
+            b.PointwiseConvBatchNormForward(conv.X, conv.Weight.Value, X, Output, Tensors, Options, deferApply, sum);
+        else throw new ArgumentException($"{conv.Kind} convs run their batch norm's forward apart{(deferApply ? " and cannot defer it" : sum is null ? "" : " and cannot sum it")}", nameof(conv));
         NumBatchesTracked.Value++;
     }
 
     /// <summary>
     /// The training forward together with the depthwise conv that writes X, whose input is
-    /// <paramref name="input"/>: another batch norm's output that this call writes too.
+    /// <paramref name="input"/>: another batch norm's output that this call writes too. With
+    /// <paramref name="sum"/> the sum of the two outputs' first channels and its addend is written
+    /// in place of both (<see cref="ResidualSum.Concat"/>: the Ghost module's concat).
     /// </summary>
-    public void TrainForwardAfter(IBackend b, Conv2d conv, NormalizedInput input)
+    public void TrainForwardAfter(IBackend b, Conv2d conv, NormalizedInput input, ResidualSum? sum = null)
     {
         if (conv.Kind != Conv2d.Form.Depthwise)
             throw new ArgumentException($"only a depthwise conv applies its input's batch norm, not a {conv.Kind} one", nameof(conv));
         if (!ReferenceEquals(input.Y.Storage, conv.X.Storage) || input.Y.Offset != conv.X.Offset || input.Y.C0 != conv.X.C0)
             throw new ArgumentException($"the conv reads {conv.X}, not the batch norm's output {input.Y}", nameof(input));
-        b.DepthwiseConvBatchNormForward(input, conv.Weight.Value, X, conv.Geometry, Output, Tensors, Options);
+        b.DepthwiseConvBatchNormForward(input, conv.Weight.Value, X, conv.Geometry, Output, Tensors, Options, sum);
         NumBatchesTracked.Value++;
     }
 

@@ -38,6 +38,20 @@ public sealed class ConvBn : ILayer
         }
     }
 
+    /// <summary>
+    /// The forward with <paramref name="sum"/> written in place of the output: in training a
+    /// pointwise pair's batch norm adds it as it writes (<see cref="IBackend.PointwiseConvBatchNormForward"/>); else after.
+    /// </summary>
+    public void Forward(IBackend b, bool training, ResidualSum sum)
+    {
+        if (training && Conv.Kind == Conv2d.Form.Pointwise) Bn.TrainForwardAfter(b, Conv, sum: sum);
+        else
+        {
+            Forward(b, training);
+            b.Add(Output, sum.Addend, sum.Sum);
+        }
+    }
+
     /// <summary><paramref name="accumulate"/> is the conv's: the batch norm's input gradient has no other writer.</summary>
     public void Backward(IBackend b, bool accumulate)
     {

@@ -43,7 +43,7 @@ public sealed class Linear : ILayer
 
     public void Backward(IBackend b, bool accumulate)
     {
-        if (Activation != Activation.None) b.ActivationBackward(Output, Activated, Activation, Activated.Grad, Output.Grad, accumulate: false);
-        b.LinearBackward(X, Weight.Value, Output.Grad, X.Grad, accumulate, Weight.Grad, Bias?.Grad ?? default);
+        if (Activation == Activation.None) b.LinearBackward(X, Weight.Value, Output.Grad, X.Grad, accumulate, Weight.Grad, Bias?.Grad ?? default);
+        else b.LinearBackward(X, Weight.Value, new ActivatedOutput(Output, Activation, Activated), X.Grad, accumulate, Weight.Grad, Bias?.Grad ?? default);
     }
 }

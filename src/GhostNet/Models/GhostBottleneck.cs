@@ -14,7 +14,7 @@ public sealed class GhostBottleneck : ILayer
     private readonly GhostModule _ghost1, _ghost2;
     private readonly ConvBn? _dw;
     private readonly SqueezeExcite? _se;
-    private readonly ILayer[] _shortcut;
+    private readonly ConvBn[] _shortcut;
 
     public GhostBottleneck(PlanBuilder pb, string name, Tensor x, int midChannels, int outChannels, int dwKernel, int stride, float seRatio)
     {
@@ -53,16 +53,21 @@ public sealed class GhostBottleneck : ILayer
     public Tensor X { get; }
     public Tensor Output { get; }
 
-    private Tensor ShortcutOutput => _shortcut.Length == 0 ? X : _shortcut[^1].Output;
-
     public void Forward(IBackend b, bool training)
     {
         _ghost1.Forward(b, training);
         _dw?.Forward(b, training);
         _se?.Forward(b, training);
+        // The sum is written in place of the last output of a branch, by the kernels that would
+        // write it (v2.16): ghost2's with an identity shortcut, else the shortcut's last batch norm's.
+        if (_shortcut.Length == 0)
+        {
+            _ghost2.Forward(b, training, new ResidualSum(X, Output));
+            return;
+        }
         _ghost2.Forward(b, training);
-        foreach (var layer in _shortcut) layer.Forward(b, training);
-        b.Add(_ghost2.Output, ShortcutOutput, Output);
+        _shortcut[0].Forward(b, training);
+        _shortcut[1].Forward(b, training, new ResidualSum(_ghost2.Output, Output));
     }
 
     public void Backward(IBackend b, bool accumulate)

@@ -31,7 +31,14 @@ public sealed class GhostModule : ILayer
     public Tensor X { get; }
     public Tensor Output { get; }
 
-    public void Forward(IBackend b, bool training)
+    public void Forward(IBackend b, bool training) => Forward(b, training, null);
+
+    /// <summary>
+    /// The forward with <paramref name="sum"/> (a bottleneck's sum with its identity shortcut)
+    /// written in place of the output: in training the kernels that would write the output add
+    /// the shortcut instead (the output is not written and read back); else after.
+    /// </summary>
+    public void Forward(IBackend b, bool training, ResidualSum? sum)
     {
         if (training && _primary.Conv.Kind == Conv2d.Form.Pointwise)
         {
@@ -39,11 +46,12 @@ public sealed class GhostModule : ILayer
             // may apply that batch norm as the depthwise conv reads its input, and write the
             // output from there (one pass over the intrinsic maps less).
             _primary.Bn.TrainForwardAfter(b, _primary.Conv, deferApply: true);
-            _cheap.Bn.TrainForwardAfter(b, _cheap.Conv, _primary.Bn.AsInput);
+            _cheap.Bn.TrainForwardAfter(b, _cheap.Conv, _primary.Bn.AsInput, sum);
             return;
         }
         _primary.Forward(b, training);
         _cheap.Forward(b, training);
+        if (sum is { } s) b.Add(Output, s.Addend, s.Sum);
     }
 
     public void Backward(IBackend b, bool accumulate)

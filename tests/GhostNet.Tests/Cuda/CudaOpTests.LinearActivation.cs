@@ -55,4 +55,58 @@ public partial class CudaOpTests
         t.CompareClasses("y", fused.Y);
         t.CompareClasses("activation(y)", fused.A);
     }
+
+    // v2.17: the bias gradient's column sums differentiate the activation and write y's gradient
+    // for the backward GEMMs, in place of relu_bwd or hard_sigmoid_bwd before them. y's gradient,
+    // db, dx (written and added to) and dW must equal the unfused launches bit for bit, and match
+    // the CPU. The ReLU's zeros and the gate's saturated ends are both exercised (pre-activations
+    // of both signs and beyond +-3, two outputs pinned there by their biases).
+    [TestCase(256, 960, 240, "Relu", false)]
+    [TestCase(256, 240, 960, "HardSigmoid", true)]
+    [TestCase(5, 37, 10, "HardSigmoid", false)]
+    [TestCase(7, 19, 300, "Relu", true)]
+    public void Linear_backward_through_its_activation_equals_the_activation_backward_and_the_linear_backward(int n, int k, int m, string activationName, bool accumulate)
+    {
+        using var t = GpuHarness.Create();
+        var activation = Enum.Parse<Activation>(activationName);
+        var x = t.Random(n, k, 1, 1);
+        var w = t.Random(m, k, 1, 1, 4f / MathF.Sqrt(k));
+        var b = t.Random(m, 1, 1, 1);
+        var bv = GpuHarness.Get(t.Cpu, b.C);
+        (bv[0], bv[1]) = (10f, -10f); // an output saturated at each end in every draw: the gate's and the ReLU's zero gradients
+        t.Set(b, bv);
+        var (y, a) = (t.New(n, m, 1, 1), t.New(n, m, 1, 1));
+        t.Gpu.LinearForward(x.G, w.G, b.G, y.G, activation, a.G);
+        t.Cpu.LinearForward(x.C, w.C, b.C, y.C, activation, a.C);
+        t.Mirror(y); // the backward on both devices from the same forward
+        t.Mirror(a);
+        t.Set(a.Grad, t.Values(n * m));
+        float[] dxBefore = t.Values(n * k);
+        var runs = new List<float[][]>();
+        var (dx, dw, db) = (t.New(n, k, 1, 1), t.New(m, k, 1, 1), t.New(m, 1, 1, 1));
+        t.Gpu.Recorder = new LaunchRecorder();
+        foreach (bool fuse in new[] { true, false })
+        {
+            t.Gpu.ActivationGradientInBiasSum = fuse;
+            t.Set(dx, dxBefore);
+            foreach (var v in new[] { y.Grad, dw, db }) t.Poison(v);
+            t.Gpu.LinearBackward(x.G, w.G, new ActivatedOutput(y.G, activation, a.G), dx.G, accumulate, dw.G, db.G);
+            runs.Add([GpuHarness.Get(t.Gpu, y.Grad.G), GpuHarness.Get(t.Gpu, db.G), GpuHarness.Get(t.Gpu, dx.G), GpuHarness.Get(t.Gpu, dw.G)]);
+        }
+        t.Gpu.ActivationGradientInBiasSum = true;
+        var kernels = t.Gpu.Recorder.Launches.Select(l => l.Kernel).Where(k => k != "fill_view" && !k.StartsWith("gemm_")).ToArray();
+        t.Gpu.Recorder = null;
+        string backward = activation == Activation.Relu ? "relu_bwd" : "hard_sigmoid_bwd";
+        Assert.That(kernels, Is.EqualTo(new[] { "column_sum", backward, "column_sum" }));
+        string[] names = ["y's gradient", "db", "dx", "dW"];
+        for (int i = 0; i < names.Length; i++) Assert.That(runs[0][i], Is.EqualTo(runs[1][i]), names[i]);
+        var dz = runs[0][0];
+        Assert.That(dz.Count(v => v == 0f), Is.InRange(1, dz.Length - 1), "the activation passes some gradient and stops some");
+        t.Cpu.Upload(dxBefore, dx.C);
+        t.Cpu.LinearBackward(x.C, w.C, new ActivatedOutput(y.C, activation, a.C), dx.C, accumulate, dw.C, db.C);
+        t.CompareClasses("y's gradient", y.Grad);
+        t.CompareClasses("db", db);
+        t.CompareClasses("dx", dx);
+        t.CompareClasses("dW", dw);
+    }
 }

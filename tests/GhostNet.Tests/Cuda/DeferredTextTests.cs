@@ -25,6 +25,14 @@ public class DeferredTextTests
     }
 
     [Test]
+    public void An_optional_addend_reads_as_plus_it_or_nothing()
+    {
+        var x = new Tensor(new Storage("act", 8), 0, 1, 2, 2, 2);
+        Assert.That(Format($"{x}{x:+} -> {x}"), Is.EqualTo($"{x} + {x} -> {x}"));
+        Assert.That(Format($"{x}{default(Tensor):+} -> {x}"), Is.EqualTo($"{x} -> {x}"));
+    }
+
+    [Test]
     public void Keeps_twelve_parts_and_marks_the_cut()
     {
         Assert.That(Format($"{1}{2}{3}{4}{5}{6}{7}{8}{9}{0}{1}{2}"), Is.EqualTo("123456789012"));

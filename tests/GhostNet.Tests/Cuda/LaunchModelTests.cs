@@ -179,7 +179,8 @@ public class LaunchModelTests
     // batch_norm_bwd_data are left to the stem's batch norm), split-K pieces are summed in the GEMM
     // (v2.8), the only copies left are the identity shortcuts' (the sum shares its gradient
     // with ghost2 and a projecting shortcut), and each Ghost module's cheap operation applies the
-    // primary batch norm as it reads its input (v2.11) and reduces its gradient as it writes it (v2.12), both in one pass over the cheap operation's gradients (v2.13).
+    // primary batch norm as it reads its input (v2.11) and reduces its gradient as it writes it (v2.12), both in one pass over the cheap operation's gradients (v2.13);
+    // no sum has a launch of its own (v2.16), nor has an activation's backward (v2.17).
     [Test]
     public void A_ghostnet_step_fuses_each_depthwise_and_pointwise_conv_with_its_batch_norm_and_copies_only_for_identity_shortcuts()
     {
@@ -216,7 +217,9 @@ public class LaunchModelTests
         int bottlenecks = layers.Count(l => l.Kind == "ghost bottleneck (sum)"), projecting = layers.Count(l => l.Name.EndsWith(".shortcut.3"));
         Assert.That((bottlenecks, projecting), Is.EqualTo((16, 5)));
         Assert.That(Count("copy_or_accumulate"), Is.EqualTo(bottlenecks - projecting), "one copy per identity shortcut, none into ghost2 or a projection");
+        Assert.That(Count("add_views"), Is.Zero, "each bottleneck's sum is written in place of its last output (v2.16)");
         Assert.That((Count("relu_fwd"), Count("hard_sigmoid_fwd")), Is.EqualTo((0, 0)), "the linear layers' GEMMs apply the ReLUs and the gates (v2.14)");
+        Assert.That((Count("relu_bwd"), Count("hard_sigmoid_bwd")), Is.EqualTo((0, 0)), "the bias gradients' column sums differentiate the ReLUs and the gates (v2.17)");
         int se = layers.Count(l => l.Name.EndsWith(".se.conv_reduce"));
         Assert.That(se, Is.EqualTo(7));
         Assert.That((Count("channel_scale_pool_bwd"), Count("channel_scale"), Count("broadcast_plane")), Is.EqualTo((se, se, 1)),
