@@ -134,9 +134,6 @@ __device__ __forceinline__ float relu_grad(float y, float dy) { return y > 0.f ?
 // The hard-sigmoid gradient from its input x: dy / 6 inside (-3, 3), 0 outside, NaN where x is NaN.
 __device__ __forceinline__ float hard_sigmoid_grad(float x, float dy) { return (x > -3.f && x < 3.f) ? dy / 6.f : is_nan(x) ? x : 0.f; }
 
-// The gradient through activation(act, x) = y (1 ReLU from y, 2 hard-sigmoid from x), from y's gradient dy.
-__device__ __forceinline__ float activation_grad(int act, float x, float y, float dy) { return act == 1 ? relu_grad(y, dy) : hard_sigmoid_grad(x, dy); }
-
 // Max over a block of REDUCE_THREADS threads, NaN when any thread holds NaN; every thread gets it.
 __device__ __forceinline__ float block_max(float v)
 {

@@ -35,6 +35,7 @@ struct TileCursor
     i64 step;          // from element j to j + 1
     i64 offset;        // of k = k_next within its segment: seg * sS + r * sK
     i64 z_offset;      // the same element of a fused batch norm's input z: seg * zS + r * sK (v2.9)
+    i64 g_offset;      // its gate's K part, seg * gS + r * gK (v2.18; the row part is in the gate's base)
     int r;             // k_next's position within its segment
     int row0, drow, kk0, dk;
 };
@@ -43,7 +44,7 @@ struct TileCursor
 // tile is loaded with k fastest (consecutive threads read consecutive k).
 template <int ROWS>
 __device__ __forceinline__ TileCursor tile_cursor(const float* p, int row_start, i64 sRow, i64 sK, i64 sS, int kSeg,
-                                                  int k_begin, bool along_k, i64 zS = 0)
+                                                  int k_begin, bool along_k, i64 zS = 0, i64 gS = 0, i64 gK = 0)
 {
     TileCursor c;
     int t = threadIdx.x;
@@ -55,20 +56,23 @@ __device__ __forceinline__ TileCursor tile_cursor(const float* p, int row_start,
     c.r = k - seg * kSeg;
     c.offset = seg * sS + (i64)c.r * sK;
     c.z_offset = seg * zS + (i64)c.r * sK;
+    c.g_offset = seg * gS + (i64)c.r * gK;
     return c;
 }
 
 // Moves the cursor BK along K, stepping into the next segment(s) where it passes an end.
-__device__ __forceinline__ void advance(TileCursor& c, i64 sK, i64 sS, int kSeg, i64 zS = 0)
+__device__ __forceinline__ void advance(TileCursor& c, i64 sK, i64 sS, int kSeg, i64 zS = 0, i64 gS = 0, i64 gK = 0)
 {
     c.r += BK;
     c.offset += BK * sK;
     c.z_offset += BK * sK; // dead (and gone) in kernels without a fused batch norm
+    c.g_offset += BK * gK; // and in kernels without a gate
     while (c.r >= kSeg)
     {
         c.r -= kSeg;
         c.offset += sS - kSeg * sK;
         c.z_offset += zS - kSeg * sK;
+        c.g_offset += gS - kSeg * gK;
     }
 }
 
@@ -101,6 +105,21 @@ __device__ __forceinline__ void load_bn_tile(float (&v)[LOADS], const TileCursor
     }
 }
 
+// load_tile for an operand scaled as it is loaded (v2.18: squeeze-excite's output x * gate, whose
+// x the operand's memory holds): element j times gb[c.g_offset + j * gstep], gb the gate at the
+// thread's first row. One multiply, as channel_scale makes, so the products are its bits.
+template <int LOADS>
+__device__ __forceinline__ void load_gated_tile(float (&v)[LOADS], const TileCursor& c, const float* gb, i64 gstep, int row_start, int rows, int k0, int k_end)
+{
+#pragma unroll
+    for (int j = 0; j < LOADS; j++)
+    {
+        int row = row_start + c.row0 + j * c.drow, k = k0 + c.kk0 + j * c.dk;
+        bool inside = row < rows && k < k_end;
+        v[j] = inside ? c.base[c.offset + j * c.step] * gb[c.g_offset + j * gstep] : 0.f;
+    }
+}
+
 template <int LOADS, int COLS>
 __device__ __forceinline__ void store_tile(float (&s)[BK][COLS], const float (&v)[LOADS], const TileCursor& c)
 {
@@ -117,15 +136,20 @@ __device__ __forceinline__ void store_tile(float (&s)[BK][COLS], const float (&v
 // image) is also the input of a training batch norm, whose statistics the epilogue computes
 // (tile_stats, gemm_f32_stats_* only): st_mean, st_invstd, st_running_mean, st_running_var as
 // batch_norm_stats writes them, with its momentum and eps.
+// v2.18: with GATE (gemm_f32_bn_gate_*, gemm_f32_stats_gate_*), operand B is scaled as it is loaded:
+// B(k, j) of matrix z times gate[z * g_batch + seg * g_seg + r * g_k + j * g_row] (k = seg * kSeg +
+// r): squeeze-excite's output, x * gate per image and channel, which is then never written. The
+// pointwise forward's B is x[n] (k a channel: g_batch C, g_k 1), its weight gradient's B is x^T
+// with an image a K segment (j a channel: g_seg C, g_row 1).
 #define GEMM_BN_PARAMS                                                                                       \
     int bn_operand, const float *__restrict__ bn_z, i64 bn_zb, i64 bn_zs, const float *__restrict__ bn_gamma, \
         const float *__restrict__ bn_beta, const float *__restrict__ bn_mean, const float *__restrict__ bn_invstd, \
         const float *__restrict__ bn_dgamma, const float *__restrict__ bn_dbeta, int bn_relu, float bn_inv_m,  \
         float *__restrict__ st_mean, float *__restrict__ st_invstd, float *__restrict__ st_running_mean,      \
         float *__restrict__ st_running_var, float st_momentum, float st_eps, double *__restrict__ st_parts,    \
-        unsigned *__restrict__ st_done
+        unsigned *__restrict__ st_done, const float *__restrict__ gate, i64 g_batch, i64 g_seg, i64 g_row, i64 g_k
 #define GEMM_BN_ARGS bn_operand, bn_z, bn_zb, bn_zs, bn_gamma, bn_beta, bn_mean, bn_invstd, bn_dgamma, bn_dbeta, bn_relu, bn_inv_m, \
-    st_mean, st_invstd, st_running_mean, st_running_var, st_momentum, st_eps, st_parts, st_done
+    st_mean, st_invstd, st_running_mean, st_running_var, st_momentum, st_eps, st_parts, st_done, gate, g_batch, g_seg, g_row, g_k
 
 // v2.10: the batch-norm statistics of the GEMM's output, from the accumulators (no pass over C).
 // Each block reduces its tile's rows (a row's 16 threads are a half warp: shuffles) to one part
@@ -250,7 +274,7 @@ __device__ __noinline__ void tile_activation(int M, int N, int i0, int j0, const
     }
 }
 
-template <int BM, int BN, bool BN_FUSED = false, bool STATS = false>
+template <int BM, int BN, bool BN_FUSED = false, bool STATS = false, bool GATE = false>
 __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
 {
     constexpr int TM = BM / 16, TN = BN / 16; // outputs per thread along i and j
@@ -268,7 +292,10 @@ __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
     BnOperand bn{bn_z, 0, bn_gamma, bn_beta, bn_mean, bn_invstd, bn_dgamma, bn_dbeta, bn_relu};
     i64 zS = BN_FUSED ? bn_zs : 0;
     TileCursor ca = tile_cursor<BM>(A, i0, sAi, sAk, sAs, kSeg, k_begin, sAk == 1, zS);
-    TileCursor cb = tile_cursor<BN>(B, j0, sBj, sBk, sBs, kSeg, k_begin, sBj != 1, zS);
+    i64 gS = GATE ? g_seg : 0, gK = GATE ? g_k : 0;
+    TileCursor cb = tile_cursor<BN>(B, j0, sBj, sBk, sBs, kSeg, k_begin, sBj != 1, zS, gS, gK);
+    const float* gb = GATE ? gate + z * g_batch + (i64)(j0 + cb.row0) * g_row : nullptr;
+    const i64 gstep = GATE ? cb.dk * g_k + cb.drow * g_row : 0;
     // z's tile starts where the fused operand's does (same row and k strides), in z's own matrix.
     const float* zb = BN_FUSED ? bn_z + z * bn_zb + (bn_a ? (i64)(i0 + ca.row0) * sAi : (i64)(j0 + cb.row0) * sBj) : nullptr;
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
@@ -283,6 +310,7 @@ __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
         if (bn_a) load_bn_tile<LA, true>(va, ca, zb, bn, bn_inv_m, i0, M, k0, k_end);
         else load_tile(va, ca, i0, M, k0, k_end);
         if (bn_b) load_bn_tile<LB, false>(vb, cb, zb, bn, bn_inv_m, j0, N, k0, k_end);
+        else if (GATE) load_gated_tile(vb, cb, gb, gstep, j0, N, k0, k_end);
         else load_tile(vb, cb, j0, N, k0, k_end);
     };
     load(k_begin);
@@ -294,7 +322,7 @@ __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
         if (k0 + BK < k_end) // the next tile's global loads overlap this tile's FMAs
         {
             advance(ca, sAk, sAs, kSeg, zS);
-            advance(cb, sBk, sBs, kSeg, zS);
+            advance(cb, sBk, sBs, kSeg, zS, gS, gK);
             load(k0 + BK);
         }
 #pragma unroll
@@ -370,6 +398,26 @@ KERNEL void gemm_f32_stats_16x256(GEMM_PARAMS) { gemm_tile<16, 256, false, true>
 KERNEL void gemm_f32_stats_256x16(GEMM_PARAMS) { gemm_tile<256, 16, false, true>(GEMM_ARGS); }
 KERNEL void gemm_f32_stats_32x32(GEMM_PARAMS) { gemm_tile<32, 32, false, true>(GEMM_ARGS); }
 KERNEL void gemm_f32_stats_16x16(GEMM_PARAMS) { gemm_tile<16, 16, false, true>(GEMM_ARGS); }
+// v2.18: the _bn and _stats tiles again with operand B gated (GATE), for the pointwise conv that
+// reads squeeze-excite's output: its weight gradient and its forward. Launch bounds as their twins.
+KERNEL void gemm_f32_bn_gate_64x64(GEMM_PARAMS) { gemm_tile<64, 64, true, false, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_gate_32x128(GEMM_PARAMS) { gemm_tile<32, 128, true, false, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_gate_16x256(GEMM_PARAMS) { gemm_tile<16, 256, true, false, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_gate_32x32(GEMM_PARAMS) { gemm_tile<32, 32, true, false, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_gate_16x16(GEMM_PARAMS) { gemm_tile<16, 16, true, false, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_gate_64x64(GEMM_PARAMS) { gemm_tile<64, 64, false, true, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_gate_32x128(GEMM_PARAMS) { gemm_tile<32, 128, false, true, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_gate_128x32(GEMM_PARAMS) { gemm_tile<128, 32, false, true, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_gate_16x256(GEMM_PARAMS) { gemm_tile<16, 256, false, true, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_gate_256x16(GEMM_PARAMS) { gemm_tile<256, 16, false, true, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_gate_32x32(GEMM_PARAMS) { gemm_tile<32, 32, false, true, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_gate_16x16(GEMM_PARAMS) { gemm_tile<16, 16, false, true, true>(GEMM_ARGS); }
+#undef KERNEL_MIN_BLOCKS
+#define KERNEL_MIN_BLOCKS 1
+KERNEL void gemm_f32_bn_gate_128x32(GEMM_PARAMS) { gemm_tile<128, 32, true, false, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_gate_256x16(GEMM_PARAMS) { gemm_tile<256, 16, true, false, true>(GEMM_ARGS); }
+#undef KERNEL_MIN_BLOCKS
+#define KERNEL_MIN_BLOCKS 2
 
 
 // v2.2: the same GEMM (GEMM_PARAMS, the same operand semantics) on the tensor cores, TF32
@@ -567,7 +615,7 @@ KERNEL void split_sum(const float* __restrict__ partial, int splits, i64 count, 
 // Column sums of a row-major [rows, cols] matrix: the bias gradient of a linear layer.
 // One thread per column, rows summed in order (deterministic).
 // With act (v2.17: 1 ReLU, 2 hard-sigmoid), x is the gradient of activation(z) = a, and the column
-// sums are of the activation's backward, g = activation_grad(z, a, x), which is written to dz as
+// sums are of the activation's backward (from a for ReLU, from z for the gate), written to dz as
 // it is summed: a linear layer's bias gradient and the input of its backward GEMMs in one pass
 // (relu_bwd or hard_sigmoid_bwd wrote it before).
 KERNEL void column_sum(int rows, int cols, const float* __restrict__ x, float* __restrict__ y,
@@ -582,7 +630,7 @@ KERNEL void column_sum(int rows, int cols, const float* __restrict__ x, float* _
         float g = x[at];
         if (act)
         {
-            g = activation_grad(act, z[at], a[at], g);
+            g = act == 1 ? relu_grad(a[at], g) : hard_sigmoid_grad(z[at], g); // one operand loaded, not both
             dz[at] = g;
         }
         s += g;

@@ -64,13 +64,54 @@ public sealed partial class CudaBackend
         }
         // Both launches are recorded under the pointwise family, where ProfilingBackend times the call.
         Op(OpFamily.PointwiseConvForward);
+        PointwiseForwardWithStatistics(x, w, z, y, p, o, deferApply, sum, default);
+    }
+
+    /// <summary>
+    /// Whether the <see cref="GatedInput"/> overloads of <see cref="PointwiseConvBatchNormForward(in GatedInput, in Tensor, in Tensor, in Tensor, in BatchNormTensors, BatchNormOptions, bool)"/>
+    /// and <see cref="PointwiseConvBatchNormBackward(in GatedInput, in Tensor, in Tensor, in Tensor, in Tensor, bool, in Tensor, in BatchNormTensors, BatchNormOptions, bool)"/>
+    /// scale squeeze-excite's input by the gate in the GEMMs' loads (v2.18, the default; where
+    /// those GEMMs fuse their batch norm) or write its output with channel_scale first, the
+    /// reference the tests compare them with.
+    /// </summary>
+    public bool GateInGemm { get; set; } = true;
+
+    public bool FusesGatedInput => GateInGemm && GemmBatchNormStatistics && FuseGemmBatchNorm && Precision == GemmPrecision.Fp32;
+
+    public void PointwiseConvBatchNormForward(in GatedInput x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false)
+    {
+        CheckGated("pointwise_conv_bn_fwd", x);
+        if (!GateInGemm || !GemmBatchNormStatistics || Precision != GemmPrecision.Fp32)
+        {
+            using var call = Composite(OpFamily.PointwiseConvForward);
+            ChannelScale(x.X, x.Gate, x.Y);
+            PointwiseConvBatchNormForward(x.Y, w, z, y, p, o, deferApply);
+            return;
+        }
+        Op(OpFamily.PointwiseConvForward);
+        // B(k = channel, j = pixel) of image n times gate[n * C + k].
+        PointwiseForwardWithStatistics(x.X, w, z, y, p, o, deferApply, null, new GemmGate(Ptr(x.Gate), Batch: x.Gate.C, K: 1));
+    }
+
+    private static void CheckGated(string op, in GatedInput x)
+    {
+        ShapeChecks.Same(op, x.X, x.Y);
+        x.Gate.RequireShape(op, "gate", x.X.N, x.X.C, 1, 1);
+        x.Gate.RequireContiguous(op);
+    }
+
+    // The pointwise GEMM with the batch norm's statistics in its epilogue (v2.10), then its apply
+    // (or the sum in its place: v2.16) unless deferred; its B operand gated (v2.18) when gate is set.
+    private void PointwiseForwardWithStatistics(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply,
+        ResidualSum? sum, GemmGate gate)
+    {
         ShapeChecks.Pointwise("pointwise_conv_fwd", x, w, z);
         ShapeChecks.Same("batch_norm_fwd", z, y);
         ShapeChecks.BatchNormTraining("batch_norm_fwd", z);
         int plane = x.Plane;
         var stats = new GemmStats(Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps);
         Gemm(z.C, plane, x.C, new(Ptr(w), Row: x.C, K: 1), new(Ptr(x), Batch: Stride(x), K: plane, Row: 1), new(Ptr(z), Stride(z), plane), x.N,
-            "pointwise_conv_fwd", stats: stats);
+            "pointwise_conv_fwd", stats: stats, gate: gate);
         if (!deferApply) ApplyOrSum(z, y, p, o, sum);
     }
 
@@ -90,6 +131,30 @@ public sealed partial class CudaBackend
         }
         // All launches are recorded under the pointwise family, where ProfilingBackend times the call.
         Op(OpFamily.PointwiseConvBackward);
+        PointwiseBackwardThroughBatchNorm(x, w, z, dy, dx, accumulate, dw, p, o, bnGradientsReady, default);
+    }
+
+    public void PointwiseConvBatchNormBackward(in GatedInput x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o,
+        bool bnGradientsReady = false)
+    {
+        CheckGated("pointwise_conv_bn_bwd", x);
+        if (!GateInGemm || !FuseGemmBatchNorm || Precision != GemmPrecision.Fp32 || z.Plane == 1)
+        {
+            using var call = Composite(OpFamily.PointwiseConvBackward);
+            ChannelScale(x.X, x.Gate, x.Y); // x.Y is unspecified here (the fused forward never writes it)
+            PointwiseConvBatchNormBackward(x.Y, w, z, dy, dx, accumulate, dw, p, o, bnGradientsReady);
+            return;
+        }
+        Op(OpFamily.PointwiseConvBackward);
+        // The weight gradient's B(k = pixel of image seg, j = channel) times gate[seg * C + j].
+        PointwiseBackwardThroughBatchNorm(x.X, w, z, dy, dx, accumulate, dw, p, o, bnGradientsReady, new GemmGate(Ptr(x.Gate), Segment: x.Gate.C, Row: 1));
+    }
+
+    // The pointwise backward GEMMs computing the batch norm's input gradient as they load it
+    // (v2.9), after its reduction unless ready (v2.12); the weight gradient's B gated (v2.18) when gate is set.
+    private void PointwiseBackwardThroughBatchNorm(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o,
+        bool bnGradientsReady, GemmGate gate)
+    {
         ShapeChecks.Pointwise("pointwise_conv_bwd", x, w, z);
         ShapeChecks.Same("batch_norm_bwd", z, dy);
         if (!bnGradientsReady) BatchNormReduce(z, dy, p, o);
@@ -105,7 +170,7 @@ public sealed partial class CudaBackend
         }
         // dW = sum_n dZ[n] X[n]^T, A(i = co, k) = dZ[n][co * P + pixel] from dy and z, image n a segment on.
         WeightGradient(dy.C, x.C, x.N, plane, new(Ptr(dy), Row: plane, K: 1, Segment: Stride(dy)), new(Ptr(x), K: 1, Row: plane, Segment: Stride(x)), Ptr(dw), 0f,
-            "pointwise_conv_bwd_weight", bn with { Operand = 1, ZSegment = Stride(z) });
+            "pointwise_conv_bwd_weight", bn with { Operand = 1, ZSegment = Stride(z) }, gate);
     }
 
     /// <summary>Bound on the im2col workspace: images are processed in chunks that fit it.</summary>
@@ -248,7 +313,10 @@ public sealed partial class CudaBackend
         }
         Op(OpFamily.DepthwiseConvForward);
         ShapeChecks.Same("batch_norm_fwd", x.X, x.Y);
-        if (sum is { } inKernel && SumsInKernel(inKernel, x.X, z)) DepthwiseForwardWithStatistics(x.X, x, w, z, g, y, p, o, inKernel);
+        // The kernels read x.X and the addend, write x.Y, z and the sum, and leave y unwritten.
+        if (sum is { } inKernel && SumsInKernel(inKernel) && !Overlap(inKernel.Sum, x.X) && !Overlap(inKernel.Sum, x.Y) && !Overlap(inKernel.Sum, z)
+            && !Overlap(inKernel.Addend, x.Y) && !Overlap(inKernel.Addend, z) && !Overlap(inKernel.Addend, y))
+            DepthwiseForwardWithStatistics(x.X, x, w, z, g, y, p, o, inKernel);
         else
         {
             DepthwiseForwardWithStatistics(x.X, x, w, z, g, y, p, o);
@@ -270,13 +338,14 @@ public sealed partial class CudaBackend
         var (chunks, chunk) = ChannelChunks(z.C, (long)z.N * z.Plane);
         ulong parts = chunks > 1 ? Partials(c * chunks * 3 * 2) : 0, done = chunks > 1 ? Counters(z.C) : 0;
         bool apply = input is not null;
+        if (sum is not null && !apply) throw new ArgumentException("only the _apply kernels write a sum (v2.16): a sum needs an input batch norm", nameof(sum));
         var a = input ?? default;
         // Applying: four values per input channel read, the input's output written once, and
         // its affine map (and ReLU) on every tap read.
         long applyRead = apply ? 4L * x.C : 0, applyWritten = apply ? x.Count : 0, applyFlops = apply ? (a.Options.Relu ? 3 : 2) * taps * z.Count : 0;
         // Summing, the input's output plus the addend's first channels is written to the sum's too.
         var (sumStart, addend) = sum is { } s ? (s.Sum.Channels(0, x.C), s.Addend.Channels(0, x.C)) : default;
-        if (sum is not null) (applyRead, applyWritten) = (applyRead + x.Count, applyWritten + x.Count);
+        if (sum is not null) (applyRead, applyWritten, applyFlops) = (applyRead + x.Count, applyWritten + x.Count, applyFlops + x.Count);
         // Cost: the forward's (x read once, the filters, z written, k*k FMAs per output) and the
         // statistics' sums (4 FLOPs per output, the four statistics, the split's parts), without
         // batch_norm_stats's read of z. Each chunk's first output is computed once more per thread.

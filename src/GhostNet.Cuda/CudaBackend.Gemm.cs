@@ -37,6 +37,13 @@ internal readonly record struct GemmBatchNorm(int Operand, ulong Z, long ZBatch,
 /// </summary>
 internal readonly record struct GemmStats(ulong Mean, ulong InvStd, ulong RunningMean, ulong RunningVar, float Momentum, float Eps);
 
+/// <summary>
+/// Operand B scaled as it is loaded (gemm.cu's GATE kernels, v2.18): B(k, j) of matrix z times
+/// Gate[z * Batch + seg * Segment + r * K + j * Row], k = seg * kSeg + r: squeeze-excite's output
+/// x * gate read from x. Only with a batch-norm operand on A or the statistics epilogue.
+/// </summary>
+internal readonly record struct GemmGate(ulong Gate, long Batch = 0, long Segment = 0, long Row = 0, long K = 0);
+
 /// <summary>What a GEMM fuses of the batch norm around it: gemm_f32_*, gemm_f32_bn_* (an operand is its input gradient), gemm_f32_stats_* (its output's statistics).</summary>
 internal enum GemmFusion { None, BatchNormOperand, Statistics }
 
@@ -64,7 +71,8 @@ public sealed partial class CudaBackend
     /// Every GEMM entry point (made once: a launch allocates nothing): the fp32 tiles in
     /// GemmTiles' order, the tf32 and the 3xTF32 tiles in TensorTiles' order, then the fp32 tiles
     /// with a batch-norm operand (gemm_f32_bn_MxN, v2.9) and with the statistics epilogue
-    /// (gemm_f32_stats_MxN, v2.10), each in GemmTiles' order.
+    /// (gemm_f32_stats_MxN, v2.10), and both again with operand B gated (gemm_f32_bn_gate_MxN,
+    /// gemm_f32_stats_gate_MxN, v2.18), each in GemmTiles' order.
     /// </summary>
     internal static readonly string[] GemmKernels =
     [
@@ -73,6 +81,8 @@ public sealed partial class CudaBackend
         .. TensorTiles.Select(t => $"gemm_tf32x3_{t.M}x{t.N}"),
         .. GemmTiles.Select(t => $"gemm_f32_bn_{t.M}x{t.N}"),
         .. GemmTiles.Select(t => $"gemm_f32_stats_{t.M}x{t.N}"),
+        .. GemmTiles.Select(t => $"gemm_f32_bn_gate_{t.M}x{t.N}"),
+        .. GemmTiles.Select(t => $"gemm_f32_stats_gate_{t.M}x{t.N}"),
     ];
 
     /// <summary>
@@ -119,14 +129,15 @@ public sealed partial class CudaBackend
     /// The tile and GemmKernels index of an M x N output at <paramref name="precision"/>, plain or
     /// with a batch norm fused (<paramref name="fusion"/>: fp32 only).
     /// </summary>
-    internal static (int M, int N, int Kernel) PickKernel(int m, int n, GemmPrecision precision, GemmFusion fusion = GemmFusion.None)
+    internal static (int M, int N, int Kernel) PickKernel(int m, int n, GemmPrecision precision, GemmFusion fusion = GemmFusion.None, bool gated = false)
     {
         if (fusion != GemmFusion.None && precision != GemmPrecision.Fp32)
             throw new ArgumentException($"a GEMM with a batch norm fused ({fusion}) runs in fp32 only, not {precision}");
+        if (gated && fusion == GemmFusion.None) throw new ArgumentException("only the batch-norm GEMMs have gated kernels (v2.18)");
         if (precision == GemmPrecision.Fp32)
         {
             // The fused tile is the plain one (so are the split and the order of every sum).
-            int i = PickTileIndex(GemmTiles, m, n), family = fusion switch { GemmFusion.BatchNormOperand => 1, GemmFusion.Statistics => 2, _ => 0 };
+            int i = PickTileIndex(GemmTiles, m, n), family = fusion switch { GemmFusion.BatchNormOperand => 1, GemmFusion.Statistics => 2, _ => 0 } + (gated ? 2 : 0);
             return (GemmTiles[i].M, GemmTiles[i].N, i + (family == 0 ? 0 : 2 * TensorTiles.Length + family * GemmTiles.Length));
         }
         int t = PickTileIndex(TensorTiles, m, n);
@@ -166,12 +177,14 @@ public sealed partial class CudaBackend
     /// matrix z sums only k in [z kPiece, (z + 1) kPiece).
     /// </summary>
     private void Gemm(int m, int n, int k, GemmOperand a, GemmOperand b, GemmOutput c, int batch, string context, int kSegment = 0, int kPiece = 0,
-        SplitKSum sum = default, GemmBatchNorm bn = default, GemmStats? stats = null)
+        SplitKSum sum = default, GemmBatchNorm bn = default, GemmStats? stats = null, GemmGate gate = default)
     {
+        bool gated = gate.Gate != 0;
+        if (gated && bn.Operand == 2) throw new ArgumentException($"{context}: operand B is gated or a batch norm's gradient, not both");
         if (kSegment <= 0 || kSegment >= k) kSegment = Math.Max(k, 1);
         else if (a.K != 1 || b.Row == 1)
             throw new ArgumentException($"{context}: K in segments needs both operands contiguous along K (A k-stride {a.K}, B j-stride {b.Row})");
-        var tile = PickKernel(m, n, Precision, Fusion(bn, stats is not null));
+        var tile = PickKernel(m, n, Precision, Fusion(bn, stats is not null), gated);
         // Cost: 2 M N K FLOPs per matrix, or in all for split-K pieces (the padding of partial
         // tiles not counted); A and B read once each (once for all the batch when its batch stride
         // is 0, as for the weights and split-K): the tiles' re-reads are assumed to hit L2; C
@@ -191,17 +204,19 @@ public sealed partial class CudaBackend
         long parts = stats is null ? 0 : 3L * m * gridX * batch; // doubles: one (count, mean, M2) per row of each block
         ulong partsPointer = stats is null ? 0 : Partials(2 * parts), done = stats is null ? 0 : Counters((int)gridY);
         var st = stats.GetValueOrDefault();
+        // A gate: one value read per (matrix, k) or per (segment, j), and a multiply per B element loaded.
+        long gateRead = !gated ? 0 : gate.Batch != 0 ? (long)k * batch : (long)n * ((k + kSegment - 1) / kSegment);
         if (c.Activated != 0 && (kPiece > 0 || sum.Out != 0)) throw new ArgumentException($"{context}: an activation needs the whole sum, not split-K pieces");
-        var cost = LaunchCost.Fp32(read: aRead + bRead + (c.Beta != 0 ? cWritten : 0) + (c.Bias != 0 ? n : 0) + sumRead + bnRead + (stats is null ? 0 : 2L * m),
+        var cost = LaunchCost.Fp32(read: aRead + bRead + (c.Beta != 0 ? cWritten : 0) + (c.Bias != 0 ? n : 0) + sumRead + bnRead + (stats is null ? 0 : 2L * m) + gateRead,
             written: cWritten + sumWritten + (stats is null ? 0 : 4L * m) + (c.Activated != 0 ? cWritten : 0),
-            flops: flops + 15 * (bn.Operand == 0 ? 0 : bn.Operand == 1 ? aRead : bRead) + (stats is null ? 0 : 4 * cWritten), otherBytes: 2 * 8 * parts);
+            flops: flops + 15 * (bn.Operand == 0 ? 0 : bn.Operand == 1 ? aRead : bRead) + (stats is null ? 0 : 4 * cWritten) + (gated ? bRead : 0), otherBytes: 2 * 8 * parts);
         if (Precision != GemmPrecision.Fp32) cost = cost with { Flops = Precision == GemmPrecision.Tf32x3 ? 3 * flops : flops, Precision = GhostNet.Cuda.Precision.Tf32 };
         Launch(GemmKernels[tile.Kernel], gridX, gridY, (uint)batch, Threads, cost,
             $"{context} (M={m} N={n} K={k} batch={batch})",
             m, n, k, kSegment, kPiece, a.Pointer, a.Batch, a.Row, a.K, a.Segment, b.Pointer, b.Batch, b.K, b.Row, b.Segment,
             c.Pointer, c.Batch, c.Row, c.Beta, c.Bias, sum.Out, sum.Beta, sum.Done, c.Activation, c.Activated,
             bn.Operand, bn.Z, bn.ZBatch, bn.ZSegment, bn.Gamma, bn.Beta, bn.Mean, bn.InvStd, bn.DGamma, bn.DBeta, bn.Relu, bn.InvM,
-            st.Mean, st.InvStd, st.RunningMean, st.RunningVar, st.Momentum, st.Eps, partsPointer, done);
+            st.Mean, st.InvStd, st.RunningMean, st.RunningVar, st.Momentum, st.Eps, partsPointer, done, gate.Gate, gate.Batch, gate.Segment, gate.Row, gate.K);
     }
 
     /// <summary>
@@ -212,17 +227,18 @@ public sealed partial class CudaBackend
     /// products are added in order by split_sum, in double: deterministic, since the cut
     /// depends only on the shapes and the SM count.
     /// </summary>
-    private void WeightGradient(int m, int n, int images, int p, GemmOperand a, GemmOperand b, ulong dw, float beta, string context, GemmBatchNorm bn = default)
+    private void WeightGradient(int m, int n, int images, int p, GemmOperand a, GemmOperand b, ulong dw, float beta, string context, GemmBatchNorm bn = default,
+        GemmGate gate = default)
     {
         long k = (long)images * p;
         // The kernels add a piece and a K step to k in int: keep that sum below 2^31 too.
         if (k > int.MaxValue - 2 * MaxKPiece) throw new ArgumentException($"{context}: K = {k} exceeds the kernel's int range");
         if (p == 1) // one pixel per image: plain strides
         {
-            if (bn.Operand != 0) throw new ArgumentException($"{context}: a batch-norm operand needs planes of more than one pixel");
+            if (bn.Operand != 0 || gate.Gate != 0) throw new ArgumentException($"{context}: a batch-norm operand or a gate needs planes of more than one pixel");
             (a, b, p) = (a with { K = a.Segment, Segment = 0 }, b with { K = b.Segment, Segment = 0 }, (int)k);
         }
-        var tile = PickKernel(m, n, Precision, Fusion(bn, false));
+        var tile = PickKernel(m, n, Precision, Fusion(bn, false), gate.Gate != 0);
         long tiles = (long)((m + tile.M - 1) / tile.M) * ((n + tile.N - 1) / tile.N);
         long pieces = Math.Max((k + MaxKPiece - 1) / MaxKPiece, Math.Min((2 * Device.Multiprocessors + tiles - 1) / tiles, (k + MinKPiece - 1) / MinKPiece));
         pieces = Math.Min(pieces, 65535); // the grid's z limit; only past ~268M terms are pieces longer than MaxKPiece
@@ -230,17 +246,17 @@ public sealed partial class CudaBackend
         pieces = (k + kPiece - 1) / kPiece;
         if (pieces == 1)
         {
-            Gemm(m, n, (int)k, a, b, new(dw, 0, n, beta), 1, context, p, kPiece: 0, bn: bn);
+            Gemm(m, n, (int)k, a, b, new(dw, 0, n, beta), 1, context, p, kPiece: 0, bn: bn, gate: gate);
             return;
         }
         long mn = (long)m * n;
         ulong partial = Partials(pieces * mn);
         if (SumSplitKInGemm)
         {
-            Gemm(m, n, (int)k, a, b, new(partial, mn, n), (int)pieces, context, p, kPiece, new SplitKSum(dw, beta, Counters((int)tiles)), bn);
+            Gemm(m, n, (int)k, a, b, new(partial, mn, n), (int)pieces, context, p, kPiece, new SplitKSum(dw, beta, Counters((int)tiles)), bn, gate: gate);
             return;
         }
-        Gemm(m, n, (int)k, a, b, new(partial, mn, n), (int)pieces, context, p, kPiece, bn: bn);
+        Gemm(m, n, (int)k, a, b, new(partial, mn, n), (int)pieces, context, p, kPiece, bn: bn, gate: gate);
         // Cost: every piece's partial product read once, dW written (and read when beta is not 0).
         Launch1D("split_sum", mn, LaunchCost.Fp32(read: pieces * mn + (beta != 0 ? mn : 0), written: mn, flops: pieces * mn), context, partial, (int)pieces, mn, dw, beta);
     }

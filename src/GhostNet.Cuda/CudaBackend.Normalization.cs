@@ -55,14 +55,16 @@ public sealed partial class CudaBackend
     /// </summary>
     public bool ResidualInBatchNorm { get; set; } = true;
 
-    /// <summary>Whether the kernels that write y may add a residual in its place: no sum written over what they read.</summary>
-    private bool SumsInKernel(in ResidualSum sum, in Tensor read1, in Tensor read2) =>
-        ResidualInBatchNorm && !Overlap(sum.Sum, read1) && !Overlap(sum.Sum, read2) && !Overlap(sum.Sum, sum.Addend);
+    /// <summary>
+    /// Whether the kernels that write y may add a residual in its place (the rest is the caller's:
+    /// no sum over what they read or write, no addend over what they write or leave unwritten).
+    /// </summary>
+    private bool SumsInKernel(in ResidualSum sum) => ResidualInBatchNorm && !Overlap(sum.Sum, sum.Addend);
 
     /// <summary>y = batch_norm(z) from saved statistics; with a sum, sum.Sum = y + sum.Addend instead, in the apply or after it.</summary>
     private void ApplyOrSum(in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, ResidualSum? sum)
     {
-        if (sum is { } s && SumsInKernel(s, z, z)) Apply(z, s.Sum, p, o, training: true, s.Addend);
+        if (sum is { } s && SumsInKernel(s) && !Overlap(s.Sum, z) && !Overlap(s.Addend, y)) Apply(z, s.Sum, p, o, training: true, s.Addend);
         else
         {
             Apply(z, y, p, o, training: true);

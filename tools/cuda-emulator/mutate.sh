@@ -104,6 +104,12 @@ mutation "the summing batch norm apply drops its addend (v2.16)" batch_norm.cu \
 mutation "the column sum writes the activation's gradient but sums the activated one (v2.17)" gemm.cu \
   $'            dz[at] = g;\n        }\n        s += g;' $'            dz[at] = g;\n            g = x[at];\n        }\n        s += g;' \
   "$(op Linear_backward_through_its_activation_equals_the_activation_backward_and_the_linear_backward)"
+mutation "the gated gemm's cursor does not step the gate into the next image (v2.18)" gemm.cu \
+  '        c.g_offset += gS - kSeg * gK;' '' \
+  "$(op Pointwise_conv_reading_a_gated_input_equals_the_channel_scale_and_the_conv)"
+mutation "the gated gemm scales by the pixel's gate, not the channel's (v2.18)" gemm.cu \
+  'const i64 gstep = GATE ? cb.dk * g_k + cb.drow * g_row : 0;' 'const i64 gstep = GATE ? cb.drow * g_k + cb.dk * g_row : 0;' \
+  "$(op Pointwise_conv_reading_a_gated_input_equals_the_channel_scale_and_the_conv)"
 mutation "fused depthwise statistics walk the plane as W x H" depthwise_conv.cu \
   $'    for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))\n    {\n        const float* xp =' $'    for (NchwCursor at(e, blockDim.x, 1, Wo, Ho); e < hi; e += blockDim.x, at.advance(1, Wo, Ho))\n    {\n        const float* xp =' \
   "$(op Depthwise_conv_with_batch_norm_statistics_equals_the_unfused_launches)"

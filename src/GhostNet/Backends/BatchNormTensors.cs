@@ -17,6 +17,14 @@ public readonly record struct BatchNormTensors(
 public readonly record struct NormalizedInput(Tensor X, Tensor Y, BatchNormTensors Tensors, BatchNormOptions Options);
 
 /// <summary>
+/// A conv's input that is squeeze-excite's output, Y = X * Gate with the gate per image and
+/// channel (Gate an N x C x 1 x 1 tensor), which need not be written: the conv calls that take it
+/// may scale X as they load it (v2.18). Y is where the output would be, and its gradient is the
+/// conv's input gradient; what Y holds is unspecified (a call that needs it writes it first).
+/// </summary>
+public readonly record struct GatedInput(Tensor X, Tensor Gate, Tensor Y);
+
+/// <summary>
 /// A residual sum written in place of a call's output: <see cref="Sum"/> = output + <see cref="Addend"/>
 /// (a bottleneck's sum of its main branch and its shortcut), so that the output itself need not
 /// be written and read back (v2.16). The three have one shape; the output is left unspecified.

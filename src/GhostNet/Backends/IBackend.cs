@@ -44,6 +44,22 @@ public interface IBackend : IDisposable
         ResidualSum? sum = null);
 
     /// <summary>
+    /// <see cref="PointwiseConvBatchNormForward(in Tensor, in Tensor, in Tensor, in Tensor, in BatchNormTensors, BatchNormOptions, bool, ResidualSum?)"/>
+    /// on x.Y = x.X * x.Gate (squeeze-excite's output): the same results as ChannelScale into x.Y,
+    /// then that call, which a backend may fuse (CUDA: the GEMM scales x.X as it loads it, and x.Y
+    /// is not written).
+    /// </summary>
+    void PointwiseConvBatchNormForward(in GatedInput x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false);
+
+    /// <summary>
+    /// Whether the <see cref="GatedInput"/> pair above scales its input in the conv now (CUDA's
+    /// fp32 GEMMs with their batch norms fused): a layer passes squeeze-excite's output as a
+    /// GatedInput only then, and otherwise writes it and passes it plainly (the calls would
+    /// compute the same, with the scale's launch made twice).
+    /// </summary>
+    bool FusesGatedInput { get; }
+
+    /// <summary>
     /// The backward of a pointwise conv z = conv(x) and the training form of the batch norm that
     /// follows it: from y's gradient dy, the batch norm's parameter gradients, then the conv's input
     /// (unless none) and weight gradients. The same results as BatchNormBackward into z's gradient
@@ -53,6 +69,14 @@ public interface IBackend : IDisposable
     /// that read y computed them: the Ghost module's cheap operation), and need not be reduced again.
     /// </summary>
     void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o,
+        bool bnGradientsReady = false);
+
+    /// <summary>
+    /// The backward of the pair on x.Y = x.X * x.Gate (as above): dx is x.Y's gradient. The same
+    /// results as that backward on x.Y, which a backend may fuse (CUDA: the weight gradient's GEMM
+    /// scales x.X as it loads it; x.Y is not read).
+    /// </summary>
+    void PointwiseConvBatchNormBackward(in GatedInput x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o,
         bool bnGradientsReady = false);
 
     // Depthwise convolution (groups = channels, one filter per channel).
@@ -146,8 +170,8 @@ public interface IBackend : IDisposable
     void LinearBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db);
     /// <summary>
     /// The backward of LinearForward with an activation, from the gradient of y.Activated: first
-    /// y.Y's gradient (y.Y.Grad, written) through the activation (Relu or HardSigmoid), then
-    /// LinearBackward from it. A backend may fuse (CUDA: the bias gradient's column sums compute
+    /// y.Y's gradient (y.Y.Grad, written) through the activation (Relu or HardSigmoid; with None,
+    /// Activated is Y and nothing is written), then LinearBackward from it. A backend may fuse (CUDA: the bias gradient's column sums compute
     /// y.Y's gradient as they sum it, and write it for the GEMMs).
     /// </summary>
     void LinearBackward(in Tensor x, in Tensor w, in ActivatedOutput y, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db);

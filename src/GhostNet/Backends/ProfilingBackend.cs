@@ -13,6 +13,7 @@ public sealed class ProfilingBackend(IBackend inner, bool ownsInner = true) : IB
 
     public IBackend Inner => inner;
     public string Name => inner.Name + " (profiled)";
+    public bool FusesGatedInput => inner.FusesGatedInput;
 
     public IReadOnlyDictionary<string, (long Calls, double Seconds)> Times => _times;
 
@@ -47,6 +48,8 @@ public sealed class ProfilingBackend(IBackend inner, bool ownsInner = true) : IB
     // Timed as a whole under the pointwise families, where CudaBackend records their launches too.
     public void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false, ResidualSum? sum = null) { var t = Begin(); inner.PointwiseConvBatchNormForward(x, w, z, y, p, o, deferApply, sum); End(OpFamily.PointwiseConvForward, t); }
     public void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o, bool bnGradientsReady = false) { var t = Begin(); inner.PointwiseConvBatchNormBackward(x, w, z, dy, dx, accumulate, dw, p, o, bnGradientsReady); End(OpFamily.PointwiseConvBackward, t); }
+    public void PointwiseConvBatchNormForward(in GatedInput x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false) { var t = Begin(); inner.PointwiseConvBatchNormForward(x, w, z, y, p, o, deferApply); End(OpFamily.PointwiseConvForward, t); }
+    public void PointwiseConvBatchNormBackward(in GatedInput x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o, bool bnGradientsReady = false) { var t = Begin(); inner.PointwiseConvBatchNormBackward(x, w, z, dy, dx, accumulate, dw, p, o, bnGradientsReady); End(OpFamily.PointwiseConvBackward, t); }
     public void DepthwiseConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g) { var t = Begin(); inner.DepthwiseConvForward(x, w, y, g); End(OpFamily.DepthwiseConvForward, t); }
     public void DepthwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g) { var t = Begin(); inner.DepthwiseConvBackward(x, w, dy, dx, accumulate, dw, g); End(OpFamily.DepthwiseConvBackward, t); }
     // Timed as a whole under the depthwise families, where CudaBackend records their launches too.

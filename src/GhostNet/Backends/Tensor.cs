@@ -64,6 +64,9 @@ public readonly struct Tensor
     public int Plane => H * W;
     public bool IsContiguous => C0 == 0 && C == CTotal;
 
+    /// <summary>Whether this view begins where <paramref name="other"/> does (one buffer, one offset, one first channel): a layer reading what another wrote.</summary>
+    public bool StartsAt(in Tensor other) => ReferenceEquals(Storage, other.Storage) && Offset == other.Offset && C0 == other.C0;
+
     /// <summary>The channel window [start, start + count) of this view.</summary>
     public Tensor Channels(int start, int count)
     {

@@ -26,7 +26,7 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Unfused on the CPU: the activation's backward writes y's gradient, then the linear backward reads it.</summary>
     public void LinearBackward(in Tensor x, in Tensor w, in ActivatedOutput y, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db)
     {
-        this.ActivationBackward(y.Y, y.Activated, y.Activation, y.Activated.Grad, y.Y.Grad, accumulate: false);
+        if (y.Activation != Activation.None) this.ActivationBackward(y.Y, y.Activated, y.Activation, y.Activated.Grad, y.Y.Grad, accumulate: false);
         LinearBackward(x, w, y.Y.Grad, dx, accumulate, dw, db);
     }
 

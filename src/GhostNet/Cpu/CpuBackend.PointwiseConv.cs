@@ -33,6 +33,21 @@ public sealed unsafe partial class CpuBackend
         if (sum is { } s) Add(y, s.Addend, s.Sum);
     }
 
+    /// <summary>False: the CPU writes squeeze-excite's output and reads it back while in cache.</summary>
+    public bool FusesGatedInput => false;
+
+    /// <summary>Unfused on the CPU: x.Y is written (ChannelScale), then read by the pair.</summary>
+    public void PointwiseConvBatchNormForward(in GatedInput x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false)
+    {
+        ChannelScale(x.X, x.Gate, x.Y);
+        PointwiseConvBatchNormForward(x.Y, w, z, y, p, o, deferApply);
+    }
+
+    /// <summary>Unfused on the CPU: the pair's backward reads x.Y, which this backend's forward wrote.</summary>
+    public void PointwiseConvBatchNormBackward(in GatedInput x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o,
+        bool bnGradientsReady = false) =>
+        PointwiseConvBatchNormBackward(x.Y, w, z, dy, dx, accumulate, dw, p, o, bnGradientsReady);
+
     /// <summary>
     /// Unfused on the CPU: z's gradient is written, then read by the conv's backward. The batch
     /// norm's parameter gradients are reduced whether or not they are ready: the CPU's z gradient

@@ -55,11 +55,19 @@ public sealed class BatchNorm2d : ILayer
     /// backend call that may compute the statistics inside the conv (<see cref="ConvBn"/>). With
     /// <paramref name="deferApply"/> (pointwise only) the output may be left unwritten until the
     /// depthwise conv that reads it (<see cref="TrainForwardAfter(IBackend, Conv2d, NormalizedInput, ResidualSum?)"/>) writes it.
-    /// With <paramref name="sum"/> (pointwise only) the sum is written in place of the output.
+    /// With <paramref name="sum"/> (pointwise only) the sum is written in place of the output. With
+    /// <paramref name="gated"/> (pointwise only, not with a sum) the conv's input is squeeze-excite's
+    /// output, which need not be written (<see cref="GatedInput"/>).
     /// </summary>
-    public void TrainForwardAfter(IBackend b, Conv2d conv, bool deferApply = false, ResidualSum? sum = null)
+    public void TrainForwardAfter(IBackend b, Conv2d conv, bool deferApply = false, ResidualSum? sum = null, GatedInput? gated = null)
     {
-        if (conv.Kind == Conv2d.Form.Depthwise && !deferApply && sum is null)
+        if (gated is { } g)
+        {
+            if (conv.Kind != Conv2d.Form.Pointwise || sum is not null || !g.Y.StartsAt(conv.X))
+                throw new ArgumentException($"only a pointwise conv without a sum reads a gated input, and it must read {conv.X}", nameof(gated));
+            b.PointwiseConvBatchNormForward(g, conv.Weight.Value, X, Output, Tensors, Options, deferApply);
+        }
+        else if (conv.Kind == Conv2d.Form.Depthwise && !deferApply && sum is null)
             b.DepthwiseConvBatchNormForward(conv.X, conv.Weight.Value, X, conv.Geometry, Output, Tensors, Options);
         else if (conv.Kind == Conv2d.Form.Pointwise)
             b.PointwiseConvBatchNormForward(conv.X, conv.Weight.Value, X, Output, Tensors, Options, deferApply, sum);
@@ -77,7 +85,7 @@ public sealed class BatchNorm2d : ILayer
     {
         if (conv.Kind != Conv2d.Form.Depthwise)
             throw new ArgumentException($"only a depthwise conv applies its input's batch norm, not a {conv.Kind} one", nameof(conv));
-        if (!ReferenceEquals(input.Y.Storage, conv.X.Storage) || input.Y.Offset != conv.X.Offset || input.Y.C0 != conv.X.C0)
+        if (!input.Y.StartsAt(conv.X))
             throw new ArgumentException($"the conv reads {conv.X}, not the batch norm's output {input.Y}", nameof(input));
         b.DepthwiseConvBatchNormForward(input, conv.Weight.Value, X, conv.Geometry, Output, Tensors, Options, sum);
         NumBatchesTracked.Value++;
@@ -92,9 +100,15 @@ public sealed class BatchNorm2d : ILayer
     /// <paramref name="gradientsReady"/> (pointwise only) this batch norm's parameter gradients
     /// were computed by the depthwise conv that read its output (<see cref="BackwardThrough(IBackend, Conv2d, NormalizedInput)"/>).
     /// </summary>
-    public void BackwardThrough(IBackend b, Conv2d conv, bool accumulate, bool gradientsReady = false)
+    public void BackwardThrough(IBackend b, Conv2d conv, bool accumulate, bool gradientsReady = false, GatedInput? gated = null)
     {
-        if (conv.Kind == Conv2d.Form.Depthwise && !gradientsReady)
+        if (gated is { } g)
+        {
+            if (conv.Kind != Conv2d.Form.Pointwise || !g.Y.StartsAt(conv.X))
+                throw new ArgumentException($"only a pointwise conv reads a gated input, and it must read {conv.X}", nameof(gated));
+            b.PointwiseConvBatchNormBackward(g, conv.Weight.Value, X, Output.Grad, conv.InputGradient, accumulate, conv.Weight.Grad, Tensors, Options, gradientsReady);
+        }
+        else if (conv.Kind == Conv2d.Form.Depthwise && !gradientsReady)
             b.DepthwiseConvBatchNormBackward(conv.X, conv.Weight.Value, X, conv.Geometry, Output.Grad, conv.InputGradient, accumulate, conv.Weight.Grad, Tensors, Options);
         else if (conv.Kind == Conv2d.Form.Pointwise)
             b.PointwiseConvBatchNormBackward(conv.X, conv.Weight.Value, X, Output.Grad, conv.InputGradient, accumulate, conv.Weight.Grad, Tensors, Options, gradientsReady);
@@ -110,7 +124,7 @@ public sealed class BatchNorm2d : ILayer
     {
         if (conv.Kind != Conv2d.Form.Depthwise)
             throw new ArgumentException($"only a depthwise conv reduces its input's batch norm, not a {conv.Kind} one", nameof(conv));
-        if (!ReferenceEquals(input.Y.Storage, conv.X.Storage) || input.Y.Offset != conv.X.Offset || input.Y.C0 != conv.X.C0)
+        if (!input.Y.StartsAt(conv.X))
             throw new ArgumentException($"the conv reads {conv.X}, not the batch norm's output {input.Y}", nameof(input));
         b.DepthwiseConvBatchNormBackward(input, conv.Weight.Value, X, conv.Geometry, Output.Grad, conv.InputGradient, true, conv.Weight.Grad, Tensors, Options);
     }

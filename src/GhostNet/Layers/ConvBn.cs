@@ -18,7 +18,7 @@ public sealed class ConvBn : ILayer
 {
     public ConvBn(Conv2d conv, BatchNorm2d bn)
     {
-        if (!ReferenceEquals(bn.X.Storage, conv.Output.Storage) || bn.X.Offset != conv.Output.Offset || bn.X.C0 != conv.Output.C0)
+        if (!bn.X.StartsAt(conv.Output))
             throw new ArgumentException($"the batch norm reads {bn.X}, not the conv's output {conv.Output}", nameof(bn));
         Conv = conv;
         Bn = bn;

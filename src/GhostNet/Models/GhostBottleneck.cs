@@ -53,19 +53,30 @@ public sealed class GhostBottleneck : ILayer
     public Tensor X { get; }
     public Tensor Output { get; }
 
+    /// <summary>
+    /// Whether the last forward passed squeeze-excite's output to ghost2 as a <see cref="GatedInput"/>
+    /// (then never written), so that the backward reads it as the forward did.
+    /// </summary>
+    private bool _gatedForward;
+
     public void Forward(IBackend b, bool training)
     {
         _ghost1.Forward(b, training);
         _dw?.Forward(b, training);
-        _se?.Forward(b, training);
+        // In training ghost2's primary conv scales squeeze-excite's input by the gate as it reads
+        // it (v2.18), so squeeze-excite computes only the gate.
+        _gatedForward = training && _se is not null && _ghost2.ReadsGatedInput && b.FusesGatedInput;
+        GatedInput? gated = _gatedForward ? _se!.AsGatedInput : null;
+        if (gated is null) _se?.Forward(b, training);
+        else _se!.ForwardGate(b, training);
         // The sum is written in place of the last output of a branch, by the kernels that would
         // write it (v2.16): ghost2's with an identity shortcut, else the shortcut's last batch norm's.
         if (_shortcut.Length == 0)
         {
-            _ghost2.Forward(b, training, new ResidualSum(X, Output));
+            _ghost2.Forward(b, training, new ResidualSum(X, Output), gated);
             return;
         }
-        _ghost2.Forward(b, training);
+        _ghost2.Forward(b, training, null, gated);
         _shortcut[0].Forward(b, training);
         _shortcut[1].Forward(b, training, new ResidualSum(_ghost2.Output, Output));
     }
@@ -79,7 +90,7 @@ public sealed class GhostBottleneck : ILayer
         if (_shortcut.Length == 0) b.CopyOrAccumulate(Output.Grad, X.Grad, accumulate);
         else
             for (int i = _shortcut.Length - 1; i >= 0; i--) _shortcut[i].Backward(b, i == 0 && accumulate);
-        _ghost2.Backward(b, false);
+        _ghost2.Backward(b, false, _gatedForward ? _se!.AsGatedInput : null);
         _se?.Backward(b, false);
         _dw?.Backward(b, false);
         _ghost1.Backward(b, accumulate: true);

@@ -33,19 +33,26 @@ public sealed class GhostModule : ILayer
 
     public void Forward(IBackend b, bool training) => Forward(b, training, null);
 
+    /// <summary>Whether the training forward and the backward may take X as a <see cref="GatedInput"/> (a pointwise primary conv).</summary>
+    public bool ReadsGatedInput => _primary.Conv.Kind == Conv2d.Form.Pointwise;
+
     /// <summary>
     /// The forward with <paramref name="sum"/> (a bottleneck's sum with its identity shortcut)
     /// written in place of the output: in training the kernels that would write the output add
-    /// the shortcut instead (the output is not written and read back); else after.
+    /// the shortcut instead (the output is not written and read back); else after. With
+    /// <paramref name="gated"/> (training, <see cref="ReadsGatedInput"/>), X is squeeze-excite's
+    /// output, not written: the primary conv scales its input as it reads it.
     /// </summary>
-    public void Forward(IBackend b, bool training, ResidualSum? sum)
+    public void Forward(IBackend b, bool training, ResidualSum? sum, GatedInput? gated = null)
     {
+        if (gated is not null && !(training && ReadsGatedInput))
+            throw new ArgumentException("only the training forward of a pointwise primary conv reads a gated input", nameof(gated));
         if (training && _primary.Conv.Kind == Conv2d.Form.Pointwise)
         {
             // The cheap operation is the first to read the primary batch norm's output: a backend
             // may apply that batch norm as the depthwise conv reads its input, and write the
             // output from there (one pass over the intrinsic maps less).
-            _primary.Bn.TrainForwardAfter(b, _primary.Conv, deferApply: true);
+            _primary.Bn.TrainForwardAfter(b, _primary.Conv, deferApply: true, gated: gated);
             _cheap.Bn.TrainForwardAfter(b, _cheap.Conv, _primary.Bn.AsInput, sum);
             return;
         }
@@ -54,15 +61,19 @@ public sealed class GhostModule : ILayer
         if (sum is { } s) b.Add(Output, s.Addend, s.Sum);
     }
 
-    public void Backward(IBackend b, bool accumulate)
+    public void Backward(IBackend b, bool accumulate) => Backward(b, accumulate, null);
+
+    /// <summary>The backward; <paramref name="gated"/> as the forward's.</summary>
+    public void Backward(IBackend b, bool accumulate, GatedInput? gated)
     {
+        if (gated is not null && !ReadsGatedInput) throw new ArgumentException("only a pointwise primary conv reads a gated input", nameof(gated));
         // The intrinsic maps feed both the output and the cheap operation: add the second gradient.
         if (_primary.Conv.Kind == Conv2d.Form.Pointwise)
         {
             // That addition completes their gradient: a backend may reduce the primary batch
             // norm's parameter gradients as it writes it (one pass over the gradient less).
             _cheap.Bn.BackwardThrough(b, _cheap.Conv, _primary.Bn.AsInput);
-            _primary.Bn.BackwardThrough(b, _primary.Conv, accumulate, gradientsReady: true);
+            _primary.Bn.BackwardThrough(b, _primary.Conv, accumulate, gradientsReady: true, gated: gated);
             return;
         }
         _cheap.Backward(b, accumulate: true);

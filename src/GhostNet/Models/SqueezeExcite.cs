@@ -31,11 +31,20 @@ public sealed class SqueezeExcite : ILayer
 
     public void Forward(IBackend b, bool training)
     {
+        ForwardGate(b, training);
+        b.ChannelScale(X, _gate, Output);
+    }
+
+    /// <summary>The forward without its last step, the scale: Output is left unwritten, for a conv that reads <see cref="AsGatedInput"/>.</summary>
+    public void ForwardGate(IBackend b, bool training)
+    {
         b.GlobalAvgPool(X, _pooled);
         _convReduce.Forward(b, training); // and its ReLU
         _convExpand.Forward(b, training); // and the gate
-        b.ChannelScale(X, _gate, Output);
     }
+
+    /// <summary>Output as the input X * gate of a conv that scales X as it reads it (v2.18).</summary>
+    public GatedInput AsGatedInput => new(X, _gate, Output);
 
     public void Backward(IBackend b, bool accumulate)
     {

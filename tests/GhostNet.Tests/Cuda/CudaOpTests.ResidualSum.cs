@@ -14,18 +14,21 @@ public partial class CudaOpTests
     // statistics must equal the unfused launches' (the concat, then add_views) bit for bit, the
     // sum's neighbouring channels stay untouched, and all match the CPU. Cases: k3 and k5 and the
     // generic kernel (k 7), ratio 2 with an even and an odd output (the concat's last channel
-    // dropped), ratio 3 (channel multiplier 2, a third of the ghost maps dropped), ReLU or not,
-    // split statistics (2-3 chunks on the emulator's 4 SMs) and not; a sum written over its
-    // addend (in place) falls back to add_views.
-    [TestCase(4, 3, 3, 64, 64, 3, 1, false, false, false)]
-    [TestCase(2, 12, 11, 14, 13, 3, 1, true, false, false)]
-    [TestCase(3, 5, 4, 15, 15, 5, 1, false, true, false)]
-    [TestCase(8, 3, 5, 40, 40, 5, 2, true, true, false)]
-    [TestCase(1, 4, 4, 11, 10, 7, 1, false, false, false)]
-    [TestCase(2, 6, 5, 9, 9, 3, 1, false, false, true)]
+    // dropped), ratio 3 (channel multiplier 2, the last ghost map dropped), ReLU or not,
+    // split statistics (2-3 chunks on the emulator's 4 SMs) and not. A sum written over its
+    // addend (in place), and an addend that is the concat the kernels write or leave unwritten,
+    // fall back to add_views.
+    [TestCase(4, 3, 3, 64, 64, 3, 1, false, false, "apart")]
+    [TestCase(2, 12, 11, 14, 13, 3, 1, true, false, "apart")]
+    [TestCase(3, 5, 4, 15, 15, 5, 1, false, true, "apart")]
+    [TestCase(8, 3, 5, 40, 40, 5, 2, true, true, "apart")]
+    [TestCase(1, 4, 4, 11, 10, 7, 1, false, false, "apart")]
+    [TestCase(2, 6, 5, 9, 9, 3, 1, false, false, "the sum")]
+    [TestCase(2, 6, 5, 9, 9, 3, 1, true, false, "the concat")]
     public void Depthwise_conv_writing_a_residual_sum_equals_the_unfused_launches(int n, int init, int ghosts, int h, int w, int k, int multiplier,
-        bool inputRelu, bool relu, bool inPlace)
+        bool inputRelu, bool relu, string addendAt)
     {
+        bool inPlace = addendAt == "the sum", apart = addendAt == "apart";
         using var t = GpuHarness.Create();
         int cheap = init * multiplier, channels = init + ghosts;
         var g = new ConvGeometry(k, 1, k / 2);
@@ -53,7 +56,7 @@ public partial class CudaOpTests
             t.Poison(path.Concat);
             t.Poison(path.Z);
             var sum = path.SumBuffer.Channels(1, channels);
-            var addend = inPlace ? sum : addendBuffer.Channels(2, channels);
+            var addend = apart ? addendBuffer.Channels(2, channels) : inPlace ? sum : path.Concat.Channels(0, channels);
             if (!inPlace) t.Poison(sum);
             var (y0, y) = (path.Concat.Channels(0, init), path.Concat.Channels(init, cheap));
             t.Gpu.DepthwiseConvBatchNormForward(new NormalizedInput(x.G, y0.G, input.Gpu, io), filters.G, path.Z.G, g, y.G, bn.Gpu, o, new ResidualSum(addend.G, sum.G));
@@ -63,7 +66,7 @@ public partial class CudaOpTests
         t.Gpu.Recorder = null;
         string apply = CudaBackend.DepthwiseKernels[6][CudaBackend.DepthwiseVariant(g)];
         string[] unfusedKernels = [apply, "batch_norm_apply", "add_views"];
-        Assert.That(kernels, Is.EqualTo((inPlace ? unfusedKernels : [apply, "batch_norm_apply"]).Concat(unfusedKernels)));
+        Assert.That(kernels, Is.EqualTo((apart ? [apply, "batch_norm_apply"] : unfusedKernels).Concat(unfusedKernels)));
 
         float[] Read(in GpuHarness.Twin v) => GpuHarness.Get(t.Gpu, v.G);
         Assert.That(Read(fused.SumBuffer), Is.EqualTo(Read(unfused.SumBuffer)), "the sum, and its buffer's other channels");
@@ -72,7 +75,7 @@ public partial class CudaOpTests
         float[] Window(float[] concat, int c0, int count) =>
             Enumerable.Range(0, n).SelectMany(i => concat.Skip((i * (init + cheap) + c0) * h * w).Take(count * h * w)).ToArray();
         Assert.That(Window(Read(fused.Concat), 0, init), Is.EqualTo(Window(Read(unfused.Concat), 0, init)), "the intrinsic maps");
-        if (!inPlace) Assert.That(Window(Read(fused.Concat), init, cheap).All(float.IsNaN), "the ghost maps' half of the concat is not written");
+        if (apart) Assert.That(Window(Read(fused.Concat), init, cheap).All(float.IsNaN), "the ghost maps' half of the concat is not written");
         // The channels on either side of the sum are untouched.
         bool Outside(int i)
         {
@@ -87,7 +90,7 @@ public partial class CudaOpTests
         t.Set(fused.SumBuffer, sumBefore);
         t.Set(addendBuffer, addendValues);
         var cpuSum = fused.SumBuffer.Channels(1, channels);
-        var cpuAddend = inPlace ? cpuSum : addendBuffer.Channels(2, channels);
+        var cpuAddend = apart ? addendBuffer.Channels(2, channels) : inPlace ? cpuSum : fused.Concat.Channels(0, channels);
         t.Gpu.DepthwiseConvBatchNormForward(new NormalizedInput(x.G, fused.Concat.Channels(0, init).G, input.Gpu, io), filters.G, fused.Z.G, g,
             fused.Concat.Channels(init, cheap).G, bn.Gpu, o, new ResidualSum(cpuAddend.G, cpuSum.G));
         t.Cpu.DepthwiseConvBatchNormForward(new NormalizedInput(x.C, fused.Concat.Channels(0, init).C, input.Cpu, io), filters.C, fused.Z.C, g,
@@ -105,11 +108,13 @@ public partial class CudaOpTests
     // v2.16, a projecting shortcut: its last batch norm's apply (after the pointwise GEMM) adds the
     // main branch and writes the sum in place of its output. The sum must equal the unfused
     // launches' (batch_norm_apply, then add_views) bit for bit, on both statistics paths (in the
-    // GEMM, and batch_norm_stats after it), and match the CPU.
-    [TestCase(8, 13, 7, 9, 11, true, true)]
-    [TestCase(2, 24, 14, 13, 70, false, true)]
-    [TestCase(4, 40, 7, 7, 20, false, false)]
-    public void Pointwise_conv_batch_norm_writing_a_residual_sum_equals_the_unfused_launches(int n, int cin, int h, int w, int cout, bool relu, bool statsInGemm)
+    // GEMM, and batch_norm_stats after it), and match the CPU. An addend that is y itself (which
+    // the fused apply leaves unwritten) falls back to add_views.
+    [TestCase(8, 13, 7, 9, 11, true, true, false)]
+    [TestCase(2, 24, 14, 13, 70, false, true, false)]
+    [TestCase(4, 40, 7, 7, 20, false, false, false)]
+    [TestCase(3, 9, 5, 6, 12, true, true, true)]
+    public void Pointwise_conv_batch_norm_writing_a_residual_sum_equals_the_unfused_launches(int n, int cin, int h, int w, int cout, bool relu, bool statsInGemm, bool addendIsY)
     {
         using var t = GpuHarness.Create();
         var x = t.Random(n, cin, h, w);
@@ -128,17 +133,18 @@ public partial class CudaOpTests
             t.Set(bn.RunningMean, runningMean);
             t.Set(bn.RunningVar, runningVar);
             t.Poison(y);
-            t.Gpu.PointwiseConvBatchNormForward(x.G, filters.G, z.G, y.G, bn.Gpu, o, sum: new ResidualSum(addend.G, sums[run].G));
-            if (run == 0) Assert.That(GpuHarness.Get(t.Gpu, y.G).All(float.IsNaN), "y is not written");
+            t.Gpu.PointwiseConvBatchNormForward(x.G, filters.G, z.G, y.G, bn.Gpu, o, sum: new ResidualSum(addendIsY ? y.G : addend.G, sums[run].G));
+            if (run == 0 && !addendIsY) Assert.That(GpuHarness.Get(t.Gpu, y.G).All(float.IsNaN), "y is not written");
         }
         t.Gpu.ResidualInBatchNorm = t.Gpu.GemmBatchNormStatistics = true;
         var kernels = t.Gpu.Recorder.Launches.Select(l => l.Kernel).Where(k => k != "fill_view" && !k.StartsWith("gemm_")).ToArray();
         t.Gpu.Recorder = null;
         string[] statistics = statsInGemm ? [] : ["batch_norm_stats"];
-        Assert.That(kernels, Is.EqualTo(statistics.Append("batch_norm_apply").Concat(statistics).Concat(["batch_norm_apply", "add_views"])));
+        string[] unfusedKernels = [.. statistics, "batch_norm_apply", "add_views"];
+        Assert.That(kernels, Is.EqualTo((addendIsY ? unfusedKernels : [.. statistics, "batch_norm_apply"]).Concat(unfusedKernels)));
         Assert.That(GpuHarness.Get(t.Gpu, sums[0].G), Is.EqualTo(GpuHarness.Get(t.Gpu, sums[1].G)), "the sum");
 
-        t.Cpu.PointwiseConvBatchNormForward(x.C, filters.C, z.C, y.C, bn.Cpu, o, sum: new ResidualSum(addend.C, sums[0].C));
+        t.Cpu.PointwiseConvBatchNormForward(x.C, filters.C, z.C, y.C, bn.Cpu, o, sum: new ResidualSum(addendIsY ? y.C : addend.C, sums[0].C));
         t.Compare("z", z);
         t.Compare("the sum", sums[0]);
         t.Compare("saved mean", bn.Mean);

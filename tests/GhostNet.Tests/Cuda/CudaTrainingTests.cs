@@ -137,7 +137,7 @@ public class CudaTrainingTests
     /// <summary>
     /// The fusions (depthwise conv + batch norm, v2.5 forward and v2.7 backward; split-K summed in
     /// the GEMM, v2.8; the pointwise backward through its batch norm, v2.9; and their successors to
-    /// v2.17, the activation's backward in the bias gradient) change no bit of
+    /// v2.18, squeeze-excite's gate in ghost2's GEMMs) change no bit of
     /// training: two steps of the same model, weights and batch on one device give the same
     /// activations, losses, running statistics, parameter gradients and weights with the fusions on
     /// and off. (Activation gradients are not compared: the fused backwards never write the convs'
@@ -158,7 +158,7 @@ public class CudaTrainingTests
         gpu.Recorder = new LaunchRecorder();
         var runs = new[] { true, false }.Select(fuse =>
         {
-            gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = gpu.ApplyBatchNormInDepthwise = gpu.ReduceBatchNormInDepthwise = gpu.DepthwiseBackwardInOnePass = gpu.ActivationInGemm = gpu.FuseSqueezeExciteGradient = gpu.ResidualInBatchNorm = gpu.ActivationGradientInBiasSum = fuse;
+            gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = gpu.ApplyBatchNormInDepthwise = gpu.ReduceBatchNormInDepthwise = gpu.DepthwiseBackwardInOnePass = gpu.ActivationInGemm = gpu.FuseSqueezeExciteGradient = gpu.ResidualInBatchNorm = gpu.ActivationGradientInBiasSum = gpu.GateInGemm = fuse;
             using var model = new GhostNetModel(config, gpu, 5);
             using var plan = model.Compile(batch, size, size);
             var sgd = new SgdOptimizer(model.Parameters, gpu, new SgdOptions(0.9f, 4e-5f));
@@ -176,7 +176,7 @@ public class CudaTrainingTests
             var gradients = model.Parameters.Parameters.Select(p => Download(gpu, p.Grad)).ToArray();
             return (Losses: losses, Arena: Download(gpu, arena), Gradients: gradients, State: StateDict.Read(model.Parameters, gpu));
         }).ToArray();
-        gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = gpu.ApplyBatchNormInDepthwise = gpu.ReduceBatchNormInDepthwise = gpu.DepthwiseBackwardInOnePass = gpu.ActivationInGemm = gpu.FuseSqueezeExciteGradient = gpu.ResidualInBatchNorm = gpu.ActivationGradientInBiasSum = true;
+        gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = gpu.ApplyBatchNormInDepthwise = gpu.ReduceBatchNormInDepthwise = gpu.DepthwiseBackwardInOnePass = gpu.ActivationInGemm = gpu.FuseSqueezeExciteGradient = gpu.ResidualInBatchNorm = gpu.ActivationGradientInBiasSum = gpu.GateInGemm = true;
         var launches = gpu.Recorder.Launches;
         gpu.Recorder = null;
         foreach (var kernel in new[] { "depthwise_conv_fwd_stats", "depthwise_conv_fwd_stats_apply", "depthwise_conv_bwd_both_bn" })
@@ -189,13 +189,21 @@ public class CudaTrainingTests
         Assert.That(fused.Losses, Is.EqualTo(unfused.Losses), "losses");
         // The fused run leaves unwritten the outputs that a residual sum is written in place of
         // (v2.16): the ghost maps of each identity bottleneck's ghost2 and each projecting
-        // shortcut's last output. Everything else is the unfused run's, which writes every
-        // activation (what it leaves NaN is the padding between them).
-        long summedAway = batch * GhostNetModel.Describe(config, size, size)
+        // shortcut's last output; and squeeze-excite's outputs, which ghost2's GEMMs read as x *
+        // gate (v2.18). Everything else is the unfused run's, which writes every activation (what
+        // it leaves NaN is the padding between them).
+        var layers = GhostNetModel.Describe(config, size, size);
+        long summedAway = batch * layers
             .Where(r => r.Name.EndsWith(".ghost2.cheap_operation.1") || r.Name.EndsWith(".shortcut.3"))
             .GroupBy(r => r.Name[..r.Name.IndexOf(r.Name.Contains(".shortcut.") ? ".shortcut." : ".ghost2.")])
             .Sum(block => block.Where(r => r.Name.EndsWith(".shortcut.3")).DefaultIfEmpty(block.First()).Sum(r => (long)r.C * r.H * r.W));
-        Assert.That(fused.Arena.LongCount(float.IsNaN) - unfused.Arena.LongCount(float.IsNaN), Is.EqualTo(summedAway), "the fused run leaves unwritten what it sums away, and only that");
+        // Squeeze-excite's output: conv_expand's channels on ghost2's planes.
+        long gatedAway = batch * layers.Where(r => r.Name.EndsWith(".se.conv_expand"))
+            .Sum(se => (long)se.C * layers.Single(r => r.Name == se.Name.Replace(".se.conv_expand", ".ghost2.primary_conv.1")).H
+                * layers.Single(r => r.Name == se.Name.Replace(".se.conv_expand", ".ghost2.primary_conv.1")).W);
+        Assert.That(gatedAway, Is.GreaterThan(0), "the model has squeeze-excite");
+        Assert.That(fused.Arena.LongCount(float.IsNaN) - unfused.Arena.LongCount(float.IsNaN), Is.EqualTo(summedAway + gatedAway),
+            "the fused run leaves unwritten what it sums or gates away, and only that");
         Assert.That(fused.Arena.Where(v => !float.IsNaN(v)), Is.EqualTo(unfused.Arena.Where((_, i) => !float.IsNaN(fused.Arena[i]))), "activations");
         for (int i = 0; i < fused.Gradients.Length; i++)
             Assert.That(fused.Gradients[i], Is.EqualTo(unfused.Gradients[i]), $"gradient of parameter {i}");

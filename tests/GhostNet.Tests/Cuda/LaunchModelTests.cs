@@ -222,8 +222,9 @@ public class LaunchModelTests
         Assert.That((Count("relu_bwd"), Count("hard_sigmoid_bwd")), Is.EqualTo((0, 0)), "the bias gradients' column sums differentiate the ReLUs and the gates (v2.17)");
         int se = layers.Count(l => l.Name.EndsWith(".se.conv_reduce"));
         Assert.That(se, Is.EqualTo(7));
-        Assert.That((Count("channel_scale_pool_bwd"), Count("channel_scale"), Count("broadcast_plane")), Is.EqualTo((se, se, 1)),
-            "squeeze-excite's input gradient in one pass (v2.15): channel_scale only forward, broadcast_plane only for the head's pool");
+        Assert.That((Count("channel_scale_pool_bwd"), Count("channel_scale"), Count("broadcast_plane")), Is.EqualTo((se, 0, 1)),
+            "squeeze-excite's input gradient in one pass (v2.15), its gate in ghost2's GEMMs (v2.18): broadcast_plane only for the head's pool");
+        Assert.That((Prefixed("gemm_f32_stats_gate_"), Prefixed("gemm_f32_bn_gate_")), Is.EqualTo((se, se)), "ghost2's forward and weight-gradient GEMMs scale squeeze-excite's input (v2.18)");
     }
 
     [Test]

@@ -39,4 +39,50 @@ public class TensorViewTests
         Assert.That(Where(z), Is.EqualTo(Where(x)));
         Assert.Throws<InvalidOperationException>(() => _ = z.Grad);
     }
+
+    [Test]
+    public void A_window_of_a_shared_gradient_view_allocates_nothing()
+    {
+        var arena = new Storage("activations").WithGradient();
+        var a = new Tensor(arena, arena.Reserve(2 * 4 * 3 * 3), 2, 4, 3, 3);
+        var shared = new Tensor(arena, arena.Reserve(2 * 4 * 3 * 3), 2, 4, 3, 3).WithGradientOf(a);
+        _ = shared.Channels(1, 2).Grad; // warmed up
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var window = shared.Channels(1, 2);
+        var grad = window.Grad;
+        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero, "a training step takes such windows (v2.16)");
+        Assert.That(Where(grad), Is.EqualTo(Where(a.Channels(1, 2).Grad)));
+    }
+
+    [Test]
+    public void Starting_at_another_view_means_one_buffer_offset_and_first_channel()
+    {
+        var arena = new Storage("activations");
+        var concat = new Tensor(arena, arena.Reserve(2 * 6 * 3 * 3), 2, 6, 3, 3);
+        Assert.That(concat.Channels(0, 3).StartsAt(concat), Is.True, "a window from the first channel");
+        Assert.That(concat.Channels(3, 3).StartsAt(concat), Is.False);
+        Assert.That(concat.Channels(3, 2).StartsAt(concat.Channels(3, 3)), Is.True, "the shapes need not agree");
+        var other = new Tensor(arena, arena.Reserve(2 * 6 * 3 * 3), 2, 6, 3, 3);
+        Assert.That(other.StartsAt(concat), Is.False);
+        Assert.That(new Tensor(new Storage("elsewhere", 108), 0, 2, 6, 3, 3).StartsAt(new Tensor(new Storage("apart", 108), 0, 2, 6, 3, 3)), Is.False);
+    }
+
+    [Test]
+    public void A_residual_sum_takes_the_first_channels_of_two_adjacent_windows()
+    {
+        var arena = new Storage("activations");
+        var concat = new Tensor(arena, arena.Reserve(2 * 6 * 3 * 3), 2, 6, 3, 3);
+        var (intrinsic, ghosts) = (concat.Channels(0, 3), concat.Channels(3, 3));
+        var sum = new ResidualSum(new Tensor(arena, arena.Reserve(2 * 5 * 3 * 3), 2, 5, 3, 3), new Tensor(arena, arena.Reserve(2 * 5 * 3 * 3), 2, 5, 3, 3));
+        Assert.That(Where(sum.Concat(intrinsic, ghosts)), Is.EqualTo(Where(concat)));
+        Assert.That(sum.Concat(intrinsic, ghosts).C, Is.EqualTo(5), "an odd output drops the concat's last channel");
+        Assert.Throws<ArgumentException>(() => sum.Concat(ghosts, intrinsic), "the second window must follow the first");
+        Assert.Throws<ArgumentException>(() => sum.Concat(concat.Channels(0, 1), concat.Channels(1, 2)), "a sum wider than the two");
+        var wide = new ResidualSum(sum.Addend, new Tensor(arena, arena.Reserve(2 * 2 * 3 * 3), 2, 2, 3, 3));
+        Assert.Throws<ArgumentException>(() => wide.Concat(intrinsic, ghosts), "a sum narrower than the first");
+        var smaller = new Tensor(arena, concat.Offset, 2, 3, 2, 2, c0: 3, cTotal: 6); // where the ghosts would be, on 2x2 planes
+        Assert.Throws<ArgumentException>(() => sum.Concat(intrinsic, smaller), "planes of another size");
+        Assert.Throws<ArgumentException>(() => ShapeChecks.Sum("pointwise_conv_bn_fwd", sum, intrinsic), "the sum's shape is the output's");
+        Assert.Throws<ArgumentException>(() => ShapeChecks.Sum("pointwise_conv_bn_fwd", sum, concat.Channels(0, 5), deferred: true), "a deferred output cannot be summed");
+    }
 }
