@@ -4,8 +4,11 @@
 // replaced by 0, so NaN and Inf stay NaN as in PyTorch. One thread per element; bound by memory.
 #include "common.cuh"
 
-KERNEL void dropout(const float* __restrict__ x, float* __restrict__ y, i64 count, float p, u64 seed, int accumulate)
+// With seed_at (v2.19), the seed is read from device memory when the kernel runs (a captured
+// step's, written before each replay).
+KERNEL void dropout(const float* __restrict__ x, float* __restrict__ y, i64 count, float p, u64 seed, int accumulate, const u64* __restrict__ seed_at)
 {
+    if (seed_at) seed = *seed_at;
     float scale = 1.f / (1.f - p);
     for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < count; e += (i64)gridDim.x * blockDim.x)
     {

@@ -24,6 +24,13 @@ internal sealed class ProgressDisplay(int printFreq) : IDisposable
         else if (r.Batch % printFreq == 0 || r.Batch == r.Batches) Console.WriteLine(text);
     }
 
+    /// <summary>A line of its own among the progress (the live line is redrawn after it).</summary>
+    public void Note(string text)
+    {
+        Stop();
+        Console.WriteLine(text);
+    }
+
     /// <summary>Ends the live line so the next output starts on a fresh one.</summary>
     public void Stop()
     {

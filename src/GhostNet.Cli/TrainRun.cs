@@ -162,9 +162,8 @@ internal sealed class TrainRun(TrainSettings s)
         plan.LabelSmoothing = s.LabelSmoothing;
         var sgd = new SgdOptimizer(model.Parameters, backend, new SgdOptions(s.Momentum, s.WeightDecay, s.Nesterov, s.NoWdBn));
         var schedule = new LrSchedule(new LrScheduleOptions(s.Schedule, s.Lr, s.Epochs, s.WarmupEpochs, s.LrStep, s.LrGamma, s.Milestones), train.BatchesPerEpoch);
-        var trainer = new Trainer(plan, sgd, schedule);
-
         using var progress = new ProgressDisplay(s.PrintFreq);
+        var trainer = new Trainer(plan, sgd, schedule, note: progress.Note);
         long startStep = state.GlobalStep;
         while (state.Epoch < s.Epochs)
         {

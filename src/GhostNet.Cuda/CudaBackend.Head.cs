@@ -99,26 +99,33 @@ public sealed partial class CudaBackend
         WeightGradient(m, k, 1, n, new(Ptr(dy), Row: 1, K: m), new(Ptr(x), K: k, Row: 1), Ptr(dw), 0f, "linear_bwd_weight");
     }
 
-    public void DropoutForward(in Tensor x, in Tensor y, float p, ulong seed)
+    public void DropoutForward(in Tensor x, in Tensor y, float p, DropoutSeed seed)
     {
         Op(OpFamily.Head);
         Dropout(x, y, p, seed, false, "dropout_fwd");
     }
 
-    public void DropoutBackward(in Tensor dy, in Tensor dx, bool accumulate, float p, ulong seed)
+    public void DropoutBackward(in Tensor dy, in Tensor dx, bool accumulate, float p, DropoutSeed seed)
     {
         Op(OpFamily.Head);
         Dropout(dy, dx, p, seed, accumulate, "dropout_bwd");
     }
 
-    private void Dropout(in Tensor x, in Tensor y, float p, ulong seed, bool accumulate, string op)
+    private void Dropout(in Tensor x, in Tensor y, float p, DropoutSeed seed, bool accumulate, string op)
     {
+        ulong seedAt = 0;
+        if (!seed.At.IsNone)
+        {
+            seed.At.RequireShape(op, "seed", 1, 2, 1, 1);
+            seedAt = Ptr(seed.At);
+            if (seedAt % 8 != 0) throw new ArgumentException($"{op}: the seed's place must be 8-byte aligned (a u64), not at 0x{seedAt:x}");
+        }
         ShapeChecks.Same(op, x, y);
         x.RequireContiguous(op);
         y.RequireContiguous(op);
         if (p < 0 || p >= 1) throw new ArgumentOutOfRangeException(nameof(p), $"dropout probability {p} is not in [0, 1)");
         // Cost: x read, y written (and read when accumulating); the mask's hash is integer work, not counted.
-        Launch1D("dropout", x.Count, LaunchCost.Fp32(read: (accumulate ? 2 : 1) * x.Count, written: x.Count, flops: (accumulate ? 2 : 1) * x.Count), $"{op} {x}", Ptr(x), Ptr(y), x.Count, p, seed, accumulate ? 1 : 0);
+        Launch1D("dropout", x.Count, LaunchCost.Fp32(read: (accumulate ? 2 : 1) * x.Count, written: x.Count, flops: (accumulate ? 2 : 1) * x.Count), $"{op} {x}", Ptr(x), Ptr(y), x.Count, p, seed.Value, accumulate ? 1 : 0, seedAt);
     }
 
     public void SoftmaxCrossEntropy(in Tensor logits, in Tensor labels, in Tensor losses, in Tensor dlogits, float labelSmoothing)
@@ -155,6 +162,13 @@ public sealed partial class CudaBackend
         param.RequireContiguous("sgd");
         // Cost: parameters, gradients and momentum read, parameters and momentum written (20 bytes per parameter).
         Launch1D("sgd_step", param.Count, LaunchCost.Fp32(read: 3 * param.Count, written: 2 * param.Count, flops: 6 * param.Count), $"{param}", Ptr(param), Ptr(grad), Ptr(momentum), param.Count,
-            h.LearningRate, h.Momentum, h.WeightDecay, h.Nesterov ? 1 : 0);
+            h.LearningRate, h.Momentum, h.WeightDecay, h.Nesterov ? 1 : 0, LearningRateAt(h));
+    }
+
+    private static ulong LearningRateAt(in SgdHyper h)
+    {
+        if (h.LearningRateAt.IsNone) return 0;
+        h.LearningRateAt.RequireShape("sgd", "learning rate", 1, 1, 1, 1);
+        return Ptr(h.LearningRateAt);
     }
 }

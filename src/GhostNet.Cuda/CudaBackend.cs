@@ -139,6 +139,7 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public DeviceBuffer Allocate(long elements)
     {
+        RefuseInCapture($"an allocation of {elements} elements");
         if (!_unbacked) return new CudaBuffer(elements, _stream);
         ulong address = _nextAddress;
         _nextAddress += (checked((ulong)elements * 4) + 255) / 256 * 256 + 256;
@@ -176,6 +177,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void Upload(ReadOnlySpan<float> source, in Tensor destination)
     {
         Op(OpFamily.Upload);
+        RefuseInCapture($"an upload into {destination}");
         destination.RequireContiguous("upload");
         if (source.Length != destination.Count) throw new ArgumentException($"upload of {source.Length} values into {destination}");
         if (_unbacked) return;
@@ -189,6 +191,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void Download(in Tensor source, Span<float> destination)
     {
         Op(OpFamily.Download);
+        RefuseInCapture($"a download from {source}");
         source.RequireContiguous("download");
         if (destination.Length != source.Count) throw new ArgumentException($"download of {source} into {destination.Length} values");
         if (_unbacked)
@@ -211,6 +214,7 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     private void Sync(string after)
     {
+        RefuseInCapture($"a synchronisation (after {after})");
         if (!_unbacked) CudaException.Check(Driver.cuStreamSynchronize(_stream), "cuStreamSynchronize", $"after {after} (an earlier kernel may have failed)");
     }
 
@@ -249,6 +253,8 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         if (buffer is null || buffer.Length < elements)
         {
+            RefuseInCapture($"a workspace growing to {elements} elements");
+            if (buffer is not null) _memoryMoves++;
             buffer?.Dispose();
             buffer = (CudaBuffer)Allocate(elements);
         }

@@ -1,7 +1,10 @@
 // driver.cpp — libcuda.so.1 of the CUDA emulator: the driver API entry points GhostNet.Cuda binds,
 // over host memory. "Modules" are the shared objects the fake NVRTC (nvrtc.cpp) builds; a launch
 // runs the grid on the calling thread before it returns, so streams and events are trivially in
-// order. Device memory is poisoned with NaN bytes, 256-byte aligned as cuMemAlloc's is, and ends
+// order. Stream capture records a capturing stream's launches and memsets into a graph (with the
+// arguments' values, as the driver copies them) that cuGraphLaunch replays in order; what a GPU's
+// capture refuses (a host copy, a synchronisation of the stream or of the context) invalidates
+// the capture here too. Device memory is poisoned with NaN bytes, 256-byte aligned as cuMemAlloc's is, and ends
 // within 255 bytes of a PROT_NONE page, so a kernel that reads unwritten memory produces NaN and
 // one that runs off the end of a buffer faults (past the slack) or spoils the slack's canary
 // (checked after every launch); either becomes CUDA_ERROR_ILLEGAL_ADDRESS with the kernel printed.
@@ -18,6 +21,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "image_format.h"
 
@@ -38,6 +42,8 @@ enum : int
     IllegalAddress = 700,
     LaunchFailed = 719,
     NotSupported = 801,
+    CaptureUnsupported = 900, // CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED
+    CaptureInvalidated = 901, // CUDA_ERROR_STREAM_CAPTURE_INVALIDATED
 };
 
 constexpr uint64_t TotalMemory = 16ull << 30;
@@ -65,8 +71,31 @@ struct Function
 {
     Module* module;
     void (*wrapper)(void**);
+    int (*params)(unsigned*, int); // its parameters' sizes (nvrtc.cpp's emu_params_), for capture
     std::string name;
 };
+// A captured graph: launches (arguments copied) and memsets, replayed in the order captured.
+struct Node
+{
+    Function* function; // null: a memset of `count` words of `value` at `destination`
+    unsigned grid[3], block[3], shared;
+    std::vector<std::vector<char>> args;
+    uint64_t destination;
+    unsigned value;
+    size_t count;
+};
+struct Graph
+{
+    std::vector<Node> nodes;
+};
+// A stream is a capture state: not capturing (graph null), capturing, or capturing but invalidated
+// by a call capture refuses (cuStreamEndCapture then fails and gives no graph).
+struct Stream
+{
+    Graph* graph = nullptr;
+    bool invalidated = false;
+};
+int capturing_streams; // the context's: a cuCtxSynchronize during any capture invalidates it
 
 std::mutex lock;
 std::map<uint64_t, Allocation> allocations;
@@ -134,6 +163,9 @@ EXPORT int cuGetErrorName(int result, const char** name)
     case OutOfMemory: *name = "CUDA_ERROR_OUT_OF_MEMORY"; break;
     case IllegalAddress: *name = "CUDA_ERROR_ILLEGAL_ADDRESS"; break;
     case LaunchFailed: *name = "CUDA_ERROR_LAUNCH_FAILED"; break;
+    case NotSupported: *name = "CUDA_ERROR_NOT_SUPPORTED"; break;
+    case CaptureUnsupported: *name = "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED"; break;
+    case CaptureInvalidated: *name = "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED"; break;
     default: *name = "CUDA_ERROR_UNKNOWN"; return InvalidValue;
     }
     return Success;
@@ -168,7 +200,7 @@ EXPORT int cuDevicePrimaryCtxRetain(void** context, int device) { return device 
 EXPORT int cuDevicePrimaryCtxRelease_v2(int device) { return device == 0 ? Success : InvalidDevice; }
 EXPORT int cuCtxSetCurrent(void* context) { return current_context = context, Success; }
 EXPORT int cuCtxGetCurrent(void** context) { return *context = current_context, Success; }
-EXPORT int cuCtxSynchronize() { return Success; }
+EXPORT int cuCtxSynchronize() { return capturing_streams > 0 ? CaptureUnsupported : Success; }
 
 EXPORT int cuMemGetInfo_v2(size_t* free, size_t* total)
 {
@@ -250,31 +282,55 @@ EXPORT int cuMemFree_v2(uint64_t pointer)
     return Success;
 }
 
-EXPORT int cuMemcpyHtoDAsync_v2(uint64_t destination, const void* source, size_t bytes, void*)
+// A call a capture refuses: the capture is invalidated (its end gives no graph), as on a GPU,
+// where copies from pageable host memory and synchronisations cannot be captured.
+int refuse_in_capture(void* stream)
 {
+    auto* s = static_cast<Stream*>(stream);
+    if (!s || !s->graph) return Success;
+    s->invalidated = true;
+    return CaptureUnsupported;
+}
+
+EXPORT int cuMemcpyHtoDAsync_v2(uint64_t destination, const void* source, size_t bytes, void* stream)
+{
+    if (int refused = refuse_in_capture(stream)) return refused;
     if (!inside_allocation(destination, bytes, "cuMemcpyHtoD")) return InvalidValue;
     memcpy(reinterpret_cast<void*>(destination), source, bytes);
     return Success;
 }
 
-EXPORT int cuMemcpyDtoHAsync_v2(void* destination, uint64_t source, size_t bytes, void*)
+EXPORT int cuMemcpyDtoHAsync_v2(void* destination, uint64_t source, size_t bytes, void* stream)
 {
+    if (int refused = refuse_in_capture(stream)) return refused;
     if (!inside_allocation(source, bytes, "cuMemcpyDtoH")) return InvalidValue;
     memcpy(destination, reinterpret_cast<const void*>(source), bytes);
     return Success;
 }
 
-EXPORT int cuMemsetD32Async(uint64_t destination, unsigned value, size_t count, void*)
+EXPORT int cuMemsetD32Async(uint64_t destination, unsigned value, size_t count, void* stream)
 {
     if (count > SIZE_MAX / 4 || !inside_allocation(destination, count * 4, "cuMemsetD32")) return InvalidValue;
+    if (auto* s = static_cast<Stream*>(stream); s && s->graph)
+    {
+        Node node{};
+        node.destination = destination, node.value = value, node.count = count;
+        s->graph->nodes.push_back(std::move(node));
+        return Success;
+    }
     auto* p = reinterpret_cast<unsigned*>(destination);
     for (size_t i = 0; i < count; i++) p[i] = value;
     return Success;
 }
 
-EXPORT int cuStreamCreate(void** stream, unsigned) { return *stream = new int(0), Success; }
-EXPORT int cuStreamDestroy_v2(void* stream) { return delete static_cast<int*>(stream), Success; }
-EXPORT int cuStreamSynchronize(void*) { return Success; }
+EXPORT int cuStreamCreate(void** stream, unsigned) { return *stream = new Stream, Success; }
+EXPORT int cuStreamDestroy_v2(void* stream)
+{
+    auto* s = static_cast<Stream*>(stream);
+    if (s && s->graph) delete s->graph, capturing_streams--;
+    return delete s, Success;
+}
+EXPORT int cuStreamSynchronize(void* stream) { return refuse_in_capture(stream); }
 
 EXPORT int cuEventCreate(void** event, unsigned) { return *event = new double(0), Success; }
 EXPORT int cuEventDestroy_v2(void* event) { return delete static_cast<double*>(event), Success; }
@@ -328,15 +384,18 @@ EXPORT int cuModuleUnload(void* module)
 EXPORT int cuModuleGetFunction(void** function, void* module, const char* name)
 {
     auto* m = static_cast<Module*>(module);
-    std::string symbol = std::string(emu_image::WrapperPrefix) + name;
+    std::string symbol = std::string(emu_image::WrapperPrefix) + name, params = std::string(emu_image::ParamsPrefix) + name;
     void* wrapper = dlsym(m->handle, symbol.c_str());
     if (!wrapper) return NotFound;
-    *function = new Function{m, reinterpret_cast<void (*)(void**)>(wrapper), name}; // lives as long as the process, like a CUfunction
+    auto* sizes = reinterpret_cast<int (*)(unsigned*, int)>(dlsym(m->handle, params.c_str()));
+    *function = new Function{m, reinterpret_cast<void (*)(void**)>(wrapper), sizes, name}; // lives as long as the process, like a CUfunction
     return Success;
 }
 
+int run_grid(Function* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, void** params);
+
 EXPORT int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                          unsigned shared, void*, void** params, void** extra)
+                          unsigned shared, void* stream, void** params, void** extra)
 {
     auto* f = static_cast<Function*>(function);
     if (!f) return InvalidHandle;
@@ -344,6 +403,26 @@ EXPORT int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz,
     if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0) return InvalidValue;
     if (gx > 2147483647u || gy > 65535u || gz > 65535u || bx > 1024u || by > 1024u || bz > 64u) return InvalidValue;
     if (static_cast<uint64_t>(bx) * by * bz > 1024u || shared > 48u * 1024u || extra) return InvalidValue;
+    if (auto* s = static_cast<Stream*>(stream); s && s->graph)
+    {
+        // Captured: the arguments' values are copied now; the caller's may be gone at the replay.
+        unsigned sizes[64];
+        int count = f->params ? f->params(sizes, 64) : -1;
+        if (count < 0 || count > 64) return s->invalidated = true, CaptureUnsupported;
+        Node node{f, {gx, gy, gz}, {bx, by, bz}, shared, {}, 0, 0, 0};
+        for (int i = 0; i < count; i++)
+        {
+            auto* value = static_cast<const char*>(params[i]);
+            node.args.emplace_back(value, value + sizes[i]);
+        }
+        s->graph->nodes.push_back(std::move(node));
+        return Success;
+    }
+    return run_grid(f, gx, gy, gz, bx, by, bz, params);
+}
+
+int run_grid(Function* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, void** params)
+{
     install_fault_handler();
     char* stacks = fiber_stacks();
     if (!stacks) return OutOfMemory;
@@ -367,10 +446,56 @@ EXPORT int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz,
     return result;
 }
 
-// Graph capture is not emulated; the backend does not use it yet.
-EXPORT int cuStreamBeginCapture_v2(void*, int) { return NotSupported; }
-EXPORT int cuStreamEndCapture(void*, void**) { return NotSupported; }
-EXPORT int cuGraphInstantiateWithFlags(void**, void*, unsigned long long) { return NotSupported; }
-EXPORT int cuGraphLaunch(void*, void*) { return NotSupported; }
-EXPORT int cuGraphExecDestroy(void*) { return NotSupported; }
-EXPORT int cuGraphDestroy(void*) { return NotSupported; }
+EXPORT int cuStreamBeginCapture_v2(void* stream, int mode)
+{
+    auto* s = static_cast<Stream*>(stream);
+    if (!s) return InvalidValue; // the legacy default stream cannot capture
+    if (s->graph) return InvalidValue;
+    s->graph = new Graph, s->invalidated = false;
+    capturing_streams++;
+    return Success;
+}
+
+EXPORT int cuStreamEndCapture(void* stream, void** graph)
+{
+    auto* s = static_cast<Stream*>(stream);
+    if (!s || !s->graph) return InvalidValue;
+    capturing_streams--;
+    bool invalidated = s->invalidated;
+    if (invalidated) delete s->graph, *graph = nullptr;
+    else *graph = s->graph;
+    s->graph = nullptr, s->invalidated = false;
+    return invalidated ? CaptureInvalidated : Success;
+}
+
+EXPORT int cuGraphInstantiateWithFlags(void** exec, void* graph, unsigned long long)
+{
+    if (!graph) return InvalidValue;
+    *exec = new Graph(*static_cast<Graph*>(graph)); // the executable graph is a copy: the graph may be destroyed
+    return Success;
+}
+
+// Replays the nodes in the order captured; the first failing launch stops the replay with its error.
+EXPORT int cuGraphLaunch(void* exec, void* stream)
+{
+    auto* g = static_cast<Graph*>(exec);
+    if (!g) return InvalidValue;
+    if (auto* s = static_cast<Stream*>(stream); s && s->graph) return s->invalidated = true, CaptureUnsupported;
+    for (auto& node : g->nodes)
+    {
+        if (!node.function)
+        {
+            auto* p = reinterpret_cast<unsigned*>(node.destination);
+            for (size_t i = 0; i < node.count; i++) p[i] = node.value;
+            continue;
+        }
+        std::vector<void*> params;
+        for (auto& a : node.args) params.push_back(a.data());
+        if (int result = run_grid(node.function, node.grid[0], node.grid[1], node.grid[2], node.block[0], node.block[1], node.block[2], params.data()))
+            return result;
+    }
+    return Success;
+}
+
+EXPORT int cuGraphExecDestroy(void* exec) { return delete static_cast<Graph*>(exec), Success; }
+EXPORT int cuGraphDestroy(void* graph) { return delete static_cast<Graph*>(graph), Success; }

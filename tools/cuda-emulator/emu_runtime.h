@@ -278,6 +278,17 @@ void invoke(void (*kernel)(A...), void** a)
 {
     call(kernel, a, std::index_sequence_for<A...>{});
 }
+
+// The byte size of each of a kernel's parameters, for stream capture: cuLaunchKernel copies the
+// argument values into the graph node (as the driver does), since the caller's go out of scope.
+template <class... A>
+int param_sizes(void (*)(A...), unsigned* sizes, int max)
+{
+    const unsigned each[] = {0u, static_cast<unsigned>(sizeof(std::remove_reference_t<A>))...};
+    int count = static_cast<int>(sizeof...(A));
+    for (int i = 0; i < count && i < max; i++) sizes[i] = each[i + 1];
+    return count;
+}
 } // namespace emu
 
 // The module's entry point: 0, or 719 (launch failed) with the reason in emu_error(). The

@@ -15,4 +15,6 @@ struct Header
 
 // The exported wrapper of kernel `name` is WrapperPrefix + name.
 constexpr const char* WrapperPrefix = "emu_kernel_";
+// And emu_params_ + name gives its parameters' byte sizes (int f(unsigned* sizes, int max): the count).
+constexpr const char* ParamsPrefix = "emu_params_";
 } // namespace emu_image

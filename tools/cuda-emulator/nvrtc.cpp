@@ -168,7 +168,9 @@ int compile(Program& p, const std::vector<std::string>& options)
     unit << "#include \"" << (own_folder() / "emu_runtime.h").string() << "\"\n#include \"" << file << "\"\n";
     for (auto& k : kernel_names(p.source))
         unit << "extern \"C\" __attribute__((visibility(\"default\"))) void " << emu_image::WrapperPrefix << k
-             << "(void** a) { emu::wm::begin_thread(); emu::invoke(&" << k << ", a); }\n";
+             << "(void** a) { emu::wm::begin_thread(); emu::invoke(&" << k << ", a); }\n"
+             << "extern \"C\" __attribute__((visibility(\"default\"))) int " << emu_image::ParamsPrefix << k
+             << "(unsigned* s, int max) { return emu::param_sizes(&" << k << ", s, max); }\n";
     std::ofstream(dir / "unit.cpp") << unit.str();
     std::ofstream(dir / "emu_shared.ld") << SharedScript;
 

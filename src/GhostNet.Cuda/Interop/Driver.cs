@@ -53,7 +53,7 @@ internal static unsafe partial class Driver
     public static partial int cuLaunchKernel(IntPtr function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedBytes, IntPtr stream, void** parameters, void** extra);
 
-    // Graph capture of a whole training step (later: every launch of a plan is already allocation-free and on one stream).
+    // Graph capture of a whole training step (CudaGraph): mode 2 is CU_STREAM_CAPTURE_MODE_RELAXED.
     [LibraryImport(NativeLibraries.Driver, EntryPoint = "cuStreamBeginCapture_v2")] public static partial int cuStreamBeginCapture(IntPtr stream, int mode);
     [LibraryImport(NativeLibraries.Driver)] public static partial int cuStreamEndCapture(IntPtr stream, out IntPtr graph);
     [LibraryImport(NativeLibraries.Driver)] public static partial int cuGraphInstantiateWithFlags(out IntPtr exec, IntPtr graph, ulong flags);
@@ -77,7 +77,8 @@ internal static class CuResultNames
         [201] = "CUDA_ERROR_INVALID_CONTEXT", [209] = "CUDA_ERROR_NO_BINARY_FOR_GPU", [218] = "CUDA_ERROR_INVALID_PTX",
         [222] = "CUDA_ERROR_UNSUPPORTED_PTX_VERSION", [400] = "CUDA_ERROR_INVALID_HANDLE", [500] = "CUDA_ERROR_NOT_FOUND",
         [700] = "CUDA_ERROR_ILLEGAL_ADDRESS", [701] = "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", [702] = "CUDA_ERROR_LAUNCH_TIMEOUT",
-        [716] = "CUDA_ERROR_MISALIGNED_ADDRESS", [719] = "CUDA_ERROR_LAUNCH_FAILED", [999] = "CUDA_ERROR_UNKNOWN",
+        [716] = "CUDA_ERROR_MISALIGNED_ADDRESS", [719] = "CUDA_ERROR_LAUNCH_FAILED", [801] = "CUDA_ERROR_NOT_SUPPORTED",
+        [900] = "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED", [901] = "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED", [999] = "CUDA_ERROR_UNKNOWN",
     };
 
     public static string Of(int result) => Known.TryGetValue(result, out var name) ? name : $"CUresult {result}";

@@ -180,8 +180,8 @@ public interface IBackend : IDisposable
     /// Inverted dropout whose mask is a pure function of (seed, element index), so backward
     /// recomputes it and every backend draws the same mask.
     /// </summary>
-    void DropoutForward(in Tensor x, in Tensor y, float p, ulong seed);
-    void DropoutBackward(in Tensor dy, in Tensor dx, bool accumulate, float p, ulong seed);
+    void DropoutForward(in Tensor x, in Tensor y, float p, DropoutSeed seed);
+    void DropoutBackward(in Tensor dy, in Tensor dx, bool accumulate, float p, DropoutSeed seed);
 
     /// <summary>
     /// Per-sample cross-entropy with label smoothing into <paramref name="losses"/> (N x 1 x 1 x 1),

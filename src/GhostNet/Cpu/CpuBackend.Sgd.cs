@@ -14,6 +14,11 @@ public sealed unsafe partial class CpuBackend
         ShapeChecks.Same("sgd", param, grad);
         ShapeChecks.Same("sgd", param, momentum);
         param.RequireContiguous("sgd");
+        if (!h.LearningRateAt.IsNone)
+        {
+            h.LearningRateAt.RequireShape("sgd", "learning rate", 1, 1, 1, 1);
+            h = h with { LearningRate = *PlanePtr(h.LearningRateAt, 0, 0) }; // read when the update runs, as the kernel does
+        }
         var job = new SgdJob { P = Ptr(param), G = Ptr(grad), M = Ptr(momentum), Count = param.Count, H = h };
         For((int)((param.Count + SgdChunk - 1) / SgdChunk), param.Count * 4, job);
     }

@@ -5,7 +5,7 @@ namespace GhostNet.Layers;
 
 /// <summary>
 /// Inverted dropout before the classifier (timm's drop_rate). The mask is a function of
-/// <see cref="Seed"/>, which the plan sets per step, so the mask is reproducible and backward
+/// its seed (<see cref="SeedAt"/>, which the plan writes per step), so the mask is reproducible and backward
 /// recomputes it. In eval mode it is the identity.
 /// </summary>
 public sealed class Dropout : ILayer
@@ -23,11 +23,14 @@ public sealed class Dropout : ILayer
     public float P { get; }
     public ulong Seed { get; set; }
 
+    /// <summary>Where set, the seed's place in the backend's memory, read when the mask is drawn (the plan's step values): it replaces <see cref="Seed"/>.</summary>
+    public Tensor SeedAt { get; set; }
+
     public void Forward(IBackend b, bool training)
     {
-        if (training) b.DropoutForward(X, Output, P, Seed);
+        if (training) b.DropoutForward(X, Output, P, new DropoutSeed(Seed, SeedAt));
         else b.CopyOrAccumulate(X, Output, false);
     }
 
-    public void Backward(IBackend b, bool accumulate) => b.DropoutBackward(Output.Grad, X.Grad, accumulate, P, Seed);
+    public void Backward(IBackend b, bool accumulate) => b.DropoutBackward(Output.Grad, X.Grad, accumulate, P, new DropoutSeed(Seed, SeedAt));
 }

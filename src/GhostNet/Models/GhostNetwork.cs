@@ -43,10 +43,10 @@ public sealed class GhostNetwork
 
     public Tensor Logits { get; }
 
-    /// <summary>Seeds the dropout mask of the next forward/backward pair.</summary>
-    public void SetDropoutSeed(ulong seed)
+    /// <summary>Where the dropout mask's seed is read when the forward and backward run (two elements: a u64).</summary>
+    public void SetDropoutSeedAt(in Tensor seed)
     {
-        if (_dropout is not null) _dropout.Seed = seed;
+        if (_dropout is not null) _dropout.SeedAt = seed;
     }
 
     public void Forward(IBackend b, bool training)

@@ -14,7 +14,7 @@ public sealed class Plan : IDisposable
     private readonly GhostNetModel _model;
     private readonly GhostNetwork _network;
     private readonly Storage _input, _small;
-    private readonly Tensor _labels, _losses, _ranks;
+    private readonly Tensor _labels, _losses, _ranks, _stepValues;
     private readonly float[] _hostLosses;
     private readonly int[] _hostRanks;
     private readonly ulong _dropoutSeed;
@@ -33,7 +33,10 @@ public sealed class Plan : IDisposable
         var pb = new PlanBuilder(model.Parameters, batch, withGradients);
         _network = new GhostNetwork(pb, config, Input);
         Activations = pb.Activations;
-        _small = new Storage("labels_losses_ranks");
+        _small = new Storage("step_labels_losses_ranks");
+        // First, at the buffer's aligned start (the seed is a u64): [seed low, seed high, learning rate, unused].
+        _stepValues = new Tensor(_small, _small.Reserve(4), 1, 4, 1, 1);
+        _network.SetDropoutSeedAt(_stepValues.Channels(0, 2));
         _labels = new Tensor(_small, _small.Reserve(batch), batch, 1, 1, 1);
         _losses = new Tensor(_small, _small.Reserve(batch), batch, 1, 1, 1);
         _ranks = new Tensor(_small, _small.Reserve(batch), batch, 1, 1, 1);
@@ -59,6 +62,17 @@ public sealed class Plan : IDisposable
     public bool HasGradients { get; }
     public Tensor Input { get; }
     public Tensor Logits => _network.Logits;
+
+    /// <summary>
+    /// The learning rate's place in the backend's memory, which <see cref="BeginTrainingStep"/>
+    /// writes: a captured step's update reads it there (<see cref="SgdHyper.LearningRateAt"/>).
+    /// </summary>
+    public Tensor LearningRate => _stepValues.Channels(2, 1);
+
+    /// <summary>The captured training step of this plan, when its trainer made one (disposed with the plan).</summary>
+    internal CapturedStep? CapturedStep { get; set; }
+
+    internal ParameterSet State => _model.Parameters;
     public Storage Activations { get; }
     public IBackend Backend => _model.Backend;
     /// <summary>Training forwards run so far; it also numbers the dropout masks.</summary>
@@ -83,8 +97,30 @@ public sealed class Plan : IDisposable
     /// </summary>
     public void Forward(bool training)
     {
+        if (training) BeginTrainingStep(_learningRate);
+        ForwardCalls(training);
+    }
+
+    private float _learningRate;
+
+    /// <summary>
+    /// Writes what changes from one training step to the next besides the batch into the
+    /// backend's memory, where the step's calls read it (and a captured step replays with it): the
+    /// dropout seed of step <see cref="Step"/>, which it then counts, and the learning rate.
+    /// </summary>
+    public void BeginTrainingStep(float learningRate)
+    {
+        if (!HasGradients) throw new InvalidOperationException("this plan was compiled without gradients; it can only evaluate");
+        ulong seed = CounterRng.Mix(_dropoutSeed, (ulong)Step++);
+        _learningRate = learningRate;
+        Span<int> values = [(int)(uint)seed, (int)(uint)(seed >> 32), BitConverter.SingleToInt32Bits(learningRate), 0];
+        Backend.UploadInts(values, _stepValues);
+    }
+
+    /// <summary>The forward and loss launches alone: a training one reads its seed from the step's values.</summary>
+    internal void ForwardCalls(bool training)
+    {
         if (training && !HasGradients) throw new InvalidOperationException("this plan was compiled without gradients; it can only evaluate");
-        if (training) _network.SetDropoutSeed(CounterRng.Mix(_dropoutSeed, (ulong)Step++));
         _network.Forward(Backend, training);
         Backend.SoftmaxCrossEntropy(Logits, _labels, _losses, training ? Logits.Grad : default, LabelSmoothing);
     }
@@ -106,7 +142,16 @@ public sealed class Plan : IDisposable
     /// </summary>
     public (int Top1, int Top5) CountCorrect()
     {
-        Backend.TopKRank(Logits, _labels, _ranks);
+        RankLabels();
+        return CountRanked();
+    }
+
+    /// <summary>The top-k ranks of the labels among the logits (launched, not read).</summary>
+    internal void RankLabels() => Backend.TopKRank(Logits, _labels, _ranks);
+
+    /// <summary>Reads the ranks <see cref="RankLabels"/> computed and counts them as <see cref="CountCorrect"/> does.</summary>
+    internal (int Top1, int Top5) CountRanked()
+    {
         Backend.DownloadInts(_ranks, _hostRanks);
         int top1 = 0, top5 = 0;
         foreach (int r in _hostRanks)
@@ -119,6 +164,8 @@ public sealed class Plan : IDisposable
 
     public void Dispose()
     {
+        CapturedStep?.Dispose();
+        CapturedStep = null;
         _input.Release();
         Activations.Release();
         _small.Release();

@@ -14,9 +14,15 @@ public sealed class SgdOptimizer(ParameterSet parameters, IBackend backend, SgdO
 {
     public SgdOptions Options { get; } = options;
 
-    public void Step(float learningRate)
+    public void Step(float learningRate) => Step(learningRate, default);
+
+    /// <summary>
+    /// One update, with the learning rate read from <paramref name="learningRateAt"/> when it runs
+    /// where that is set (a plan's <see cref="Models.Plan.LearningRate"/>: a captured step's).
+    /// </summary>
+    public void Step(float learningRate, in Tensor learningRateAt)
     {
-        var decay = new SgdHyper(learningRate, Options.Momentum, Options.WeightDecay, Options.Nesterov);
+        var decay = new SgdHyper(learningRate, Options.Momentum, Options.WeightDecay, Options.Nesterov) { LearningRateAt = learningRateAt };
         var exempt = decay with { WeightDecay = Options.NoDecayOnNormAndBias ? 0f : Options.WeightDecay };
         Update(parameters.DecayGroup, decay);
         Update(parameters.NoDecayGroup, exempt);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using GhostNet.Backends;
 using GhostNet.Models;
 
 namespace GhostNet.Training;
@@ -32,12 +33,69 @@ public sealed class Trainer
     private readonly Plan _plan;
     private readonly SgdOptimizer _sgd;
     private readonly LrSchedule _schedule;
+    private readonly Action<string>? _note;
+    private readonly Action _stepCalls;
+    private bool _warm; // a step ran call by call since the capture was last made or went stale
+    private float _learningRate;
 
-    public Trainer(Plan plan, SgdOptimizer sgd, LrSchedule schedule)
+    /// <param name="note">Told once why training steps run call by call on a backend that could capture them.</param>
+    public Trainer(Plan plan, SgdOptimizer sgd, LrSchedule schedule, Action<string>? note = null)
     {
         _plan = plan;
         _sgd = sgd;
         _schedule = schedule;
+        _note = note;
+        // A step's launches: forward with the loss and its gradient, the labels' ranks, backward and
+        // the update, which reads the rate the step wrote (so a captured step replays unchanged).
+        _stepCalls = () =>
+        {
+            _plan.ForwardCalls(training: true);
+            _plan.RankLabels();
+            _plan.Backward();
+            _sgd.Step(_learningRate, _plan.LearningRate); // the argument is the capture's; replays read the plan's
+        };
+    }
+
+    /// <summary>
+    /// Whether a step is captured once (after a step call by call has sized every workspace) and
+    /// replayed as one graph, where the backend can capture (<see cref="ICapturingBackend"/>: CUDA).
+    /// Replayed and call-by-call steps compute the same bits.
+    /// </summary>
+    public bool CaptureSteps { get; init; } = true;
+
+    /// <summary>Why steps run call by call on a backend that captures (the capture failed), or null.</summary>
+    public string? NotCapturedBecause { get; private set; }
+
+    /// <summary>
+    /// One training step on the batch already set: the rate and the dropout seed written, then the
+    /// step's launches replayed or made call by call. The loss and ranks are read after the update
+    /// (a non-finite loss is found after its step's update: the caller saves nothing then).
+    /// </summary>
+    private void Step(float learningRate)
+    {
+        _plan.BeginTrainingStep(_learningRate = learningRate);
+        var graph = _plan.CapturedStep;
+        if (graph is { IsCurrent: false })
+        {
+            graph.Dispose(); // the backend moved memory it uses (another plan grew a workspace)
+            _plan.CapturedStep = graph = null;
+            _warm = false;
+        }
+        if (graph is null && _warm && CaptureSteps && NotCapturedBecause is null && _plan.Backend is ICapturingBackend capturing)
+        {
+            _plan.CapturedStep = graph = CapturedStep.Capture(capturing, _plan.State, _stepCalls, out string? why);
+            if (graph is null)
+            {
+                NotCapturedBecause = why ?? "unknown";
+                _note?.Invoke($"note: training steps run call by call, not as one graph: {NotCapturedBecause}");
+            }
+        }
+        if (graph is not null) graph.Replay();
+        else
+        {
+            _stepCalls();
+            _warm = true;
+        }
     }
 
     /// <summary>
@@ -60,13 +118,11 @@ public sealed class Trainer
             cancel.ThrowIfCancellationRequested();
             if (batch.Count != _plan.Batch) throw new InvalidOperationException($"training batch of {batch.Count}, the plan is compiled for {_plan.Batch} (use drop-last)");
             _plan.SetBatch(batch.Images.Span, batch.Labels.Span);
-            _plan.Forward(training: true);
+            float lr = _schedule.At(step);
+            Step(lr);
             float loss = _plan.Loss();
             if (!float.IsFinite(loss)) throw new NonFiniteLossException(epoch, b - 1, loss);
-            var (c1, c5) = _plan.CountCorrect();
-            _plan.Backward();
-            float lr = _schedule.At(step);
-            _sgd.Step(lr);
+            var (c1, c5) = _plan.CountRanked();
             step++;
             lossSum += (double)loss * batch.Count;
             top1 += c1;

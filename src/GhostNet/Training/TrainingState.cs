@@ -58,9 +58,12 @@ public interface IBatchSource
     double WaitSeconds { get; }
 }
 
-/// <summary>The training loss was NaN or infinite: the step was not applied.</summary>
+/// <summary>
+/// The training loss was NaN or infinite. The host reads the loss after its step's update (a
+/// captured step runs whole), so the parameters in memory have taken it: nothing of them may be saved.
+/// </summary>
 public sealed class NonFiniteLossException(int epoch, int batch, float loss)
-    : Exception($"the training loss became {loss} at epoch {epoch}, batch {batch}; the step was not applied (lower --lr, or check the data)")
+    : Exception($"the training loss became {loss} at epoch {epoch}, batch {batch}; nothing since the last checkpoint was saved (lower --lr, or check the data)")
 {
     public float Loss { get; } = loss;
 }

@@ -94,4 +94,32 @@ public class LossAndOptimizerTests
         var got = OpHarness.Get(p);
         for (int i = 0; i < count; i++) Assert.That(got[i], Is.EqualTo(pRef[i]).Within(1e-6), $"element {i}");
     }
+
+    /// <summary>
+    /// The step values a captured step reads from memory (a channel window of the plan's four):
+    /// SGD's rate from LearningRateAt and dropout's seed from DropoutSeed.At replace the values
+    /// passed, exactly.
+    /// </summary>
+    [Test]
+    public void Sgd_and_dropout_read_the_rate_and_the_seed_from_memory_where_given()
+    {
+        using var t = new OpHarness(FreshSeed());
+        var values = t.New(1, 4, 1, 1, grad: false);
+        ulong seed = 0x9e3779b97f4a7c15UL;
+        t.B.UploadInts([(int)(uint)seed, (int)(uint)(seed >> 32), BitConverter.SingleToInt32Bits(0.375f), 0], values);
+        var x = t.Random(1, 1, 1, 101);
+        var (y1, y2) = (t.New(1, 1, 1, 101), t.New(1, 1, 1, 101));
+        t.B.DropoutForward(x, y1, 0.4f, new DropoutSeed(7, values.Channels(0, 2)));
+        t.B.DropoutForward(x, y2, 0.4f, seed);
+        Assert.That(OpHarness.Get(y1), Is.EqualTo(OpHarness.Get(y2)), "the seed in memory, not 7");
+        var (p1, p2) = (t.Random(1, 1, 1, 37), t.New(1, 1, 1, 37));
+        OpHarness.Get(p1).CopyTo(OpHarness.Span(p2));
+        t.Fill(p1.Grad);
+        OpHarness.Get(p1.Grad).CopyTo(OpHarness.Span(p2.Grad));
+        var (m1, m2) = (t.New(1, 1, 1, 37, grad: false), t.New(1, 1, 1, 37, grad: false));
+        var h = new SgdHyper(5f, 0.9f, 1e-4f, false);
+        t.B.SgdStep(p1, p1.Grad, m1, h with { LearningRateAt = values.Channels(2, 1) });
+        t.B.SgdStep(p2, p2.Grad, m2, h with { LearningRate = 0.375f });
+        Assert.That(OpHarness.Get(p1), Is.EqualTo(OpHarness.Get(p2)), "the rate in memory, not 5");
+    }
 }

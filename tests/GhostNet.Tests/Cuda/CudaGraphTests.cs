@@ -1,0 +1,168 @@
+using GhostNet.Backends;
+using GhostNet.Cuda;
+using GhostNet.Graph;
+using GhostNet.Models;
+using GhostNet.Training;
+using NUnit.Framework;
+
+namespace GhostNet.Tests.Cuda;
+
+/// <summary>
+/// A training step captured once as a CUDA graph and replayed (issue 13): the same bits as the
+/// step made call by call, with the learning rate and the dropout seed changing every step (they
+/// live in device memory, which the plan writes before each replay). And what a capture refuses.
+/// </summary>
+[Category("Gpu")]
+public class CudaGraphTests
+{
+    private sealed class FixedBatches(IReadOnlyList<HostBatch> batches) : IBatchSource
+    {
+        public int BatchSize => batches[0].Labels.Length;
+        public int BatchesPerEpoch => batches.Count;
+        public IReadOnlyList<string> Classes { get; } = Enumerable.Range(0, 10).Select(c => c.ToString()).ToArray();
+        public IEnumerable<HostBatch> Epoch(int epoch, CancellationToken cancel) => batches;
+        public double WaitSeconds => 0;
+    }
+
+    private static FixedBatches RandomBatches(int count, int batch, int size, int seed)
+    {
+        var rng = new Random(seed);
+        return new FixedBatches(Enumerable.Range(0, count).Select(_ => new HostBatch(
+            Enumerable.Range(0, batch * 3 * size * size).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(),
+            Enumerable.Range(0, batch).Select(_ => rng.Next(10)).ToArray())).ToArray());
+    }
+
+    [Test]
+    public void Twenty_replayed_steps_equal_twenty_steps_call_by_call_bit_for_bit()
+    {
+        GpuHarness.RequireGpu();
+        const int batch = 4, size = 32, steps = 20;
+        var data = RandomBatches(steps, batch, size, 11);
+        // Dropout on, and a warm-up then cosine schedule: the rate and the seed change every step.
+        var config = new GhostNetConfig(0.25f, 10, 0.3f);
+        var schedule = new LrSchedule(new LrScheduleOptions(LrScheduleKind.Cosine, 0.05f, 2, WarmupEpochs: 1), steps);
+        using var gpu = new CudaBackend(0);
+        var runs = new[] { true, false }.Select(capture =>
+        {
+            using var model = new GhostNetModel(config, gpu, 7);
+            using var plan = model.Compile(batch, size, size);
+            var sgd = new SgdOptimizer(model.Parameters, gpu, new SgdOptions(0.9f, 4e-5f, Nesterov: true));
+            var notes = new List<string>();
+            var trainer = new Trainer(plan, sgd, schedule, notes.Add) { CaptureSteps = capture };
+            var losses = new List<float>();
+            long replays = gpu.GraphReplays;
+            var state = trainer.TrainEpoch(data, new TrainingState(), (r, _) => losses.Add(r.Loss), CancellationToken.None);
+            Assert.That(state.GlobalStep, Is.EqualTo(steps));
+            Assert.That(notes, Is.Empty, "no capture failed");
+            // The first step runs call by call (it sizes the workspaces), the capture replays the rest.
+            Assert.That(gpu.GraphReplays - replays, Is.EqualTo(capture ? steps - 1 : 0), "replays");
+            if (capture) Assert.That(plan.CapturedStep!.Launches, Is.GreaterThan(100), "the captured step holds the whole step's launches");
+            return (Losses: losses, State: StateDict.Read(model.Parameters, gpu));
+        }).ToArray();
+        var (replayed, eager) = (runs[0], runs[1]);
+        Assert.That(replayed.Losses, Is.EqualTo(eager.Losses), "the losses of every step");
+        Assert.That(replayed.Losses.Distinct().Count(), Is.EqualTo(steps), "the steps train");
+        Assert.That(replayed.State.Select(t => t.Name), Is.EqualTo(eager.State.Select(t => t.Name)));
+        for (int i = 0; i < eager.State.Count; i++)
+            Assert.That(replayed.State[i].Data, Is.EqualTo(eager.State[i].Data), eager.State[i].Name); // bit for bit, NaN included
+    }
+
+    [Test]
+    public void A_replay_takes_the_learning_rate_and_the_seed_written_after_the_capture()
+    {
+        GpuHarness.RequireGpu();
+        using var gpu = new CudaBackend(0);
+        var storage = new Storage("graph_test");
+        var values = new Tensor(storage, storage.Reserve(4), 1, 4, 1, 1);
+        var p = new Tensor(storage, storage.Reserve(1000), 1, 1000, 1, 1);
+        var g = new Tensor(storage, storage.Reserve(1000), 1, 1000, 1, 1);
+        var m = new Tensor(storage, storage.Reserve(1000), 1, 1000, 1, 1);
+        var x = new Tensor(storage, storage.Reserve(1000), 1, 1000, 1, 1);
+        var y = new Tensor(storage, storage.Reserve(1000), 1, 1000, 1, 1);
+        storage.Bind(gpu);
+        try
+        {
+            var ones = Enumerable.Repeat(1f, 1000).ToArray();
+            gpu.Upload(ones, x);
+            gpu.Upload(ones, g);
+            var h = new SgdHyper(123f, 0f, 0f, false) { LearningRateAt = values.Channels(2, 1) };
+            var seed = new DropoutSeed(42, values.Channels(0, 2));
+            void Write(ulong s, float lr) => gpu.UploadInts([(int)(uint)s, (int)(uint)(s >> 32), BitConverter.SingleToInt32Bits(lr), 0], values);
+            void Calls()
+            {
+                gpu.DropoutForward(x, y, 0.5f, seed);
+                gpu.SgdStep(p, g, m, h);
+            }
+            using var graph = gpu.Capture(Calls, out string? why);
+            Assert.That(graph, Is.Not.Null, why);
+            Assert.That(graph!.Launches, Is.EqualTo(2));
+            foreach (var (s, lr) in new[] { (1UL, 0.5f), (0x9e3779b97f4a7c15UL, 0.25f), (7UL << 40, 2f) })
+            {
+                gpu.Upload(new float[1000], p);
+                gpu.Upload(new float[1000], m);
+                Write(s, lr);
+                graph.Replay();
+                var (replayedY, replayedP) = (Download(gpu, y), Download(gpu, p));
+                gpu.Upload(new float[1000], p);
+                gpu.Upload(new float[1000], m);
+                gpu.DropoutForward(x, y, 0.5f, s);
+                gpu.SgdStep(p, g, m, h with { LearningRateAt = default, LearningRate = lr });
+                Assert.That(replayedY, Is.EqualTo(Download(gpu, y)), $"the mask of seed {s:x}");
+                Assert.That(replayedP, Is.EqualTo(Download(gpu, p)), $"the update at rate {lr}");
+                Assert.That(replayedP[0], Is.EqualTo(-lr), "p = 0 - lr * g");
+            }
+        }
+        finally
+        {
+            storage.Release();
+        }
+    }
+
+    [Test]
+    public void A_capture_refuses_host_copies_synchronisation_and_allocation_and_leaves_the_stream_usable()
+    {
+        GpuHarness.RequireGpu();
+        using var gpu = new CudaBackend(0);
+        var storage = new Storage("graph_refusals");
+        var x = new Tensor(storage, storage.Reserve(64), 1, 64, 1, 1);
+        storage.Bind(gpu);
+        try
+        {
+            var refusals = new (string What, Action Call)[]
+            {
+                ("an upload", () => gpu.Upload(new float[64], x)),
+                ("a download", () => gpu.Download(x, new float[64])),
+                ("a synchronisation", gpu.Synchronize),
+                ("an allocation", () => gpu.Allocate(16).Dispose()),
+            };
+            foreach (var (what, call) in refusals)
+            {
+                var graph = gpu.Capture(() =>
+                {
+                    gpu.Fill(x, 1f);
+                    call();
+                }, out string? why);
+                Assert.That(graph, Is.Null, what);
+                Assert.That(why, Does.Contain(what).And.Contain("inside the captured region"));
+            }
+            // Nothing captured ran, and the stream works call by call afterwards.
+            gpu.Fill(x, 2f);
+            Assert.That(Download(gpu, x), Is.All.EqualTo(2f));
+            // An error that is not a refusal ends the capture and reaches the caller.
+            Assert.Catch<ArgumentException>(() => gpu.Capture(() => gpu.DropoutForward(x, x, 1.5f, 0UL), out _));
+            gpu.Fill(x, 3f);
+            Assert.That(Download(gpu, x), Is.All.EqualTo(3f));
+        }
+        finally
+        {
+            storage.Release();
+        }
+    }
+
+    private static float[] Download(IBackend backend, in Tensor t)
+    {
+        var values = new float[t.Count];
+        backend.Download(t, values);
+        return values;
+    }
+}
