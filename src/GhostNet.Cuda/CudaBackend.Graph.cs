@@ -37,7 +37,9 @@ public sealed partial class CudaBackend : ICapturingBackend
         }
         catch
         {
-            EndCapture(out _);
+            // An error that is no refusal: the capture ends, what it recorded is dropped, the error goes on.
+            EndCapture(out IntPtr partial);
+            if (partial != IntPtr.Zero) Driver.cuGraphDestroy(partial);
             throw;
         }
         finally
