@@ -59,3 +59,27 @@ KERNEL void top_k_rank(const float* __restrict__ z, const int* __restrict__ labe
     nans = block_sum<int>(nans);
     if (threadIdx.x == 0) ranks[row] = valid && nans == 0 ? count : 0x7fffffff;
 }
+
+// A batch's totals, the one read a training step makes (16 bytes, not the N losses and N ranks):
+// totals[0] = the sum of the losses in double (a NaN or infinite loss makes it non-finite, so the
+// host's NaN stop needs no flag of its own), then as ints the samples of rank < 1 and rank < 5.
+// One block; the partial sums are added in the same order every launch.
+KERNEL void sum_batch(const float* __restrict__ losses, const int* __restrict__ ranks, int N, double* __restrict__ totals)
+{
+    double sum = 0;
+    int top1 = 0, top5 = 0;
+    for (int i = threadIdx.x; i < N; i += blockDim.x)
+    {
+        sum += losses[i];
+        top1 += ranks[i] < 1;
+        top5 += ranks[i] < 5;
+    }
+    sum = block_sum<double>(sum);
+    top1 = block_sum<int>(top1);
+    top5 = block_sum<int>(top5);
+    if (threadIdx.x != 0) return;
+    totals[0] = sum;
+    int* counts = reinterpret_cast<int*>(totals + 1);
+    counts[0] = top1;
+    counts[1] = top5;
+}

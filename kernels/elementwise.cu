@@ -125,3 +125,22 @@ KERNEL void broadcast_plane(const float* __restrict__ g, float scale, float* __r
         *p = accumulate ? fmaf(v, scale, *p) : v * scale; // fmaf: as channel_scale_pool_bwd
     }
 }
+
+// ToTensor and Normalize on the device: pixels are the batch's HWC RGB bytes, image after image
+// (3 H W bytes each), images the N x 3 x H x W floats. y = v * scale[c] + shift[c], the product
+// and the sum rounded apart as the CPU twin (Normalization.Normalize) rounds them, so both give
+// the same bits. One thread per pixel: three byte loads, three float stores into three planes.
+// The host uploads a quarter of the bytes that floats would take.
+KERNEL void normalize_images(const unsigned char* __restrict__ pixels, i64 plane, i64 pixels_total,
+                             float s0, float s1, float s2, float b0, float b1, float b2, float* __restrict__ images)
+{
+    FOR_EACH(pixels_total)
+    {
+        i64 n = e / plane, i = e - n * plane;
+        const unsigned char* p = pixels + 3 * e;
+        float* y = images + 3 * n * plane + i;
+        y[0] = __fadd_rn(__fmul_rn((float)p[0], s0), b0);
+        y[plane] = __fadd_rn(__fmul_rn((float)p[1], s1), b1);
+        y[2 * plane] = __fadd_rn(__fmul_rn((float)p[2], s2), b2);
+    }
+}

@@ -1,3 +1,4 @@
+using GhostNet.Backends;
 using BenchmarkDotNet.Attributes;
 using GhostNet.Data;
 using GhostNet.Data.Transforms;
@@ -16,7 +17,7 @@ public class DataBenchmarks
     private string _root = "";
     private ImageFolderDataset _dataset = null!;
     private readonly TrainTransform _transform = new(224, Normalization.ImageNet);
-    private readonly float[] _chw = new float[3 * 224 * 224];
+    private readonly byte[] _hwc = new byte[3 * 224 * 224]; // ToTensor and Normalize are the backend's
     private DataLoader _loader = null!;
     private int _next;
 
@@ -33,8 +34,8 @@ public class DataBenchmarks
     public float DecodeAndAugment()
     {
         using var image = _dataset.Load(_next++ % _dataset.Count);
-        _transform.Apply(image, new Random(_next), _chw);
-        return _chw[0];
+        _transform.Apply(image, new Random(_next), _hwc);
+        return _hwc[0];
     }
 
     [Benchmark(Description = "loader epoch, 128 images, all cores", OperationsPerInvoke = Images)]

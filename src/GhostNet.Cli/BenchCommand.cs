@@ -9,8 +9,8 @@ namespace GhostNet.Cli;
 
 /// <summary>
 /// `ghostcuda bench`: a quick speed table without BenchmarkDotNet (the GPU machine has no SDK):
-/// training steps (forward, backward, SGD) and inference forwards of GhostNet on random data,
-/// timed after warm-up with the device synchronised at both ends of the timed region. With
+/// training steps through the trainer's own loop and inference forwards of GhostNet on random
+/// data, timed after warm-up, with the host's waits for the device per step on CUDA. With
 /// --profile, one training step per op family: the CUDA backend's launches, modelled DRAM bytes,
 /// FLOPs and roofline time on a GPU's peak figures (recorded without running anything), and the
 /// measured time of each family (each op synchronised) beside them on a real GPU.
@@ -88,10 +88,10 @@ internal static class BenchCommand
             }
             using var model = new GhostNetModel(config, backend, seed: 0);
             Console.WriteLine($"GhostNet width {config.Width} at {s}x{s} on {backend.Name}{(backend is CudaBackend ? $", GEMMs in {gemm}" : "")}, {n} timed steps after {w} warm-up");
-            Console.WriteLine($"| mode | batch | ms per step | images/s |");
-            Console.WriteLine($"|---|---:|---:|---:|");
-            foreach (int b in trainBatches) Row("train", b, Time(model, backend, b, s, true, n, w));
-            foreach (int b in inferBatches) Row("inference", b, Time(model, backend, b, s, false, n, w));
+            Console.WriteLine($"| mode | batch | ms per step | images/s | host waits per step | host ms per step |");
+            Console.WriteLine($"|---|---:|---:|---:|---:|---:|");
+            foreach (int b in trainBatches) Row("train", b, TimeTraining(model, backend, b, s, n, w));
+            foreach (int b in inferBatches) Row("inference", b, TimeInference(model, backend, b, s, n, w));
             if (profiling)
                 Profile(config, backend, batchOfProfile, s, chosen ?? (backend is CudaBackend cuda ? GpuFigures.ForDevice(cuda.Device.Name) : null) ?? GpuFigures.H200, gemm);
             return 0;
@@ -127,12 +127,15 @@ internal static class BenchCommand
             using var model = new GhostNetModel(config, profiled, seed: 0);
             var cuda = backend as CudaBackend;
             var launches = new LaunchRecorder();
-            Time(model, profiled, batch, size, true, steps: 1, warmup: 1);
+            using var plan = model.Compile(batch, size, size, withGradients: true);
+            var sgd = new SgdOptimizer(model.Parameters, profiled, new SgdOptions());
+            plan.SetBatch(RandomBatch(batch, size));
+            TrainingStepModel.Step(plan, sgd); // sizes the workspaces
             profiled.Reset();
             if (cuda is not null) cuda.Recorder = launches;
             try
             {
-                Time(model, profiled, batch, size, true, steps: 1, warmup: 0);
+                TrainingStepModel.Step(plan, sgd); // call by call: each op timed alone
             }
             finally
             {
@@ -218,8 +221,8 @@ internal static class BenchCommand
         Console.WriteLine($"| modelled step (roofline + launch overhead) | <= {TargetStepMilliseconds:F0} ms | {step * 1e3:F2} ms | {Met(step * 1e3 <= TargetStepMilliseconds)} |");
     }
 
-    private static void Row(string mode, int batch, double ms) =>
-        Console.WriteLine($"| {mode} | {batch} | {ms:F2} | {batch * 1000 / ms:F0} |");
+    private static void Row(string mode, int batch, StepTime t) =>
+        Console.WriteLine($"| {mode} | {batch} | {t.Ms:F2} | {batch * 1000 / t.Ms:F0} | {t.WaitsPerStep?.ToString("F1") ?? "-"} | {t.HostMs?.ToString("F2") ?? "-"} |");
 
     /// <summary>A comma-separated list of batch sizes; training needs two or more images (batch norm).</summary>
     private static List<int> Parse(string list, string option)
@@ -235,31 +238,78 @@ internal static class BenchCommand
         return sizes;
     }
 
-    /// <summary>Milliseconds per step: the median over the timed steps.</summary>
-    private static double Time(GhostNetModel model, IBackend backend, int batch, int size, bool training, int steps, int warmup)
+    /// <summary>
+    /// A row's timing: milliseconds per step (the median over the timed steps) and, on CUDA, the
+    /// host's waits for the device per step and the host's own milliseconds per step (the wall
+    /// time less those waits: what the host spends preparing and launching).
+    /// </summary>
+    private readonly record struct StepTime(double Ms, double? WaitsPerStep = null, double? HostMs = null);
+
+    /// <summary>Random pixels and labels, as the loader gives them (bytes the backend normalises).</summary>
+    private static HostBatch RandomBatch(int batch, int size)
     {
-        using var plan = model.Compile(batch, size, size, withGradients: training);
-        var sgd = new SgdOptimizer(model.Parameters, backend, new SgdOptions()); // as TrainingStepModel.Step
         var rng = new Random(0);
-        var images = new float[(long)batch * 3 * size * size];
-        for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 2 - 1);
-        plan.SetBatch(images, Enumerable.Range(0, batch).Select(_ => rng.Next(1000)).ToArray());
-        void Step()
-        {
-            if (training) TrainingStepModel.Step(plan, sgd);
-            else plan.Forward(false);
-        }
-        for (int i = 0; i < warmup; i++) Step();
+        var pixels = new byte[(long)batch * 3 * size * size];
+        rng.NextBytes(pixels);
+        return HostBatch.OfPixels(pixels, Enumerable.Range(0, batch).Select(_ => rng.Next(1000)).ToArray(), Normalization.ImageNet);
+    }
+
+    /// <summary>One batch given again and again: the trainer's loop without a loader.</summary>
+    private sealed class RepeatedBatch(HostBatch batch, int times) : IBatchSource
+    {
+        public int BatchSize => batch.Count;
+        public int BatchesPerEpoch => times;
+        public IReadOnlyList<string> Classes { get; } = [];
+        public double WaitSeconds => 0;
+        public IEnumerable<HostBatch> Epoch(int epoch, CancellationToken cancel) => Enumerable.Repeat(batch, times);
+    }
+
+    /// <summary>
+    /// Training steps as `ghostcuda train` makes them: the trainer's loop (the step captured as one
+    /// graph where the backend can, totals read one step late), timed between its reports, which
+    /// come one per step once the pipeline is full. One step more than timed is run: the last
+    /// report follows the one before it with no step launched between.
+    /// </summary>
+    private static StepTime TimeTraining(GhostNetModel model, IBackend backend, int batch, int size, int steps, int warmup)
+    {
+        using var plan = model.Compile(batch, size, size, withGradients: true);
+        var sgd = new SgdOptimizer(model.Parameters, backend, new SgdOptions());
+        warmup = Math.Max(warmup, 1); // the first report closes no interval
+        int batches = warmup + steps + 1;
+        var schedule = new LrSchedule(new LrScheduleOptions(LrScheduleKind.Cosine, 1e-4f, 1), batches);
+        var trainer = new Trainer(plan, sgd, schedule, note: Console.WriteLine);
+        var cuda = backend as CudaBackend;
+        var reports = new List<(long Ticks, long Waits, double WaitSeconds)>();
+        trainer.TrainEpoch(new RepeatedBatch(RandomBatch(batch, size), batches), new TrainingState(),
+            (_, _) => reports.Add((Stopwatch.GetTimestamp(), cuda?.HostWaits ?? 0, cuda?.HostWaitSeconds ?? 0)), CancellationToken.None);
+        var intervals = Enumerable.Range(warmup, steps).Select(i => Stopwatch.GetElapsedTime(reports[i - 1].Ticks, reports[i].Ticks).TotalMilliseconds).Order().ToArray();
+        var (first, last) = (reports[warmup - 1], reports[warmup + steps - 1]);
+        double wall = Stopwatch.GetElapsedTime(first.Ticks, last.Ticks).TotalMilliseconds;
+        return cuda is null
+            ? new StepTime(intervals[steps / 2])
+            : new StepTime(intervals[steps / 2], (double)(last.Waits - first.Waits) / steps, (wall - (last.WaitSeconds - first.WaitSeconds) * 1e3) / steps);
+    }
+
+    /// <summary>Inference forwards, each timed with the device synchronised at both ends (the waits counted are the forward's own).</summary>
+    private static StepTime TimeInference(GhostNetModel model, IBackend backend, int batch, int size, int steps, int warmup)
+    {
+        using var plan = model.Compile(batch, size, size, withGradients: false);
+        plan.SetBatch(RandomBatch(batch, size));
+        for (int i = 0; i < warmup; i++) plan.Forward(false);
+        var cuda = backend as CudaBackend;
         var times = new double[steps];
+        long waits = 0;
         for (int i = 0; i < steps; i++)
         {
             backend.Synchronize();
+            long before = cuda?.HostWaits ?? 0;
             var clock = Stopwatch.StartNew();
-            Step();
+            plan.Forward(false);
+            waits += (cuda?.HostWaits ?? 0) - before;
             backend.Synchronize();
             times[i] = clock.Elapsed.TotalMilliseconds;
         }
         Array.Sort(times);
-        return times[steps / 2];
+        return cuda is null ? new StepTime(times[steps / 2]) : new StepTime(times[steps / 2], (double)waits / steps);
     }
 }

@@ -1,3 +1,4 @@
+using GhostNet.Backends;
 using System.Diagnostics;
 using GhostNet.Data;
 using GhostNet.Data.Transforms;

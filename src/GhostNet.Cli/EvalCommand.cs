@@ -86,7 +86,7 @@ internal static class EvalCommand
             int size = info.InputSize, k = info.NumClasses, topK = Math.Clamp(r.GetValue(top), 1, k), image = 3 * size * size;
             // Images go through in chunks, so a folder of any size needs memory for one chunk only.
             int chunk = Math.Min(PredictChunk, paths.Length);
-            var pixels = new float[chunk * image];
+            var pixels = new byte[chunk * image]; // HWC RGB bytes: the backend normalises them
             var logits = new float[chunk * k];
             var plans = new Dictionary<int, Plan>();
             double decodeMs = clock.Elapsed.TotalMilliseconds, forwardMs = 0;
@@ -116,7 +116,7 @@ internal static class EvalCommand
                     if (ok.Count == 0) continue;
                     var forward = Stopwatch.StartNew();
                     if (!plans.TryGetValue(ok.Count, out var plan)) plans[ok.Count] = plan = model.Compile(ok.Count, size, size, withGradients: false);
-                    plan.SetBatch(pixels.AsSpan(0, ok.Count * image), new int[ok.Count]);
+                    plan.SetBatch(pixels.AsSpan(0, ok.Count * image), new int[ok.Count], transform.Normalization);
                     plan.Forward(training: false);
                     backend.Download(plan.Logits, logits.AsSpan(0, ok.Count * k));
                     forwardMs += forward.Elapsed.TotalMilliseconds;

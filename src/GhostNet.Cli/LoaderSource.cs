@@ -15,5 +15,5 @@ internal sealed class LoaderSource(DataLoader loader) : IBatchSource
     public int EpochSkippedSamples => loader.EpochSkippedSamples;
 
     public IEnumerable<HostBatch> Epoch(int epoch, CancellationToken cancel) =>
-        loader.Epoch(epoch, cancel).Select(b => new HostBatch(b.Images.AsMemory(0, b.Count * loader.ImageSize), b.Labels.AsMemory(0, b.Count)));
+        loader.Epoch(epoch, cancel).Select(b => HostBatch.OfPixels(b.Pixels.AsMemory(0, b.Count * loader.ImageSize), b.Labels.AsMemory(0, b.Count), loader.Normalization));
 }

@@ -32,6 +32,15 @@ public sealed partial class CudaBackend
         Launch1D("copy_or_accumulate", src.Count, LaunchCost.Fp32(read: (accumulate ? 2 : 1) * src.Count, written: src.Count, flops: accumulate ? src.Count : 0), $"{src} -> {dst}", Ptr(src), Stride(src), Ptr(dst), Stride(dst), PerImage(src), src.Count, accumulate ? 1 : 0);
     }
 
+    public void NormalizeImages(in Tensor pixels, in Tensor images, Normalization n)
+    {
+        Op(OpFamily.Input);
+        ShapeChecks.NormalizeImages(pixels, images);
+        long total = (long)images.N * images.Plane; // pixels: 3 bytes read, 3 floats written each
+        Launch1D("normalize_images", total, LaunchCost.Fp32(read: (3 * total + 3) / 4, written: 3 * total, flops: 6 * total), $"{pixels} -> {images}",
+            Ptr(pixels), (long)images.Plane, total, n.Scale(0), n.Scale(1), n.Scale(2), n.Shift(0), n.Shift(1), n.Shift(2), Ptr(images));
+    }
+
     public void Relu(in Tensor x, in Tensor y)
     {
         Op(OpFamily.Elementwise);

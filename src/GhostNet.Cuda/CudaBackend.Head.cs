@@ -154,6 +154,16 @@ public sealed partial class CudaBackend
         Launch("top_k_rank", (uint)n, 1, 1, Threads, LaunchCost.Fp32(read: (long)n * k + n, written: n, flops: (long)n * k), $"{logits}", Ptr(logits), Ptr(labels), k, Ptr(ranks));
     }
 
+    public void SumBatch(in Tensor losses, in Tensor ranks, in Tensor totals)
+    {
+        Op(OpFamily.Head);
+        int n = losses.N;
+        losses.RequireShape("sum_batch", "losses", n, 1, 1, 1);
+        ranks.RequireShape("sum_batch", "ranks", n, 1, 1, 1);
+        ShapeChecks.BatchTotals(totals);
+        Launch("sum_batch", 1, 1, 1, Threads, LaunchCost.Fp32(read: 2L * n, written: BatchTotals.Words, flops: 3L * n), $"{losses}", Ptr(losses), Ptr(ranks), n, Ptr(totals));
+    }
+
     public void SgdStep(in Tensor param, in Tensor grad, in Tensor momentum, SgdHyper h)
     {
         Op(OpFamily.Sgd);

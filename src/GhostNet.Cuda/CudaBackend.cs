@@ -215,7 +215,25 @@ public sealed unsafe partial class CudaBackend : IBackend
     private void Sync(string after)
     {
         RefuseInCapture($"a synchronisation (after {after})");
-        if (!_unbacked) CudaException.Check(Driver.cuStreamSynchronize(_stream), "cuStreamSynchronize", $"after {after} (an earlier kernel may have failed)");
+        if (_unbacked) return;
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        CudaException.Check(Driver.cuStreamSynchronize(_stream), "cuStreamSynchronize", $"after {after} (an earlier kernel may have failed)");
+        CountWait(start);
+    }
+
+    /// <summary>
+    /// Times the host has waited for the device (a synchronisation, a synchronous copy, or a
+    /// <see cref="HostReadback.Wait"/>): what `ghostcuda bench` reports per step.
+    /// </summary>
+    public long HostWaits { get; private set; }
+
+    /// <summary>Seconds the host has spent in those waits.</summary>
+    public double HostWaitSeconds { get; private set; }
+
+    private void CountWait(long startTimestamp)
+    {
+        HostWaits++;
+        HostWaitSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds;
     }
 
     /// <summary>Device address of element (0, C0, 0, 0) of a view.</summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using GhostNet.Backends;
 using GhostNet.Data.Transforms;
 
 namespace GhostNet.Data;
@@ -39,7 +40,10 @@ public sealed class DataLoader
     public DataLoaderOptions Options { get; }
     public LoaderBuffers Buffers { get; }
     public int Workers { get; }
+    /// <summary>Bytes (and values) of one image: 3 x side x side.</summary>
     public int ImageSize { get; }
+    /// <summary>The normalisation the backend applies to the pixels (the transform's).</summary>
+    public Normalization Normalization => _transform.Normalization;
     public IImageDataset Dataset => _dataset;
     public int BatchesPerEpoch => Options.DropLast ? _dataset.Count / Options.BatchSize : (_dataset.Count + Options.BatchSize - 1) / Options.BatchSize;
     /// <summary>Distinct samples found unreadable over the loader's life (each reported once).</summary>
@@ -155,7 +159,7 @@ public sealed class DataLoader
         try
         {
             using var image = _dataset.Load(index);
-            _transform.Apply(image, rng, slot.Images.AsSpan(at * ImageSize, ImageSize), _dataset.Describe(index));
+            _transform.Apply(image, rng, slot.Pixels.AsSpan(at * ImageSize, ImageSize), _dataset.Describe(index));
             slot.Labels[at] = _dataset.Label(index);
             return true;
         }

@@ -35,7 +35,7 @@ public sealed record DataLoaderOptions(int BatchSize, bool Shuffle = true, bool 
 
 /// <summary>
 /// The loader's memory, planned before any of it is allocated: <see cref="Count"/> buffers of
-/// <see cref="BytesEach"/> bytes (images as floats plus labels) and the worker threads that fill them.
+/// <see cref="BytesEach"/> bytes (images as RGB bytes, plus labels) and the worker threads that fill them.
 /// </summary>
 public sealed record LoaderBuffers(int Count, long BytesEach, int Threads)
 {
@@ -55,7 +55,7 @@ public sealed record LoaderBuffers(int Count, long BytesEach, int Threads)
         if (options.Prefetch < 0) throw new ArgumentOutOfRangeException(nameof(options), $"prefetch {options.Prefetch}: must be 0 (two buffers per worker) or positive");
         if (options.MaxBufferBytes < 1) throw new ArgumentOutOfRangeException(nameof(options), $"buffer budget {options.MaxBufferBytes}: must be positive");
         if (side < 1) throw new ArgumentOutOfRangeException(nameof(side), $"image side {side}: must be positive");
-        long each = options.BatchSize * (3L * side * side * sizeof(float) + sizeof(int));
+        long each = options.BatchSize * (3L * side * side + sizeof(int));
         int workers = options.Workers > 0 ? options.Workers : Environment.ProcessorCount;
         string what = $"a buffer of {options.BatchSize} images of 3x{side}x{side} takes {each:N0} bytes";
         long count;

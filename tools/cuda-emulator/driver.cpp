@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -41,6 +42,7 @@ enum : int
     NotFound = 500,
     IllegalAddress = 700,
     LaunchFailed = 719,
+    IllegalState = 401, // CUDA_ERROR_ILLEGAL_STATE: here, the host wrote memory a queued copy reads
     NotSupported = 801,
     CaptureUnsupported = 900, // CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED
     CaptureInvalidated = 901, // CUDA_ERROR_STREAM_CAPTURE_INVALIDATED
@@ -88,17 +90,47 @@ struct Graph
 {
     std::vector<Node> nodes;
 };
+// A copy from the device into page-locked host memory, made when queued (the launches before it on
+// its stream have run) but written into the host memory only when the host waits for it.
+struct Landing
+{
+    char* destination;
+    std::vector<char> bytes;
+    uint64_t number; // the stream's count of queued copies when it was queued
+};
+// A copy from page-locked host memory to the device. It is made when queued (the launches after
+// it read its bytes), but a GPU reads the host memory later, so the host may not write it until it
+// has waited for the copy: the bytes are kept to check that it did not.
+struct Reading
+{
+    const char* source;
+    std::vector<char> bytes;
+    uint64_t number;
+};
 // A stream is a capture state: not capturing (graph null), capturing, or capturing but invalidated
-// by a call capture refuses (cuStreamEndCapture then fails and gives no graph).
+// by a call capture refuses (cuStreamEndCapture then fails and gives no graph); and the copies to
+// and from page-locked memory it has queued that the host has not waited for yet.
 struct Stream
 {
     Graph* graph = nullptr;
     bool invalidated = false;
+    std::vector<Landing> landings;
+    std::vector<Reading> readings;
+    uint64_t queued = 0;
+};
+// An event is the time it was recorded and how far its stream's copies had been queued then.
+struct Event
+{
+    double ms = 0;
+    Stream* stream = nullptr;
+    uint64_t queued = 0;
 };
 int capturing_streams; // the context's: a cuCtxSynchronize during any capture invalidates it
 
 std::mutex lock;
 std::map<uint64_t, Allocation> allocations;
+std::map<const char*, size_t> pinned; // cuMemAllocHost's blocks: start -> bytes
+std::vector<Stream*> streams;
 uint64_t used;
 int primary_context_marker;
 thread_local void* current_context;
@@ -164,6 +196,7 @@ EXPORT int cuGetErrorName(int result, const char** name)
     case IllegalAddress: *name = "CUDA_ERROR_ILLEGAL_ADDRESS"; break;
     case LaunchFailed: *name = "CUDA_ERROR_LAUNCH_FAILED"; break;
     case NotSupported: *name = "CUDA_ERROR_NOT_SUPPORTED"; break;
+    case IllegalState: *name = "CUDA_ERROR_ILLEGAL_STATE"; break;
     case CaptureUnsupported: *name = "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED"; break;
     case CaptureInvalidated: *name = "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED"; break;
     default: *name = "CUDA_ERROR_UNKNOWN"; return InvalidValue;
@@ -200,7 +233,45 @@ EXPORT int cuDevicePrimaryCtxRetain(void** context, int device) { return device 
 EXPORT int cuDevicePrimaryCtxRelease_v2(int device) { return device == 0 ? Success : InvalidDevice; }
 EXPORT int cuCtxSetCurrent(void* context) { return current_context = context, Success; }
 EXPORT int cuCtxGetCurrent(void** context) { return *context = current_context, Success; }
-EXPORT int cuCtxSynchronize() { return capturing_streams > 0 ? CaptureUnsupported : Success; }
+// The host has waited for the copies of `s` queued up to number `upto`: those from the device are
+// written into their host memory, and those to it are checked: page-locked bytes the host changed
+// before it waited are a race (a GPU may have copied either version), CUDA_ERROR_ILLEGAL_STATE.
+int land(Stream* s, uint64_t upto)
+{
+    auto& all = s->landings;
+    size_t kept = 0;
+    for (size_t i = 0; i < all.size(); i++)
+        if (all[i].number <= upto) memcpy(all[i].destination, all[i].bytes.data(), all[i].bytes.size());
+        else if (kept++ != i) all[kept - 1] = std::move(all[i]); // never onto itself: a self-moved vector may empty
+    all.resize(kept);
+    int result = Success;
+    auto& reads = s->readings;
+    kept = 0;
+    for (size_t i = 0; i < reads.size(); i++)
+    {
+        if (reads[i].number > upto)
+        {
+            if (kept++ != i) reads[kept - 1] = std::move(reads[i]);
+            continue;
+        }
+        if (memcmp(reads[i].source, reads[i].bytes.data(), reads[i].bytes.size()) == 0) continue;
+        fprintf(stderr, "cuda emulator: the host wrote %zu bytes of page-locked memory at %p while a copy from them to the device was queued "
+                        "(wait for the copy, an event after it, or its stream first)\n", reads[i].bytes.size(), static_cast<const void*>(reads[i].source));
+        result = IllegalState;
+    }
+    reads.resize(kept);
+    return result;
+}
+
+EXPORT int cuCtxSynchronize()
+{
+    if (capturing_streams > 0) return CaptureUnsupported;
+    std::lock_guard g(lock);
+    int result = Success;
+    for (auto* s : streams)
+        if (int landed = land(s, s->queued)) result = landed;
+    return result;
+}
 
 EXPORT int cuMemGetInfo_v2(size_t* free, size_t* total)
 {
@@ -292,11 +363,65 @@ int refuse_in_capture(void* stream)
     return CaptureUnsupported;
 }
 
+
+
+// Page-locked host memory. A GPU copies into it while the host runs on, so a copy from the device
+// into it on a stream lands only when the host waits (for the stream, the context, or an event
+// recorded after the copy): a host that reads it without waiting sees what it held before. Into
+// pageable memory the copy is synchronous, as the driver's is.
+EXPORT int cuMemAllocHost_v2(void** pointer, size_t bytes)
+{
+    if (bytes == 0) return InvalidValue;
+    void* p = malloc(bytes);
+    if (!p) return OutOfMemory;
+    memset(p, 0xFF, bytes); // NaN, as device memory starts
+    std::lock_guard g(lock);
+    pinned[static_cast<const char*>(p)] = bytes;
+    return *pointer = p, Success;
+}
+
+bool is_pinned(const void* pointer, size_t bytes)
+{
+    std::lock_guard g(lock);
+    auto* p = static_cast<const char*>(pointer);
+    auto it = pinned.upper_bound(p);
+    if (it == pinned.begin()) return false;
+    --it;
+    return p >= it->first && p + bytes <= it->first + it->second;
+}
+
+EXPORT int cuMemFreeHost(void* pointer)
+{
+    auto* p = static_cast<char*>(pointer);
+    {
+        std::lock_guard g(lock);
+        auto it = pinned.find(p);
+        if (it == pinned.end()) return InvalidValue;
+        // A copy still on its way into freed memory is dropped (on a GPU it is undefined).
+        for (auto* s : streams)
+        {
+            auto& l = s->landings;
+            l.erase(std::remove_if(l.begin(), l.end(), [&](const Landing& c) { return c.destination >= p && c.destination < p + it->second; }), l.end());
+            auto& r = s->readings;
+            r.erase(std::remove_if(r.begin(), r.end(), [&](const Reading& c) { return c.source >= p && c.source < p + it->second; }), r.end());
+        }
+        pinned.erase(it);
+    }
+    free(p);
+    return Success;
+}
+
 EXPORT int cuMemcpyHtoDAsync_v2(uint64_t destination, const void* source, size_t bytes, void* stream)
 {
     if (int refused = refuse_in_capture(stream)) return refused;
     if (!inside_allocation(destination, bytes, "cuMemcpyHtoD")) return InvalidValue;
     memcpy(reinterpret_cast<void*>(destination), source, bytes);
+    auto* s = static_cast<Stream*>(stream);
+    if (s && is_pinned(source, bytes))
+    {
+        auto* from = static_cast<const char*>(source);
+        s->readings.push_back({from, std::vector<char>(from, from + bytes), ++s->queued});
+    }
     return Success;
 }
 
@@ -304,8 +429,16 @@ EXPORT int cuMemcpyDtoHAsync_v2(void* destination, uint64_t source, size_t bytes
 {
     if (int refused = refuse_in_capture(stream)) return refused;
     if (!inside_allocation(source, bytes, "cuMemcpyDtoH")) return InvalidValue;
+    auto* s = static_cast<Stream*>(stream);
+    if (s && is_pinned(destination, bytes))
+    {
+        auto* from = reinterpret_cast<const char*>(source);
+        s->landings.push_back({static_cast<char*>(destination), std::vector<char>(from, from + bytes), ++s->queued});
+        return Success;
+    }
+    int landed = s ? land(s, s->queued) : Success; // it returns when done, so after the stream's earlier copies
     memcpy(destination, reinterpret_cast<const void*>(source), bytes);
-    return Success;
+    return landed;
 }
 
 EXPORT int cuMemsetD32Async(uint64_t destination, unsigned value, size_t count, void* stream)
@@ -323,22 +456,54 @@ EXPORT int cuMemsetD32Async(uint64_t destination, unsigned value, size_t count, 
     return Success;
 }
 
-EXPORT int cuStreamCreate(void** stream, unsigned) { return *stream = new Stream, Success; }
+EXPORT int cuStreamCreate(void** stream, unsigned)
+{
+    auto* s = new Stream;
+    std::lock_guard g(lock);
+    streams.push_back(s);
+    return *stream = s, Success;
+}
 EXPORT int cuStreamDestroy_v2(void* stream)
 {
     auto* s = static_cast<Stream*>(stream);
-    if (s && s->graph) delete s->graph, capturing_streams--;
+    if (!s) return InvalidHandle;
+    if (s->graph) delete s->graph, capturing_streams--;
+    land(s, s->queued); // the driver finishes a destroyed stream's work (a race found now has no call to fail)
+    {
+        std::lock_guard g(lock);
+        streams.erase(std::remove(streams.begin(), streams.end(), s), streams.end());
+    }
     return delete s, Success;
 }
-EXPORT int cuStreamSynchronize(void* stream) { return refuse_in_capture(stream); }
+EXPORT int cuStreamSynchronize(void* stream)
+{
+    if (int refused = refuse_in_capture(stream)) return refused;
+    if (auto* s = static_cast<Stream*>(stream)) return land(s, s->queued);
+    return cuCtxSynchronize(); // the legacy stream waits for every stream
+}
 
-EXPORT int cuEventCreate(void** event, unsigned) { return *event = new double(0), Success; }
-EXPORT int cuEventDestroy_v2(void* event) { return delete static_cast<double*>(event), Success; }
-EXPORT int cuEventRecord(void* event, void*) { return *static_cast<double*>(event) = now_ms(), Success; }
-EXPORT int cuEventSynchronize(void*) { return Success; }
+EXPORT int cuEventCreate(void** event, unsigned) { return *event = new Event, Success; }
+EXPORT int cuEventDestroy_v2(void* event) { return delete static_cast<Event*>(event), Success; }
+EXPORT int cuEventRecord(void* event, void* stream)
+{
+    auto* e = static_cast<Event*>(event);
+    auto* s = static_cast<Stream*>(stream);
+    *e = {now_ms(), s, s ? s->queued : 0};
+    return Success;
+}
+EXPORT int cuEventSynchronize(void* event)
+{
+    auto* e = static_cast<Event*>(event);
+    std::lock_guard g(lock);
+    if (e->stream && std::find(streams.begin(), streams.end(), e->stream) != streams.end()) return land(e->stream, e->queued);
+    return Success;
+}
+// Every queued copy is done here as soon as it is queued, so an event is always reached; the
+// host has then waited for what came before it, as after cuEventSynchronize.
+EXPORT int cuEventQuery(void* event) { return cuEventSynchronize(event); }
 EXPORT int cuEventElapsedTime(float* ms, void* start, void* end)
 {
-    *ms = static_cast<float>(*static_cast<double*>(end) - *static_cast<double*>(start));
+    *ms = static_cast<float>(static_cast<Event*>(end)->ms - static_cast<Event*>(start)->ms);
     return Success;
 }
 

@@ -471,6 +471,20 @@ inline int __float_as_int(float f)
 }
 inline float __expf(float x) { return expf(x); }
 inline float __logf(float x) { return logf(x); }
+// Rounded as written, never fused into a multiply-add: g++ (-march=native) contracts a * b + c as
+// NVRTC does, so the empty asm makes the product a value of its own, as the intrinsic promises.
+inline float __fmul_rn(float a, float b)
+{
+    float r = a * b;
+    __asm__("" : "+x"(r));
+    return r;
+}
+inline float __fadd_rn(float a, float b)
+{
+    float r = a + b;
+    __asm__("" : "+x"(r));
+    return r;
+}
 // Blocks run one after another, so every write of an earlier block is visible: a fence has nothing to order.
 inline void __threadfence() {}
 

@@ -134,6 +134,12 @@ mutation "plane_reduce strides 16 lanes, not 32" elementwise.cu \
 mutation "relu_grad drops its NaN check" common.cuh \
   'return y > 0.f ? dy : is_nan(y) ? y : 0.f;' 'return y > 0.f ? dy : 0.f;' \
   "$(op Activations_carry_NaN_and_Inf_as_the_cpu Batch_norm_carries_NaN_and_Inf_as_the_cpu)"
+mutation "sum_batch counts top-5 as top-1 (v2.20)" cross_entropy.cu \
+  'top5 += ranks[i] < 5;' 'top5 += ranks[i] < 1;' \
+  "$(op Batch_totals_match_cpu_and_read_back_without_a_synchronisation)"
+mutation "normalize_images fuses its multiply and add (v2.20)" elementwise.cu \
+  'y[plane] = __fadd_rn(__fmul_rn((float)p[1], s1), b1);' 'y[plane] = fmaf((float)p[1], s1, b1);' \
+  "$(op Normalize_images_matches_its_cpu_twin_bit_for_bit)"
 mutation "top_k_rank drops its NaN check" cross_entropy.cu \
   'ranks[row] = valid && nans == 0 ? count : 0x7fffffff;' 'ranks[row] = valid ? count : 0x7fffffff;' \
   "$(op Cross_entropy_and_top_k_match_cpu Cross_entropy_and_top_k_treat_NaN_and_Inf_as_the_cpu)"

@@ -31,6 +31,8 @@ internal static unsafe partial class Driver
 
     [LibraryImport(NativeLibraries.Driver, EntryPoint = "cuMemAlloc_v2")] public static partial int cuMemAlloc(out ulong pointer, nuint bytes);
     [LibraryImport(NativeLibraries.Driver, EntryPoint = "cuMemFree_v2")] public static partial int cuMemFree(ulong pointer);
+    [LibraryImport(NativeLibraries.Driver, EntryPoint = "cuMemAllocHost_v2")] public static partial int cuMemAllocHost(out IntPtr pointer, nuint bytes);
+    [LibraryImport(NativeLibraries.Driver)] public static partial int cuMemFreeHost(IntPtr pointer);
     [LibraryImport(NativeLibraries.Driver, EntryPoint = "cuMemcpyHtoDAsync_v2")] public static partial int cuMemcpyHtoDAsync(ulong destination, void* source, nuint bytes, IntPtr stream);
     [LibraryImport(NativeLibraries.Driver, EntryPoint = "cuMemcpyDtoHAsync_v2")] public static partial int cuMemcpyDtoHAsync(void* destination, ulong source, nuint bytes, IntPtr stream);
     [LibraryImport(NativeLibraries.Driver)] public static partial int cuMemsetD32Async(ulong destination, uint value, nuint count, IntPtr stream);
@@ -43,6 +45,7 @@ internal static unsafe partial class Driver
     [LibraryImport(NativeLibraries.Driver, EntryPoint = "cuEventDestroy_v2")] public static partial int cuEventDestroy(IntPtr evt);
     [LibraryImport(NativeLibraries.Driver)] public static partial int cuEventRecord(IntPtr evt, IntPtr stream);
     [LibraryImport(NativeLibraries.Driver)] public static partial int cuEventSynchronize(IntPtr evt);
+    [LibraryImport(NativeLibraries.Driver)] public static partial int cuEventQuery(IntPtr evt);
     [LibraryImport(NativeLibraries.Driver)] public static partial int cuEventElapsedTime(out float milliseconds, IntPtr start, IntPtr end);
 
     [LibraryImport(NativeLibraries.Driver)] public static partial int cuModuleLoadData(out IntPtr module, void* image);

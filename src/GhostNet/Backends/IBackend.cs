@@ -21,6 +21,18 @@ public interface IBackend : IDisposable
     void Fill(in Tensor tensor, float value);
     /// <summary>Waits until all launched work has finished (a no-op on the CPU).</summary>
     void Synchronize();
+    /// <summary>A copy of <paramref name="source"/> (a few words: contiguous, at most 4096) the host can read without waiting mid-step.</summary>
+    HostReadback CreateReadback(in Tensor source);
+    /// <summary>Host memory <paramref name="destination"/> (contiguous) is uploaded from without the host waiting.</summary>
+    HostStaging CreateStaging(in Tensor destination);
+
+    /// <summary>
+    /// ToTensor and Normalize of a batch uploaded as bytes: <paramref name="pixels"/> holds the N
+    /// images' HWC RGB bytes one after another (3 H W bytes each, packed four to an element), and
+    /// <paramref name="images"/> (N x 3 x H x W, contiguous) gets (v / 255 - mean) / std per
+    /// channel, exactly as <see cref="Normalization.Normalize"/> computes it.
+    /// </summary>
+    void NormalizeImages(in Tensor pixels, in Tensor images, Normalization normalization);
 
     // Dense convolution, groups = 1 (the stem, and the standard-conv baseline).
     void ConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g);
@@ -195,6 +207,14 @@ public interface IBackend : IDisposable
     /// even when K &lt; k.
     /// </summary>
     void TopKRank(in Tensor logits, in Tensor labels, in Tensor ranks);
+
+    /// <summary>
+    /// What the host reads of a batch, in the 4 words of <paramref name="totals"/> (1 x 4 x 1 x 1,
+    /// 8-byte aligned): the sum of <paramref name="losses"/> as a double (words 0-1; a NaN or
+    /// infinite loss makes it non-finite), and the samples of rank &lt; 1 and &lt; 5 (words 2, 3):
+    /// see <see cref="BatchTotals"/>.
+    /// </summary>
+    void SumBatch(in Tensor losses, in Tensor ranks, in Tensor totals);
 
     /// <summary>SGD over a contiguous run of parameters with its gradients and momentum buffers.</summary>
     void SgdStep(in Tensor param, in Tensor grad, in Tensor momentum, SgdHyper h);

@@ -9,6 +9,8 @@ namespace GhostNet.Backends;
 public static class OpFamily
 {
     public const string Upload = "upload";
+    /// <summary>ToTensor and Normalize of uploaded pixels (<see cref="IBackend.NormalizeImages"/>).</summary>
+    public const string Input = "input (normalise)";
     public const string Download = "download";
     public const string Fill = "fill";
     public const string DenseConvForward = "dense conv fwd";
@@ -30,6 +32,6 @@ public static class OpFamily
     public static IReadOnlyList<string> All { get; } =
     [
         DenseConvForward, DenseConvBackward, PointwiseConvForward, PointwiseConvBackward, DepthwiseConvForward, DepthwiseConvBackward,
-        BatchNormForward, BatchNormBackward, Elementwise, SqueezeExcite, Pooling, Linear, Head, Sgd, Fill, Upload, Download,
+        BatchNormForward, BatchNormBackward, Elementwise, SqueezeExcite, Pooling, Linear, Head, Sgd, Fill, Input, Upload, Download,
     ];
 }

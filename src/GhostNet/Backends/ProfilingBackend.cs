@@ -40,6 +40,36 @@ public sealed class ProfilingBackend(IBackend inner, bool ownsInner = true) : IB
     public void DownloadInts(in Tensor source, Span<int> destination) { var t = Begin(); inner.DownloadInts(source, destination); End(OpFamily.Download, t); }
     public void Fill(in Tensor tensor, float value) { var t = Begin(); inner.Fill(tensor, value); End(OpFamily.Fill, t); }
     public void Synchronize() => inner.Synchronize();
+    public HostReadback CreateReadback(in Tensor source) => new ProfiledReadback(this, inner.CreateReadback(source));
+    public HostStaging CreateStaging(in Tensor destination) => new ProfiledStaging(this, inner.CreateStaging(destination));
+
+    /// <summary>Times the queued copy as a download (synchronised around it, as every call here is).</summary>
+    private sealed class ProfiledReadback(ProfilingBackend profiler, HostReadback read) : HostReadback
+    {
+        public override Tensor Source => read.Source;
+        protected override void Queue()
+        {
+            var t = profiler.Begin();
+            read.Start();
+            profiler.End(OpFamily.Download, t);
+        }
+        protected override ReadOnlySpan<int> Land() => read.Wait();
+        public override void Dispose() => read.Dispose();
+    }
+
+    /// <summary>Times the queued copy as an upload.</summary>
+    private sealed class ProfiledStaging(ProfilingBackend profiler, HostStaging staging) : HostStaging
+    {
+        public override Tensor Destination => staging.Destination;
+        public override Span<byte> Write() => staging.Write();
+        public override void Start()
+        {
+            var t = profiler.Begin();
+            staging.Start();
+            profiler.End(OpFamily.Upload, t);
+        }
+        public override void Dispose() => staging.Dispose();
+    }
 
     public void ConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g) { var t = Begin(); inner.ConvForward(x, w, y, g); End(OpFamily.DenseConvForward, t); }
     public void ConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g) { var t = Begin(); inner.ConvBackward(x, w, dy, dx, accumulate, dw, g); End(OpFamily.DenseConvBackward, t); }
@@ -79,6 +109,8 @@ public sealed class ProfilingBackend(IBackend inner, bool ownsInner = true) : IB
     public void DropoutBackward(in Tensor dy, in Tensor dx, bool accumulate, float p, DropoutSeed seed) { var t = Begin(); inner.DropoutBackward(dy, dx, accumulate, p, seed); End(OpFamily.Head, t); }
     public void SoftmaxCrossEntropy(in Tensor logits, in Tensor labels, in Tensor losses, in Tensor dlogits, float labelSmoothing) { var t = Begin(); inner.SoftmaxCrossEntropy(logits, labels, losses, dlogits, labelSmoothing); End(OpFamily.Head, t); }
     public void TopKRank(in Tensor logits, in Tensor labels, in Tensor ranks) { var t = Begin(); inner.TopKRank(logits, labels, ranks); End(OpFamily.Head, t); }
+    public void SumBatch(in Tensor losses, in Tensor ranks, in Tensor totals) { var t = Begin(); inner.SumBatch(losses, ranks, totals); End(OpFamily.Head, t); }
+    public void NormalizeImages(in Tensor pixels, in Tensor images, Normalization normalization) { var t = Begin(); inner.NormalizeImages(pixels, images, normalization); End(OpFamily.Input, t); }
     public void SgdStep(in Tensor param, in Tensor grad, in Tensor momentum, SgdHyper h) { var t = Begin(); inner.SgdStep(param, grad, momentum, h); End(OpFamily.Sgd, t); }
 
     public void Dispose()

@@ -58,4 +58,29 @@ public static class ShapeChecks
     {
         if ((long)x.N * x.Plane < 2) throw new ArgumentException($"{op}: training needs more than one value per channel, got {x}");
     }
+
+    /// <summary>A readback's source: contiguous and small (a step's results, not a tensor of activations). Returns its words.</summary>
+    public static int Readback(in Tensor source)
+    {
+        source.RequireContiguous("readback");
+        if (source.Count is < 1 or > 4096) throw new ArgumentException($"readback: {source} is not a few words (1 to 4096)");
+        return (int)source.Count;
+    }
+
+    /// <summary><see cref="IBackend.SumBatch"/>'s totals: 1 x 4 x 1 x 1, at an even offset (its double is 8-byte aligned).</summary>
+    public static void BatchTotals(in Tensor totals)
+    {
+        totals.RequireShape("sum_batch", "totals", 1, Backends.BatchTotals.Words, 1, 1);
+        totals.RequireContiguous("sum_batch");
+        if (totals.Offset % 2 != 0) throw new ArgumentException($"sum_batch: totals {totals} must start 8-byte aligned");
+    }
+
+    /// <summary><see cref="IBackend.NormalizeImages"/>: RGB images, contiguous, and at least their bytes of pixels.</summary>
+    public static void NormalizeImages(in Tensor pixels, in Tensor images)
+    {
+        images.RequireContiguous("normalize_images");
+        pixels.RequireContiguous("normalize_images");
+        if (images.C != 3) throw new ArgumentException($"normalize_images: {images} is not RGB (3 channels)");
+        if (pixels.Count * 4 < images.Count) throw new ArgumentException($"normalize_images: {pixels} holds fewer than the {images.Count} bytes of {images}");
+    }
 }

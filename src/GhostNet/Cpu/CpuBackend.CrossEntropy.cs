@@ -67,4 +67,25 @@ public sealed unsafe partial class CpuBackend
             rank[i] = valid && !nan ? r : int.MaxValue;
         }
     }
+
+    public void SumBatch(in Tensor losses, in Tensor ranks, in Tensor totals)
+    {
+        int n = losses.N;
+        losses.RequireShape("sum_batch losses", n, 1, 1, 1);
+        ranks.RequireShape("sum_batch ranks", n, 1, 1, 1);
+        ShapeChecks.BatchTotals(totals);
+        float* loss = Ptr(losses);
+        int* rank = (int*)Ptr(ranks), words = (int*)Ptr(totals);
+        double sum = 0;
+        int top1 = 0, top5 = 0;
+        for (int i = 0; i < n; i++)
+        {
+            sum += loss[i];
+            if (rank[i] < 1) top1++;
+            if (rank[i] < 5) top5++;
+        }
+        *(double*)words = sum;
+        words[2] = top1;
+        words[3] = top5;
+    }
 }

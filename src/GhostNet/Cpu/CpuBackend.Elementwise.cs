@@ -22,6 +22,15 @@ public sealed unsafe partial class CpuBackend
         Elementwise(accumulate ? Pointwise.Accumulate : Pointwise.Copy, src, src, dst);
     }
 
+    public void NormalizeImages(in Tensor pixels, in Tensor images, Normalization normalization)
+    {
+        ShapeChecks.NormalizeImages(pixels, images);
+        int perImage = 3 * images.Plane;
+        byte* bytes = (byte*)Ptr(pixels);
+        for (int n = 0; n < images.N; n++)
+            normalization.Normalize(new ReadOnlySpan<byte>(bytes + (long)n * perImage, perImage), new Span<float>(PlanePtr(images, n, 0), perImage), images.H, images.W);
+    }
+
     public void Relu(in Tensor x, in Tensor y)
     {
         ShapeChecks.Same("relu", x, y);

@@ -65,6 +65,34 @@ public sealed unsafe partial class CpuBackend : IBackend
 
     public void Synchronize() { }
 
+    public HostReadback CreateReadback(in Tensor source) => new CpuReadback(this, source);
+
+    public HostStaging CreateStaging(in Tensor destination)
+    {
+        destination.RequireContiguous("staging");
+        return new CpuStaging(this, destination);
+    }
+
+    /// <summary>Nothing runs behind the host's back here, so the copy is made at once.</summary>
+    private sealed class CpuStaging(CpuBackend backend, Tensor destination) : HostStaging
+    {
+        private readonly float[] _values = new float[destination.Count];
+        public override Tensor Destination => destination;
+        public override Span<byte> Write() => MemoryMarshal.AsBytes(_values.AsSpan());
+        public override void Start() => backend.Upload(_values, destination);
+        public override void Dispose() { }
+    }
+
+    /// <summary>Nothing runs behind the host's back here, so the copy is made at once.</summary>
+    private sealed class CpuReadback(CpuBackend backend, Tensor source) : HostReadback
+    {
+        private readonly int[] _words = new int[ShapeChecks.Readback(source)];
+        public override Tensor Source => source;
+        protected override void Queue() => backend.DownloadInts(source, _words);
+        protected override ReadOnlySpan<int> Land() => _words;
+        public override void Dispose() { }
+    }
+
     internal static float* Ptr(in Tensor t)
     {
         var buffer = t.Storage.Buffer as CpuBuffer

@@ -1,5 +1,6 @@
 using GhostNet.Backends;
 using GhostNet.Graph;
+using GhostNet.Training;
 
 namespace GhostNet.Models;
 
@@ -14,7 +15,11 @@ public sealed class Plan : IDisposable
     private readonly GhostNetModel _model;
     private readonly GhostNetwork _network;
     private readonly Storage _input, _small;
-    private readonly Tensor _labels, _losses, _ranks, _stepValues;
+    private readonly Tensor _labels, _losses, _ranks, _stepValues, _totals;
+    private readonly HostReadback?[] _totalsReads = new HostReadback?[2]; // a step's read lands while the next step's is queued
+    private int _reads;
+    private readonly StagedUpload?[] _uploads = new StagedUpload?[4]; // images, labels, step values, pixels: no upload makes the host wait
+    private readonly Tensor _pixels;
     private readonly float[] _hostLosses;
     private readonly int[] _hostRanks;
     private readonly ulong _dropoutSeed;
@@ -30,6 +35,8 @@ public sealed class Plan : IDisposable
         HasGradients = withGradients;
         _input = new Storage("input");
         Input = new Tensor(_input, _input.Reserve((long)batch * config.InChannels * height * width), batch, config.InChannels, height, width);
+        long pixelWords = ((long)batch * config.InChannels * height * width + 3) / 4; // the batch's bytes, four to an element
+        _pixels = new Tensor(_input, _input.Reserve(pixelWords), 1, 1, 1, checked((int)pixelWords));
         var pb = new PlanBuilder(model.Parameters, batch, withGradients);
         _network = new GhostNetwork(pb, config, Input);
         Activations = pb.Activations;
@@ -40,6 +47,7 @@ public sealed class Plan : IDisposable
         _labels = new Tensor(_small, _small.Reserve(batch), batch, 1, 1, 1);
         _losses = new Tensor(_small, _small.Reserve(batch), batch, 1, 1, 1);
         _ranks = new Tensor(_small, _small.Reserve(batch), batch, 1, 1, 1);
+        _totals = new Tensor(_small, _small.Reserve(BatchTotals.Words), 1, BatchTotals.Words, 1, 1); // an aligned start, as its double needs
         _hostLosses = new float[batch];
         _hostRanks = new int[batch];
         _dropoutSeed = CounterRng.Mix((ulong)model.Seed, 0x6a09e667f3bcc908UL);
@@ -48,6 +56,11 @@ public sealed class Plan : IDisposable
             _input.Bind(model.Backend);
             Activations.Bind(model.Backend);
             _small.Bind(model.Backend);
+            for (int i = 0; i < _totalsReads.Length; i++) _totalsReads[i] = model.Backend.CreateReadback(_totals);
+            _uploads[0] = new StagedUpload(model.Backend, Input);
+            _uploads[1] = new StagedUpload(model.Backend, _labels);
+            _uploads[2] = new StagedUpload(model.Backend, _stepValues);
+            _uploads[3] = new StagedUpload(model.Backend, _pixels);
         }
         catch
         {
@@ -79,16 +92,47 @@ public sealed class Plan : IDisposable
     public long Step { get; set; }
     public float LabelSmoothing { get; set; }
 
-    /// <summary>Copies a batch of images (N x C x H x W, contiguous) and labels to the backend.</summary>
+    /// <summary>
+    /// Copies a batch of images (N x C x H x W, contiguous) and labels to the backend, through
+    /// page-locked stagings on CUDA: the copies are queued behind the work launched so far and the
+    /// host does not wait for them (the spans may be reused once this returns).
+    /// </summary>
     public void SetBatch(ReadOnlySpan<float> images, ReadOnlySpan<int> labels)
+    {
+        CheckLabels(labels);
+        if (images.Length != Input.Count) throw new ArgumentException($"{images.Length} image values for a batch of {Input}");
+        _uploads[0]!.Upload(images);
+        _uploads[1]!.Upload(labels);
+    }
+
+    /// <summary>
+    /// A batch as the loader makes it: N images of H x W RGB bytes (HWC, one after another), sent
+    /// up as they are (a quarter of the bytes of floats) and turned into the input on the backend
+    /// by ToTensor and Normalize (<see cref="IBackend.NormalizeImages"/>), with the same bits as on the CPU.
+    /// </summary>
+    public void SetBatch(ReadOnlySpan<byte> pixels, ReadOnlySpan<int> labels, Normalization normalization)
+    {
+        CheckLabels(labels);
+        if (pixels.Length != Input.Count) throw new ArgumentException($"{pixels.Length} pixel bytes for a batch of {Input} (HWC RGB bytes, one image after another)");
+        _uploads[3]!.Upload(pixels);
+        _uploads[1]!.Upload(labels);
+        Backend.NormalizeImages(_pixels, Input, normalization);
+    }
+
+    /// <summary>A host batch of either kind: pixels with their normalisation, or float images.</summary>
+    public void SetBatch(in HostBatch batch)
+    {
+        if (batch.Normalization is { } normalization) SetBatch(batch.Pixels.Span, batch.Labels.Span, normalization);
+        else SetBatch(batch.Images.Span, batch.Labels.Span);
+    }
+
+    private void CheckLabels(ReadOnlySpan<int> labels)
     {
         if (labels.Length != Batch) throw new ArgumentException($"{labels.Length} labels for a batch of {Batch}");
         int classes = _model.Config.NumClasses;
         for (int i = 0; i < labels.Length; i++)
             if ((uint)labels[i] >= (uint)classes)
                 throw new ArgumentOutOfRangeException(nameof(labels), $"label {labels[i]} of sample {i} is outside 0..{classes - 1}");
-        Backend.Upload(images, Input);
-        Backend.UploadInts(labels, _labels);
     }
 
     /// <summary>
@@ -114,7 +158,7 @@ public sealed class Plan : IDisposable
         ulong seed = CounterRng.Mix(_dropoutSeed, (ulong)Step++);
         _learningRate = learningRate;
         Span<int> values = [(int)(uint)seed, (int)(uint)(seed >> 32), BitConverter.SingleToInt32Bits(learningRate), 0];
-        Backend.UploadInts(values, _stepValues);
+        _uploads[2]!.Upload<int>(values);
     }
 
     /// <summary>The forward and loss launches alone: a training one reads its seed from the step's values.</summary>
@@ -149,6 +193,31 @@ public sealed class Plan : IDisposable
     /// <summary>The top-k ranks of the labels among the logits (launched, not read).</summary>
     internal void RankLabels() => Backend.TopKRank(Logits, _labels, _ranks);
 
+    /// <summary>
+    /// The loss sum and top-1/top-5 counts of the last forward (launched and read at once: a
+    /// trainer reads them one step late, <see cref="StartReadingTotals"/>).
+    /// </summary>
+    public BatchTotals Totals()
+    {
+        RankLabels();
+        SumTotals();
+        return ReadTotals(StartReadingTotals());
+    }
+
+    /// <summary>Sums the losses and the ranks <see cref="RankLabels"/> computed into the totals (launched, not read).</summary>
+    internal void SumTotals() => Backend.SumBatch(_losses, _ranks, _totals);
+
+    /// <summary>Queues the copy of the totals as the launches so far leave them; returns the slot <see cref="ReadTotals"/> reads.</summary>
+    internal int StartReadingTotals()
+    {
+        int slot = _reads++ & 1;
+        _totalsReads[slot]!.Start();
+        return slot;
+    }
+
+    /// <summary>The totals a <see cref="StartReadingTotals"/> queued, once they have landed (the host waits for them here, and only here).</summary>
+    internal BatchTotals ReadTotals(int slot) => BatchTotals.Read(_totalsReads[slot]!.Wait());
+
     /// <summary>Reads the ranks <see cref="RankLabels"/> computed and counts them as <see cref="CountCorrect"/> does.</summary>
     internal (int Top1, int Top5) CountRanked()
     {
@@ -166,6 +235,8 @@ public sealed class Plan : IDisposable
     {
         CapturedStep?.Dispose();
         CapturedStep = null;
+        foreach (var read in _totalsReads) read?.Dispose();
+        foreach (var upload in _uploads) upload?.Dispose();
         _input.Release();
         Activations.Release();
         _small.Release();

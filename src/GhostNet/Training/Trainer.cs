@@ -47,13 +47,22 @@ public sealed class Trainer
         _note = note;
         // A step's launches: forward with the loss and its gradient, the labels' ranks, backward and
         // the update, which reads the rate the step wrote (so a captured step replays unchanged).
-        _stepCalls = () =>
-        {
-            _plan.ForwardCalls(training: true);
-            _plan.RankLabels();
-            _plan.Backward();
-            _sgd.Step(_learningRate, _plan.LearningRate); // the argument is the capture's; replays read the plan's
-        };
+        _stepCalls = () => StepCalls(_plan, _sgd, _learningRate);
+    }
+
+    /// <summary>
+    /// The launches of one training step on the batch set and the values <see cref="Plan.BeginTrainingStep"/>
+    /// wrote: forward with the loss and its gradient, the labels' ranks and the batch's totals,
+    /// backward, and the update, which reads the rate from the plan (so a captured step replays
+    /// unchanged; <paramref name="learningRate"/> is only the capture's).
+    /// </summary>
+    public static void StepCalls(Plan plan, SgdOptimizer sgd, float learningRate)
+    {
+        plan.ForwardCalls(training: true);
+        plan.RankLabels();
+        plan.SumTotals();
+        plan.Backward();
+        sgd.Step(learningRate, plan.LearningRate);
     }
 
     /// <summary>
@@ -68,8 +77,8 @@ public sealed class Trainer
 
     /// <summary>
     /// One training step on the batch already set: the rate and the dropout seed written, then the
-    /// step's launches replayed or made call by call. The loss and ranks are read after the update
-    /// (a non-finite loss is found after its step's update: the caller saves nothing then).
+    /// step's launches replayed or made call by call. Its totals are read later (a non-finite loss
+    /// is found after its step's update, or the next one's: the caller saves nothing then).
     /// </summary>
     private void Step(float learningRate)
     {
@@ -100,6 +109,11 @@ public sealed class Trainer
 
     /// <summary>
     /// Trains from <paramref name="state"/> to the end of its epoch and returns the state after it.
+    /// Each step's loss and top-k counts are read one step late: step k+1 is launched before the
+    /// host waits for step k's totals, so the device never idles while the host prepares a step.
+    /// Every step launched is reported (<paramref name="progress"/>) before this returns or throws,
+    /// so the last state reported always matches the parameters in memory; a non-finite loss is
+    /// thrown (<see cref="NonFiniteLossException"/>) at most one step after it happened.
     /// Cancellation stops between steps with <see cref="OperationCanceledException"/>; the state
     /// reached so far is then in <paramref name="progress"/>'s last call.
     /// </summary>
@@ -112,38 +126,65 @@ public sealed class Trainer
         long top1 = state.EpochTop1, top5 = state.EpochTop5, seen = state.EpochSeen, step = state.GlobalStep;
         var clock = Stopwatch.StartNew();
         int b = 0;
-        foreach (var batch in source.Epoch(epoch, cancel))
+        Launched? pending = null;
+
+        // Step `done`'s totals, read (the host's one wait of a step), checked and reported.
+        void Report(Launched done)
         {
-            if (b++ < skip) continue; // resuming mid-epoch: the loader's order and augmentation do not depend on where we start
-            cancel.ThrowIfCancellationRequested();
-            if (batch.Count != _plan.Batch) throw new InvalidOperationException($"training batch of {batch.Count}, the plan is compiled for {_plan.Batch} (use drop-last)");
-            _plan.SetBatch(batch.Images.Span, batch.Labels.Span);
-            float lr = _schedule.At(step);
-            Step(lr);
-            float loss = _plan.Loss();
-            if (!float.IsFinite(loss)) throw new NonFiniteLossException(epoch, b - 1, loss);
-            var (c1, c5) = _plan.CountRanked();
+            var totals = _plan.ReadTotals(done.Slot);
+            float loss = (float)(totals.LossSum / done.Count);
+            if (!float.IsFinite(loss)) throw new NonFiniteLossException(epoch, done.Batch - 1, loss);
             step++;
-            lossSum += (double)loss * batch.Count;
-            top1 += c1;
-            top5 += c5;
-            seen += batch.Count;
+            lossSum += totals.LossSum;
+            top1 += totals.Top1;
+            top5 += totals.Top5;
+            seen += done.Count;
             double elapsed = clock.Elapsed.TotalSeconds;
             state = state with
             {
-                BatchInEpoch = b, GlobalStep = step, PlanStep = _plan.Step, EpochLossSum = lossSum, EpochTop1 = top1, EpochTop5 = top5,
+                BatchInEpoch = done.Batch, GlobalStep = step, PlanStep = done.PlanStep, EpochLossSum = lossSum, EpochTop1 = top1, EpochTop5 = top5,
                 EpochSeen = seen, EpochSeconds = seconds0 + elapsed,
             };
-            if (progress is not null)
+            if (progress is null) return;
+            double rate = (done.Batch - skip) * (double)done.Count / Math.Max(elapsed, 1e-9);
+            var eta = TimeSpan.FromSeconds((batches - done.Batch) * elapsed / Math.Max(1, done.Batch - skip));
+            progress(new StepReport(epoch, done.Batch, batches, loss, lossSum / seen, 100.0 * top1 / seen, 100.0 * top5 / seen, done.LearningRate, rate,
+                Math.Min(1, source.WaitSeconds / Math.Max(elapsed, 1e-9)), eta), state);
+        }
+
+        try
+        {
+            foreach (var batch in source.Epoch(epoch, cancel))
             {
-                double rate = (b - skip) * (double)batch.Count / Math.Max(elapsed, 1e-9);
-                var eta = TimeSpan.FromSeconds((batches - b) * elapsed / Math.Max(1, b - skip));
-                progress(new StepReport(epoch, b, batches, loss, lossSum / seen, 100.0 * top1 / seen, 100.0 * top5 / seen, lr, rate,
-                    Math.Min(1, source.WaitSeconds / Math.Max(elapsed, 1e-9)), eta), state);
+                if (b++ < skip) continue; // resuming mid-epoch: the loader's order and augmentation do not depend on where we start
+                cancel.ThrowIfCancellationRequested();
+                if (batch.Count != _plan.Batch) throw new InvalidOperationException($"training batch of {batch.Count}, the plan is compiled for {_plan.Batch} (use drop-last)");
+                _plan.SetBatch(batch);
+                float lr = _schedule.At(step + (pending is null ? 0 : 1));
+                Step(lr);
+                var previous = pending;
+                pending = new Launched(b, batch.Count, lr, _plan.Step, _plan.StartReadingTotals());
+                if (previous is { } p) Report(p);
             }
+            if (pending is { } last)
+            {
+                pending = null;
+                Report(last);
+            }
+        }
+        catch (Exception e) when (e is not NonFiniteLossException && pending is { } unreported)
+        {
+            // The step in flight has updated the parameters: report it, so the caller's last state
+            // matches them (a non-finite loss in it is thrown instead, and nothing gets saved).
+            pending = null;
+            Report(unreported);
+            throw;
         }
         return Finished(state);
     }
+
+    /// <summary>A step launched whose totals are not read yet: its batch (1-based), size, rate, plan step and readback slot.</summary>
+    private readonly record struct Launched(int Batch, int Count, float LearningRate, long PlanStep, int Slot);
 
     /// <summary>The state moved to the start of <paramref name="epoch"/> (--start-epoch): no batch done, no running totals.</summary>
     public static TrainingState AtEpochStart(TrainingState state, int epoch) =>
@@ -190,12 +231,12 @@ public sealed class Trainer
                     }
                     plan = other;
                 }
-                plan.SetBatch(batch.Images.Span, batch.Labels.Span);
+                plan.SetBatch(batch);
                 plan.Forward(training: false);
-                loss += (double)plan.Loss() * batch.Count;
-                var (c1, c5) = plan.CountCorrect();
-                top1 += c1;
-                top5 += c5;
+                var totals = plan.Totals();
+                loss += totals.LossSum;
+                top1 += totals.Top1;
+                top5 += totals.Top5;
                 seen += batch.Count;
                 var z = logits.AsSpan(0, batch.Count * classes);
                 model.Backend.Download(plan.Logits, z);

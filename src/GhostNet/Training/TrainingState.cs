@@ -1,3 +1,4 @@
+using GhostNet.Backends;
 using System.Text.Json.Serialization;
 
 namespace GhostNet.Training;
@@ -41,10 +42,19 @@ public sealed record TrainingState
     }
 }
 
-/// <summary>A batch of host images (N x C x H x W) and labels.</summary>
+/// <summary>
+/// A batch of host images and labels: float images (N x C x H x W), or, with
+/// <see cref="Normalization"/> set, <see cref="Pixels"/> (N x H x W x RGB bytes) that the backend
+/// turns into the input (<see cref="HostBatch.OfPixels"/>, what the loader gives).
+/// </summary>
 public readonly record struct HostBatch(ReadOnlyMemory<float> Images, ReadOnlyMemory<int> Labels)
 {
+    public ReadOnlyMemory<byte> Pixels { get; init; }
+    public Normalization? Normalization { get; init; }
     public int Count => Labels.Length;
+
+    public static HostBatch OfPixels(ReadOnlyMemory<byte> pixels, ReadOnlyMemory<int> labels, Normalization normalization) =>
+        new(default, labels) { Pixels = pixels, Normalization = normalization };
 }
 
 /// <summary>What the trainer reads batches from; the data layer's loader is adapted to it by the application.</summary>

@@ -68,6 +68,45 @@ public class CudaGraphTests
     }
 
     [Test]
+    public void A_captured_training_step_waits_for_the_device_once()
+    {
+        // The uploads go through page-locked stagings and the totals come back one step late:
+        // between two reports the host waits only for the older step's totals (issue 13's target).
+        GpuHarness.RequireGpu();
+        const int batch = 4, size = 32, steps = 6;
+        using var gpu = new CudaBackend(0);
+        using var model = new GhostNetModel(new GhostNetConfig(0.25f, 10, 0.2f), gpu, 3);
+        using var plan = model.Compile(batch, size, size);
+        var trainer = new Trainer(plan, new SgdOptimizer(model.Parameters, gpu, new SgdOptions()),
+            new LrSchedule(new LrScheduleOptions(LrScheduleKind.Cosine, 0.01f, 1), steps));
+        var waits = new List<long>();
+        trainer.TrainEpoch(RandomBatches(steps, batch, size, 5), new TrainingState(), (_, _) => waits.Add(gpu.HostWaits), CancellationToken.None);
+        Assert.That(trainer.NotCapturedBecause, Is.Null);
+        var between = waits.Zip(waits.Skip(1), (a, b) => b - a).ToArray();
+        Assert.That(between, Has.All.EqualTo(1), "host waits between consecutive reports");
+    }
+
+    [Test]
+    public void Batches_set_back_to_back_are_each_uploaded_whole()
+    {
+        // Three batches set with no wait between: the third reuses the first's staging while the
+        // first's copy may still be queued, so it must wait for that copy (the emulator fails a
+        // wait that finds page-locked bytes changed under a queued copy).
+        GpuHarness.RequireGpu();
+        const int batch = 2, size = 32;
+        var data = RandomBatches(3, batch, size, 8).Epoch(0, default).ToArray();
+        using var gpu = new CudaBackend(0);
+        using var model = new GhostNetModel(new GhostNetConfig(0.25f, 10, 0f), gpu, 4);
+        using var plan = model.Compile(batch, size, size, withGradients: false);
+        foreach (var b in data) plan.SetBatch(b.Images.Span, b.Labels.Span);
+        plan.Forward(training: false);
+        var input = new float[plan.Input.Count];
+        gpu.Download(plan.Input, input);
+        Assert.That(input, Is.EqualTo(data[2].Images.ToArray()), "the third batch, bit for bit");
+        Assert.That(data[1].Images.ToArray(), Is.Not.EqualTo(data[2].Images.ToArray()));
+    }
+
+    [Test]
     public void A_replay_takes_the_learning_rate_and_the_seed_written_after_the_capture()
     {
         GpuHarness.RequireGpu();

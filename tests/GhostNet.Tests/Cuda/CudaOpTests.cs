@@ -479,6 +479,51 @@ public partial class CudaOpTests
         Assert.That(rg, Is.EqualTo(rc));
     }
 
+    [TestCase(3, 5, 7)]   // 315 bytes: the last element is partly padding
+    [TestCase(2, 32, 32)]
+    public void Normalize_images_matches_its_cpu_twin_bit_for_bit(int n, int h, int w)
+    {
+        using var t = GpuHarness.Create();
+        var bytes = new byte[(n * 3 * h * w + 3) / 4 * 4];
+        t.Rng.NextBytes(bytes);
+        bytes[0] = 0;
+        bytes[1] = 255; // both ends of the range
+        var pixels = t.New(1, 1, 1, bytes.Length / 4);
+        t.SetInts(pixels, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(bytes).ToArray());
+        var images = t.New(n, 3, h, w);
+        t.Cpu.NormalizeImages(pixels.C, images.C, Normalization.Cifar10);
+        t.Gpu.NormalizeImages(pixels.G, images.G, Normalization.Cifar10);
+        t.Compare("images", images, 0);
+        // The twin is the data layer's arithmetic: image 0 as Normalization.Normalize makes it.
+        var expected = new float[3 * h * w];
+        Normalization.Cifar10.Normalize(bytes.AsSpan(0, 3 * h * w), expected, h, w);
+        Assert.That(GpuHarness.Get(t.Gpu, images.G).Take(3 * h * w), Is.EqualTo(expected));
+    }
+
+    [TestCase(1)]
+    [TestCase(300)] // more samples than threads: each thread sums several
+    public void Batch_totals_match_cpu_and_read_back_without_a_synchronisation(int n)
+    {
+        using var t = GpuHarness.Create();
+        var losses = t.Random(n, 1, 1, 1, 3f, 3f);
+        var ranks = t.New(n, 1, 1, 1);
+        t.SetInts(ranks, Enumerable.Range(0, n).Select(i => i % 7 == 6 ? int.MaxValue : t.Rng.Next(8)).ToArray());
+        var totals = t.New(1, BatchTotals.Words, 1, 1);
+        t.Cpu.SumBatch(losses.C, ranks.C, totals.C); t.Gpu.SumBatch(losses.G, ranks.G, totals.G);
+        using var cpuRead = t.Cpu.CreateReadback(totals.C);
+        using var gpuRead = t.Gpu.CreateReadback(totals.G);
+        cpuRead.Start(); gpuRead.Start();
+        var (c, g) = (BatchTotals.Read(cpuRead.Wait()), BatchTotals.Read(gpuRead.Wait()));
+        Assert.That((g.Top1, g.Top5), Is.EqualTo((c.Top1, c.Top5)));
+        if (n > 1) Assert.That(c.Top5, Is.GreaterThan(c.Top1));
+        Assert.That(g.LossSum, Is.EqualTo(c.LossSum).Within(1e-12).Percent, "double sums in another order");
+        // A NaN loss makes the sum NaN: the trainer's stop needs nothing else.
+        t.Set(losses, Enumerable.Range(0, n).Select(i => i == n / 2 ? float.NaN : 1f).ToArray());
+        t.Gpu.SumBatch(losses.G, ranks.G, totals.G);
+        gpuRead.Start();
+        Assert.That(BatchTotals.Read(gpuRead.Wait()).LossSum, Is.NaN);
+    }
+
     [TestCase(false)]
     [TestCase(true)]
     public void Sgd_matches_cpu(bool nesterov)

@@ -28,6 +28,7 @@ public unsafe class EmulatorTests
             float v = __shfl_down_sync(0xffffffffu, 1.f, 1);
             p[threadIdx.x] = v;
         }
+        KERNEL void rounded_apart(float* p) { if (threadIdx.x == 0) { p[2] = __fadd_rn(__fmul_rn(p[0], p[0]), p[1]); p[3] = fmaf(p[0], p[0], p[1]); } }
         KERNEL void block_total(float* p) { float s = block_sum<float>(1.f); if (threadIdx.x == 0) p[0] = s; }
         KERNEL void neighbours(float* p, int barrier)
         {
@@ -90,6 +91,79 @@ public unsafe class EmulatorTests
         Driver.cuMemFree(p);
         string? nothing = Environment.GetEnvironmentVariable("GHOSTNET_NO_SUCH_VARIABLE");
         Assert.Throws<NullReferenceException>(() => _ = nothing!.Length);
+    }
+
+    [Test]
+    public void A_copy_into_page_locked_memory_lands_only_when_the_host_waits_for_it()
+    {
+        // On a GPU the copy lands some time after cuMemcpyDtoHAsync returns: a host that reads
+        // without waiting may see the old words. The emulator always shows them, so the bug fails.
+        ulong device = Allocate(4);
+        GpuHarness.Write(device, [1f, 2f, 3f, 4f]);
+        Assert.That(Driver.cuStreamCreate(out IntPtr stream, 1), Is.Zero);
+        Assert.That(Driver.cuEventCreate(out IntPtr before, 2), Is.Zero);
+        Assert.That(Driver.cuEventCreate(out IntPtr after, 2), Is.Zero);
+        Assert.That(Driver.cuMemAllocHost(out IntPtr host, 16), Is.Zero);
+        var words = new Span<float>((void*)host, 4);
+        words.Fill(-1f);
+        Assert.That(Driver.cuEventRecord(before, stream), Is.Zero);
+        Assert.That(Driver.cuMemcpyDtoHAsync((void*)host, device, 16, stream), Is.Zero);
+        Assert.That(Driver.cuEventRecord(after, stream), Is.Zero);
+        GpuHarness.Write(device, [5f, 6f, 7f, 8f]); // the source changes after the copy was queued
+        Assert.That(words.ToArray(), Has.All.EqualTo(-1f), "not waited for");
+        Assert.That(Driver.cuEventSynchronize(before), Is.Zero);
+        Assert.That(words.ToArray(), Has.All.EqualTo(-1f), "an event recorded before the copy does not wait for it");
+        Assert.That(Driver.cuEventSynchronize(after), Is.Zero);
+        Assert.That(words.ToArray(), Is.EqualTo(new[] { 1f, 2f, 3f, 4f }), "the words as the stream left them when the copy was queued");
+        // Into pageable memory the copy is synchronous.
+        var pageable = new float[4];
+        fixed (float* p = pageable) Assert.That(Driver.cuMemcpyDtoHAsync(p, device, 16, stream), Is.Zero);
+        Assert.That(pageable, Is.EqualTo(new[] { 5f, 6f, 7f, 8f }));
+        Driver.cuMemFreeHost(host);
+        Driver.cuEventDestroy(before);
+        Driver.cuEventDestroy(after);
+        Driver.cuStreamDestroy(stream);
+        Driver.cuMemFree(device);
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void A_host_write_to_page_locked_memory_a_queued_copy_reads_is_reported(bool waitFirst)
+    {
+        // On a GPU the copy reads the host memory when the stream reaches it, so a write before
+        // the host has waited for it races the copy. The emulator fails the wait that finds it.
+        ulong device = Allocate(4);
+        Assert.That(Driver.cuStreamCreate(out IntPtr stream, 1), Is.Zero);
+        Assert.That(Driver.cuEventCreate(out IntPtr copied, 2), Is.Zero);
+        Assert.That(Driver.cuMemAllocHost(out IntPtr host, 16), Is.Zero);
+        var words = new Span<float>((void*)host, 4);
+        words.Fill(1f);
+        Assert.That(Driver.cuMemcpyHtoDAsync(device, (void*)host, 16, stream), Is.Zero);
+        Assert.That(Driver.cuEventRecord(copied, stream), Is.Zero);
+        Assert.That(GpuHarness.Read(device, 4), Has.All.EqualTo(1f), "launches after the copy see its bytes");
+        if (waitFirst) Assert.That(Driver.cuEventQuery(copied), Is.Zero);
+        words.Fill(2f);
+        Assert.That(Driver.cuEventSynchronize(copied), Is.EqualTo(waitFirst ? 0 : 401), "CUDA_ERROR_ILLEGAL_STATE for the race");
+        Driver.cuMemFreeHost(host);
+        Driver.cuEventDestroy(copied);
+        Driver.cuStreamDestroy(stream);
+        Driver.cuMemFree(device);
+    }
+
+    [Test]
+    public void Fmul_rn_and_fadd_rn_round_apart_where_a_fused_multiply_add_would_not()
+    {
+        // a = 1 + 2^-12: a * a = 1 + 2^-11 + 2^-24 rounds (a tie, to even) to 1 + 2^-11, so the
+        // product rounded, plus -(1 + 2^-11), is 0; fused, the 2^-24 survives.
+        float a = 1f + MathF.Pow(2, -12), c = -(1f + MathF.Pow(2, -11));
+        ulong p = Allocate(4);
+        GpuHarness.Write(p, [a, c, float.NaN, float.NaN]);
+        Assert.That(Launch("rounded_apart", 32, p), Is.Zero);
+        var r = Read(p, 4);
+        Assert.That(r[2], Is.EqualTo(a * a + c), "the scalar reference, rounded apart in C#");
+        Assert.That(r[2], Is.Zero);
+        Assert.That(r[3], Is.EqualTo(MathF.Pow(2, -24)), "fmaf keeps the low bits");
+        Driver.cuMemFree(p);
     }
 
     [Test]

@@ -119,6 +119,12 @@ internal sealed class GpuHarness : IDisposable
         return v;
     }
 
+    /// <summary>Writes <paramref name="values"/> at device address <paramref name="p"/>.</summary>
+    public static unsafe void Write(ulong p, float[] values)
+    {
+        fixed (float* h = values) CudaException.Check(Driver.cuMemcpyHtoDAsync(p, h, (nuint)values.Length * 4, IntPtr.Zero), "cuMemcpyHtoD");
+    }
+
     public static float[] Get(IBackend b, in Tensor t)
     {
         var v = new float[t.Count];

@@ -1,3 +1,4 @@
+using GhostNet.Backends;
 using GhostNet.Data;
 using GhostNet.Data.Transforms;
 using NUnit.Framework;
@@ -37,7 +38,7 @@ public class BadSampleLoaderTests
         new(data, Identity, new DataLoaderOptions(batch, Shuffle: false, DropLast: false, Workers: workers) { BadSamples = policy, Warnings = TextWriter.Null });
 
     private static List<int[]> Batches(DataLoader loader, int epoch = 0) =>
-        loader.Epoch(epoch).Select(b => Enumerable.Range(0, b.Count).Select(i => (int)Math.Round(b.Images[i * loader.ImageSize] * 255)).ToArray()).ToList();
+        loader.Epoch(epoch).Select(b => Enumerable.Range(0, b.Count).Select(i => (int)b.Pixels[i * loader.ImageSize]).ToArray()).ToList();
 
     [Test]
     public void Replacing_300_bad_files_decodes_each_once_and_gives_the_same_batches_on_any_thread_count()
@@ -118,7 +119,7 @@ public class BadSampleLoaderTests
             ("negative workers", new DataLoaderOptions(8, Workers: -1), "workers -1: must be 0 (one per core) or positive"),
             ("negative prefetch", new DataLoaderOptions(8, Prefetch: -3), "prefetch -3: must be 0"),
             ("zero batch", new DataLoaderOptions(0), "batch size 0: must be positive"),
-            ("prefetch 2000 of 256 at 224", new DataLoaderOptions(256, Workers: 1000, Prefetch: 2000), "prefetch 2000: a buffer of 256 images of 3x224x224 takes 154,141,696 bytes"),
+            ("prefetch 2000 of 256 at 224", new DataLoaderOptions(256, Workers: 1000, Prefetch: 2000), "prefetch 2000: a buffer of 256 images of 3x224x224 takes 38,536,192 bytes"),
             ("one buffer over the budget", new DataLoaderOptions(256) { MaxBufferBytes = 1 << 20 }, "batch size 256: a buffer of 256 images"),
         ];
         Assert.Multiple(() =>
@@ -135,7 +136,7 @@ public class BadSampleLoaderTests
         Assert.That(plan.Count, Is.EqualTo(13));
         Assert.That(plan.Threads, Is.EqualTo(13), "no more threads than buffers");
         var loader = new DataLoader(data, Identity, new DataLoaderOptions(4, Workers: 3));
-        Assert.That(DataLoader.BufferBytes(loader.Options, 8), Is.EqualTo(6 * 4 * (3 * 8 * 8 * 4 + 4)));
+        Assert.That(DataLoader.BufferBytes(loader.Options, 8), Is.EqualTo(6 * 4 * (3 * 8 * 8 + 4)), "RGB bytes and an int label per image");
         Assert.That(loader.Buffers.TotalBytes, Is.EqualTo(DataLoader.BufferBytes(loader.Options, 8)));
         Assert.Throws<ArgumentOutOfRangeException>(() => _ = new DataLoader(data, Identity, new DataLoaderOptions(4, Workers: -2)));
     }

@@ -1,3 +1,4 @@
+using GhostNet.Backends;
 using GhostNet.Data;
 using GhostNet.Data.Transforms;
 using NUnit.Framework;
@@ -29,7 +30,7 @@ public class DataLoaderTests : TempFolderTest
         loader.Epoch(epoch).SelectMany(b => Enumerable.Range(0, b.Count).Select(i =>
         {
             int at = i * loader.ImageSize;
-            return (int)Math.Round(b.Images[at] * 255) + 256 * (int)Math.Round(b.Images[at + 64] * 255);
+            return b.Pixels[at] + 256 * b.Pixels[at + 1]; // red and green of the first pixel (HWC)
         })).ToList();
 
     [Test]
@@ -57,9 +58,9 @@ public class DataLoaderTests : TempFolderTest
     {
         SyntheticImageFolder.Write(Folder, classes: 3, perClass: 8, width: 64, height: 48, seed: 5);
         var dataset = new ImageFolderDataset(Folder);
-        List<float[]> Run(int epoch, int workers) =>
+        List<int[]> Run(int epoch, int workers) =>
             new DataLoader(dataset, new TrainTransform(24, Normalization.ImageNet), new DataLoaderOptions(BatchSize: 5, Workers: workers, Seed: 99))
-                .Epoch(epoch).Select(b => b.ImageSpan.ToArray().Concat(b.LabelSpan.ToArray().Select(l => (float)l)).ToArray()).ToList();
+                .Epoch(epoch).Select(b => b.PixelSpan.ToArray().Select(v => (int)v).Concat(b.LabelSpan.ToArray()).ToArray()).ToList();
         var a = Run(0, 4);
         var b = Run(0, 1);
         Assert.That(b, Has.Count.EqualTo(a.Count));

@@ -1,3 +1,4 @@
+using GhostNet.Backends;
 using GhostNet.Data;
 using GhostNet.Data.Transforms;
 using NUnit.Framework;

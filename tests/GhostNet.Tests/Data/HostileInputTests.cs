@@ -1,3 +1,4 @@
+using GhostNet.Backends;
 using System.Buffers.Binary;
 using GhostNet.Data;
 using GhostNet.Data.Transforms;

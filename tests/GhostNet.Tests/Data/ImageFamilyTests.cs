@@ -1,3 +1,4 @@
+using GhostNet.Backends;
 using System.Text.RegularExpressions;
 using GhostNet.Data;
 using GhostNet.Data.Transforms;
@@ -39,7 +40,7 @@ public class ImageFamilyTests : TempFolderTest
             {
                 using var copy = image.Clone();
                 var chw = new float[3 * t.Size * t.Size];
-                t.Apply(copy, new Random(1), chw, path);
+                t.ApplyNormalized(copy, new Random(1), chw, path);
                 if (!chw.All(float.IsFinite)) return new Outcome(0, 0, null, $"{t.GetType().Name}({t.Size}) gave non-finite values");
             }
             return new Outcome(image.Width, image.Height, null, null);
@@ -209,8 +210,8 @@ public class ImageFamilyTests : TempFolderTest
                 string name = $"{w}x{h} through {t.GetType().Name}({t.Size})";
                 using var image = new Image<Rgb24>(w, h);
                 var chw = new float[3 * t.Size * t.Size];
-                if (reason is null) { Assert.DoesNotThrow(() => t.Apply(image, new Random(2), chw, name), name); continue; }
-                var e = Assert.Throws<BadSampleException>(() => t.Apply(image, new Random(2), chw, name), name);
+                if (reason is null) { Assert.DoesNotThrow(() => t.ApplyNormalized(image, new Random(2), chw, name), name); continue; }
+                var e = Assert.Throws<BadSampleException>(() => t.ApplyNormalized(image, new Random(2), chw, name), name);
                 Assert.That(e?.Sample, Is.EqualTo(name), name);
                 Assert.That(e?.Reason, Does.Contain(reason), name);
             }

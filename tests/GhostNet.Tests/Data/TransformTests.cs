@@ -1,3 +1,4 @@
+using GhostNet.Backends;
 using GhostNet.Data.Transforms;
 using NUnit.Framework;
 using SixLabors.ImageSharp;
@@ -57,11 +58,8 @@ public class TransformTests
     [Test]
     public void Normalization_writes_chw_with_imagenet_statistics()
     {
-        using var image = new Image<Rgb24>(2, 1);
-        image[0, 0] = new Rgb24(255, 0, 128);
-        image[1, 0] = new Rgb24(0, 255, 0);
         var chw = new float[6];
-        Normalization.ImageNet.ToTensor(image, chw);
+        Normalization.ImageNet.Normalize([255, 0, 128, 0, 255, 0], chw, height: 1, width: 2); // HWC: pixel 0, pixel 1
         Assert.That(chw[0], Is.EqualTo((1 - 0.485f) / 0.229f).Within(1e-5));      // R of pixel 0
         Assert.That(chw[1], Is.EqualTo((0 - 0.485f) / 0.229f).Within(1e-5));      // R of pixel 1
         Assert.That(chw[3], Is.EqualTo((1 - 0.456f) / 0.224f).Within(1e-5));      // G of pixel 1
@@ -79,7 +77,7 @@ public class TransformTests
             using var image = source.Clone();
             var chw = new float[3 * 16 * 16];
             // scale and ratio draws, then top/left (0), then the flip draw: < 0.5 flips.
-            full.Apply(image, new Scripted([0.3, 0.3, flip ? 0.1 : 0.9], [0, 0]), chw);
+            full.ApplyNormalized(image, new Scripted([0.3, 0.3, flip ? 0.1 : 0.9], [0, 0]), chw);
             return chw[8 * 16 + 0]; // red, row 8, column 0
         }
         Assert.That(Left(flip: false), Is.GreaterThan(2f), "left half white without a flip");
@@ -90,11 +88,32 @@ public class TransformTests
         {
             using var image = source.Clone();
             var chw = new float[3 * 32 * 32];
-            t.Apply(image, new Random(seed), chw);
+            t.ApplyNormalized(image, new Random(seed), chw);
             return chw;
         }
         Assert.That(Run(5), Is.EqualTo(Run(5)));
         Assert.That(Run(5), Is.Not.EqualTo(Run(6)));
+    }
+
+    [Test]
+    public void The_transforms_bytes_normalised_are_the_floats_of_apply_normalized()
+    {
+        using var source = new Image<Rgb24>(40, 30);
+        var rng = new Random(3);
+        for (int x = 0; x < 40; x++) for (int y = 0; y < 30; y++) source[x, y] = new Rgb24((byte)rng.Next(256), (byte)rng.Next(256), (byte)rng.Next(256));
+        IImageTransform t = new TrainTransform(16, Normalization.Cifar10);
+        using (var image = source.Clone())
+        {
+            var hwc = new byte[3 * 16 * 16];
+            t.Apply(image, new Random(9), hwc);
+            var chw = new float[hwc.Length];
+            using var again = source.Clone();
+            t.ApplyNormalized(again, new Random(9), chw);
+            var expected = new float[hwc.Length];
+            Normalization.Cifar10.Normalize(hwc, expected, 16, 16);
+            Assert.That(chw, Is.EqualTo(expected));
+            Assert.That(hwc.Distinct().Count(), Is.GreaterThan(50), "the crop holds the random pixels");
+        }
     }
 
     [Test]
@@ -103,7 +122,7 @@ public class TransformTests
         using var image = new Image<Rgb24>(50, 40);
         for (int x = 0; x < 50; x++) for (int y = 0; y < 40; y++) image[x, y] = new Rgb24(10, 200, 30);
         var chw = new float[3 * 32 * 32];
-        new EvalTransform(32, Normalization.ImageNet).Apply(image, new Random(0), chw);
+        new EvalTransform(32, Normalization.ImageNet).ApplyNormalized(image, new Random(0), chw);
         Assert.That(chw.Take(1024), Is.All.EqualTo((10 / 255f - 0.485f) / 0.229f).Within(1e-4));
         Assert.That(chw.Skip(1024).Take(1024), Is.All.EqualTo((200 / 255f - 0.456f) / 0.224f).Within(1e-4));
     }
