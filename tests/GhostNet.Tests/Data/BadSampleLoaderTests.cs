@@ -133,8 +133,8 @@ public class BadSampleLoaderTests
         var many = new DataLoaderOptions(256, Workers: 1000);
         var plan = LoaderBuffers.Plan(many, 224);
         Assert.That(plan.TotalBytes, Is.LessThanOrEqualTo(DataLoaderOptions.DefaultMaxBufferBytes), "-j 1000: the default prefetch shrinks to the budget");
-        Assert.That(plan.Count, Is.EqualTo(13));
-        Assert.That(plan.Threads, Is.EqualTo(13), "no more threads than buffers");
+        Assert.That(plan.Count, Is.EqualTo(55));
+        Assert.That(plan.Threads, Is.EqualTo(55), "no more threads than buffers");
         var loader = new DataLoader(data, Identity, new DataLoaderOptions(4, Workers: 3));
         Assert.That(DataLoader.BufferBytes(loader.Options, 8), Is.EqualTo(6 * 4 * (3 * 8 * 8 + 4)), "RGB bytes and an int label per image");
         Assert.That(loader.Buffers.TotalBytes, Is.EqualTo(DataLoader.BufferBytes(loader.Options, 8)));
