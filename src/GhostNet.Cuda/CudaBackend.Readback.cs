@@ -22,6 +22,7 @@ public sealed unsafe partial class CudaBackend
         private readonly Tensor _source;
         private readonly int _words;
         private IntPtr _host, _event;
+        private int[]? _modelOnly;
 
         public CudaReadback(CudaBackend backend, Tensor source, int words)
         {
@@ -51,7 +52,7 @@ public sealed unsafe partial class CudaBackend
 
         protected override ReadOnlySpan<int> Land()
         {
-            if (_backend._unbacked) return new int[_words]; // nothing was computed: zeros, finite, so a modelled step runs on
+            if (_backend._unbacked) return _modelOnly ??= new int[_words]; // nothing was computed: zeros, finite, so a modelled step runs on
             ObjectDisposedException.ThrowIf(_host == IntPtr.Zero, this);
             long start = System.Diagnostics.Stopwatch.GetTimestamp();
             CudaException.Check(Driver.cuEventSynchronize(_event), "cuEventSynchronize", $"waiting for a readback of {_source} (an earlier kernel may have failed)");

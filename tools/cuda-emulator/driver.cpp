@@ -233,7 +233,8 @@ EXPORT int cuDevicePrimaryCtxRetain(void** context, int device) { return device 
 EXPORT int cuDevicePrimaryCtxRelease_v2(int device) { return device == 0 ? Success : InvalidDevice; }
 EXPORT int cuCtxSetCurrent(void* context) { return current_context = context, Success; }
 EXPORT int cuCtxGetCurrent(void** context) { return *context = current_context, Success; }
-// The host has waited for the copies of `s` queued up to number `upto`: those from the device are
+// The host has waited for the copies of `s` queued up to number `upto` (called with `lock` held, as
+// every touch of a stream's queues is: tests run backends on several threads): those from the device are
 // written into their host memory, and those to it are checked: page-locked bytes the host changed
 // before it waited are a race (a GPU may have copied either version), CUDA_ERROR_ILLEGAL_STATE.
 int land(Stream* s, uint64_t upto)
@@ -420,6 +421,7 @@ EXPORT int cuMemcpyHtoDAsync_v2(uint64_t destination, const void* source, size_t
     if (s && is_pinned(source, bytes))
     {
         auto* from = static_cast<const char*>(source);
+        std::lock_guard g(lock);
         s->readings.push_back({from, std::vector<char>(from, from + bytes), ++s->queued});
     }
     return Success;
@@ -433,10 +435,16 @@ EXPORT int cuMemcpyDtoHAsync_v2(void* destination, uint64_t source, size_t bytes
     if (s && is_pinned(destination, bytes))
     {
         auto* from = reinterpret_cast<const char*>(source);
+        std::lock_guard g(lock);
         s->landings.push_back({static_cast<char*>(destination), std::vector<char>(from, from + bytes), ++s->queued});
         return Success;
     }
-    int landed = s ? land(s, s->queued) : Success; // it returns when done, so after the stream's earlier copies
+    int landed = Success;
+    if (s) // it returns when done, so after the stream's earlier copies
+    {
+        std::lock_guard g(lock);
+        landed = land(s, s->queued);
+    }
     memcpy(destination, reinterpret_cast<const void*>(source), bytes);
     return landed;
 }
@@ -468,9 +476,9 @@ EXPORT int cuStreamDestroy_v2(void* stream)
     auto* s = static_cast<Stream*>(stream);
     if (!s) return InvalidHandle;
     if (s->graph) delete s->graph, capturing_streams--;
-    land(s, s->queued); // the driver finishes a destroyed stream's work (a race found now has no call to fail)
     {
         std::lock_guard g(lock);
+        land(s, s->queued); // the driver finishes a destroyed stream's work (a race found now has no call to fail)
         streams.erase(std::remove(streams.begin(), streams.end(), s), streams.end());
     }
     return delete s, Success;
@@ -478,7 +486,11 @@ EXPORT int cuStreamDestroy_v2(void* stream)
 EXPORT int cuStreamSynchronize(void* stream)
 {
     if (int refused = refuse_in_capture(stream)) return refused;
-    if (auto* s = static_cast<Stream*>(stream)) return land(s, s->queued);
+    if (auto* s = static_cast<Stream*>(stream))
+    {
+        std::lock_guard g(lock);
+        return land(s, s->queued);
+    }
     return cuCtxSynchronize(); // the legacy stream waits for every stream
 }
 
