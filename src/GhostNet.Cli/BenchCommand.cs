@@ -290,14 +290,19 @@ internal static class BenchCommand
             : new StepTime(intervals[steps / 2], (double)(last.Waits - first.Waits) / steps, (wall - (last.WaitSeconds - first.WaitSeconds) * 1e3) / steps);
     }
 
-    /// <summary>Inference forwards, each timed with the device synchronised at both ends (the waits counted are the forward's own).</summary>
+    /// <summary>
+    /// Inference forwards (replayed as one graph from the second on, where the backend captures),
+    /// each timed with the device synchronised at both ends; the waits counted are the forward's
+    /// own, and the host's time is until the forward returns (what it spends launching).
+    /// </summary>
     private static StepTime TimeInference(GhostNetModel model, IBackend backend, int batch, int size, int steps, int warmup)
     {
         using var plan = model.Compile(batch, size, size, withGradients: false);
+        plan.Note = Console.WriteLine;
         plan.SetBatch(RandomBatch(batch, size));
         for (int i = 0; i < warmup; i++) plan.Forward(false);
         var cuda = backend as CudaBackend;
-        var times = new double[steps];
+        var (times, host) = (new double[steps], new double[steps]);
         long waits = 0;
         for (int i = 0; i < steps; i++)
         {
@@ -305,11 +310,13 @@ internal static class BenchCommand
             long before = cuda?.HostWaits ?? 0;
             var clock = Stopwatch.StartNew();
             plan.Forward(false);
+            host[i] = clock.Elapsed.TotalMilliseconds;
             waits += (cuda?.HostWaits ?? 0) - before;
             backend.Synchronize();
             times[i] = clock.Elapsed.TotalMilliseconds;
         }
         Array.Sort(times);
-        return cuda is null ? new StepTime(times[steps / 2]) : new StepTime(times[steps / 2], (double)waits / steps);
+        Array.Sort(host);
+        return cuda is null ? new StepTime(times[steps / 2]) : new StepTime(times[steps / 2], (double)waits / steps, host[steps / 2]);
     }
 }

@@ -53,7 +53,7 @@ internal static class EvalCommand
             Console.WriteLine($"{r.GetValue(checkpoint)}: GhostNet width {info.Width}, {info.NumClasses} classes, {info.InputSize}x{info.InputSize}, epoch {info.State.Epoch}; " +
                               $"{setup.Name} validation split, {setup.Val.Count:N0} images, on {backend.Name}");
             var source = new LoaderSource(loader);
-            var result = Trainer.Evaluate(model, source, info.InputSize, info.InputSize, CancellationToken.None);
+            var result = Trainer.Evaluate(model, source, info.InputSize, info.InputSize, CancellationToken.None, Console.WriteLine);
             Report.Evaluation(result, info.Classes, source.EpochSkippedSamples);
             return Report.Broken(result) ? TrainRun.Diverged : 0;
         });
@@ -89,6 +89,7 @@ internal static class EvalCommand
             var pixels = new byte[chunk * image]; // HWC RGB bytes: the backend normalises them
             var logits = new float[chunk * k];
             var plans = new Dictionary<int, Plan>();
+            var note = Notes.Once(Console.Error.WriteLine);
             double decodeMs = clock.Elapsed.TotalMilliseconds, forwardMs = 0;
             int predicted = 0, broken = 0;
             BadSampleException? lastBad = null;
@@ -115,7 +116,11 @@ internal static class EvalCommand
                     decodeMs += decoding.Elapsed.TotalMilliseconds;
                     if (ok.Count == 0) continue;
                     var forward = Stopwatch.StartNew();
-                    if (!plans.TryGetValue(ok.Count, out var plan)) plans[ok.Count] = plan = model.Compile(ok.Count, size, size, withGradients: false);
+                    if (!plans.TryGetValue(ok.Count, out var plan))
+                    {
+                        plans[ok.Count] = plan = model.Compile(ok.Count, size, size, withGradients: false);
+                        plan.Note = note; // stderr: the top classes on stdout may be read by a script
+                    }
                     plan.SetBatch(pixels.AsSpan(0, ok.Count * image), new int[ok.Count], transform.Normalization);
                     plan.Forward(training: false);
                     backend.Download(plan.Logits, logits.AsSpan(0, ok.Count * k));

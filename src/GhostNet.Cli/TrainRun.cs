@@ -135,7 +135,7 @@ internal sealed class TrainRun(TrainSettings s)
         {
             try
             {
-                var result = Trainer.Evaluate(model, val, size, size, cancel);
+                var result = Trainer.Evaluate(model, val, size, size, cancel, Console.WriteLine);
                 Report.Evaluation(result, classes, val.EpochSkippedSamples);
                 return Report.Broken(result) ? Diverged : 0;
             }
@@ -164,6 +164,7 @@ internal sealed class TrainRun(TrainSettings s)
         var schedule = new LrSchedule(new LrScheduleOptions(s.Schedule, s.Lr, s.Epochs, s.WarmupEpochs, s.LrStep, s.LrGamma, s.Milestones), train.BatchesPerEpoch);
         using var progress = new ProgressDisplay(s.PrintFreq);
         var trainer = new Trainer(plan, sgd, schedule, note: progress.Note);
+        var evalNote = Notes.Once(progress.Note); // each epoch's validation compiles its plans anew: say why they run call by call once a run
         long startStep = state.GlobalStep;
         while (state.Epoch < s.Epochs)
         {
@@ -211,7 +212,7 @@ internal sealed class TrainRun(TrainSettings s)
             EvalResult eval;
             try
             {
-                eval = Trainer.Evaluate(model, val, size, size, cancel);
+                eval = Trainer.Evaluate(model, val, size, size, cancel, evalNote);
             }
             catch (OperationCanceledException)
             {

@@ -82,15 +82,61 @@ public sealed class Plan : IDisposable
     /// </summary>
     public Tensor LearningRate => _stepValues.Channels(2, 1);
 
-    /// <summary>The captured training step of this plan, when its trainer made one (disposed with the plan).</summary>
-    internal CapturedStep? CapturedStep { get; set; }
+    /// <summary>The training step of this plan's latest trainer, captured once warm (disposed with the plan).</summary>
+    internal ReplayedCalls? TrainingStep
+    {
+        get => _trainingStep;
+        set
+        {
+            if (ReferenceEquals(value, _trainingStep)) return;
+            _trainingStep?.Dispose();
+            _trainingStep = value;
+        }
+    }
+
+    private ReplayedCalls? _trainingStep, _evalForward;
+
+    /// <summary>
+    /// Whether an eval-mode forward (<see cref="Forward"/> with training false) is captured as one
+    /// graph on its second call and replayed from then on, where the backend can capture (CUDA).
+    /// Replayed and call-by-call forwards compute the same bits; the replay makes no host wait.
+    /// </summary>
+    public bool CaptureForward
+    {
+        get => EvalForward.Enabled;
+        set => EvalForward.Enabled = value;
+    }
+
+    /// <summary>Why eval forwards run call by call on a backend that captures (the capture failed), or null.</summary>
+    public string? ForwardNotCapturedBecause => _evalForward?.NotCapturedBecause;
+
+    /// <summary>The launches a replayed eval forward makes, or 0 while it is not captured.</summary>
+    public int ForwardGraphLaunches => _evalForward?.Launches ?? 0;
+
+    /// <summary>Told once why eval forwards run call by call (set it before the first forward).</summary>
+    public Action<string>? Note { get; set; }
+
+    private ReplayedCalls EvalForward => _evalForward ??= new ReplayedCalls(Backend, State, () => ForwardCalls(training: false), "eval forwards", Note);
 
     internal ParameterSet State => _model.Parameters;
     public Storage Activations { get; }
     public IBackend Backend => _model.Backend;
     /// <summary>Training forwards run so far; it also numbers the dropout masks.</summary>
     public long Step { get; set; }
-    public float LabelSmoothing { get; set; }
+    /// <summary>The loss's label smoothing; changing it drops the graphs made, whose launches hold it.</summary>
+    public float LabelSmoothing
+    {
+        get => _labelSmoothing;
+        set
+        {
+            if (value == _labelSmoothing) return;
+            _labelSmoothing = value;
+            _trainingStep?.Drop();
+            _evalForward?.Drop();
+        }
+    }
+
+    private float _labelSmoothing;
 
     /// <summary>
     /// Copies a batch of images (N x C x H x W, contiguous) and labels to the backend, through
@@ -141,8 +187,12 @@ public sealed class Plan : IDisposable
     /// </summary>
     public void Forward(bool training)
     {
-        if (training) BeginTrainingStep(_learningRate);
-        ForwardCalls(training);
+        if (training)
+        {
+            BeginTrainingStep(_learningRate);
+            ForwardCalls(training);
+        }
+        else EvalForward.Run();
     }
 
     private float _learningRate;
@@ -233,8 +283,8 @@ public sealed class Plan : IDisposable
 
     public void Dispose()
     {
-        CapturedStep?.Dispose();
-        CapturedStep = null;
+        TrainingStep = null;
+        _evalForward?.Dispose();
         foreach (var read in _totalsReads) read?.Dispose();
         foreach (var upload in _uploads) upload?.Dispose();
         _input.Release();

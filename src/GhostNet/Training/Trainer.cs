@@ -33,9 +33,7 @@ public sealed class Trainer
     private readonly Plan _plan;
     private readonly SgdOptimizer _sgd;
     private readonly LrSchedule _schedule;
-    private readonly Action<string>? _note;
-    private readonly Action _stepCalls;
-    private bool _warm; // a step ran call by call since the capture was last made or went stale
+    private readonly ReplayedCalls _steps;
     private float _learningRate;
 
     /// <param name="note">Told once why training steps run call by call on a backend that could capture them.</param>
@@ -44,10 +42,12 @@ public sealed class Trainer
         _plan = plan;
         _sgd = sgd;
         _schedule = schedule;
-        _note = note;
         // A step's launches: forward with the loss and its gradient, the labels' ranks, backward and
         // the update, which reads the rate the step wrote (so a captured step replays unchanged).
-        _stepCalls = () => StepCalls(_plan, _sgd, _learningRate);
+        // The plan owns the graph (it is freed with the plan's memory); a trainer made later on the
+        // same plan, perhaps with another optimiser, replaces it.
+        _steps = new ReplayedCalls(plan.Backend, plan.State, () => StepCalls(_plan, _sgd, _learningRate), "training steps", note);
+        plan.TrainingStep = _steps;
     }
 
     /// <summary>
@@ -70,10 +70,10 @@ public sealed class Trainer
     /// replayed as one graph, where the backend can capture (<see cref="ICapturingBackend"/>: CUDA).
     /// Replayed and call-by-call steps compute the same bits.
     /// </summary>
-    public bool CaptureSteps { get; init; } = true;
+    public bool CaptureSteps { get => _steps.Enabled; init => _steps.Enabled = value; }
 
     /// <summary>Why steps run call by call on a backend that captures (the capture failed), or null.</summary>
-    public string? NotCapturedBecause { get; private set; }
+    public string? NotCapturedBecause => _steps.NotCapturedBecause;
 
     /// <summary>
     /// One training step on the batch already set: the rate and the dropout seed written, then the
@@ -83,28 +83,7 @@ public sealed class Trainer
     private void Step(float learningRate)
     {
         _plan.BeginTrainingStep(_learningRate = learningRate);
-        var graph = _plan.CapturedStep;
-        if (graph is { IsCurrent: false })
-        {
-            graph.Dispose(); // the backend moved memory it uses (another plan grew a workspace)
-            _plan.CapturedStep = graph = null;
-            _warm = false;
-        }
-        if (graph is null && _warm && CaptureSteps && NotCapturedBecause is null && _plan.Backend is ICapturingBackend capturing)
-        {
-            _plan.CapturedStep = graph = CapturedStep.Capture(capturing, _plan.State, _stepCalls, out string? why);
-            if (graph is null)
-            {
-                NotCapturedBecause = why ?? "unknown";
-                _note?.Invoke($"note: training steps run call by call, not as one graph: {NotCapturedBecause}");
-            }
-        }
-        if (graph is not null) graph.Replay();
-        else
-        {
-            _stepCalls();
-            _warm = true;
-        }
+        _steps.Run();
     }
 
     /// <summary>
@@ -203,10 +182,19 @@ public sealed class Trainer
     /// <summary>
     /// Evaluation in eval mode (running statistics, no dropout) over a whole source. Batches may
     /// come shorter anywhere (the last one, or one that lost unreadable images): a plan for the
-    /// full batch is kept, and one more for the latest other size.
+    /// full batch is kept, and one more for the latest other size. Their forwards are captured as
+    /// one graph on the second batch of a size and replayed (<see cref="Plan.CaptureForward"/>).
     /// </summary>
-    public static EvalResult Evaluate(GhostNetModel model, IBatchSource source, int height, int width, CancellationToken cancel)
+    /// <param name="note">Told once why forwards run call by call on a backend that could capture them.</param>
+    public static EvalResult Evaluate(GhostNetModel model, IBatchSource source, int height, int width, CancellationToken cancel, Action<string>? note = null)
     {
+        var once = Notes.Once(note);
+        Plan Compile(int batch)
+        {
+            var plan = model.Compile(batch, height, width, withGradients: false);
+            plan.Note = once;
+            return plan;
+        }
         int classes = model.Config.NumClasses;
         var confusion = new long[classes, classes + 1];
         Plan? full = null, other = null;
@@ -221,13 +209,13 @@ public sealed class Trainer
                 cancel.ThrowIfCancellationRequested();
                 if (batch.Count == 0) continue;
                 Plan plan;
-                if (batch.Count == source.BatchSize) plan = full ??= model.Compile(batch.Count, height, width, withGradients: false);
+                if (batch.Count == source.BatchSize) plan = full ??= Compile(batch.Count);
                 else
                 {
                     if (other?.Batch != batch.Count)
                     {
                         other?.Dispose();
-                        other = model.Compile(batch.Count, height, width, withGradients: false);
+                        other = Compile(batch.Count);
                     }
                     plan = other;
                 }

@@ -56,7 +56,7 @@ public class CudaGraphTests
             Assert.That(notes, Is.Empty, "no capture failed");
             // The first step runs call by call (it sizes the workspaces), the capture replays the rest.
             Assert.That(gpu.GraphReplays - replays, Is.EqualTo(capture ? steps - 1 : 0), "replays");
-            if (capture) Assert.That(plan.CapturedStep!.Launches, Is.GreaterThan(100), "the captured step holds the whole step's launches");
+            if (capture) Assert.That(plan.TrainingStep!.Launches, Is.GreaterThan(100), "the captured step holds the whole step's launches");
             return (Losses: losses, State: StateDict.Read(model.Parameters, gpu));
         }).ToArray();
         var (replayed, eager) = (runs[0], runs[1]);
@@ -155,6 +155,92 @@ public class CudaGraphTests
         {
             storage.Release();
         }
+    }
+
+    private static (byte[] Pixels, int[] Labels) RandomPixels(Random rng, int batch, int size)
+    {
+        var pixels = new byte[batch * 3 * size * size];
+        rng.NextBytes(pixels);
+        return (pixels, Enumerable.Range(0, batch).Select(_ => rng.Next(10)).ToArray());
+    }
+
+    [Test]
+    public void Replayed_eval_forwards_equal_forwards_call_by_call_and_make_no_host_wait()
+    {
+        // An inference plan's forward is captured on its second call. Between forwards a training
+        // step moves the weights and the running statistics: each replay must read them as they are.
+        GpuHarness.RequireGpu();
+        const int batch = 3, size = 32, batches = 5;
+        using var gpu = new CudaBackend(0);
+        using var model = new GhostNetModel(new GhostNetConfig(0.25f, 10, 0.2f), gpu, 9);
+        using var replayed = model.Compile(batch, size, size, withGradients: false);
+        using var eager = model.Compile(batch, size, size, withGradients: false);
+        eager.CaptureForward = false;
+        using var train = model.Compile(batch, size, size);
+        var sgd = new SgdOptimizer(model.Parameters, gpu, new SgdOptions(0.9f));
+        var rng = new Random(4);
+        void TrainingStep()
+        {
+            var (pixels, labels) = RandomPixels(rng, batch, size);
+            train.SetBatch(pixels, labels, Normalization.ImageNet);
+            train.Forward(training: true);
+            train.Backward();
+            sgd.Step(0.2f);
+        }
+        TrainingStep(); // sizes the workspaces first, so that no later call moves them under the graph
+        long replays = gpu.GraphReplays;
+        var seen = new List<float[]>();
+        for (int i = 0; i < batches; i++)
+        {
+            var (pixels, labels) = RandomPixels(rng, batch, size);
+            var results = new[] { replayed, eager }.Select(plan =>
+            {
+                plan.SetBatch(pixels, labels, Normalization.ImageNet);
+                long waits = gpu.HostWaits;
+                plan.Forward(training: false);
+                long forwardWaits = gpu.HostWaits - waits;
+                return (Logits: Download(gpu, plan.Logits), Totals: plan.Totals(), Waits: forwardWaits);
+            }).ToArray();
+            Assert.That(results[0].Logits, Is.EqualTo(results[1].Logits), $"logits of batch {i}");
+            Assert.That(results[0].Totals, Is.EqualTo(results[1].Totals), $"totals of batch {i}");
+            Assert.That(results[0].Waits, Is.Zero, $"host waits in the forward of batch {i}");
+            seen.Add(results[0].Logits);
+            TrainingStep();
+        }
+        Assert.That(replayed.ForwardNotCapturedBecause, Is.Null);
+        Assert.That(gpu.GraphReplays - replays, Is.EqualTo(batches - 1), "every forward after the first replayed");
+        Assert.That(replayed.ForwardGraphLaunches, Is.GreaterThan(50), "the graph holds the whole forward");
+        Assert.That(eager.ForwardGraphLaunches, Is.Zero, "CaptureForward off captures nothing");
+        Assert.That(seen.Select(l => l[0]).Distinct().Count(), Is.EqualTo(batches), "the forwards differ");
+    }
+
+    [Test]
+    public void Changing_the_label_smoothing_drops_the_graphs_that_hold_it()
+    {
+        GpuHarness.RequireGpu();
+        const int batch = 3, size = 32;
+        using var gpu = new CudaBackend(0);
+        using var model = new GhostNetModel(new GhostNetConfig(0.25f, 10, 0f), gpu, 2);
+        using var replayed = model.Compile(batch, size, size, withGradients: false);
+        using var eager = model.Compile(batch, size, size, withGradients: false);
+        eager.CaptureForward = false;
+        var (pixels, labels) = RandomPixels(new Random(6), batch, size);
+        float Loss(Plan plan)
+        {
+            plan.SetBatch(pixels, labels, Normalization.ImageNet);
+            plan.Forward(training: false);
+            return plan.Loss();
+        }
+        float plain = Loss(replayed);
+        Assert.That(Loss(replayed), Is.EqualTo(plain));
+        Assert.That(replayed.ForwardGraphLaunches, Is.GreaterThan(0), "captured");
+        replayed.LabelSmoothing = eager.LabelSmoothing = 0.3f;
+        Assert.That(replayed.ForwardGraphLaunches, Is.Zero, "the graph is dropped");
+        float smoothed = Loss(eager);
+        Assert.That(smoothed, Is.Not.EqualTo(plain));
+        long replays = gpu.GraphReplays;
+        for (int i = 0; i < 3; i++) Assert.That(Loss(replayed), Is.EqualTo(smoothed), $"forward {i} after the change");
+        Assert.That(gpu.GraphReplays - replays, Is.EqualTo(2), "call by call once, then captured again and replayed");
     }
 
     [Test]

@@ -199,4 +199,19 @@ public class TrainerTests
         Assert.That(read.Wait().ToArray(), Is.EqualTo(new[] { 1, 2, 3, 4 }), "the words as the work before Start left them");
         storage.Release();
     }
+
+    [Test]
+    public void A_trainer_replaced_on_its_plan_refuses_to_step()
+    {
+        // The plan owns the step's graph; a second trainer (perhaps with another optimiser) replaces
+        // it, so the first would otherwise capture and leak a graph of its own.
+        using var backend = new CpuBackend(2);
+        using var model = new GhostNetModel(Config, backend, 5);
+        using var plan = model.Compile(Batch, Size, Size);
+        var first = new Trainer(plan, new SgdOptimizer(model.Parameters, backend, new SgdOptions()), Schedule);
+        var second = new Trainer(plan, new SgdOptimizer(model.Parameters, backend, new SgdOptions(0.9f)), Schedule);
+        var data = new Batches(RandomBatches(8).Take(2).ToArray());
+        Assert.That(second.TrainEpoch(data, new TrainingState(), null, CancellationToken.None).Epoch, Is.EqualTo(1));
+        Assert.Throws<ObjectDisposedException>(() => first.TrainEpoch(data, new TrainingState(), null, CancellationToken.None));
+    }
 }
