@@ -112,6 +112,7 @@ public sealed partial class CudaBackend : ICapturingBackend
         public void Dispose()
         {
             if (_exec == IntPtr.Zero) return;
+            _backend.MakeCurrent();
             Driver.cuGraphExecDestroy(_exec);
             _exec = IntPtr.Zero;
         }

@@ -28,6 +28,7 @@ public sealed unsafe partial class CudaBackend
         {
             (_backend, _source, _words) = (backend, source, words);
             if (backend._unbacked) return;
+            backend.MakeCurrent();
             CudaException.Check(Driver.cuMemAllocHost(out _host, (nuint)words * 4), "cuMemAllocHost", $"of {words * 4} bytes for a readback of {source}");
             int made = Driver.cuEventCreate(out _event, 2 /* CU_EVENT_DISABLE_TIMING: a wait, not a timer */);
             if (made != 0)
@@ -46,6 +47,7 @@ public sealed unsafe partial class CudaBackend
             _backend.RefuseInCapture($"a readback of {_source}");
             if (_backend._unbacked) return;
             ObjectDisposedException.ThrowIf(_host == IntPtr.Zero, this);
+            _backend.MakeCurrent();
             CudaException.Check(Driver.cuMemcpyDtoHAsync((void*)_host, Ptr(_source), (nuint)_words * 4, _backend._stream), "cuMemcpyDtoHAsync", $"from {_source}");
             CudaException.Check(Driver.cuEventRecord(_event, _backend._stream), "cuEventRecord");
         }
@@ -54,6 +56,7 @@ public sealed unsafe partial class CudaBackend
         {
             if (_backend._unbacked) return _modelOnly ??= new int[_words]; // nothing was computed: zeros, finite, so a modelled step runs on
             ObjectDisposedException.ThrowIf(_host == IntPtr.Zero, this);
+            _backend.MakeCurrent();
             long start = System.Diagnostics.Stopwatch.GetTimestamp();
             CudaException.Check(Driver.cuEventSynchronize(_event), "cuEventSynchronize", $"waiting for a readback of {_source} (an earlier kernel may have failed)");
             _backend.CountWait(start);
@@ -63,6 +66,7 @@ public sealed unsafe partial class CudaBackend
         public override void Dispose()
         {
             if (_host == IntPtr.Zero) return;
+            _backend.MakeCurrent();
             Driver.cuEventDestroy(_event);
             Driver.cuMemFreeHost(_host);
             _host = IntPtr.Zero;
@@ -95,6 +99,7 @@ public sealed unsafe partial class CudaBackend
         public override Span<byte> Write()
         {
             if (backend._unbacked) return _modelOnly ??= new byte[checked((int)_bytes)];
+            backend.MakeCurrent();
             if (_host == IntPtr.Zero) Allocate();
             else if (_queued)
             {
@@ -129,6 +134,7 @@ public sealed unsafe partial class CudaBackend
             backend.RefuseInCapture($"an upload into {destination}");
             if (backend._unbacked) return;
             if (_host == IntPtr.Zero) throw new InvalidOperationException($"an upload into {destination} was started before its bytes were written");
+            backend.MakeCurrent();
             CudaException.Check(Driver.cuMemcpyHtoDAsync(Ptr(destination), (void*)_host, _bytes, backend._stream), "cuMemcpyHtoDAsync", $"into {destination}");
             CudaException.Check(Driver.cuEventRecord(_event, backend._stream), "cuEventRecord");
             _queued = true;
@@ -137,6 +143,7 @@ public sealed unsafe partial class CudaBackend
         public override void Dispose()
         {
             if (_host == IntPtr.Zero) return;
+            backend.MakeCurrent();
             Driver.cuEventDestroy(_event);
             Driver.cuMemFreeHost(_host);
             _host = IntPtr.Zero;

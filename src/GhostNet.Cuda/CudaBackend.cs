@@ -105,10 +105,18 @@ public sealed unsafe partial class CudaBackend : IBackend
     public string Name => Device.ToString();
     public IntPtr Stream => _stream;
 
-    /// <summary>Binds this backend's context to the calling thread (the driver API's current context is per thread).</summary>
+    /// <summary>
+    /// Makes this backend's context current on the calling thread where it is not. The driver's
+    /// current context is per thread, and a host application may call from any thread (or have
+    /// made its own context current there), so every call of this backend that reaches the driver
+    /// makes it first; it stays current after the call, as a cudaSetDevice would leave it. A
+    /// cuCtxGetCurrent is a read of the thread's state, cheaper than a set.
+    /// </summary>
     public void MakeCurrent()
     {
-        if (!_unbacked) CudaException.Check(Driver.cuCtxSetCurrent(_context), "cuCtxSetCurrent");
+        if (_unbacked) return;
+        CudaException.Check(Driver.cuCtxGetCurrent(out IntPtr current), "cuCtxGetCurrent");
+        if (current != _context) CudaException.Check(Driver.cuCtxSetCurrent(_context), "cuCtxSetCurrent");
     }
 
     private void LoadKernels(KernelCache cache)
@@ -140,10 +148,39 @@ public sealed unsafe partial class CudaBackend : IBackend
     public DeviceBuffer Allocate(long elements)
     {
         RefuseInCapture($"an allocation of {elements} elements");
-        if (!_unbacked) return new CudaBuffer(elements, _stream);
+        if (!_unbacked) return new CudaBuffer(elements, this);
         ulong address = _nextAddress;
         _nextAddress += (checked((ulong)elements * 4) + 255) / 256 * 256 + 256;
         return new CudaBuffer(elements, address);
+    }
+
+    /// <summary>
+    /// Device memory a host application owns (from cuMemAlloc or cudaMalloc, in this backend's
+    /// context), as a tensor of <paramref name="elements"/> 4-byte words that this backend's calls
+    /// read and write where it is: nothing is copied (e.g. <see cref="GhostNet.Models.Plan.SetInput"/>
+    /// normalises an application's pixel bytes in place of an upload). Releasing its storage
+    /// leaves the memory to its owner. The application orders its own work on it with this
+    /// backend's <see cref="Stream"/> (its own, with the embedding constructor).
+    /// </summary>
+    public Tensor Borrow(ulong pointer, long elements, string name = "borrowed")
+    {
+        if (pointer == 0) throw new ArgumentException("a null device pointer", nameof(pointer));
+        if (pointer % 4 != 0) throw new ArgumentException($"device pointer 0x{pointer:x} is not 4-byte aligned", nameof(pointer));
+        if (elements < 1 || elements > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(elements), $"{elements} words: 1..{int.MaxValue}");
+        var storage = new Storage(name, elements);
+        storage.Bind(new CudaBuffer(elements, pointer, borrowed: true));
+        return new Tensor(storage, 0, 1, 1, 1, (int)elements);
+    }
+
+    /// <summary>
+    /// The device address of a contiguous tensor of this backend: a host application's kernels may
+    /// write a plan's <see cref="GhostNet.Models.Plan.Input"/> or read its <see cref="GhostNet.Models.Plan.Logits"/> there,
+    /// on <see cref="Stream"/>, without a copy through the host.
+    /// </summary>
+    public ulong DevicePointer(in Tensor t)
+    {
+        t.RequireContiguous("a device pointer");
+        return Ptr(t);
     }
 
     /// <summary>Names the op family of the calls that follow (and counts the call), for the launch recorder.</summary>
@@ -181,6 +218,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         destination.RequireContiguous("upload");
         if (source.Length != destination.Count) throw new ArgumentException($"upload of {source.Length} values into {destination}");
         if (_unbacked) return;
+        MakeCurrent();
         fixed (float* p = source)
         {
             CudaException.Check(Driver.cuMemcpyHtoDAsync(Ptr(destination), p, (nuint)source.Length * 4, _stream), "cuMemcpyHtoDAsync", $"into {destination}");
@@ -199,6 +237,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             destination.Fill(float.NaN); // nothing was computed
             return;
         }
+        MakeCurrent();
         fixed (float* p = destination)
         {
             CudaException.Check(Driver.cuMemcpyDtoHAsync(p, Ptr(source), (nuint)destination.Length * 4, _stream), "cuMemcpyDtoHAsync", $"from {source}");
@@ -216,6 +255,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         RefuseInCapture($"a synchronisation (after {after})");
         if (_unbacked) return;
+        MakeCurrent();
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         CudaException.Check(Driver.cuStreamSynchronize(_stream), "cuStreamSynchronize", $"after {after} (an earlier kernel may have failed)");
         CountWait(start);
@@ -305,6 +345,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (gridX == 0 || gridY == 0 || gridZ == 0) return; // empty tensor
         Recorder?.Add(new LaunchRecord(kernel, _family, gridX, gridY, gridZ, block, cost));
         if (!_issue) return;
+        MakeCurrent();
         ulong* values = stackalloc ulong[args.Length];
         void** pointers = stackalloc void*[args.Length];
         for (int i = 0; i < args.Length; i++)
@@ -323,6 +364,7 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public void Dispose()
     {
+        MakeCurrent(); // a host application may dispose from another thread than it made the backend on
         _workspace?.Dispose();
         _partials?.Dispose();
         _counters?.Dispose();

@@ -12,16 +12,20 @@ internal sealed class CudaBuffer : DeviceBuffer
 {
     private ulong _pointer;
     private readonly bool _unbacked;
+    private readonly CudaBackend? _backend; // whose context a free needs current; null: not ours to free
 
-    /// <summary>An address range without memory.</summary>
-    public CudaBuffer(long length, ulong address) : base(length)
+    /// <summary>An address range without memory, or (<paramref name="borrowed"/>) memory its owner frees.</summary>
+    public CudaBuffer(long length, ulong address, bool borrowed = false) : base(length)
     {
         _pointer = address;
-        _unbacked = true;
+        _unbacked = !borrowed;
     }
 
-    public CudaBuffer(long length, IntPtr stream) : base(length)
+    public CudaBuffer(long length, CudaBackend backend) : base(length)
     {
+        _backend = backend;
+        backend.MakeCurrent();
+        var stream = backend.Stream;
         nuint bytes = checked((nuint)length * 4);
         int result = Driver.cuMemAlloc(out _pointer, bytes);
         if (result == 2)
@@ -39,7 +43,11 @@ internal sealed class CudaBuffer : DeviceBuffer
     public override void Dispose()
     {
         if (_pointer == 0) return;
-        if (!_unbacked) Driver.cuMemFree(_pointer);
+        if (_backend is not null)
+        {
+            _backend.MakeCurrent();
+            Driver.cuMemFree(_pointer);
+        }
         _pointer = 0;
     }
 }

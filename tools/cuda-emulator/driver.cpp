@@ -134,6 +134,11 @@ std::vector<Stream*> streams;
 uint64_t used;
 int primary_context_marker;
 thread_local void* current_context;
+// The driver's current context is per thread: a call that needs one, made on a thread where none
+// is current (a backend called from a thread it never made its context current on), fails as the
+// driver's does, with CUDA_ERROR_INVALID_CONTEXT.
+#define NEED_CONTEXT() \
+    if (!current_context) return InvalidContext
 
 thread_local sigjmp_buf* fault_jump;
 struct sigaction previous_segv, previous_bus;
@@ -266,6 +271,7 @@ int land(Stream* s, uint64_t upto)
 
 EXPORT int cuCtxSynchronize()
 {
+    NEED_CONTEXT();
     if (capturing_streams > 0) return CaptureUnsupported;
     std::lock_guard g(lock);
     int result = Success;
@@ -276,6 +282,7 @@ EXPORT int cuCtxSynchronize()
 
 EXPORT int cuMemGetInfo_v2(size_t* free, size_t* total)
 {
+    NEED_CONTEXT();
     std::lock_guard g(lock);
     *free = TotalMemory - used;
     *total = TotalMemory;
@@ -289,6 +296,7 @@ EXPORT int cuMemGetInfo_v2(size_t* free, size_t* total)
 // unnoticed: sizes that are multiples of 256 bytes have no slack.
 EXPORT int cuMemAlloc_v2(uint64_t* pointer, size_t bytes)
 {
+    NEED_CONTEXT();
     if (bytes == 0) return InvalidValue;
     size_t slack = (Alignment - bytes % Alignment) % Alignment;
     size_t span = bytes + slack;
@@ -345,6 +353,7 @@ bool inside_allocation(uint64_t pointer, size_t bytes, const char* call)
 
 EXPORT int cuMemFree_v2(uint64_t pointer)
 {
+    NEED_CONTEXT();
     std::lock_guard g(lock);
     auto it = allocations.find(pointer);
     if (it == allocations.end()) return InvalidValue;
@@ -372,6 +381,7 @@ int refuse_in_capture(void* stream)
 // pageable memory the copy is synchronous, as the driver's is.
 EXPORT int cuMemAllocHost_v2(void** pointer, size_t bytes)
 {
+    NEED_CONTEXT();
     if (bytes == 0) return InvalidValue;
     void* p = malloc(bytes);
     if (!p) return OutOfMemory;
@@ -393,6 +403,7 @@ bool is_pinned(const void* pointer, size_t bytes)
 
 EXPORT int cuMemFreeHost(void* pointer)
 {
+    NEED_CONTEXT();
     auto* p = static_cast<char*>(pointer);
     {
         std::lock_guard g(lock);
@@ -414,6 +425,7 @@ EXPORT int cuMemFreeHost(void* pointer)
 
 EXPORT int cuMemcpyHtoDAsync_v2(uint64_t destination, const void* source, size_t bytes, void* stream)
 {
+    NEED_CONTEXT();
     if (int refused = refuse_in_capture(stream)) return refused;
     if (!inside_allocation(destination, bytes, "cuMemcpyHtoD")) return InvalidValue;
     memcpy(reinterpret_cast<void*>(destination), source, bytes);
@@ -429,6 +441,7 @@ EXPORT int cuMemcpyHtoDAsync_v2(uint64_t destination, const void* source, size_t
 
 EXPORT int cuMemcpyDtoHAsync_v2(void* destination, uint64_t source, size_t bytes, void* stream)
 {
+    NEED_CONTEXT();
     if (int refused = refuse_in_capture(stream)) return refused;
     if (!inside_allocation(source, bytes, "cuMemcpyDtoH")) return InvalidValue;
     auto* s = static_cast<Stream*>(stream);
@@ -451,6 +464,7 @@ EXPORT int cuMemcpyDtoHAsync_v2(void* destination, uint64_t source, size_t bytes
 
 EXPORT int cuMemsetD32Async(uint64_t destination, unsigned value, size_t count, void* stream)
 {
+    NEED_CONTEXT();
     if (count > SIZE_MAX / 4 || !inside_allocation(destination, count * 4, "cuMemsetD32")) return InvalidValue;
     if (auto* s = static_cast<Stream*>(stream); s && s->graph)
     {
@@ -466,6 +480,7 @@ EXPORT int cuMemsetD32Async(uint64_t destination, unsigned value, size_t count, 
 
 EXPORT int cuStreamCreate(void** stream, unsigned)
 {
+    NEED_CONTEXT();
     auto* s = new Stream;
     std::lock_guard g(lock);
     streams.push_back(s);
@@ -473,6 +488,7 @@ EXPORT int cuStreamCreate(void** stream, unsigned)
 }
 EXPORT int cuStreamDestroy_v2(void* stream)
 {
+    NEED_CONTEXT();
     auto* s = static_cast<Stream*>(stream);
     if (!s) return InvalidHandle;
     if (s->graph) delete s->graph, capturing_streams--;
@@ -485,6 +501,7 @@ EXPORT int cuStreamDestroy_v2(void* stream)
 }
 EXPORT int cuStreamSynchronize(void* stream)
 {
+    NEED_CONTEXT();
     if (int refused = refuse_in_capture(stream)) return refused;
     if (auto* s = static_cast<Stream*>(stream))
     {
@@ -494,10 +511,11 @@ EXPORT int cuStreamSynchronize(void* stream)
     return cuCtxSynchronize(); // the legacy stream waits for every stream
 }
 
-EXPORT int cuEventCreate(void** event, unsigned) { return *event = new Event, Success; }
-EXPORT int cuEventDestroy_v2(void* event) { return delete static_cast<Event*>(event), Success; }
+EXPORT int cuEventCreate(void** event, unsigned) { NEED_CONTEXT(); return *event = new Event, Success; }
+EXPORT int cuEventDestroy_v2(void* event) { NEED_CONTEXT(); return delete static_cast<Event*>(event), Success; }
 EXPORT int cuEventRecord(void* event, void* stream)
 {
+    NEED_CONTEXT();
     auto* e = static_cast<Event*>(event);
     auto* s = static_cast<Stream*>(stream);
     *e = {now_ms(), s, s ? s->queued : 0};
@@ -505,6 +523,7 @@ EXPORT int cuEventRecord(void* event, void* stream)
 }
 EXPORT int cuEventSynchronize(void* event)
 {
+    NEED_CONTEXT();
     auto* e = static_cast<Event*>(event);
     std::lock_guard g(lock);
     if (e->stream && std::find(streams.begin(), streams.end(), e->stream) != streams.end()) return land(e->stream, e->queued);
@@ -512,15 +531,17 @@ EXPORT int cuEventSynchronize(void* event)
 }
 // Every queued copy is done here as soon as it is queued, so an event is always reached; the
 // host has then waited for what came before it, as after cuEventSynchronize.
-EXPORT int cuEventQuery(void* event) { return cuEventSynchronize(event); }
+EXPORT int cuEventQuery(void* event) { NEED_CONTEXT(); return cuEventSynchronize(event); }
 EXPORT int cuEventElapsedTime(float* ms, void* start, void* end)
 {
+    NEED_CONTEXT();
     *ms = static_cast<float>(static_cast<Event*>(end)->ms - static_cast<Event*>(start)->ms);
     return Success;
 }
 
 EXPORT int cuModuleLoadData(void** module, const void* image)
 {
+    NEED_CONTEXT();
     auto* header = static_cast<const emu_image::Header*>(image);
     if (memcmp(header->magic, emu_image::Magic, sizeof header->magic) != 0) return InvalidImage; // a real cubin, or garbage
     std::string path = "/tmp/ghostnet-emu-XXXXXX";
@@ -551,6 +572,7 @@ EXPORT int cuModuleLoadData(void** module, const void* image)
 
 EXPORT int cuModuleUnload(void* module)
 {
+    NEED_CONTEXT();
     auto* m = static_cast<Module*>(module);
     if (!m) return InvalidHandle;
     dlclose(m->handle);
@@ -560,6 +582,7 @@ EXPORT int cuModuleUnload(void* module)
 
 EXPORT int cuModuleGetFunction(void** function, void* module, const char* name)
 {
+    NEED_CONTEXT();
     auto* m = static_cast<Module*>(module);
     std::string symbol = std::string(emu_image::WrapperPrefix) + name, params = std::string(emu_image::ParamsPrefix) + name;
     void* wrapper = dlsym(m->handle, symbol.c_str());
@@ -574,6 +597,7 @@ int run_grid(Function* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, un
 EXPORT int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                           unsigned shared, void* stream, void** params, void** extra)
 {
+    NEED_CONTEXT();
     auto* f = static_cast<Function*>(function);
     if (!f) return InvalidHandle;
     // The hardware's limits, so a launch the GPU would refuse is refused here too.
@@ -625,6 +649,7 @@ int run_grid(Function* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, un
 
 EXPORT int cuStreamBeginCapture_v2(void* stream, int mode)
 {
+    NEED_CONTEXT();
     auto* s = static_cast<Stream*>(stream);
     if (!s) return InvalidValue; // the legacy default stream cannot capture
     if (s->graph) return InvalidValue;
@@ -635,6 +660,7 @@ EXPORT int cuStreamBeginCapture_v2(void* stream, int mode)
 
 EXPORT int cuStreamEndCapture(void* stream, void** graph)
 {
+    NEED_CONTEXT();
     auto* s = static_cast<Stream*>(stream);
     if (!s || !s->graph) return InvalidValue;
     capturing_streams--;
@@ -647,6 +673,7 @@ EXPORT int cuStreamEndCapture(void* stream, void** graph)
 
 EXPORT int cuGraphInstantiateWithFlags(void** exec, void* graph, unsigned long long)
 {
+    NEED_CONTEXT();
     if (!graph) return InvalidValue;
     *exec = new Graph(*static_cast<Graph*>(graph)); // the executable graph is a copy: the graph may be destroyed
     return Success;
@@ -655,6 +682,7 @@ EXPORT int cuGraphInstantiateWithFlags(void** exec, void* graph, unsigned long l
 // Replays the nodes in the order captured; the first failing launch stops the replay with its error.
 EXPORT int cuGraphLaunch(void* exec, void* stream)
 {
+    NEED_CONTEXT();
     auto* g = static_cast<Graph*>(exec);
     if (!g) return InvalidValue;
     if (auto* s = static_cast<Stream*>(stream); s && s->graph) return s->invalidated = true, CaptureUnsupported;
@@ -674,5 +702,5 @@ EXPORT int cuGraphLaunch(void* exec, void* stream)
     return Success;
 }
 
-EXPORT int cuGraphExecDestroy(void* exec) { return delete static_cast<Graph*>(exec), Success; }
-EXPORT int cuGraphDestroy(void* graph) { return delete static_cast<Graph*>(graph), Success; }
+EXPORT int cuGraphExecDestroy(void* exec) { NEED_CONTEXT(); return delete static_cast<Graph*>(exec), Success; }
+EXPORT int cuGraphDestroy(void* graph) { NEED_CONTEXT(); return delete static_cast<Graph*>(graph), Success; }

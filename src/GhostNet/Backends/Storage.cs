@@ -47,6 +47,19 @@ public sealed class Storage
         Gradient?.Bind(backend);
     }
 
+    /// <summary>
+    /// Binds memory made elsewhere (a host application's device buffer, <c>CudaBackend.Borrow</c>)
+    /// instead of allocating: it must hold the storage's length. <see cref="Release"/> disposes it,
+    /// which for borrowed memory leaves it to its owner.
+    /// </summary>
+    public void Bind(DeviceBuffer buffer)
+    {
+        if (Buffer is not null) throw new InvalidOperationException($"storage '{Name}' is already bound");
+        if (Gradient is not null) throw new InvalidOperationException($"storage '{Name}' has a gradient twin; bind it to a backend");
+        if (buffer.Length < Length) throw new ArgumentException($"a buffer of {buffer.Length} elements for storage '{Name}' of {Length}");
+        Buffer = buffer;
+    }
+
     public void Release()
     {
         Buffer?.Dispose();

@@ -165,6 +165,15 @@ public sealed class Plan : IDisposable
         Backend.NormalizeImages(_pixels, Input, normalization);
     }
 
+    /// <summary>
+    /// The input made from pixel bytes already in the backend's memory (HWC RGB, one image after
+    /// another: a host application's device buffer, <c>CudaBackend.Borrow</c>), normalised where
+    /// they are, with no copy; the labels stay as they are (an inference plan's are zeros). The
+    /// launch is queued behind the work on the backend's stream, so the application orders its
+    /// writes of the pixels with that stream.
+    /// </summary>
+    public void SetInput(in Tensor pixels, Normalization normalization) => Backend.NormalizeImages(pixels, Input, normalization);
+
     /// <summary>A host batch of either kind: pixels with their normalisation, or float images.</summary>
     public void SetBatch(in HostBatch batch)
     {

@@ -192,6 +192,11 @@ public unsafe partial class EmulatorRaceTests
             _orders[order] = new CudaModule("order.cu", RuntimeCompiler.Compile("order.cu", OrderSource, KernelSources.Headers, arch, [$"-DEMU_ORDER=\"{order}\""]));
     }
 
+    // NUnit may run a test on another thread than the fixture's set-up; these tests call the
+    // driver directly, so they make the backend's context current on theirs, as its own calls do.
+    [SetUp]
+    public void MakeContextCurrent() => _backend.MakeCurrent();
+
     [OneTimeTearDown]
     public void Unload()
     {

@@ -55,6 +55,11 @@ public unsafe class EmulatorTests
         _module = new CudaModule("faults.cu", image);
     }
 
+    // NUnit may run a test on another thread than the fixture's set-up; these tests call the
+    // driver directly, so they make the backend's context current on theirs, as its own calls do.
+    [SetUp]
+    public void MakeContextCurrent() => _backend.MakeCurrent();
+
     [OneTimeTearDown]
     public void Unload()
     {
@@ -79,6 +84,27 @@ public unsafe class EmulatorTests
         Assert.That(Launch("write_at", 32, p, 999), Is.Zero, "the last element is in bounds");
         Assert.That(Launch("write_at", 32, p, 1000 + 16), Is.EqualTo(700), "CUDA_ERROR_ILLEGAL_ADDRESS (the guard page covers 4 KiB past the end)");
         Driver.cuMemFree(p);
+    }
+
+    [Test]
+    public void A_call_on_a_thread_with_no_current_context_is_an_invalid_context()
+    {
+        // The current context is the calling thread's: a backend called from a thread it never made
+        // its context current on would fail so on a GPU, so it fails so here.
+        Assert.That(Driver.cuCtxGetCurrent(out IntPtr context), Is.Zero);
+        Assert.That(context, Is.Not.EqualTo(IntPtr.Zero), "the set-up made it current here");
+        var results = new List<int>();
+        var thread = new Thread(() =>
+        {
+            results.Add(Driver.cuMemAlloc(out ulong _, 256));
+            results.Add(Driver.cuStreamSynchronize(IntPtr.Zero));
+            results.Add(Driver.cuCtxSetCurrent(context));
+            results.Add(Driver.cuMemAlloc(out ulong p, 256));
+            results.Add(Driver.cuMemFree(p));
+        });
+        thread.Start();
+        thread.Join();
+        Assert.That(results, Is.EqualTo(new[] { 201, 201, 0, 0, 0 }), "CUDA_ERROR_INVALID_CONTEXT until the thread makes it current");
     }
 
     [Test]

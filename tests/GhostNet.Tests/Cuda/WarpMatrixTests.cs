@@ -272,6 +272,11 @@ public unsafe class WarpMatrixTests
         _module = new CudaModule("warp_matrix.cu", image);
     }
 
+    // NUnit may run a test on another thread than the fixture's set-up; these tests call the
+    // driver directly, so they make the backend's context current on theirs, as its own calls do.
+    [SetUp]
+    public void MakeContextCurrent() => _backend.MakeCurrent();
+
     [OneTimeTearDown]
     public void Unload()
     {
