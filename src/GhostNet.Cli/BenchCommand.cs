@@ -43,9 +43,13 @@ internal static class BenchCommand
                           $" (default: the CUDA device's own if known, else {GpuFigures.H200.Key})",
         };
         var precision = Devices.PrecisionOption();
+        var json = new Option<string?>("--json")
+        {
+            Description = "Also write the timed rows to this JSON file (replaced atomically), for the GPU check's results.json and `ghostcuda report`",
+        };
         var command = new Command("bench", "Time GhostNet training steps and inference on a device.");
         arch.AddTo(command);
-        foreach (var o in new Option[] { device, size, train, infer, steps, warmup, threads, profile, profileOnly, profileBatch, profileGpu, precision }) command.Options.Add(o);
+        foreach (var o in new Option[] { device, size, train, infer, steps, warmup, threads, profile, profileOnly, profileBatch, profileGpu, precision, json }) command.Options.Add(o);
         command.SetAction(r =>
         {
             var config = arch.Config(r, 1000, 0.2f);
@@ -90,8 +94,11 @@ internal static class BenchCommand
             Console.WriteLine($"GhostNet width {config.Width} at {s}x{s} on {backend.Name}{(backend is CudaBackend ? $", GEMMs in {gemm}" : "")}, {n} timed steps after {w} warm-up");
             Console.WriteLine($"| mode | batch | ms per step | images/s | host waits per step | host ms per step |");
             Console.WriteLine($"|---|---:|---:|---:|---:|---:|");
-            foreach (int b in trainBatches) Row("train", b, TimeTraining(model, backend, b, s, n, w));
-            foreach (int b in inferBatches) Row("inference", b, TimeInference(model, backend, b, s, n, w));
+            var rows = new List<BenchRow>();
+            foreach (int b in trainBatches) rows.Add(Row("train", b, TimeTraining(model, backend, b, s, n, w)));
+            foreach (int b in inferBatches) rows.Add(Row("inference", b, TimeInference(model, backend, b, s, n, w)));
+            if (r.GetValue(json) is { } jsonPath)
+                BenchRuns.Write(jsonPath, new BenchRun(backend.Name, config.Width, s, backend is CudaBackend ? gemm.ToString().ToLowerInvariant() : "fp32", n, w, rows));
             if (profiling)
                 Profile(config, backend, batchOfProfile, s, chosen ?? (backend is CudaBackend cuda ? GpuFigures.ForDevice(cuda.Device.Name) : null) ?? GpuFigures.H200, gemm);
             return 0;
@@ -221,8 +228,11 @@ internal static class BenchCommand
         Console.WriteLine($"| modelled step (roofline + launch overhead) | <= {TargetStepMilliseconds:F0} ms | {step * 1e3:F2} ms | {Met(step * 1e3 <= TargetStepMilliseconds)} |");
     }
 
-    private static void Row(string mode, int batch, StepTime t) =>
+    private static BenchRow Row(string mode, int batch, StepTime t)
+    {
         Console.WriteLine($"| {mode} | {batch} | {t.Ms:F2} | {batch * 1000 / t.Ms:F0} | {t.WaitsPerStep?.ToString("F1") ?? "-"} | {t.HostMs?.ToString("F2") ?? "-"} |");
+        return new BenchRow(mode, batch, t.Ms, batch * 1000 / t.Ms, t.WaitsPerStep, t.HostMs);
+    }
 
     /// <summary>A comma-separated list of batch sizes; training needs two or more images (batch norm).</summary>
     private static List<int> Parse(string list, string option)

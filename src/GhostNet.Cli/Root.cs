@@ -27,6 +27,7 @@ internal static class Root
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(Devices.DevicesCommand());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(ReportCommand.Create());
         return root;
     }
 

@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (no .NET SDK, no network) from the unpacked bundle: GPU tests, the
-# sanitizers on a short training run, our speed table and PyTorch's, into one results file.
+# sanitizers on a short training run, our speed table and PyTorch's, into results.md (to read)
+# and results.json (for `ghostcuda report`, whose tables end results.md).
 # Usage: run.sh OUT_DIR
-# Stages carry time limits that add up to under 10 minutes, one device call's limit.
+# Stages carry time limits that add up to under 10 minutes, one device call's limit; about 5 are
+# expected. Only six files come back (the device tool returns eight at most): parts go to /tmp.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: run.sh OUT_DIR}
 mkdir -p "$out"
 export GHOSTNET_KERNEL_CACHE=$here/kernel-cache DOTNET_CLI_TELEMETRY_OPTOUT=1
 results=$out/results.md
+parts=$(mktemp -d /tmp/ghostnet-parts.XXXX)
+
+# libnvrtc opens libnvrtc-builtins by name, so the folder holding both must be on the loader's
+# path: the toolkit's first, then any other copy (the pip NVIDIA wheels under /opt).
+for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-*/lib64 \
+           $(find /usr/local /usr/lib /opt -name 'libnvrtc-builtins.so*' -printf '%h\n' 2>/dev/null | sort -u); do
+  if ls "$dir"/libnvrtc.so.1* >/dev/null 2>&1 && ls "$dir"/libnvrtc-builtins.so* >/dev/null 2>&1; then
+    export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    break
+  fi
+done
 step() { echo "== $* ($(date +%T))" | tee -a "$out/progress.log"; }
 {
   echo "# GPU check $(date -u +%F)"
@@ -16,6 +29,8 @@ step() { echo "== $* ($(date +%T))" | tee -a "$out/progress.log"; }
   echo "- commit: $(cat "$here/COMMIT")"
   echo "- device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
   echo "- CUDA: $(ls -d /usr/local/cuda-* 2>/dev/null | tr '\n' ' ')"
+  echo "- libcuda: $(ldconfig -p | awk '/libcuda\.so\.1 /{print $NF; exit}')"
+  echo "- LD_LIBRARY_PATH: ${LD_LIBRARY_PATH:-(unset)}: $(ls "${LD_LIBRARY_PATH%%:*}" 2>/dev/null | grep -E '^libnvrtc' | tr '\n' ' ')"
   echo
   echo '## ghostcuda devices'
   echo '```'
@@ -32,9 +47,11 @@ step "our speed"
 { echo; echo '## ghostcuda bench (GhostNet 1.0x, 224)'; } >> "$results"
 # --profile: one step of batch 256 per op family, measured (each op synchronised) beside the model of
 # docs/kernels.md ("Modelled cost per training step"): two more steps of batch 256 (the table above runs 13).
-timeout 100 "$here/app/ghostcuda" bench --device cuda --train-batches 64,256 --infer-batches 1,256 --steps 10 --warmup 3 --profile --profile-batch 256 >> "$results" 2>&1
+timeout 100 "$here/app/ghostcuda" bench --device cuda --train-batches 64,256 --infer-batches 1,256 --steps 10 --warmup 3 --profile --profile-batch 256 \
+  --json "$parts/bench-fp32.json" >> "$results" 2>&1
 # The same step with the GEMMs on the tensor cores (tf32, as PyTorch's cuDNN convs): the ratio to the fp32 rows above.
-timeout 60 "$here/app/ghostcuda" bench --device cuda --precision tf32 --train-batches 256 --infer-batches 256 --steps 10 --warmup 3 >> "$results" 2>&1
+timeout 60 "$here/app/ghostcuda" bench --device cuda --precision tf32 --train-batches 64,256 --infer-batches 1,256 --steps 10 --warmup 3 \
+  --json "$parts/bench-tf32.json" >> "$results" 2>&1
 
 step "sanitizers"
 san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
@@ -53,5 +70,26 @@ echo '```' >> "$results"
 
 step "pytorch baseline"
 { echo; echo '## PyTorch baseline (timm ghostnet_100, same GPU)'; } >> "$results"
-timeout 120 python3 "$here/pytorch_baseline.py" --steps 10 --warmup 3 ${PYTORCH_COMPILE:+--compile} >> "$results" 2>&1
+timeout 120 python3 "$here/pytorch_baseline.py" --steps 10 --warmup 3 ${PYTORCH_COMPILE:+--compile} --json "$parts/pytorch.json" >> "$results" 2>&1
+
+step "results.json"
+# One file for `ghostcuda report` (and scripts): our runs, PyTorch's, the tests' counts.
+python3 - "$parts" "$out/gpu-tests.log" "$(cat "$here/COMMIT")" > "$out/results.json" <<'PY'
+import datetime, glob, json, os, re, subprocess, sys
+parts, tests_log, commit = sys.argv[1:4]
+def load(path):
+    try:
+        with open(path) as f: return json.load(f)
+    except (OSError, ValueError): return None
+counts = {}
+try:
+    for key, value in re.findall(r"^\s*(total|failed|succeeded|skipped):\s*(\d+)", open(tests_log).read(), re.M): counts[key] = int(value)
+except OSError: pass
+try: device = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True).stdout.strip().splitlines()[0]
+except (OSError, IndexError): device = None
+runs = [r for r in (load(p) for p in sorted(glob.glob(os.path.join(parts, "bench-*.json")))) if r]
+json.dump({"date": datetime.date.today().isoformat(), "commit": commit, "device": device, "gpu_tests": counts,
+           "ghostcuda": runs, "pytorch": load(os.path.join(parts, "pytorch.json"))}, sys.stdout, indent=1)
+PY
+{ echo; "$here/app/ghostcuda" report "$out/results.json" 2>&1; } >> "$results"
 step "done"
