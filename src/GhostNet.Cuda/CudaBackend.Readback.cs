@@ -76,21 +76,33 @@ public sealed unsafe partial class CudaBackend
 
 public sealed unsafe partial class CudaBackend
 {
-    public HostStaging CreateStaging(in Tensor destination)
+    public HostStaging CreateStaging(in Tensor destination, bool overlapped = false)
     {
         destination.RequireContiguous("staging");
-        return new CudaStaging(this, destination);
+        return new CudaStaging(this, destination, overlapped);
+    }
+
+    private IntPtr _copyStream; // overlapped stagings' copies; made at the first, destroyed with the backend
+
+    private IntPtr CopyStream()
+    {
+        if (_copyStream == IntPtr.Zero) CudaException.Check(Driver.cuStreamCreate(out _copyStream, 1 /* non-blocking */), "cuStreamCreate", "(the copy stream)");
+        return _copyStream;
     }
 
     /// <summary>
     /// Page-locked bytes (allocated at the first Write) and an event recorded after each copy from
-    /// them: Write makes the host wait only when that copy has not run yet.
+    /// them: Write makes the host wait only when that copy has not run yet. Overlapped, the copy
+    /// goes on the backend's copy stream after the work the last Consumed marked (an event on the
+    /// compute stream), and the compute stream waits for the copy's event before its next work:
+    /// the upload of batch k+1 runs beside step k, and no host wait orders anything.
     /// </summary>
-    private sealed class CudaStaging(CudaBackend backend, Tensor destination) : HostStaging
+    private sealed class CudaStaging(CudaBackend backend, Tensor destination, bool overlapped) : HostStaging
     {
         private const int NotReady = 600; // CUDA_ERROR_NOT_READY
         private readonly nuint _bytes = checked((nuint)destination.Count * 4);
-        private IntPtr _host, _event;
+        private IntPtr _host, _event, _consumed;
+        private bool _marked; // _consumed is recorded: the next copy waits for it
         private byte[]? _modelOnly;
         private bool _queued;
 
@@ -135,13 +147,39 @@ public sealed unsafe partial class CudaBackend
             if (backend._unbacked) return;
             if (_host == IntPtr.Zero) throw new InvalidOperationException($"an upload into {destination} was started before its bytes were written");
             backend.MakeCurrent();
-            CudaException.Check(Driver.cuMemcpyHtoDAsync(Ptr(destination), (void*)_host, _bytes, backend._stream), "cuMemcpyHtoDAsync", $"into {destination}");
-            CudaException.Check(Driver.cuEventRecord(_event, backend._stream), "cuEventRecord");
+            if (!overlapped)
+            {
+                CudaException.Check(Driver.cuMemcpyHtoDAsync(Ptr(destination), (void*)_host, _bytes, backend._stream), "cuMemcpyHtoDAsync", $"into {destination}");
+                CudaException.Check(Driver.cuEventRecord(_event, backend._stream), "cuEventRecord");
+                _queued = true;
+                return;
+            }
+            var copy = backend.CopyStream();
+            if (_marked) CudaException.Check(Driver.cuStreamWaitEvent(copy, _consumed, 0), "cuStreamWaitEvent", $"(the copy into {destination} after its last reader)");
+            CudaException.Check(Driver.cuMemcpyHtoDAsync(Ptr(destination), (void*)_host, _bytes, copy), "cuMemcpyHtoDAsync", $"into {destination} on the copy stream");
+            CudaException.Check(Driver.cuEventRecord(_event, copy), "cuEventRecord");
+            CudaException.Check(Driver.cuStreamWaitEvent(backend._stream, _event, 0), "cuStreamWaitEvent", $"(the work after the copy into {destination})");
             _queued = true;
+        }
+
+        public override void Consumed()
+        {
+            if (!overlapped || backend._unbacked) return;
+            backend.RefuseInCapture($"a mark of the readers of {destination}");
+            backend.MakeCurrent();
+            if (_consumed == IntPtr.Zero) CudaException.Check(Driver.cuEventCreate(out _consumed, 2 /* CU_EVENT_DISABLE_TIMING */), "cuEventCreate");
+            CudaException.Check(Driver.cuEventRecord(_consumed, backend._stream), "cuEventRecord");
+            _marked = true;
         }
 
         public override void Dispose()
         {
+            if (_consumed != IntPtr.Zero)
+            {
+                backend.MakeCurrent();
+                Driver.cuEventDestroy(_consumed);
+                _consumed = IntPtr.Zero;
+            }
             if (_host == IntPtr.Zero) return;
             backend.MakeCurrent();
             Driver.cuEventDestroy(_event);

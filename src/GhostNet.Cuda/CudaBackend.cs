@@ -371,6 +371,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         foreach (var m in _modules) m.Dispose();
         _modules.Clear();
         if (_unbacked) return;
+        if (_copyStream != IntPtr.Zero) Driver.cuStreamDestroy(_copyStream); // its copies are finished first, as any destroyed stream's
         if (_ownsStream) Driver.cuStreamDestroy(_stream);
         if (_ownsContext)
         {

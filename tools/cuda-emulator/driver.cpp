@@ -1,7 +1,9 @@
 // driver.cpp — libcuda.so.1 of the CUDA emulator: the driver API entry points GhostNet.Cuda binds,
-// over host memory. "Modules" are the shared objects the fake NVRTC (nvrtc.cpp) builds; a launch
-// runs the grid on the calling thread before it returns, so streams and events are trivially in
-// order. Stream capture records a capturing stream's launches and memsets into a graph (with the
+// over host memory. "Modules" are the shared objects the fake NVRTC (nvrtc.cpp) builds. Work on a
+// stream (launches, memsets, copies, graph replays, waits for another stream's events) is queued
+// and runs, in order, only when the host waits for it or another stream's wait needs it, so a
+// missing wait reads stale memory; on the legacy stream (null) a launch runs before it returns.
+// Stream capture records a capturing stream's launches and memsets into a graph (with the
 // arguments' values, as the driver copies them) that cuGraphLaunch replays in order; what a GPU's
 // capture refuses (a host copy, a synchronisation of the stream or of the context) invalidates
 // the capture here too. Device memory is poisoned with NaN bytes, 256-byte aligned as cuMemAlloc's is, and ends
@@ -18,6 +20,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -40,6 +43,7 @@ enum : int
     InvalidContext = 201,
     InvalidHandle = 400,
     NotFound = 500,
+    NotReady = 600,
     IllegalAddress = 700,
     LaunchFailed = 719,
     IllegalState = 401, // CUDA_ERROR_ILLEGAL_STATE: here, the host wrote memory a queued copy reads
@@ -90,44 +94,56 @@ struct Graph
 {
     std::vector<Node> nodes;
 };
-// A copy from the device into page-locked host memory, made when queued (the launches before it on
-// its stream have run) but written into the host memory only when the host waits for it.
-struct Landing
+// Work queued on a stream, run when the host waits for it: a launch or a memset (a graph node,
+// the launch's arguments copied as the driver copies them), a graph's nodes, a copy between the
+// device and the host, or a wait for another stream to reach one of its points.
+struct Stream;
+struct Op
 {
-    char* destination;
+    enum Kind
+    {
+        Run,     // node
+        Replay,  // nodes
+        HtoD,    // device <- from (page-locked: read when the copy runs; bytes: what it held when queued) or bytes (pageable)
+        DtoH,    // host <- device, count bytes
+        Wait,    // stream's op number upto has run
+    } kind = Run;
+    Node node{};
+    std::vector<Node> nodes;
+    uint64_t device = 0;
+    const char* from = nullptr;
+    char* host = nullptr;
     std::vector<char> bytes;
-    uint64_t number; // the stream's count of queued copies when it was queued
-};
-// A copy from page-locked host memory to the device. It is made when queued (the launches after
-// it read its bytes), but a GPU reads the host memory later, so the host may not write it until it
-// has waited for the copy: the bytes are kept to check that it did not.
-struct Reading
-{
-    const char* source;
-    std::vector<char> bytes;
-    uint64_t number;
+    size_t count = 0;
+    Stream* stream = nullptr;
+    uint64_t upto = 0;
 };
 // A stream is a capture state: not capturing (graph null), capturing, or capturing but invalidated
-// by a call capture refuses (cuStreamEndCapture then fails and gives no graph); and the copies to
-// and from page-locked memory it has queued that the host has not waited for yet.
+// by a call capture refuses (cuStreamEndCapture then fails and gives no graph); and its queue:
+// ops numbered from 1, `done` of the `queued` run so far.
 struct Stream
 {
     Graph* graph = nullptr;
     bool invalidated = false;
-    std::vector<Landing> landings;
-    std::vector<Reading> readings;
-    uint64_t queued = 0;
+    std::deque<Op> pending;
+    uint64_t queued = 0, done = 0;
 };
-// An event is the time it was recorded and how far its stream's copies had been queued then.
+// An event is the time it was recorded and the op number its stream had queued then; `asked`
+// once cuEventQuery has found it pending (the next query runs the work, so a host that polls
+// does not spin forever on an emulator that runs nothing on its own).
 struct Event
 {
     double ms = 0;
     Stream* stream = nullptr;
     uint64_t queued = 0;
+    bool asked = false;
 };
 int capturing_streams; // the context's: a cuCtxSynchronize during any capture invalidates it
 
 std::mutex lock;
+// Every stream's queue and the stream list, and the running of queued work: taken before `lock`
+// (run_grid takes that), recursive because a wait runs another stream's work.
+std::recursive_mutex queues;
 std::map<uint64_t, Allocation> allocations;
 std::map<const char*, size_t> pinned; // cuMemAllocHost's blocks: start -> bytes
 std::vector<Stream*> streams;
@@ -238,46 +254,89 @@ EXPORT int cuDevicePrimaryCtxRetain(void** context, int device) { return device 
 EXPORT int cuDevicePrimaryCtxRelease_v2(int device) { return device == 0 ? Success : InvalidDevice; }
 EXPORT int cuCtxSetCurrent(void* context) { return current_context = context, Success; }
 EXPORT int cuCtxGetCurrent(void** context) { return *context = current_context, Success; }
-// The host has waited for the copies of `s` queued up to number `upto` (called with `lock` held, as
-// every touch of a stream's queues is: tests run backends on several threads): those from the device are
-// written into their host memory, and those to it are checked: page-locked bytes the host changed
-// before it waited are a race (a GPU may have copied either version), CUDA_ERROR_ILLEGAL_STATE.
-int land(Stream* s, uint64_t upto)
+int run_grid(Function* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, void** params);
+
+bool alive(Stream* s) { return s && std::find(streams.begin(), streams.end(), s) != streams.end(); }
+
+// A graph node: a launch with its copied arguments, or a memset.
+int run_node(const Node& node)
 {
-    auto& all = s->landings;
-    size_t kept = 0;
-    for (size_t i = 0; i < all.size(); i++)
-        if (all[i].number <= upto) memcpy(all[i].destination, all[i].bytes.data(), all[i].bytes.size());
-        else if (kept++ != i) all[kept - 1] = std::move(all[i]); // never onto itself: a self-moved vector may empty
-    all.resize(kept);
-    int result = Success;
-    auto& reads = s->readings;
-    kept = 0;
-    for (size_t i = 0; i < reads.size(); i++)
+    if (!node.function)
     {
-        if (reads[i].number > upto)
-        {
-            if (kept++ != i) reads[kept - 1] = std::move(reads[i]);
-            continue;
-        }
-        if (memcmp(reads[i].source, reads[i].bytes.data(), reads[i].bytes.size()) == 0) continue;
-        fprintf(stderr, "cuda emulator: the host wrote %zu bytes of page-locked memory at %p while a copy from them to the device was queued "
-                        "(wait for the copy, an event after it, or its stream first)\n", reads[i].bytes.size(), static_cast<const void*>(reads[i].source));
-        result = IllegalState;
+        auto* p = reinterpret_cast<unsigned*>(node.destination);
+        for (size_t i = 0; i < node.count; i++) p[i] = node.value;
+        return Success;
     }
-    reads.resize(kept);
+    std::vector<void*> params;
+    for (auto& a : node.args) params.push_back(const_cast<char*>(a.data()));
+    return run_grid(node.function, node.grid[0], node.grid[1], node.grid[2], node.block[0], node.block[1], node.block[2], params.data());
+}
+
+int run(Stream* s, uint64_t upto);
+
+int execute(Op& op)
+{
+    switch (op.kind)
+    {
+    case Op::Run: return run_node(op.node);
+    case Op::Replay:
+        for (auto& node : op.nodes)
+            if (int result = run_node(node)) return result; // the first failing launch stops the replay
+        return Success;
+    case Op::HtoD:
+        if (!op.from)
+        {
+            memcpy(reinterpret_cast<void*>(op.device), op.bytes.data(), op.bytes.size());
+            return Success;
+        }
+        // A GPU reads page-locked memory when the copy runs: bytes the host changed since it was
+        // queued are a race (either version may arrive), CUDA_ERROR_ILLEGAL_STATE at this wait.
+        memcpy(reinterpret_cast<void*>(op.device), op.from, op.bytes.size());
+        if (memcmp(op.from, op.bytes.data(), op.bytes.size()) == 0) return Success;
+        fprintf(stderr, "cuda emulator: the host wrote %zu bytes of page-locked memory at %p while a copy from them to the device was queued "
+                        "(wait for the copy, an event after it, or its stream first)\n", op.bytes.size(), static_cast<const void*>(op.from));
+        return IllegalState;
+    case Op::DtoH: memcpy(op.host, reinterpret_cast<const void*>(op.device), op.count); return Success;
+    case Op::Wait: return alive(op.stream) ? run(op.stream, op.upto) : Success;
+    }
+    return Success;
+}
+
+// Runs `s`'s queued work up to op number `upto` (with `queues` held). The first failing op's error
+// is this wait's; the ops after it run on (a GPU would lose the context instead).
+int run(Stream* s, uint64_t upto)
+{
+    int result = Success;
+    while (s->done < upto && !s->pending.empty())
+    {
+        Op op = std::move(s->pending.front());
+        s->pending.pop_front();
+        s->done++;
+        if (int r = execute(op); r != Success && result == Success) result = r;
+    }
     return result;
+}
+
+int run_all()
+{
+    int result = Success;
+    for (size_t i = 0; i < streams.size(); i++) // by index: a wait does not change the list
+        if (int r = run(streams[i], streams[i]->queued); r != Success && result == Success) result = r;
+    return result;
+}
+
+void enqueue(Stream* s, Op op)
+{
+    s->pending.push_back(std::move(op));
+    s->queued++;
 }
 
 EXPORT int cuCtxSynchronize()
 {
     NEED_CONTEXT();
     if (capturing_streams > 0) return CaptureUnsupported;
-    std::lock_guard g(lock);
-    int result = Success;
-    for (auto* s : streams)
-        if (int landed = land(s, s->queued)) result = landed;
-    return result;
+    std::lock_guard q(queues);
+    return run_all();
 }
 
 EXPORT int cuMemGetInfo_v2(size_t* free, size_t* total)
@@ -354,6 +413,8 @@ bool inside_allocation(uint64_t pointer, size_t bytes, const char* call)
 EXPORT int cuMemFree_v2(uint64_t pointer)
 {
     NEED_CONTEXT();
+    std::lock_guard q(queues);
+    run_all(); // the driver's free waits for the device's work, which may still use the memory
     std::lock_guard g(lock);
     auto it = allocations.find(pointer);
     if (it == allocations.end()) return InvalidValue;
@@ -406,36 +467,41 @@ EXPORT int cuMemFreeHost(void* pointer)
     NEED_CONTEXT();
     auto* p = static_cast<char*>(pointer);
     {
+        std::lock_guard q(queues);
+        run_all(); // as cuMemFree: the copies still queued to or from it run first
         std::lock_guard g(lock);
         auto it = pinned.find(p);
         if (it == pinned.end()) return InvalidValue;
-        // A copy still on its way into freed memory is dropped (on a GPU it is undefined).
-        for (auto* s : streams)
-        {
-            auto& l = s->landings;
-            l.erase(std::remove_if(l.begin(), l.end(), [&](const Landing& c) { return c.destination >= p && c.destination < p + it->second; }), l.end());
-            auto& r = s->readings;
-            r.erase(std::remove_if(r.begin(), r.end(), [&](const Reading& c) { return c.source >= p && c.source < p + it->second; }), r.end());
-        }
         pinned.erase(it);
     }
     free(p);
     return Success;
 }
 
+// On a stream a copy is queued. From page-locked memory it reads the host memory when it runs;
+// from pageable memory the driver has taken the bytes before it returns. Into page-locked memory
+// it writes when it runs, so a host that reads before waiting sees the old bytes; into pageable
+// memory it returns when done (the stream's earlier work run first). On the legacy stream it is
+// done at once.
 EXPORT int cuMemcpyHtoDAsync_v2(uint64_t destination, const void* source, size_t bytes, void* stream)
 {
     NEED_CONTEXT();
     if (int refused = refuse_in_capture(stream)) return refused;
     if (!inside_allocation(destination, bytes, "cuMemcpyHtoD")) return InvalidValue;
-    memcpy(reinterpret_cast<void*>(destination), source, bytes);
     auto* s = static_cast<Stream*>(stream);
-    if (s && is_pinned(source, bytes))
+    if (!s)
     {
-        auto* from = static_cast<const char*>(source);
-        std::lock_guard g(lock);
-        s->readings.push_back({from, std::vector<char>(from, from + bytes), ++s->queued});
+        memcpy(reinterpret_cast<void*>(destination), source, bytes);
+        return Success;
     }
+    auto* from = static_cast<const char*>(source);
+    Op op;
+    op.kind = Op::HtoD;
+    op.device = destination;
+    op.from = is_pinned(source, bytes) ? from : nullptr;
+    op.bytes.assign(from, from + bytes);
+    std::lock_guard q(queues);
+    enqueue(s, std::move(op));
     return Success;
 }
 
@@ -445,36 +511,43 @@ EXPORT int cuMemcpyDtoHAsync_v2(void* destination, uint64_t source, size_t bytes
     if (int refused = refuse_in_capture(stream)) return refused;
     if (!inside_allocation(source, bytes, "cuMemcpyDtoH")) return InvalidValue;
     auto* s = static_cast<Stream*>(stream);
-    if (s && is_pinned(destination, bytes))
+    if (!s)
     {
-        auto* from = reinterpret_cast<const char*>(source);
-        std::lock_guard g(lock);
-        s->landings.push_back({static_cast<char*>(destination), std::vector<char>(from, from + bytes), ++s->queued});
+        memcpy(destination, reinterpret_cast<const void*>(source), bytes);
         return Success;
     }
-    int landed = Success;
-    if (s) // it returns when done, so after the stream's earlier copies
+    std::lock_guard q(queues);
+    if (is_pinned(destination, bytes))
     {
-        std::lock_guard g(lock);
-        landed = land(s, s->queued);
+        Op op;
+        op.kind = Op::DtoH;
+        op.host = static_cast<char*>(destination), op.device = source, op.count = bytes;
+        enqueue(s, std::move(op));
+        return Success;
     }
+    int ran = run(s, s->queued);
     memcpy(destination, reinterpret_cast<const void*>(source), bytes);
-    return landed;
+    return ran;
 }
 
 EXPORT int cuMemsetD32Async(uint64_t destination, unsigned value, size_t count, void* stream)
 {
     NEED_CONTEXT();
     if (count > SIZE_MAX / 4 || !inside_allocation(destination, count * 4, "cuMemsetD32")) return InvalidValue;
-    if (auto* s = static_cast<Stream*>(stream); s && s->graph)
+    Node node{};
+    node.destination = destination, node.value = value, node.count = count;
+    auto* s = static_cast<Stream*>(stream);
+    if (s && s->graph)
     {
-        Node node{};
-        node.destination = destination, node.value = value, node.count = count;
         s->graph->nodes.push_back(std::move(node));
         return Success;
     }
-    auto* p = reinterpret_cast<unsigned*>(destination);
-    for (size_t i = 0; i < count; i++) p[i] = value;
+    if (!s) return run_node(node);
+    std::lock_guard q(queues);
+    Op op;
+    op.kind = Op::Run;
+    op.node = std::move(node);
+    enqueue(s, std::move(op));
     return Success;
 }
 
@@ -482,7 +555,7 @@ EXPORT int cuStreamCreate(void** stream, unsigned)
 {
     NEED_CONTEXT();
     auto* s = new Stream;
-    std::lock_guard g(lock);
+    std::lock_guard q(queues);
     streams.push_back(s);
     return *stream = s, Success;
 }
@@ -493,8 +566,8 @@ EXPORT int cuStreamDestroy_v2(void* stream)
     if (!s) return InvalidHandle;
     if (s->graph) delete s->graph, capturing_streams--;
     {
-        std::lock_guard g(lock);
-        land(s, s->queued); // the driver finishes a destroyed stream's work (a race found now has no call to fail)
+        std::lock_guard q(queues);
+        run(s, s->queued); // the driver finishes a destroyed stream's work (an error found now has no call to fail)
         streams.erase(std::remove(streams.begin(), streams.end(), s), streams.end());
     }
     return delete s, Success;
@@ -505,8 +578,8 @@ EXPORT int cuStreamSynchronize(void* stream)
     if (int refused = refuse_in_capture(stream)) return refused;
     if (auto* s = static_cast<Stream*>(stream))
     {
-        std::lock_guard g(lock);
-        return land(s, s->queued);
+        std::lock_guard q(queues);
+        return run(s, s->queued);
     }
     return cuCtxSynchronize(); // the legacy stream waits for every stream
 }
@@ -518,20 +591,45 @@ EXPORT int cuEventRecord(void* event, void* stream)
     NEED_CONTEXT();
     auto* e = static_cast<Event*>(event);
     auto* s = static_cast<Stream*>(stream);
-    *e = {now_ms(), s, s ? s->queued : 0};
+    std::lock_guard q(queues);
+    *e = {now_ms(), s, s ? s->queued : 0, false};
     return Success;
 }
 EXPORT int cuEventSynchronize(void* event)
 {
     NEED_CONTEXT();
     auto* e = static_cast<Event*>(event);
-    std::lock_guard g(lock);
-    if (e->stream && std::find(streams.begin(), streams.end(), e->stream) != streams.end()) return land(e->stream, e->queued);
+    std::lock_guard q(queues);
+    return alive(e->stream) ? run(e->stream, e->queued) : Success;
+}
+// Pending work is reported as CUDA_ERROR_NOT_READY the first time an event is asked about, as a
+// GPU still busy with it would; asked again, the emulator runs it (it runs nothing on its own).
+EXPORT int cuEventQuery(void* event)
+{
+    NEED_CONTEXT();
+    auto* e = static_cast<Event*>(event);
+    std::lock_guard q(queues);
+    if (!alive(e->stream) || e->stream->done >= e->queued) return Success;
+    if (!e->asked) return e->asked = true, NotReady;
+    return run(e->stream, e->queued);
+}
+// The stream's later work waits until the event's stream has run what it had queued when the
+// event was recorded (the event may be recorded again or destroyed meanwhile: the point is kept).
+EXPORT int cuStreamWaitEvent(void* stream, void* event, unsigned)
+{
+    NEED_CONTEXT();
+    if (int refused = refuse_in_capture(stream)) return refused; // cross-stream capture is not emulated
+    auto* e = static_cast<Event*>(event);
+    auto* s = static_cast<Stream*>(stream);
+    std::lock_guard q(queues);
+    if (!alive(e->stream) || e->stream == s) return Success;
+    if (!s) return run(e->stream, e->queued);
+    Op op;
+    op.kind = Op::Wait;
+    op.stream = e->stream, op.upto = e->queued;
+    enqueue(s, std::move(op));
     return Success;
 }
-// Every queued copy is done here as soon as it is queued, so an event is always reached; the
-// host has then waited for what came before it, as after cuEventSynchronize.
-EXPORT int cuEventQuery(void* event) { NEED_CONTEXT(); return cuEventSynchronize(event); }
 EXPORT int cuEventElapsedTime(float* ms, void* start, void* end)
 {
     NEED_CONTEXT();
@@ -575,6 +673,10 @@ EXPORT int cuModuleUnload(void* module)
     NEED_CONTEXT();
     auto* m = static_cast<Module*>(module);
     if (!m) return InvalidHandle;
+    {
+        std::lock_guard q(queues);
+        run_all(); // queued launches of its kernels run first
+    }
     dlclose(m->handle);
     delete m;
     return Success;
@@ -592,8 +694,6 @@ EXPORT int cuModuleGetFunction(void** function, void* module, const char* name)
     return Success;
 }
 
-int run_grid(Function* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, void** params);
-
 EXPORT int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                           unsigned shared, void* stream, void** params, void** extra)
 {
@@ -604,22 +704,35 @@ EXPORT int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz,
     if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0) return InvalidValue;
     if (gx > 2147483647u || gy > 65535u || gz > 65535u || bx > 1024u || by > 1024u || bz > 64u) return InvalidValue;
     if (static_cast<uint64_t>(bx) * by * bz > 1024u || shared > 48u * 1024u || extra) return InvalidValue;
-    if (auto* s = static_cast<Stream*>(stream); s && s->graph)
+    auto* s = static_cast<Stream*>(stream);
+    if (!s) return run_grid(f, gx, gy, gz, bx, by, bz, params); // the legacy stream: run now
+    // Captured or queued: the arguments' values are copied now; the caller's may be gone when it runs.
+    unsigned sizes[64];
+    int count = f->params ? f->params(sizes, 64) : -1;
+    if (count < 0 || count > 64)
     {
-        // Captured: the arguments' values are copied now; the caller's may be gone at the replay.
-        unsigned sizes[64];
-        int count = f->params ? f->params(sizes, 64) : -1;
-        if (count < 0 || count > 64) return s->invalidated = true, CaptureUnsupported;
-        Node node{f, {gx, gy, gz}, {bx, by, bz}, shared, {}, 0, 0, 0};
-        for (int i = 0; i < count; i++)
-        {
-            auto* value = static_cast<const char*>(params[i]);
-            node.args.emplace_back(value, value + sizes[i]);
-        }
+        if (s->graph) return s->invalidated = true, CaptureUnsupported;
+        std::lock_guard q(queues);
+        if (int ran = run(s, s->queued)) return ran; // no sizes to copy them by: run in order, now
+        return run_grid(f, gx, gy, gz, bx, by, bz, params);
+    }
+    Node node{f, {gx, gy, gz}, {bx, by, bz}, shared, {}, 0, 0, 0};
+    for (int i = 0; i < count; i++)
+    {
+        auto* value = static_cast<const char*>(params[i]);
+        node.args.emplace_back(value, value + sizes[i]);
+    }
+    if (s->graph)
+    {
         s->graph->nodes.push_back(std::move(node));
         return Success;
     }
-    return run_grid(f, gx, gy, gz, bx, by, bz, params);
+    std::lock_guard q(queues);
+    Op op;
+    op.kind = Op::Run;
+    op.node = std::move(node);
+    enqueue(s, std::move(op));
+    return Success;
 }
 
 int run_grid(Function* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, void** params)
@@ -679,26 +792,26 @@ EXPORT int cuGraphInstantiateWithFlags(void** exec, void* graph, unsigned long l
     return Success;
 }
 
-// Replays the nodes in the order captured; the first failing launch stops the replay with its error.
+// Queues the nodes, in the order captured (on the legacy stream: runs them now); the first failing
+// launch stops the replay with its error.
 EXPORT int cuGraphLaunch(void* exec, void* stream)
 {
     NEED_CONTEXT();
     auto* g = static_cast<Graph*>(exec);
     if (!g) return InvalidValue;
-    if (auto* s = static_cast<Stream*>(stream); s && s->graph) return s->invalidated = true, CaptureUnsupported;
-    for (auto& node : g->nodes)
+    auto* s = static_cast<Stream*>(stream);
+    if (s && s->graph) return s->invalidated = true, CaptureUnsupported;
+    if (!s)
     {
-        if (!node.function)
-        {
-            auto* p = reinterpret_cast<unsigned*>(node.destination);
-            for (size_t i = 0; i < node.count; i++) p[i] = node.value;
-            continue;
-        }
-        std::vector<void*> params;
-        for (auto& a : node.args) params.push_back(a.data());
-        if (int result = run_grid(node.function, node.grid[0], node.grid[1], node.grid[2], node.block[0], node.block[1], node.block[2], params.data()))
-            return result;
+        for (auto& node : g->nodes)
+            if (int result = run_node(node)) return result;
+        return Success;
     }
+    std::lock_guard q(queues);
+    Op op;
+    op.kind = Op::Replay;
+    op.nodes = g->nodes; // the executable graph may be destroyed before the replay runs
+    enqueue(s, std::move(op));
     return Success;
 }
 

@@ -46,6 +46,7 @@ internal static unsafe partial class Driver
     [LibraryImport(NativeLibraries.Driver)] public static partial int cuEventRecord(IntPtr evt, IntPtr stream);
     [LibraryImport(NativeLibraries.Driver)] public static partial int cuEventSynchronize(IntPtr evt);
     [LibraryImport(NativeLibraries.Driver)] public static partial int cuEventQuery(IntPtr evt);
+    [LibraryImport(NativeLibraries.Driver)] public static partial int cuStreamWaitEvent(IntPtr stream, IntPtr evt, uint flags);
     [LibraryImport(NativeLibraries.Driver)] public static partial int cuEventElapsedTime(out float milliseconds, IntPtr start, IntPtr end);
 
     [LibraryImport(NativeLibraries.Driver)] public static partial int cuModuleLoadData(out IntPtr module, void* image);

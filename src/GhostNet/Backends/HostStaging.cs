@@ -16,8 +16,19 @@ public abstract class HostStaging : IDisposable
     /// <summary>The bytes to fill (Destination's elements, 4 bytes each), free of any copy still reading them.</summary>
     public abstract Span<byte> Write();
 
-    /// <summary>Queues the copy of the bytes into <see cref="Destination"/>, after the work launched so far.</summary>
+    /// <summary>
+    /// Queues the copy of the bytes into <see cref="Destination"/>: after the work launched so far,
+    /// or, for an overlapped staging (<see cref="IBackend.CreateStaging"/>), beside it, after only
+    /// the work <see cref="Consumed"/> marked. The work launched after it sees the bytes either way.
+    /// </summary>
     public abstract void Start();
+
+    /// <summary>
+    /// Marks the work launched so far as the last to read <see cref="Destination"/> before the next
+    /// copy into it: an overlapped staging's next copy waits for that work and nothing else. Call it
+    /// after the launches that read each upload (nothing to do where copies are in order).
+    /// </summary>
+    public virtual void Consumed() { }
 
     public abstract void Dispose();
 }

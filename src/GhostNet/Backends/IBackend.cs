@@ -23,8 +23,13 @@ public interface IBackend : IDisposable
     void Synchronize();
     /// <summary>A copy of <paramref name="source"/> (a few words: contiguous, at most 4096) the host can read without waiting mid-step.</summary>
     HostReadback CreateReadback(in Tensor source);
-    /// <summary>Host memory <paramref name="destination"/> (contiguous) is uploaded from without the host waiting.</summary>
-    HostStaging CreateStaging(in Tensor destination);
+    /// <summary>
+    /// Host memory <paramref name="destination"/> (contiguous) is uploaded from without the host
+    /// waiting. <paramref name="overlapped"/>: the copies may run beside the work queued before them
+    /// (CUDA: on a copy stream), each after the work the last <see cref="HostStaging.Consumed"/>
+    /// marked; the caller marks it after every read of the destination.
+    /// </summary>
+    HostStaging CreateStaging(in Tensor destination, bool overlapped = false);
 
     /// <summary>
     /// ToTensor and Normalize of a batch uploaded as bytes: <paramref name="pixels"/> holds the N

@@ -41,7 +41,7 @@ public sealed class ProfilingBackend(IBackend inner, bool ownsInner = true) : IB
     public void Fill(in Tensor tensor, float value) { var t = Begin(); inner.Fill(tensor, value); End(OpFamily.Fill, t); }
     public void Synchronize() => inner.Synchronize();
     public HostReadback CreateReadback(in Tensor source) => new ProfiledReadback(this, inner.CreateReadback(source));
-    public HostStaging CreateStaging(in Tensor destination) => new ProfiledStaging(this, inner.CreateStaging(destination));
+    public HostStaging CreateStaging(in Tensor destination, bool overlapped = false) => new ProfiledStaging(this, inner.CreateStaging(destination, overlapped));
 
     /// <summary>Times the queued copy as a download (synchronised around it, as every call here is).</summary>
     private sealed class ProfiledReadback(ProfilingBackend profiler, HostReadback read) : HostReadback
@@ -68,6 +68,7 @@ public sealed class ProfilingBackend(IBackend inner, bool ownsInner = true) : IB
             staging.Start();
             profiler.End(OpFamily.Upload, t);
         }
+        public override void Consumed() => staging.Consumed();
         public override void Dispose() => staging.Dispose();
     }
 

@@ -67,7 +67,7 @@ public sealed unsafe partial class CpuBackend : IBackend
 
     public HostReadback CreateReadback(in Tensor source) => new CpuReadback(this, source);
 
-    public HostStaging CreateStaging(in Tensor destination)
+    public HostStaging CreateStaging(in Tensor destination, bool overlapped = false)
     {
         destination.RequireContiguous("staging");
         return new CpuStaging(this, destination);

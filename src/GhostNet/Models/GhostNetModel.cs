@@ -55,7 +55,7 @@ public sealed class GhostNetModel : IDisposable
         var pb = new PlanBuilder(new ParameterSet(), batch, withGradients);
         long input = (long)batch * config.InChannels * height * width;
         _ = new GhostNetwork(pb, config, new Tensor(new Storage("input", input), 0, batch, config.InChannels, height, width));
-        long pixels = (input + 3) / 4; // the batch's bytes as uploaded, four to an element (Plan.SetBatch of pixels)
+        long pixels = 2 * ((input + 3) / 4); // the batch's bytes as uploaded, four to an element, twice (Plan.SetBatch of pixels: the next batch lands beside)
         return 4 * (input + pixels + pb.Activations.Length * (withGradients ? 2 : 1) + 3L * batch + BatchTotals.Words);
     }
 

@@ -19,7 +19,7 @@ public sealed class Plan : IDisposable
     private readonly HostReadback?[] _totalsReads = new HostReadback?[2]; // a step's read lands while the next step's is queued
     private int _reads;
     private readonly StagedUpload?[] _uploads = new StagedUpload?[4]; // images, labels, step values, pixels: no upload makes the host wait
-    private readonly Tensor _pixels;
+    private readonly Tensor _pixels, _nextPixels; // pixel batches land in each in turn, the next one's copy beside the step on the other
     private readonly float[] _hostLosses;
     private readonly int[] _hostRanks;
     private readonly ulong _dropoutSeed;
@@ -37,6 +37,7 @@ public sealed class Plan : IDisposable
         Input = new Tensor(_input, _input.Reserve((long)batch * config.InChannels * height * width), batch, config.InChannels, height, width);
         long pixelWords = ((long)batch * config.InChannels * height * width + 3) / 4; // the batch's bytes, four to an element
         _pixels = new Tensor(_input, _input.Reserve(pixelWords), 1, 1, 1, checked((int)pixelWords));
+        _nextPixels = new Tensor(_input, _input.Reserve(pixelWords), 1, 1, 1, checked((int)pixelWords));
         var pb = new PlanBuilder(model.Parameters, batch, withGradients);
         _network = new GhostNetwork(pb, config, Input);
         Activations = pb.Activations;
@@ -60,7 +61,7 @@ public sealed class Plan : IDisposable
             _uploads[0] = new StagedUpload(model.Backend, Input);
             _uploads[1] = new StagedUpload(model.Backend, _labels);
             _uploads[2] = new StagedUpload(model.Backend, _stepValues);
-            _uploads[3] = new StagedUpload(model.Backend, _pixels);
+            _uploads[3] = new StagedUpload(model.Backend, _pixels, _nextPixels);
         }
         catch
         {
@@ -160,9 +161,10 @@ public sealed class Plan : IDisposable
     {
         CheckLabels(labels);
         if (pixels.Length != Input.Count) throw new ArgumentException($"{pixels.Length} pixel bytes for a batch of {Input} (HWC RGB bytes, one image after another)");
-        _uploads[3]!.Upload(pixels);
+        var landed = _uploads[3]!.Upload(pixels);
         _uploads[1]!.Upload(labels);
-        Backend.NormalizeImages(_pixels, Input, normalization);
+        Backend.NormalizeImages(landed, Input, normalization);
+        _uploads[3]!.Consumed(); // the next copy into these bytes waits for this read alone
     }
 
     /// <summary>

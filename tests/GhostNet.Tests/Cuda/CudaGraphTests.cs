@@ -107,6 +107,51 @@ public class CudaGraphTests
     }
 
     [Test]
+    public void Pixel_batches_uploaded_beside_the_work_reach_each_forward_whole()
+    {
+        // Pixel batches go up on the copy stream into two buffers in turn, beside the work queued
+        // before them. Four batches set with no host wait between, each input read back (queued,
+        // not waited for) after its normalisation: each must be its own batch, as the CPU
+        // normalises it. The emulator runs a stream's work only when it is waited for, so if the
+        // compute stream did not wait for the copy, normalize_images would read the bytes before
+        // they came.
+        GpuHarness.RequireGpu();
+        const int size = 32, batches = 4;
+        using var gpu = new CudaBackend(0);
+        using var model = new GhostNetModel(new GhostNetConfig(0.25f, 10, 0f), gpu, 4);
+        using var plan = model.Compile(1, size, size, withGradients: false);
+        var rng = new Random(21);
+        var data = Enumerable.Range(0, batches).Select(_ =>
+        {
+            var pixels = new byte[3 * size * size];
+            rng.NextBytes(pixels);
+            return pixels;
+        }).ToArray();
+        var reads = Enumerable.Range(0, batches).Select(_ => gpu.CreateReadback(plan.Input)).ToArray();
+        try
+        {
+            // (From the third batch on the host reuses page-locked bytes whose copy may still be queued,
+            // and waits for that copy alone: the trainer, one step behind, never does.)
+            for (int b = 0; b < batches; b++)
+            {
+                plan.SetBatch(data[b], [0], Normalization.ImageNet);
+                reads[b].Start();
+            }
+            for (int b = 0; b < batches; b++)
+            {
+                var expected = new float[3 * size * size];
+                Normalization.ImageNet.Normalize(data[b], expected, size, size);
+                var got = reads[b].Wait().ToArray().Select(BitConverter.Int32BitsToSingle).ToArray();
+                Assert.That(got, Is.EqualTo(expected), $"the input of batch {b}, bit for bit");
+            }
+        }
+        finally
+        {
+            foreach (var r in reads) r.Dispose();
+        }
+    }
+
+    [Test]
     public void A_replay_takes_the_learning_rate_and_the_seed_written_after_the_capture()
     {
         GpuHarness.RequireGpu();

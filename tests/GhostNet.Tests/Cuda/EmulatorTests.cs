@@ -67,13 +67,15 @@ public unsafe class EmulatorTests
         _backend?.Dispose();
     }
 
-    private int Launch(string kernel, uint threads, params ulong[] args)
+    private int Launch(string kernel, uint threads, params ulong[] args) => Launch(kernel, threads, IntPtr.Zero, args);
+
+    private int Launch(string kernel, uint threads, IntPtr stream, params ulong[] args)
     {
         void** pointers = stackalloc void*[args.Length];
         fixed (ulong* values = args)
         {
             for (int i = 0; i < args.Length; i++) pointers[i] = values + i;
-            return Driver.cuLaunchKernel(_module.Function(kernel), 1, 1, 1, threads, 1, 1, 0, IntPtr.Zero, pointers, null);
+            return Driver.cuLaunchKernel(_module.Function(kernel), 1, 1, 1, threads, 1, 1, 0, stream, pointers, null);
         }
     }
 
@@ -135,13 +137,13 @@ public unsafe class EmulatorTests
         Assert.That(Driver.cuEventRecord(before, stream), Is.Zero);
         Assert.That(Driver.cuMemcpyDtoHAsync((void*)host, device, 16, stream), Is.Zero);
         Assert.That(Driver.cuEventRecord(after, stream), Is.Zero);
-        GpuHarness.Write(device, [5f, 6f, 7f, 8f]); // the source changes after the copy was queued
         Assert.That(words.ToArray(), Has.All.EqualTo(-1f), "not waited for");
         Assert.That(Driver.cuEventSynchronize(before), Is.Zero);
         Assert.That(words.ToArray(), Has.All.EqualTo(-1f), "an event recorded before the copy does not wait for it");
         Assert.That(Driver.cuEventSynchronize(after), Is.Zero);
-        Assert.That(words.ToArray(), Is.EqualTo(new[] { 1f, 2f, 3f, 4f }), "the words as the stream left them when the copy was queued");
+        Assert.That(words.ToArray(), Is.EqualTo(new[] { 1f, 2f, 3f, 4f }), "landed at the wait");
         // Into pageable memory the copy is synchronous.
+        GpuHarness.Write(device, [5f, 6f, 7f, 8f]);
         var pageable = new float[4];
         fixed (float* p = pageable) Assert.That(Driver.cuMemcpyDtoHAsync(p, device, 16, stream), Is.Zero);
         Assert.That(pageable, Is.EqualTo(new[] { 5f, 6f, 7f, 8f }));
@@ -150,6 +152,34 @@ public unsafe class EmulatorTests
         Driver.cuEventDestroy(after);
         Driver.cuStreamDestroy(stream);
         Driver.cuMemFree(device);
+    }
+
+    [Test]
+    public void Work_on_a_stream_runs_when_waited_for_and_a_wait_for_another_streams_event_orders_it([Values] bool waits)
+    {
+        // A copy stream uploads, the compute stream launches a kernel that reads the upload. With
+        // cuStreamWaitEvent the kernel reads the new bytes; without it the kernel runs (at its
+        // stream's synchronisation) before the copy stream ran, as a GPU may run it, and reads the
+        // old ones: the missing wait gives a wrong result, not a lucky right one.
+        ulong x = Allocate(4), y = Allocate(4);
+        GpuHarness.Write(x, [1f, 1f, 1f, 1f]);
+        Assert.That(Driver.cuStreamCreate(out IntPtr compute, 1), Is.Zero);
+        Assert.That(Driver.cuStreamCreate(out IntPtr copy, 1), Is.Zero);
+        Assert.That(Driver.cuEventCreate(out IntPtr uploaded, 2), Is.Zero);
+        var fresh = new[] { 7f, 7f, 7f, 7f };
+        fixed (float* h = fresh) Assert.That(Driver.cuMemcpyHtoDAsync(x, h, 16, copy), Is.Zero);
+        Assert.That(Driver.cuEventRecord(uploaded, copy), Is.Zero);
+        if (waits) Assert.That(Driver.cuStreamWaitEvent(compute, uploaded, 0), Is.Zero);
+        Assert.That(Launch("copy", 32, compute, x, y, 4), Is.Zero);
+        Assert.That(GpuHarness.Read(y, 4), Has.All.NaN, "the launch is queued until its stream is waited for");
+        Assert.That(Driver.cuStreamSynchronize(compute), Is.Zero);
+        Assert.That(GpuHarness.Read(y, 4), Has.All.EqualTo(waits ? 7f : 1f));
+        Driver.cuStreamSynchronize(copy);
+        Driver.cuEventDestroy(uploaded);
+        Driver.cuStreamDestroy(copy);
+        Driver.cuStreamDestroy(compute);
+        Driver.cuMemFree(x);
+        Driver.cuMemFree(y);
     }
 
     [TestCase(false)]
@@ -166,10 +196,15 @@ public unsafe class EmulatorTests
         words.Fill(1f);
         Assert.That(Driver.cuMemcpyHtoDAsync(device, (void*)host, 16, stream), Is.Zero);
         Assert.That(Driver.cuEventRecord(copied, stream), Is.Zero);
-        Assert.That(GpuHarness.Read(device, 4), Has.All.EqualTo(1f), "launches after the copy see its bytes");
-        if (waitFirst) Assert.That(Driver.cuEventQuery(copied), Is.Zero);
+        Assert.That(GpuHarness.Read(device, 4), Has.All.NaN, "queued, not run: nothing waited for it");
+        if (waitFirst)
+        {
+            Assert.That(Driver.cuEventQuery(copied), Is.EqualTo(600), "CUDA_ERROR_NOT_READY: the copy is still queued");
+            Assert.That(Driver.cuEventQuery(copied), Is.Zero, "asked again, the emulator runs it");
+        }
         words.Fill(2f);
         Assert.That(Driver.cuEventSynchronize(copied), Is.EqualTo(waitFirst ? 0 : 401), "CUDA_ERROR_ILLEGAL_STATE for the race");
+        Assert.That(GpuHarness.Read(device, 4), Has.All.EqualTo(waitFirst ? 1f : 2f), "the bytes the host memory held when the copy ran");
         Driver.cuMemFreeHost(host);
         Driver.cuEventDestroy(copied);
         Driver.cuStreamDestroy(stream);
