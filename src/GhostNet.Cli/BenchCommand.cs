@@ -287,7 +287,7 @@ internal static class BenchCommand
         warmup = Math.Max(warmup, 1); // the first report closes no interval
         int batches = warmup + steps + 1;
         var schedule = new LrSchedule(new LrScheduleOptions(LrScheduleKind.Cosine, 1e-4f, 1), batches);
-        var trainer = new Trainer(plan, sgd, schedule, note: Console.WriteLine);
+        var trainer = new Trainer(plan, sgd, schedule, note: Console.Error.WriteLine); // not between the table's rows
         var cuda = backend as CudaBackend;
         var reports = new List<(long Ticks, long Waits, double WaitSeconds)>();
         trainer.TrainEpoch(new RepeatedBatch(RandomBatch(batch, size), batches), new TrainingState(),
@@ -308,7 +308,7 @@ internal static class BenchCommand
     private static StepTime TimeInference(GhostNetModel model, IBackend backend, int batch, int size, int steps, int warmup)
     {
         using var plan = model.Compile(batch, size, size, withGradients: false);
-        plan.Note = Console.WriteLine;
+        plan.Note = Console.Error.WriteLine; // not between the table's rows
         plan.SetBatch(RandomBatch(batch, size));
         for (int i = 0; i < warmup; i++) plan.Forward(false);
         var cuda = backend as CudaBackend;

@@ -62,7 +62,30 @@ public sealed partial class CudaBackend : ICapturingBackend
             whyNot = $"cuGraphInstantiateWithFlags failed ({CuResultNames.Of(instantiated)})";
             return null;
         }
-        return new CudaGraph(this, exec, launches, _memoryMoves);
+        return new CudaGraph(this, exec, launches, _memoryMoves, Settings());
+    }
+
+    /// <summary>
+    /// What decides which kernels a call launches, with which arguments: a graph captured under
+    /// other settings replays the old kernels, so it is stale (<see cref="CudaGraph.IsCurrent"/>).
+    /// </summary>
+    private (GemmPrecision, int, bool, LaunchRecorder?) Settings()
+    {
+        int bits = 0, bit = 0;
+        void Add(bool flag) => bits |= (flag ? 1 : 0) << bit++;
+        Add(FuseGemmBatchNorm);
+        Add(GemmBatchNormStatistics);
+        Add(GateInGemm);
+        Add(FuseDepthwiseBatchNorm);
+        Add(ApplyBatchNormInDepthwise);
+        Add(ReduceBatchNormInDepthwise);
+        Add(DepthwiseBackwardInOnePass);
+        Add(FuseSqueezeExciteGradient);
+        Add(SumSplitKInGemm);
+        Add(ActivationInGemm);
+        Add(ActivationGradientInBiasSum);
+        Add(ResidualInBatchNorm);
+        return (Precision, bits, _issue, Recorder);
     }
 
     private int EndCapture(out IntPtr graph)
@@ -89,19 +112,21 @@ public sealed partial class CudaBackend : ICapturingBackend
     {
         private readonly CudaBackend _backend;
         private readonly long _memoryMoves;
+        private readonly (GemmPrecision, int, bool, LaunchRecorder?) _settings;
         private IntPtr _exec;
 
-        internal CudaGraph(CudaBackend backend, IntPtr exec, int launches, long memoryMoves) =>
-            (_backend, _exec, Launches, _memoryMoves) = (backend, exec, launches, memoryMoves);
+        internal CudaGraph(CudaBackend backend, IntPtr exec, int launches, long memoryMoves, (GemmPrecision, int, bool, LaunchRecorder?) settings) =>
+            (_backend, _exec, Launches, _memoryMoves, _settings) = (backend, exec, launches, memoryMoves, settings);
 
         public int Launches { get; }
 
-        public bool IsCurrent => _memoryMoves == _backend._memoryMoves;
+        /// <summary>False once the backend moved a workspace the graph uses, or changed a setting that picks its kernels.</summary>
+        public bool IsCurrent => _memoryMoves == _backend._memoryMoves && _settings == _backend.Settings();
 
         public void Replay()
         {
             ObjectDisposedException.ThrowIf(_exec == IntPtr.Zero, this);
-            if (!IsCurrent) throw new InvalidOperationException("the graph uses a workspace the backend has since moved: capture it again");
+            if (!IsCurrent) throw new InvalidOperationException("the graph uses a workspace the backend has since moved, or kernels its settings no longer pick: capture it again");
             _backend.RefuseInCapture("a graph replay");
             _backend.MakeCurrent();
             CudaException.Check(Driver.cuGraphLaunch(_exec, _backend._stream), "cuGraphLaunch", $"({Launches} launches)");
@@ -112,7 +137,7 @@ public sealed partial class CudaBackend : ICapturingBackend
         public void Dispose()
         {
             if (_exec == IntPtr.Zero) return;
-            _backend.MakeCurrent();
+            _backend.TryMakeCurrent();
             Driver.cuGraphExecDestroy(_exec);
             _exec = IntPtr.Zero;
         }

@@ -66,7 +66,7 @@ public sealed unsafe partial class CudaBackend
         public override void Dispose()
         {
             if (_host == IntPtr.Zero) return;
-            _backend.MakeCurrent();
+            _backend.TryMakeCurrent();
             Driver.cuEventDestroy(_event);
             Driver.cuMemFreeHost(_host);
             _host = IntPtr.Zero;
@@ -176,12 +176,12 @@ public sealed unsafe partial class CudaBackend
         {
             if (_consumed != IntPtr.Zero)
             {
-                backend.MakeCurrent();
+                backend.TryMakeCurrent();
                 Driver.cuEventDestroy(_consumed);
                 _consumed = IntPtr.Zero;
             }
             if (_host == IntPtr.Zero) return;
-            backend.MakeCurrent();
+            backend.TryMakeCurrent();
             Driver.cuEventDestroy(_event);
             Driver.cuMemFreeHost(_host);
             _host = IntPtr.Zero;

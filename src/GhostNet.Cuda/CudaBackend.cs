@@ -119,6 +119,16 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (current != _context) CudaException.Check(Driver.cuCtxSetCurrent(_context), "cuCtxSetCurrent");
     }
 
+    /// <summary>
+    /// <see cref="MakeCurrent"/> for disposal, which must not throw: where the context is gone (an
+    /// application destroyed it first) the frees after it fail quietly, as they would anyway.
+    /// </summary>
+    internal void TryMakeCurrent()
+    {
+        if (_unbacked) return;
+        if (Driver.cuCtxGetCurrent(out IntPtr current) == Driver.Success && current != _context) Driver.cuCtxSetCurrent(_context);
+    }
+
     private void LoadKernels(KernelCache cache)
     {
         string arch = Device.Architecture;
@@ -364,7 +374,7 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public void Dispose()
     {
-        MakeCurrent(); // a host application may dispose from another thread than it made the backend on
+        TryMakeCurrent(); // a host application may dispose from another thread than it made the backend on
         _workspace?.Dispose();
         _partials?.Dispose();
         _counters?.Dispose();

@@ -11,14 +11,12 @@ namespace GhostNet.Cuda;
 internal sealed class CudaBuffer : DeviceBuffer
 {
     private ulong _pointer;
-    private readonly bool _unbacked;
     private readonly CudaBackend? _backend; // whose context a free needs current; null: not ours to free
 
     /// <summary>An address range without memory, or (<paramref name="borrowed"/>) memory its owner frees.</summary>
     public CudaBuffer(long length, ulong address, bool borrowed = false) : base(length)
     {
-        _pointer = address;
-        _unbacked = !borrowed;
+        _pointer = address; // nothing to free either way: _backend stays null
     }
 
     public CudaBuffer(long length, CudaBackend backend) : base(length)
@@ -45,7 +43,7 @@ internal sealed class CudaBuffer : DeviceBuffer
         if (_pointer == 0) return;
         if (_backend is not null)
         {
-            _backend.MakeCurrent();
+            _backend.TryMakeCurrent();
             Driver.cuMemFree(_pointer);
         }
         _pointer = 0;

@@ -116,6 +116,7 @@ struct Op
     std::vector<char> bytes;
     size_t count = 0;
     Stream* stream = nullptr;
+    uint64_t stream_id = 0; // the stream's number: its address may be reused once it is destroyed
     uint64_t upto = 0;
 };
 // A stream is a capture state: not capturing (graph null), capturing, or capturing but invalidated
@@ -127,6 +128,7 @@ struct Stream
     bool invalidated = false;
     std::deque<Op> pending;
     uint64_t queued = 0, done = 0;
+    uint64_t id = 0; // unique for the process: events and waits name a stream by it
 };
 // An event is the time it was recorded and the op number its stream had queued then; `asked`
 // once cuEventQuery has found it pending (the next query runs the work, so a host that polls
@@ -135,6 +137,7 @@ struct Event
 {
     double ms = 0;
     Stream* stream = nullptr;
+    uint64_t stream_id = 0;
     uint64_t queued = 0;
     bool asked = false;
 };
@@ -144,6 +147,10 @@ std::mutex lock;
 // Every stream's queue and the stream list, and the running of queued work: taken before `lock`
 // (run_grid takes that), recursive because a wait runs another stream's work.
 std::recursive_mutex queues;
+uint64_t next_stream_id = 1;
+// An error of work a free ran (cuMemFree and the like wait for the device but report nothing):
+// kept for the next wait to return, as a GPU's error stays until someone synchronises.
+int deferred_error = Success;
 std::map<uint64_t, Allocation> allocations;
 std::map<const char*, size_t> pinned; // cuMemAllocHost's blocks: start -> bytes
 std::vector<Stream*> streams;
@@ -256,7 +263,18 @@ EXPORT int cuCtxSetCurrent(void* context) { return current_context = context, Su
 EXPORT int cuCtxGetCurrent(void** context) { return *context = current_context, Success; }
 int run_grid(Function* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, void** params);
 
-bool alive(Stream* s) { return s && std::find(streams.begin(), streams.end(), s) != streams.end(); }
+bool alive(Stream* s, uint64_t id) { return s && std::find(streams.begin(), streams.end(), s) != streams.end() && s->id == id; }
+
+// A wait's result: its own error, else one a free's run left.
+int reported(int result)
+{
+    if (result == Success && deferred_error != Success) result = deferred_error;
+    deferred_error = Success;
+    return result;
+}
+
+// Runs every stream's work for a call that waits for the device but reports no kernel's error.
+void run_all_for_free();
 
 // A graph node: a launch with its copied arguments, or a memset.
 int run_node(const Node& node)
@@ -297,7 +315,7 @@ int execute(Op& op)
                         "(wait for the copy, an event after it, or its stream first)\n", op.bytes.size(), static_cast<const void*>(op.from));
         return IllegalState;
     case Op::DtoH: memcpy(op.host, reinterpret_cast<const void*>(op.device), op.count); return Success;
-    case Op::Wait: return alive(op.stream) ? run(op.stream, op.upto) : Success;
+    case Op::Wait: return alive(op.stream, op.stream_id) ? run(op.stream, op.upto) : Success;
     }
     return Success;
 }
@@ -325,6 +343,11 @@ int run_all()
     return result;
 }
 
+void run_all_for_free()
+{
+    if (int r = run_all(); r != Success && deferred_error == Success) deferred_error = r;
+}
+
 void enqueue(Stream* s, Op op)
 {
     s->pending.push_back(std::move(op));
@@ -336,7 +359,7 @@ EXPORT int cuCtxSynchronize()
     NEED_CONTEXT();
     if (capturing_streams > 0) return CaptureUnsupported;
     std::lock_guard q(queues);
-    return run_all();
+    return reported(run_all());
 }
 
 EXPORT int cuMemGetInfo_v2(size_t* free, size_t* total)
@@ -414,7 +437,7 @@ EXPORT int cuMemFree_v2(uint64_t pointer)
 {
     NEED_CONTEXT();
     std::lock_guard q(queues);
-    run_all(); // the driver's free waits for the device's work, which may still use the memory
+    run_all_for_free(); // the driver's free waits for the device's work, which may still use the memory
     std::lock_guard g(lock);
     auto it = allocations.find(pointer);
     if (it == allocations.end()) return InvalidValue;
@@ -468,7 +491,7 @@ EXPORT int cuMemFreeHost(void* pointer)
     auto* p = static_cast<char*>(pointer);
     {
         std::lock_guard q(queues);
-        run_all(); // as cuMemFree: the copies still queued to or from it run first
+        run_all_for_free(); // as cuMemFree: the copies still queued to or from it run first
         std::lock_guard g(lock);
         auto it = pinned.find(p);
         if (it == pinned.end()) return InvalidValue;
@@ -525,7 +548,7 @@ EXPORT int cuMemcpyDtoHAsync_v2(void* destination, uint64_t source, size_t bytes
         enqueue(s, std::move(op));
         return Success;
     }
-    int ran = run(s, s->queued);
+    int ran = reported(run(s, s->queued));
     memcpy(destination, reinterpret_cast<const void*>(source), bytes);
     return ran;
 }
@@ -556,6 +579,7 @@ EXPORT int cuStreamCreate(void** stream, unsigned)
     NEED_CONTEXT();
     auto* s = new Stream;
     std::lock_guard q(queues);
+    s->id = next_stream_id++;
     streams.push_back(s);
     return *stream = s, Success;
 }
@@ -567,7 +591,7 @@ EXPORT int cuStreamDestroy_v2(void* stream)
     if (s->graph) delete s->graph, capturing_streams--;
     {
         std::lock_guard q(queues);
-        run(s, s->queued); // the driver finishes a destroyed stream's work (an error found now has no call to fail)
+        if (int r = run(s, s->queued); r != Success && deferred_error == Success) deferred_error = r; // the driver finishes a destroyed stream's work
         streams.erase(std::remove(streams.begin(), streams.end(), s), streams.end());
     }
     return delete s, Success;
@@ -579,7 +603,7 @@ EXPORT int cuStreamSynchronize(void* stream)
     if (auto* s = static_cast<Stream*>(stream))
     {
         std::lock_guard q(queues);
-        return run(s, s->queued);
+        return reported(run(s, s->queued));
     }
     return cuCtxSynchronize(); // the legacy stream waits for every stream
 }
@@ -592,7 +616,7 @@ EXPORT int cuEventRecord(void* event, void* stream)
     auto* e = static_cast<Event*>(event);
     auto* s = static_cast<Stream*>(stream);
     std::lock_guard q(queues);
-    *e = {now_ms(), s, s ? s->queued : 0, false};
+    *e = {now_ms(), s, s ? s->id : 0, s ? s->queued : 0, false};
     return Success;
 }
 EXPORT int cuEventSynchronize(void* event)
@@ -600,7 +624,7 @@ EXPORT int cuEventSynchronize(void* event)
     NEED_CONTEXT();
     auto* e = static_cast<Event*>(event);
     std::lock_guard q(queues);
-    return alive(e->stream) ? run(e->stream, e->queued) : Success;
+    return reported(alive(e->stream, e->stream_id) ? run(e->stream, e->queued) : Success);
 }
 // Pending work is reported as CUDA_ERROR_NOT_READY the first time an event is asked about, as a
 // GPU still busy with it would; asked again, the emulator runs it (it runs nothing on its own).
@@ -609,9 +633,9 @@ EXPORT int cuEventQuery(void* event)
     NEED_CONTEXT();
     auto* e = static_cast<Event*>(event);
     std::lock_guard q(queues);
-    if (!alive(e->stream) || e->stream->done >= e->queued) return Success;
+    if (!alive(e->stream, e->stream_id) || e->stream->done >= e->queued) return reported(Success);
     if (!e->asked) return e->asked = true, NotReady;
-    return run(e->stream, e->queued);
+    return reported(run(e->stream, e->queued));
 }
 // The stream's later work waits until the event's stream has run what it had queued when the
 // event was recorded (the event may be recorded again or destroyed meanwhile: the point is kept).
@@ -622,11 +646,11 @@ EXPORT int cuStreamWaitEvent(void* stream, void* event, unsigned)
     auto* e = static_cast<Event*>(event);
     auto* s = static_cast<Stream*>(stream);
     std::lock_guard q(queues);
-    if (!alive(e->stream) || e->stream == s) return Success;
-    if (!s) return run(e->stream, e->queued);
+    if (!alive(e->stream, e->stream_id) || e->stream == s) return Success;
+    if (!s) return reported(run(e->stream, e->queued));
     Op op;
     op.kind = Op::Wait;
-    op.stream = e->stream, op.upto = e->queued;
+    op.stream = e->stream, op.stream_id = e->stream_id, op.upto = e->queued;
     enqueue(s, std::move(op));
     return Success;
 }
@@ -675,7 +699,7 @@ EXPORT int cuModuleUnload(void* module)
     if (!m) return InvalidHandle;
     {
         std::lock_guard q(queues);
-        run_all(); // queued launches of its kernels run first
+        run_all_for_free(); // queued launches of its kernels run first
     }
     dlclose(m->handle);
     delete m;

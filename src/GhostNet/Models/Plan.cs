@@ -114,7 +114,7 @@ public sealed class Plan : IDisposable
     /// <summary>The launches a replayed eval forward makes, or 0 while it is not captured.</summary>
     public int ForwardGraphLaunches => _evalForward?.Launches ?? 0;
 
-    /// <summary>Told once why eval forwards run call by call (set it before the first forward).</summary>
+    /// <summary>Told once why eval forwards run call by call (set it before the first forward and before <see cref="CaptureForward"/>).</summary>
     public Action<string>? Note { get; set; }
 
     private ReplayedCalls EvalForward => _evalForward ??= new ReplayedCalls(Backend, State, () => ForwardCalls(training: false), "eval forwards", Note);

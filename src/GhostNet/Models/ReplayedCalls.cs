@@ -16,8 +16,18 @@ internal sealed class ReplayedCalls(IBackend backend, ParameterSet state, Action
     private bool _warm; // the calls ran call by call since the graph was last made or went stale
     private bool _disposed; // its plan freed it, or a later trainer on the plan replaced it
 
-    /// <summary>Whether the calls may be captured at all; false runs them call by call always.</summary>
-    public bool Enabled { get; set; } = true;
+    /// <summary>Whether the calls may be captured at all; false drops the graph and runs them call by call from then on.</summary>
+    public bool Enabled
+    {
+        get => _enabled;
+        set
+        {
+            if (!value) Drop();
+            _enabled = value;
+        }
+    }
+
+    private bool _enabled = true;
 
     /// <summary>Why the calls run call by call on a backend that captures (the capture failed), or null.</summary>
     public string? NotCapturedBecause { get; private set; }

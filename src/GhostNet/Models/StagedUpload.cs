@@ -35,7 +35,7 @@ internal sealed class StagedUpload : IDisposable
     /// <summary>Queues the copy of <paramref name="values"/>; returns the tensor they land in.</summary>
     public Tensor Upload<T>(ReadOnlySpan<T> values) where T : unmanaged
     {
-        var slot = _slots[_uploads++ & 1];
+        var slot = _slots[_uploads & 1];
         var destination = slot.Destination;
         // Bytes fill the destination's elements but the last, which may be partly padding.
         var bytes = MemoryMarshal.AsBytes(values);
@@ -43,6 +43,7 @@ internal sealed class StagedUpload : IDisposable
         if (bytes.Length > room || bytes.Length <= room - 4) throw new ArgumentException($"upload of {bytes.Length} bytes into {destination} ({room} bytes)");
         bytes.CopyTo(slot.Write());
         slot.Start();
+        _uploads++; // a refused upload leaves the turn where it was
         return destination;
     }
 

@@ -107,12 +107,41 @@ public class CudaGraphTests
     }
 
     [Test]
+    public void A_graph_is_dropped_when_capture_is_turned_off_or_the_backend_picks_other_kernels()
+    {
+        GpuHarness.RequireGpu();
+        const int batch = 2, size = 32;
+        using var gpu = new CudaBackend(0);
+        using var model = new GhostNetModel(new GhostNetConfig(0.25f, 10, 0f), gpu, 2);
+        using var plan = model.Compile(batch, size, size, withGradients: false);
+        var (pixels, labels) = RandomPixels(new Random(3), batch, size);
+        long Replays(int forwards)
+        {
+            long before = gpu.GraphReplays;
+            for (int i = 0; i < forwards; i++)
+            {
+                plan.SetBatch(pixels, labels, Normalization.ImageNet);
+                plan.Forward(training: false);
+            }
+            return gpu.GraphReplays - before;
+        }
+        Assert.That(Replays(3), Is.EqualTo(2), "call by call, then captured and replayed");
+        // Another GEMM kernel: the graph holds the old one, so it is stale and made again.
+        gpu.FuseGemmBatchNorm = false;
+        Assert.That(Replays(1), Is.Zero, "a stale graph is not replayed");
+        Assert.That(Replays(2), Is.EqualTo(2), "captured again under the new setting, and replayed");
+        plan.CaptureForward = false;
+        Assert.That(plan.ForwardGraphLaunches, Is.Zero, "turning capture off drops the graph");
+        Assert.That(Replays(3), Is.Zero);
+    }
+
+    [Test]
     public void Pixel_batches_uploaded_beside_the_work_reach_each_forward_whole()
     {
         // Pixel batches go up on the copy stream into two buffers in turn, beside the work queued
-        // before them. Four batches set with no host wait between, each input read back (queued,
+        // before them. Six batches set with no host wait between, each input read back (queued,
         // not waited for) after its normalisation: each must be its own batch, as the CPU
-        // normalises it. The emulator runs a stream's work only when it is waited for, so if the
+        // normalises it. The emulator runs a stream's work only when it is waited for: if the
         // compute stream did not wait for the copy, normalize_images would read the bytes before
         // they came.
         GpuHarness.RequireGpu();
@@ -148,6 +177,54 @@ public class CudaGraphTests
         finally
         {
             foreach (var r in reads) r.Dispose();
+        }
+    }
+
+    [Test]
+    public void An_overlapped_copy_waits_for_the_last_reader_of_its_destination()
+    {
+        // One overlapped staging, three uploads into one destination, each read by a launch and
+        // marked Consumed, with no host wait but the staging's own (before reusing its bytes, the
+        // host waits for the last copy from them: that runs the copy stream). If a copy did not
+        // wait for the last reader's mark, the emulator would run the second copy, at the third
+        // Write, before the first read, which would then normalise the second batch's bytes.
+        GpuHarness.RequireGpu();
+        const int size = 8, uploads = 3;
+        using var gpu = new CudaBackend(0);
+        var storage = new Storage("overlapped_staging");
+        var pixels = new Tensor(storage, storage.Reserve(3 * size * size / 4), 1, 1, 1, 3 * size * size / 4);
+        var outputs = Enumerable.Range(0, uploads).Select(_ => new Tensor(storage, storage.Reserve(3 * size * size), 1, 3, size, size)).ToArray();
+        storage.Bind(gpu);
+        var rng = new Random(5);
+        var data = Enumerable.Range(0, uploads).Select(_ =>
+        {
+            var bytes = new byte[3 * size * size];
+            rng.NextBytes(bytes);
+            return bytes;
+        }).ToArray();
+        using var staging = gpu.CreateStaging(pixels, overlapped: true);
+        var reads = outputs.Select(o => gpu.CreateReadback(o)).ToArray();
+        try
+        {
+            for (int u = 0; u < uploads; u++)
+            {
+                data[u].CopyTo(staging.Write());
+                staging.Start();
+                gpu.NormalizeImages(pixels, outputs[u], Normalization.ImageNet);
+                staging.Consumed();
+                reads[u].Start();
+            }
+            for (int u = 0; u < uploads; u++)
+            {
+                var expected = new float[3 * size * size];
+                Normalization.ImageNet.Normalize(data[u], expected, size, size);
+                Assert.That(reads[u].Wait().ToArray().Select(BitConverter.Int32BitsToSingle).ToArray(), Is.EqualTo(expected), $"the read of upload {u}");
+            }
+        }
+        finally
+        {
+            foreach (var r in reads) r.Dispose();
+            storage.Release();
         }
     }
 

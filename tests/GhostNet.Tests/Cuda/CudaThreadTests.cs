@@ -28,6 +28,71 @@ public class CudaThreadTests
         Assert.That(here.Losses.Distinct().Count(), Is.EqualTo(Steps), "the steps train");
     }
 
+    [Test]
+    public void Each_entry_point_alone_on_a_new_thread_finds_the_context_current()
+    {
+        // The run above makes groups of calls per thread, where the first call of a group could
+        // make the context current for the rest: here each call that reaches the driver is the
+        // only one on its thread.
+        GpuHarness.RequireGpu();
+        CudaBackend gpu = null!;
+        OnNewThread(() => gpu = new CudaBackend(0));
+        var storage = new Storage("thread_entries");
+        var x = new Tensor(storage, storage.Reserve(64), 1, 64, 1, 1);
+        var y = new Tensor(storage, storage.Reserve(64), 1, 64, 1, 1);
+        var pixels = new Tensor(storage, storage.Reserve(48), 1, 1, 1, 48);
+        var image = new Tensor(storage, storage.Reserve(192), 1, 3, 8, 8);
+        HostReadback read = null!;
+        HostStaging staging = null!, overlapped = null!;
+        ICapturedCalls? graph = null;
+        var values = new float[64];
+        var steps = new (string Name, Action Call)[]
+        {
+            ("bind (allocate)", () => storage.Bind(gpu)),
+            ("upload", () => gpu.Upload(Enumerable.Range(0, 64).Select(i => (float)i).ToArray(), x)),
+            ("launch", () => gpu.Relu(x, y)),
+            ("download", () => gpu.Download(y, values)),
+            ("synchronize", gpu.Synchronize),
+            ("readback made", () => read = gpu.CreateReadback(y)),
+            ("readback started", () => read.Start()),
+            ("readback waited for", () => Assert.That(read.Wait()[5], Is.EqualTo(BitConverter.SingleToInt32Bits(5f)))),
+            ("staging made", () => staging = gpu.CreateStaging(x)),
+            ("staging written", () => staging.Write().Fill(0)),
+            ("staging started", () => staging.Start()),
+            ("staging written again", () => staging.Write().Fill(0)),
+            ("overlapped staging made", () => overlapped = gpu.CreateStaging(pixels, overlapped: true)),
+            ("overlapped staging written", () => overlapped.Write().Fill(7)),
+            ("overlapped staging started", () => overlapped.Start()),
+            ("normalised", () => gpu.NormalizeImages(pixels, image, Normalization.ImageNet)),
+            ("overlapped staging consumed", () => overlapped.Consumed()),
+            ("overlapped staging written again", () => overlapped.Write().Fill(9)),
+            ("overlapped staging started again", () => overlapped.Start()),
+            ("captured", () => graph = gpu.Capture(() => gpu.Relu(y, x), out _)),
+            ("replayed", () => graph!.Replay()),
+            ("synchronized after the replay", gpu.Synchronize),
+            ("graph disposed", () => graph!.Dispose()),
+            ("readback disposed", () => read.Dispose()),
+            ("stagings disposed", () =>
+            {
+                staging.Dispose();
+                overlapped.Dispose();
+            }),
+            ("storage released (free)", storage.Release),
+            ("backend disposed", gpu.Dispose),
+        };
+        foreach (var (name, call) in steps)
+            try
+            {
+                OnNewThread(call);
+            }
+            catch (AssertionException e)
+            {
+                Assert.Fail($"{name}: {e.Message}");
+            }
+        Assert.That(values[5], Is.EqualTo(5f));
+        Assert.That(graph, Is.Not.Null);
+    }
+
     /// <summary>Runs <paramref name="work"/> on a new thread, one the backend has never seen, and waits for it.</summary>
     private static void OnNewThread(Action work)
     {
@@ -68,7 +133,7 @@ public class CudaThreadTests
             on(() => train = model.Compile(Batch, Size, Size));
             on(() => eval = model.Compile(Batch, Size, Size, withGradients: false));
             var schedule = new LrSchedule(new LrScheduleOptions(LrScheduleKind.Cosine, 0.1f, Steps), 1); // an epoch of one batch a step
-            trainer = new Trainer(train, new SgdOptimizer(model.Parameters, gpu, new SgdOptions(0.9f)), schedule);
+            on(() => trainer = new Trainer(train, new SgdOptimizer(model.Parameters, gpu, new SgdOptions(0.9f)), schedule));
             var state = new TrainingState();
             for (int s = 0; s < Steps; s++)
             {

@@ -182,6 +182,21 @@ public unsafe class EmulatorTests
         Driver.cuMemFree(y);
     }
 
+    [Test]
+    public void A_kernel_error_that_a_free_ran_is_returned_by_the_next_wait()
+    {
+        // cuMemFree waits for the device, so it runs the queued work, but reports no kernel's
+        // error: a GPU's error stays until the host synchronises, and so does the emulator's.
+        ulong p = Allocate(1000), other = Allocate(4);
+        Assert.That(Driver.cuStreamCreate(out IntPtr stream, 1), Is.Zero);
+        Assert.That(Launch("write_at", 32, stream, p, 1000 + 16), Is.Zero, "queued: nothing has run yet");
+        Assert.That(Driver.cuMemFree(other), Is.Zero, "the free itself succeeds");
+        Assert.That(Driver.cuStreamSynchronize(stream), Is.EqualTo(700), "CUDA_ERROR_ILLEGAL_ADDRESS, from the launch the free ran");
+        Assert.That(Driver.cuStreamSynchronize(stream), Is.Zero, "reported once");
+        Driver.cuStreamDestroy(stream);
+        Driver.cuMemFree(p);
+    }
+
     [TestCase(false)]
     [TestCase(true)]
     public void A_host_write_to_page_locked_memory_a_queued_copy_reads_is_reported(bool waitFirst)
