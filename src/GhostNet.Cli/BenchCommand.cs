@@ -43,13 +43,14 @@ internal static class BenchCommand
                           $" (default: the CUDA device's own if known, else {GpuFigures.H200.Key})",
         };
         var precision = Devices.PrecisionOption();
+        var noGraphs = Devices.NoGraphsOption();
         var json = new Option<string?>("--json")
         {
             Description = "Also write the timed rows to this JSON file (replaced atomically), for the GPU check's results.json and `ghostcuda report`",
         };
         var command = new Command("bench", "Time GhostNet training steps and inference on a device.");
         arch.AddTo(command);
-        foreach (var o in new Option[] { device, size, train, infer, steps, warmup, threads, profile, profileOnly, profileBatch, profileGpu, precision, json }) command.Options.Add(o);
+        foreach (var o in new Option[] { device, size, train, infer, steps, warmup, threads, profile, profileOnly, profileBatch, profileGpu, precision, json, noGraphs }) command.Options.Add(o);
         command.SetAction(r =>
         {
             var config = arch.Config(r, 1000, 0.2f);
@@ -95,8 +96,9 @@ internal static class BenchCommand
             Console.WriteLine($"| mode | batch | ms per step | images/s | host waits per step | host ms per step |");
             Console.WriteLine($"|---|---:|---:|---:|---:|---:|");
             var rows = new List<BenchRow>();
-            foreach (int b in trainBatches) rows.Add(Row("train", b, TimeTraining(model, backend, b, s, n, w)));
-            foreach (int b in inferBatches) rows.Add(Row("inference", b, TimeInference(model, backend, b, s, n, w)));
+            bool graphs = !r.GetValue(noGraphs);
+            foreach (int b in trainBatches) rows.Add(Row("train", b, TimeTraining(model, backend, b, s, n, w, graphs)));
+            foreach (int b in inferBatches) rows.Add(Row("inference", b, TimeInference(model, backend, b, s, n, w, graphs)));
             if (r.GetValue(json) is { } jsonPath)
                 BenchRuns.Write(jsonPath, new BenchRun(backend.Name, config.Width, s, backend is CudaBackend ? gemm.ToString().ToLowerInvariant() : "fp32", n, w, rows));
             if (profiling)
@@ -280,14 +282,14 @@ internal static class BenchCommand
     /// come one per step once the pipeline is full. One step more than timed is run: the last
     /// report follows the one before it with no step launched between.
     /// </summary>
-    private static StepTime TimeTraining(GhostNetModel model, IBackend backend, int batch, int size, int steps, int warmup)
+    private static StepTime TimeTraining(GhostNetModel model, IBackend backend, int batch, int size, int steps, int warmup, bool graphs)
     {
         using var plan = model.Compile(batch, size, size, withGradients: true);
         var sgd = new SgdOptimizer(model.Parameters, backend, new SgdOptions());
         warmup = Math.Max(warmup, 1); // the first report closes no interval
         int batches = warmup + steps + 1;
         var schedule = new LrSchedule(new LrScheduleOptions(LrScheduleKind.Cosine, 1e-4f, 1), batches);
-        var trainer = new Trainer(plan, sgd, schedule, note: Console.Error.WriteLine); // not between the table's rows
+        var trainer = new Trainer(plan, sgd, schedule, note: Console.Error.WriteLine) { CaptureSteps = graphs }; // notes not between the table's rows
         var cuda = backend as CudaBackend;
         var reports = new List<(long Ticks, long Waits, double WaitSeconds)>();
         trainer.TrainEpoch(new RepeatedBatch(RandomBatch(batch, size), batches), new TrainingState(),
@@ -305,10 +307,11 @@ internal static class BenchCommand
     /// each timed with the device synchronised at both ends; the waits counted are the forward's
     /// own, and the host's time is until the forward returns (what it spends launching).
     /// </summary>
-    private static StepTime TimeInference(GhostNetModel model, IBackend backend, int batch, int size, int steps, int warmup)
+    private static StepTime TimeInference(GhostNetModel model, IBackend backend, int batch, int size, int steps, int warmup, bool graphs)
     {
         using var plan = model.Compile(batch, size, size, withGradients: false);
         plan.Note = Console.Error.WriteLine; // not between the table's rows
+        plan.CaptureForward = graphs;
         plan.SetBatch(RandomBatch(batch, size));
         for (int i = 0; i < warmup; i++) plan.Forward(false);
         var cuda = backend as CudaBackend;

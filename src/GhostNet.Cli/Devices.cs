@@ -21,6 +21,12 @@ internal static class Devices
         DefaultValueFactory = _ => "fp32",
     };
 
+    /// <summary>--no-cuda-graphs: every step and forward launched call by call (to compare, or to rule graphs out).</summary>
+    public static Option<bool> NoGraphsOption() => new("--no-cuda-graphs")
+    {
+        Description = "Launch every training step and forward call by call instead of replaying it as one CUDA graph (the same results, more host time)",
+    };
+
     public static GemmPrecision Precision(string value) => value.Trim().ToLowerInvariant() switch
     {
         "fp32" => GemmPrecision.Fp32,

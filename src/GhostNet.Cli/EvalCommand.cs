@@ -19,8 +19,9 @@ internal static class EvalCommand
         var batch = new Option<int>("--batch-size", "-b") { DefaultValueFactory = _ => 64 };
         var workers = new Option<int>("--workers", "-j") { DefaultValueFactory = _ => 0 };
         var device = Devices.Option();
+        var noGraphs = Devices.NoGraphsOption();
         var command = new Command("eval", "Loss, top-1, top-5 and a confusion summary of a checkpoint on a validation split.");
-        foreach (var o in new Option[] { checkpoint, data, batch, workers, device }) command.Options.Add(o);
+        foreach (var o in new Option[] { checkpoint, data, batch, workers, device, noGraphs }) command.Options.Add(o);
         command.SetAction(r =>
         {
             int batchSize = r.GetValue(batch), threads = r.GetValue(workers);
@@ -53,7 +54,7 @@ internal static class EvalCommand
             Console.WriteLine($"{r.GetValue(checkpoint)}: GhostNet width {info.Width}, {info.NumClasses} classes, {info.InputSize}x{info.InputSize}, epoch {info.State.Epoch}; " +
                               $"{setup.Name} validation split, {setup.Val.Count:N0} images, on {backend.Name}");
             var source = new LoaderSource(loader);
-            var result = Trainer.Evaluate(model, source, info.InputSize, info.InputSize, CancellationToken.None, Console.WriteLine);
+            var result = Trainer.Evaluate(model, source, info.InputSize, info.InputSize, CancellationToken.None, Console.WriteLine, !r.GetValue(noGraphs));
             Report.Evaluation(result, info.Classes, source.EpochSkippedSamples);
             return Report.Broken(result) ? TrainRun.Diverged : 0;
         });
@@ -65,11 +66,13 @@ internal static class EvalCommand
         var checkpoint = new Option<string>("--checkpoint") { Required = true, Description = "A checkpoint written by ghostcuda train" };
         var top = new Option<int>("--top") { DefaultValueFactory = _ => 5 };
         var device = Devices.Option();
+        var noGraphs = Devices.NoGraphsOption();
         var images = new Argument<string[]>("images") { Arity = ArgumentArity.OneOrMore, Description = "JPEG or PNG files, or folders of them" };
         var command = new Command("predict", "The top classes of images, with probabilities.");
         command.Options.Add(checkpoint);
         command.Options.Add(top);
         command.Options.Add(device);
+        command.Options.Add(noGraphs);
         command.Arguments.Add(images);
         command.SetAction(r =>
         {
@@ -120,6 +123,7 @@ internal static class EvalCommand
                     {
                         plans[ok.Count] = plan = model.Compile(ok.Count, size, size, withGradients: false);
                         plan.Note = note; // stderr: the top classes on stdout may be read by a script
+                        plan.CaptureForward = !r.GetValue(noGraphs);
                     }
                     plan.SetBatch(pixels.AsSpan(0, ok.Count * image), new int[ok.Count], transform.Normalization);
                     plan.Forward(training: false);

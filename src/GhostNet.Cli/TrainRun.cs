@@ -128,14 +128,14 @@ internal sealed class TrainRun(TrainSettings s)
         var train = new LoaderSource(new DataLoader(data.Train, data.TrainTransform(size), options));
         var val = new LoaderSource(new DataLoader(data.Val, data.EvalTransform(size), valOptions));
         Console.WriteLine($"GhostNet width {config.Width} ({model.Parameters.ParameterCount:N0} parameters, {classes.Count} classes) at {size}x{size} on {backend.Name}" +
-                          $"{(backend is GhostNet.Cuda.CudaBackend cuda ? $" (GEMMs in {cuda.Precision})" : "")}; " +
+                          $"{(backend is GhostNet.Cuda.CudaBackend cuda ? $" (GEMMs in {cuda.Precision}, {(s.CudaGraphs ? "steps replayed as CUDA graphs" : "steps launched call by call")})" : "")}; " +
                           $"{s.Data}: {data.Train.Count:N0} train / {data.Val.Count:N0} val images, {train.BatchesPerEpoch} steps of {batchSize} per epoch");
 
         if (s.Evaluate)
         {
             try
             {
-                var result = Trainer.Evaluate(model, val, size, size, cancel, Console.WriteLine);
+                var result = Trainer.Evaluate(model, val, size, size, cancel, Console.WriteLine, s.CudaGraphs);
                 Report.Evaluation(result, classes, val.EpochSkippedSamples);
                 return Report.Broken(result) ? Diverged : 0;
             }
@@ -163,7 +163,7 @@ internal sealed class TrainRun(TrainSettings s)
         var sgd = new SgdOptimizer(model.Parameters, backend, new SgdOptions(s.Momentum, s.WeightDecay, s.Nesterov, s.NoWdBn));
         var schedule = new LrSchedule(new LrScheduleOptions(s.Schedule, s.Lr, s.Epochs, s.WarmupEpochs, s.LrStep, s.LrGamma, s.Milestones), train.BatchesPerEpoch);
         using var progress = new ProgressDisplay(s.PrintFreq);
-        var trainer = new Trainer(plan, sgd, schedule, note: progress.Note);
+        var trainer = new Trainer(plan, sgd, schedule, note: progress.Note) { CaptureSteps = s.CudaGraphs };
         var evalNote = Notes.Once(progress.Note); // each epoch's validation compiles its plans anew: say why they run call by call once a run
         long startStep = state.GlobalStep;
         while (state.Epoch < s.Epochs)
@@ -212,7 +212,7 @@ internal sealed class TrainRun(TrainSettings s)
             EvalResult eval;
             try
             {
-                eval = Trainer.Evaluate(model, val, size, size, cancel, evalNote);
+                eval = Trainer.Evaluate(model, val, size, size, cancel, evalNote, s.CudaGraphs);
             }
             catch (OperationCanceledException)
             {
@@ -300,7 +300,10 @@ internal sealed class TrainRun(TrainSettings s)
     private static int? OptionOf(CheckpointInfo? info, string key) =>
         info is not null && info.Options.TryGetValue(key, out var text) && int.TryParse(text, CultureInfo.InvariantCulture, out int v) ? v : null;
 
-    /// <summary>Host memory for the loader's buffers, and on the CPU backend the model and plans too; checked before any is allocated.</summary>
+    /// <summary>
+    /// Host memory for the loader's buffers, and on the CPU backend the model and plans too (on a
+    /// GPU, the plans' page-locked stagings); checked before any is allocated.
+    /// </summary>
     private void CheckMemory(GhostNetConfig config, IBackend backend, int batch, int size, DataLoaderOptions train, DataLoaderOptions val)
     {
         string flags = $"--batch-size {batch} at --input-size {size} with --workers {s.Workers}";
@@ -308,6 +311,7 @@ internal sealed class TrainRun(TrainSettings s)
         if (backend is Cpu.CpuBackend)
             bytes += GhostNetModel.StateBytes(config) + GhostNetModel.PlanBytes(config, batch, size, size, withGradients: true)
                      + GhostNetModel.PlanBytes(config, batch, size, size, withGradients: false);
+        else bytes += 2 * GhostNetModel.StagingBytes(config, batch, size, size); // the training and validation plans' page-locked uploads
         MemoryBudget.Require(bytes, flags);
     }
 

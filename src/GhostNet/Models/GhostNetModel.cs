@@ -59,6 +59,18 @@ public sealed class GhostNetModel : IDisposable
         return 4 * (input + pixels + pb.Activations.Length * (withGradients ? 2 : 1) + 3L * batch + BatchTotals.Words);
     }
 
+    /// <summary>
+    /// The host bytes a plan's uploads hold on a backend with page-locked stagings (CUDA): two of
+    /// each of the pixel batch, the labels and the step's values (float image batches add two of
+    /// the input, made only when first used). Host memory, beside the loader's buffers.
+    /// </summary>
+    public static long StagingBytes(GhostNetConfig config, int batch, int height, int width)
+    {
+        if (batch < 1 || height < 1 || width < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"bad plan shape {batch}x{height}x{width}");
+        long pixelWords = ((long)batch * config.InChannels * height * width + 3) / 4;
+        return 2 * 4 * (pixelWords + batch + 4);
+    }
+
     /// <summary>The bytes of a model's state: parameters, their gradients and momentum, running statistics.</summary>
     public static long StateBytes(GhostNetConfig config) => 4 * 3 * CountParameters(config);
 

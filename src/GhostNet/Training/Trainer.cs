@@ -186,13 +186,16 @@ public sealed class Trainer
     /// one graph on the second batch of a size and replayed (<see cref="Plan.CaptureForward"/>).
     /// </summary>
     /// <param name="note">Told once why forwards run call by call on a backend that could capture them.</param>
-    public static EvalResult Evaluate(GhostNetModel model, IBatchSource source, int height, int width, CancellationToken cancel, Action<string>? note = null)
+    /// <param name="capture">False: every forward call by call (<see cref="Plan.CaptureForward"/>).</param>
+    public static EvalResult Evaluate(GhostNetModel model, IBatchSource source, int height, int width, CancellationToken cancel, Action<string>? note = null,
+        bool capture = true)
     {
         var once = Notes.Once(note);
         Plan Compile(int batch)
         {
             var plan = model.Compile(batch, height, width, withGradients: false);
             plan.Note = once;
+            plan.CaptureForward = capture;
             return plan;
         }
         int classes = model.Config.NumClasses;
