@@ -50,13 +50,12 @@ internal static class ReportCommand
                     string.Join(" | ", baselines.Select(b => b.Name)) + " | best PyTorch / best ghostcuda |");
         w.WriteLine("|---|---:|" + string.Concat(precisions.Select(_ => "---:|")) + string.Concat(baselines.Select(_ => "---:|")) + "---:|");
         var keys = ours.SelectMany(run => run.Rows).Select(row => (row.Mode, row.Batch)).Distinct().OrderByDescending(k => k.Mode).ThenBy(k => k.Batch); // train first
+        double? OursBest(string mode, int batch, string? precision = null) => ours.Where(run => precision is null || run.Precision == precision)
+            .SelectMany(run => run.Rows).Where(row => row.Mode == mode && row.Batch == batch).Select(row => (double?)row.Ms).Min();
         foreach (var (mode, batch) in keys)
         {
-            double? Ours(string precision) => ours.Where(run => run.Precision == precision).SelectMany(run => run.Rows)
-                .Where(row => row.Mode == mode && row.Batch == batch).Select(row => (double?)row.Ms).Min();
-            double? Torch(Func<TorchRow, bool> match) => Best(torch, mode, batch, match);
-            var mine = precisions.Select(Ours).ToArray();
-            var theirs = baselines.Select(b => Torch(b.Is)).ToArray();
+            var mine = precisions.Select(p => OursBest(mode, batch, p)).ToArray();
+            var theirs = baselines.Select(b => Best(torch, mode, batch, b.Is)).ToArray();
             double? bestMine = mine.Min(), bestTheirs = Best(torch, mode, batch, _ => true);
             string ratio = bestMine is { } m && bestTheirs is { } t ? $"{F(t / m)}x" : "-";
             w.WriteLine($"| {mode} | {batch} | " + string.Join(" | ", mine.Select(Ms)) + " | " + string.Join(" | ", theirs.Select(Ms)) + $" | {ratio} |");
@@ -66,8 +65,6 @@ internal static class ReportCommand
         w.WriteLine();
         w.WriteLine("| target | ghostcuda | PyTorch | met |");
         w.WriteLine("|---|---:|---:|---|");
-        double? OursBest(string mode, int batch, string? precision = null) => ours.Where(run => precision is null || run.Precision == precision)
-            .SelectMany(run => run.Rows).Where(row => row.Mode == mode && row.Batch == batch).Select(row => (double?)row.Ms).Min();
         bool bf16 = precisions.Contains("bf16");
         string note = bf16 ? "" : " (no bf16 run: ghostcuda's best precision stands in)";
         Target(w, $"train 256: >= 1.5x PyTorch eager bf16 NHWC{note}", OursBest("train", 256, bf16 ? "bf16" : null),

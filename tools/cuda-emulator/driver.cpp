@@ -354,6 +354,22 @@ void enqueue(Stream* s, Op op)
     s->queued++;
 }
 
+// A launch or memset on a stream: recorded into its capture's graph, or queued (never on the legacy stream).
+int capture_or_queue(Stream* s, Node node)
+{
+    if (s->graph)
+    {
+        s->graph->nodes.push_back(std::move(node));
+        return Success;
+    }
+    std::lock_guard q(queues);
+    Op op;
+    op.kind = Op::Run;
+    op.node = std::move(node);
+    enqueue(s, std::move(op));
+    return Success;
+}
+
 EXPORT int cuCtxSynchronize()
 {
     NEED_CONTEXT();
@@ -560,18 +576,7 @@ EXPORT int cuMemsetD32Async(uint64_t destination, unsigned value, size_t count, 
     Node node{};
     node.destination = destination, node.value = value, node.count = count;
     auto* s = static_cast<Stream*>(stream);
-    if (s && s->graph)
-    {
-        s->graph->nodes.push_back(std::move(node));
-        return Success;
-    }
-    if (!s) return run_node(node);
-    std::lock_guard q(queues);
-    Op op;
-    op.kind = Op::Run;
-    op.node = std::move(node);
-    enqueue(s, std::move(op));
-    return Success;
+    return s ? capture_or_queue(s, std::move(node)) : run_node(node);
 }
 
 EXPORT int cuStreamCreate(void** stream, unsigned)
@@ -746,17 +751,7 @@ EXPORT int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz,
         auto* value = static_cast<const char*>(params[i]);
         node.args.emplace_back(value, value + sizes[i]);
     }
-    if (s->graph)
-    {
-        s->graph->nodes.push_back(std::move(node));
-        return Success;
-    }
-    std::lock_guard q(queues);
-    Op op;
-    op.kind = Op::Run;
-    op.node = std::move(node);
-    enqueue(s, std::move(op));
-    return Success;
+    return capture_or_queue(s, std::move(node));
 }
 
 int run_grid(Function* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, void** params)

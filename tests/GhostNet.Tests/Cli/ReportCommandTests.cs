@@ -40,6 +40,11 @@ public class ReportCommandTests
             Assert.That(row.HostWaitsPerStep, Is.Null, "the CPU has no device to wait for");
         }
         Assert.That(Directory.GetFiles(_dir), Is.EqualTo(new[] { path }), "no temporary file left");
+
+        (code, _, err) = Run("bench", "--device", "cpu", "--width", "0.25", "--size", "32", "--train-batches", "2", "--infer-batches", "1",
+            "--steps", "1", "--warmup", "0", "--threads", "1", "--json", "/proc/no-such-folder/bench.json");
+        Assert.That(code, Is.EqualTo(2), "an unwritable --json path is bad input");
+        Assert.That(err.Trim(), Does.StartWith("error: ").And.Contain("/proc/no-such-folder").And.Not.Contain("\n"));
     }
 
     private static string Results(bool withBf16) => $$"""

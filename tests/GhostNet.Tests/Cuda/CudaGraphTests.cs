@@ -139,7 +139,7 @@ public class CudaGraphTests
     public void Pixel_batches_uploaded_beside_the_work_reach_each_forward_whole()
     {
         // Pixel batches go up on the copy stream into two buffers in turn, beside the work queued
-        // before them. Six batches set with no host wait between, each input read back (queued,
+        // before them. Four batches set with no host wait between, each input read back (queued,
         // not waited for) after its normalisation: each must be its own batch, as the CPU
         // normalises it. The emulator runs a stream's work only when it is waited for: if the
         // compute stream did not wait for the copy, normalize_images would read the bytes before
@@ -150,12 +150,7 @@ public class CudaGraphTests
         using var model = new GhostNetModel(new GhostNetConfig(0.25f, 10, 0f), gpu, 4);
         using var plan = model.Compile(1, size, size, withGradients: false);
         var rng = new Random(21);
-        var data = Enumerable.Range(0, batches).Select(_ =>
-        {
-            var pixels = new byte[3 * size * size];
-            rng.NextBytes(pixels);
-            return pixels;
-        }).ToArray();
+        var data = Enumerable.Range(0, batches).Select(_ => RandomPixels(rng, 1, size).Pixels).ToArray();
         var reads = Enumerable.Range(0, batches).Select(_ => gpu.CreateReadback(plan.Input)).ToArray();
         try
         {
