@@ -6,14 +6,15 @@
 // fill the device, e.g. 16 channels at 112x112) it writes its part and the channel's last block
 // to finish combines the parts in chunk order, so results never depend on timing (v2; v1 had a
 // finish kernel). Normalisation and dx: grid-stride loops on an NchwCursor (no division per
-// element). Bound by memory (x read once for the statistics, once to normalise).
+// element). Bound by memory (x read once for the statistics, once to normalise). Activations
+// (x, y, r, dy, dx) are act (common.cuh); parameters, statistics and sums are float or double.
 #include "batch_norm.cuh"
 
 // Statistics of chunk blockIdx.y (of `chunk` values) of channel blockIdx.x, in one pass: sums of
 // d = x - shift and d^2 in double, shift the chunk's first value (so a mean far from 0 costs no
 // precision: v1 read x twice for a centred second moment). S = 1: the results; S > 1: (count,
 // mean, centred sum of squares) to parts[(c * S + s) * 3 ...], combined by the last block.
-KERNEL void batch_norm_stats(const float* __restrict__ x, i64 xs, int N, int C, int P, i64 chunk,
+KERNEL void batch_norm_stats(const act* __restrict__ x, i64 xs, int N, int C, int P, i64 chunk,
                              float* __restrict__ save_mean, float* __restrict__ save_invstd,
                              float* __restrict__ running_mean, float* __restrict__ running_var,
                              float momentum, float eps, double* __restrict__ parts, unsigned* __restrict__ done)
@@ -21,7 +22,7 @@ KERNEL void batch_norm_stats(const float* __restrict__ x, i64 xs, int N, int C, 
     int c = blockIdx.x;
     i64 M = (i64)N * P, lo = blockIdx.y * chunk, hi = lo + chunk < M ? lo + chunk : M;
     i64 count = hi > lo ? hi - lo : 0;
-    const float* xc = x + (i64)c * P;
+    const act* xc = x + (i64)c * P;
     double shift = count > 0 ? stats_shift(xc[(lo / P) * xs + lo % P]) : 0.0;
     double s1 = 0, s2 = 0;
     i64 e = lo + threadIdx.x;
@@ -36,10 +37,10 @@ KERNEL void batch_norm_stats(const float* __restrict__ x, i64 xs, int N, int C, 
 
 // y = x * scale + shift (then ReLU); with use_running the statistics are the running ones (eval
 // mode). With r, y = that + r (v2.16): a residual sum written in place of the batch norm's output.
-KERNEL void batch_norm_apply(const float* __restrict__ x, i64 xs, float* __restrict__ y, i64 ys,
+KERNEL void batch_norm_apply(const act* __restrict__ x, i64 xs, act* __restrict__ y, i64 ys,
                              int N, int C, int P, const float* __restrict__ gamma, const float* __restrict__ beta,
                              const float* __restrict__ mean, const float* __restrict__ invstd_or_var,
-                             int use_running, float eps, int with_relu, const float* __restrict__ r, i64 rs)
+                             int use_running, float eps, int with_relu, const act* __restrict__ r, i64 rs)
 {
     FOR_EACH_NCHW(at, N, C, 1, P)
     {
@@ -57,7 +58,7 @@ KERNEL void batch_norm_apply(const float* __restrict__ x, i64 xs, float* __restr
 // chunk blockIdx.y of channel blockIdx.x. y's sign is recomputed from x (BnAffine), so y is not
 // read: one pass less over the tensor under ReLU (v2.4). S = 1: the results; S > 1: the two sums to
 // parts[(c * S + s) * 2 ...], added in chunk order by the last block to finish.
-KERNEL void batch_norm_bwd_reduce(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
+KERNEL void batch_norm_bwd_reduce(const act* __restrict__ x, i64 xs, const act* __restrict__ dy, i64 dys,
                                   int N, int C, int P, i64 chunk, const float* __restrict__ gamma,
                                   const float* __restrict__ beta, const float* __restrict__ mean,
                                   const float* __restrict__ invstd,
@@ -78,8 +79,8 @@ KERNEL void batch_norm_bwd_reduce(const float* __restrict__ x, i64 xs, const flo
 
 // dx = gamma invstd (dy' - dbeta / M - (x - mean) invstd dgamma / M) (BnInputGrad), written or
 // added; the ReLU mask from x as in batch_norm_bwd_reduce.
-KERNEL void batch_norm_bwd_data(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
-                                float* __restrict__ dx, i64 dxs, int N, int C, int P,
+KERNEL void batch_norm_bwd_data(const act* __restrict__ x, i64 xs, const act* __restrict__ dy, i64 dys,
+                                act* __restrict__ dx, i64 dxs, int N, int C, int P,
                                 const float* __restrict__ gamma, const float* __restrict__ beta,
                                 const float* __restrict__ mean, const float* __restrict__ invstd,
                                 const float* __restrict__ dgamma, const float* __restrict__ dbeta,
@@ -91,7 +92,7 @@ KERNEL void batch_norm_bwd_data(const float* __restrict__ x, i64 xs, const float
     {
         i64 offset = (i64)at.c * P + at.w;
         float v = BnInputGrad(bn, at.c, inv_m)(x[at.n * xs + offset], dy[at.n * dys + offset]);
-        float* p = dx + at.n * dxs + offset;
+        act* p = dx + at.n * dxs + offset;
         *p = accumulate ? *p + v : v;
     }
 }

@@ -37,7 +37,7 @@ struct BnApply
 // that batch_norm_bwd_reduce wrote, and whether ReLU follows it.
 struct BnOperand
 {
-    const float* x;
+    const act* x;
     i64 xs;
     const float *gamma, *beta, *mean, *invstd, *dgamma, *dbeta;
     int relu;

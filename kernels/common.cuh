@@ -11,6 +11,46 @@
 typedef long long i64;
 typedef unsigned long long u64;
 
+// bfloat16: the top half of an IEEE float (issue 13, --precision bf16). Stored as its 16 bits, read
+// as a float exactly, written rounded to nearest, ties to even, every NaN as 0x7FC0 (PyTorch's
+// c10::BFloat16; the host's twin is BFloat16.FromFloat, and the emulator's tests compare them bit
+// for bit). Integer operations, not cvt.rn.bf16.f32, so that the emulator runs these very lines.
+struct bf16
+{
+    unsigned short bits;
+
+    bf16() = default;
+    __device__ __forceinline__ bf16(float v) : bits(from_float(v)) {}
+    __device__ __forceinline__ operator float() const { return __int_as_float((int)((unsigned)bits << 16)); }
+    __device__ __forceinline__ operator float() const volatile { return __int_as_float((int)((unsigned)bits << 16)); } // another block's write (finish_split)
+
+    static __device__ __forceinline__ unsigned short from_float(float v)
+    {
+        unsigned u = (unsigned)__float_as_int(v);
+        if (v != v) return 0x7FC0;
+        u += 0x7FFFu + ((u >> 16) & 1u);
+        return (unsigned short)(u >> 16);
+    }
+};
+
+// How a kernel holds activations and their gradients: the type of every activation pointer. A file
+// in KernelSources.Bf16Files is compiled twice, the second time with GHOSTNET_BF16, and a bf16
+// backend loads that one. Arithmetic is fp32 either way: a read converts to float (exactly), a
+// write rounds once. Parameters, statistics, workspaces and reductions stay float (or double).
+#if GHOSTNET_BF16
+typedef bf16 act;
+#else
+typedef float act;
+#endif
+
+// std::is_same, which NVRTC's missing headers do not give.
+template <typename A, typename B> struct same_type { static const bool value = false; };
+template <typename A> struct same_type<A, A> { static const bool value = true; };
+
+// An activation read as a float: for the places where an implicit conversion is ambiguous (a
+// conditional whose other branch is a float).
+__device__ __forceinline__ float ld(const act& v) { return (float)v; }
+
 // Every block has 256 threads (THREADS, REDUCE_THREADS), and ptxas is told so, with the number
 // of blocks an SM should hold at once: it then keeps registers to 65,536 / (256 * that). Memory-
 // bound kernels ask for 4 (half the SM's 2,048 threads, enough to hide DRAM latency); a file

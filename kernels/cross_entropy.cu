@@ -5,13 +5,14 @@
 // loss, which the host reports. Non-finite logits as PyTorch: a NaN or +Inf logit makes its row's
 // loss and gradient NaN (the max propagates NaN; Inf - Inf is NaN); a -Inf logit adds nothing to
 // the softmax, and makes the loss +Inf only when it is the label's or label smoothing is on.
+// Logits and their gradient are act (common.cuh); losses, labels, ranks and totals are not.
 #include "common.cuh"
 
-KERNEL void softmax_cross_entropy(const float* __restrict__ z, const int* __restrict__ labels, int N, int K,
-                                  float eps, float* __restrict__ losses, float* __restrict__ dz)
+KERNEL void softmax_cross_entropy(const act* __restrict__ z, const int* __restrict__ labels, int N, int K,
+                                  float eps, float* __restrict__ losses, act* __restrict__ dz)
 {
     int row = blockIdx.x;
-    const float* zr = z + (i64)row * K;
+    const act* zr = z + (i64)row * K;
     int y = labels[row];
     float m = __int_as_float(0xff800000); // -Inf, the CPU twin's start
     for (int j = threadIdx.x; j < K; j += blockDim.x) m = max_nan(m, zr[j]);
@@ -41,13 +42,13 @@ KERNEL void softmax_cross_entropy(const float* __restrict__ z, const int* __rest
 // sample is top-k correct when rank < k. A row holding a NaN, or a label outside [0, K), gets
 // rank INT_MAX: never correct for any k, even k > K (PyTorch's topk would rank NaN first; a NaN
 // row must not count as a correct prediction).
-KERNEL void top_k_rank(const float* __restrict__ z, const int* __restrict__ labels, int K, int* __restrict__ ranks)
+KERNEL void top_k_rank(const act* __restrict__ z, const int* __restrict__ labels, int K, int* __restrict__ ranks)
 {
     int row = blockIdx.x;
-    const float* zr = z + (i64)row * K;
+    const act* zr = z + (i64)row * K;
     int y = labels[row];
     bool valid = y >= 0 && y < K;
-    float v = valid ? zr[y] : 0.f;
+    float v = valid ? ld(zr[y]) : 0.f;
     int count = 0, nans = 0;
     for (int j = threadIdx.x; j < K; j += blockDim.x)
     {

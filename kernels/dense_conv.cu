@@ -2,11 +2,12 @@
 // between them is gemm_f32. Layout: x NCHW view of `images` images (xs apart), col holds each
 // image's [(c*k + kh)*k + kw][oh*Wo + ow] matrix, one after another. Launch: grid-stride, one
 // thread per col element (im2col) or per input element (col2im, a gather with no atomics: each
-// input pixel sums the taps that read it). Bound by memory.
+// input pixel sums the taps that read it). Bound by memory. x, col and dx are activations (act):
+// with bf16 ones the columns are bf16 too, as the GEMMs between read and write them.
 #include "common.cuh"
 
-KERNEL void im2col(const float* __restrict__ x, i64 xs, int images, int C, int H, int W, int k, int stride, int pad,
-                   int Ho, int Wo, float* __restrict__ col)
+KERNEL void im2col(const act* __restrict__ x, i64 xs, int images, int C, int H, int W, int k, int stride, int pad,
+                   int Ho, int Wo, act* __restrict__ col)
 {
     i64 per_image = (i64)C * k * k * Ho * Wo, total = per_image * images;
     for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < total; e += (i64)gridDim.x * blockDim.x)
@@ -17,18 +18,18 @@ KERNEL void im2col(const float* __restrict__ x, i64 xs, int images, int C, int H
         i64 row = r / ((i64)Ho * Wo);
         int kw = (int)(row % k), kh = (int)((row / k) % k), c = (int)(row / ((i64)k * k));
         int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
-        col[e] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? x[n * xs + ((i64)c * H + ih) * W + iw] : 0.f;
+        col[e] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? ld(x[n * xs + ((i64)c * H + ih) * W + iw]) : 0.f;
     }
 }
 
-KERNEL void col2im(const float* __restrict__ col, int images, int C, int H, int W, int k, int stride, int pad,
-                   int Ho, int Wo, float* __restrict__ dx, i64 dxs, int accumulate)
+KERNEL void col2im(const act* __restrict__ col, int images, int C, int H, int W, int k, int stride, int pad,
+                   int Ho, int Wo, act* __restrict__ dx, i64 dxs, int accumulate)
 {
     i64 per_image = (i64)C * H * W, total = per_image * images;
     for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < total; e += (i64)gridDim.x * blockDim.x)
     {
         i64 n = e / per_image, r = e % per_image;
-        const float* cn = col + n * ((i64)C * k * k * Ho * Wo);
+        const act* cn = col + n * ((i64)C * k * k * Ho * Wo);
         int iw = (int)(r % W), ih = (int)((r / W) % H), c = (int)(r / ((i64)H * W));
         float s = 0.f;
         for (int kh = 0; kh < k; kh++)
@@ -46,7 +47,7 @@ KERNEL void col2im(const float* __restrict__ col, int images, int C, int H, int 
                 s += cn[(((i64)c * k + kh) * k + kw) * Ho * Wo + (i64)oh * Wo + ow];
             }
         }
-        float* d = dx + n * dxs + r;
+        act* d = dx + n * dxs + r;
         *d = accumulate ? *d + s : s;
     }
 }

@@ -33,21 +33,21 @@ struct BnApplyOperand
 {
     const float *gamma, *beta, *mean, *invstd;
     int relu;
-    float* y;
+    act* y;
     i64 ys;
     // With r (v2.16), also sum = y + r (NCHW views, image strides ss and rs): a residual sum
     // written in place of an output that y is the first channels of. y is still written: the
     // conv's backward reads it.
-    float* sum;
+    act* sum;
     i64 ss;
-    const float* r;
+    const act* r;
     i64 rs;
 };
 
 // One output of the depthwise conv: the k x k taps around (oh, ow) of one input plane xp; with
 // APPLY, each tap the batch norm's output in(x) (BnApply, as batch_norm_apply computes it).
 template <int K, int S, bool APPLY = false>
-__device__ __forceinline__ float depthwise_output(const float* __restrict__ xp, const float* __restrict__ wp, int H, int W,
+__device__ __forceinline__ float depthwise_output(const act* __restrict__ xp, const float* __restrict__ wp, int H, int W,
                                                   int oh, int ow, int k, int stride, int pad, const BnApply& in = BnApply{BnAffine(0.f, 0.f, 0.f, 0.f), 0})
 {
     int ih0 = oh * stride - pad, iw0 = ow * stride - pad;
@@ -71,15 +71,15 @@ __device__ __forceinline__ float depthwise_output(const float* __restrict__ xp, 
 }
 
 template <int K, int S>
-__device__ __forceinline__ void depthwise_fwd(const float* __restrict__ x, i64 xs, const float* __restrict__ w,
-                                              float* __restrict__ y, i64 ys, int N, int Cin, int H, int W,
+__device__ __forceinline__ void depthwise_fwd(const act* __restrict__ x, i64 xs, const float* __restrict__ w,
+                                              act* __restrict__ y, i64 ys, int N, int Cin, int H, int W,
                                               int Cout, int Ho, int Wo, int k_any, int stride_any, int pad)
 {
     const int k = K ? K : k_any, stride = K ? S : stride_any;
     int m = Cout / Cin;
     FOR_EACH_NCHW(o, N, Cout, Ho, Wo)
     {
-        const float* xp = x + o.n * xs + (i64)(m == 1 ? o.c : o.c / m) * H * W;
+        const act* xp = x + o.n * xs + (i64)(m == 1 ? o.c : o.c / m) * H * W;
         y[o.n * ys + ((i64)o.c * Ho + o.h) * Wo + o.w] = depthwise_output<K, S>(xp, w + o.c * k * k, H, W, o.h, o.w, k, stride, pad);
     }
 }
@@ -96,8 +96,8 @@ __device__ __forceinline__ void depthwise_fwd(const float* __restrict__ x, i64 x
 // outputs are every input exactly once; with a channel multiplier the first of an input's m
 // output channels writes it.
 template <int K, int S, bool APPLY>
-__device__ __forceinline__ void depthwise_fwd_stats(const float* __restrict__ x, i64 xs, const float* __restrict__ w,
-                                                    float* __restrict__ y, i64 ys, int N, int Cin, int H, int W,
+__device__ __forceinline__ void depthwise_fwd_stats(const act* __restrict__ x, i64 xs, const float* __restrict__ w,
+                                                    act* __restrict__ y, i64 ys, int N, int Cin, int H, int W,
                                                     int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, i64 chunk,
                                                     float* __restrict__ save_mean, float* __restrict__ save_invstd,
                                                     float* __restrict__ running_mean, float* __restrict__ running_var,
@@ -124,7 +124,7 @@ __device__ __forceinline__ void depthwise_fwd_stats(const float* __restrict__ x,
     i64 e = lo + threadIdx.x;
     for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))
     {
-        const float* xp = x + at.n * xs + x_plane;
+        const act* xp = x + at.n * xs + x_plane;
         float v = depthwise_output<K, S, APPLY>(xp, wp, H, W, at.h, at.w, k, stride, pad, in);
         y[at.n * ys + (i64)co * plane + at.h * Wo + at.w] = v;
         if (writes_input)
@@ -146,7 +146,7 @@ __device__ __forceinline__ void depthwise_fwd_stats(const float* __restrict__ x,
 // follows the conv, and the conv's own output gradient is computed where it is read, from dy and
 // the batch norm's input (the conv's output): BnInputGrad, as batch_norm_bwd_data would have written it.
 template <int K, int S, bool BN>
-__device__ __forceinline__ float depthwise_input_grad(const float* __restrict__ dy, i64 dys, const float* __restrict__ w,
+__device__ __forceinline__ float depthwise_input_grad(const act* __restrict__ dy, i64 dys, const float* __restrict__ w,
                                                       int n, int c, int h, int w_, int m, int Ho, int Wo, int k, int stride, int pad,
                                                       const BnOperand& bn, float inv_m)
 {
@@ -154,9 +154,9 @@ __device__ __forceinline__ float depthwise_input_grad(const float* __restrict__ 
     for (int j = 0; j < m; j++)
     {
         int co = c * m + j;
-        const float* dyp = dy + n * dys + (i64)co * Ho * Wo;
+        const act* dyp = dy + n * dys + (i64)co * Ho * Wo;
         const float* wp = w + co * k * k;
-        const float* zp = BN ? bn.x + n * bn.xs + (i64)co * Ho * Wo : nullptr;
+        const act* zp = BN ? bn.x + n * bn.xs + (i64)co * Ho * Wo : nullptr;
         BnInputGrad grad = BN ? BnInputGrad(bn, co, inv_m) : BnInputGrad();
         // Output row oh reads this input through tap kh when oh * stride = h + pad - kh: only
         // the taps of h + pad's residue mod stride (every tap at stride 1, every other at 2).
@@ -181,8 +181,8 @@ __device__ __forceinline__ float depthwise_input_grad(const float* __restrict__ 
 
 // One thread per input element: dx written, or added to.
 template <int K, int S, bool BN>
-__device__ __forceinline__ void depthwise_bwd_data(const float* __restrict__ dy, i64 dys, const float* __restrict__ w,
-                                                   float* __restrict__ dx, i64 dxs, int N, int Cin, int H, int W,
+__device__ __forceinline__ void depthwise_bwd_data(const act* __restrict__ dy, i64 dys, const float* __restrict__ w,
+                                                   act* __restrict__ dx, i64 dxs, int N, int Cin, int H, int W,
                                                    int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, int accumulate,
                                                    BnOperand bn)
 {
@@ -192,7 +192,7 @@ __device__ __forceinline__ void depthwise_bwd_data(const float* __restrict__ dy,
     FOR_EACH_NCHW(i, N, Cin, H, W)
     {
         float s = depthwise_input_grad<K, S, BN>(dy, dys, w, i.n, i.c, i.h, i.w, m, Ho, Wo, k, stride, pad, bn, inv_m);
-        float* p = dx + i.n * dxs + ((i64)i.c * H + i.h) * W + i.w;
+        act* p = dx + i.n * dxs + ((i64)i.c * H + i.h) * W + i.w;
         *p = accumulate ? *p + s : s;
     }
 }
@@ -202,7 +202,7 @@ __device__ __forceinline__ void depthwise_bwd_data(const float* __restrict__ dy,
 // gradients to write.
 struct BnReduceOperand
 {
-    const float* z;
+    const act* z;
     i64 zs;
     const float *gamma, *beta, *mean, *invstd;
     int relu;
@@ -218,8 +218,8 @@ struct BnReduceOperand
 // adds them to the sums with the same chunks, thread order and finish, so dgamma and dbeta are
 // batch_norm_bwd_reduce's bit for bit, without its launch and its read of dx.
 template <int K, int S>
-__device__ __forceinline__ void depthwise_bwd_data_reduce(const float* __restrict__ dy, i64 dys, const float* __restrict__ w,
-                                                          float* __restrict__ dx, i64 dxs, int N, int Cin, int H, int W,
+__device__ __forceinline__ void depthwise_bwd_data_reduce(const act* __restrict__ dy, i64 dys, const float* __restrict__ w,
+                                                          act* __restrict__ dx, i64 dxs, int N, int Cin, int H, int W,
                                                           int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, int accumulate,
                                                           BnOperand bn, i64 chunk, BnReduceOperand r, double* __restrict__ parts,
                                                           unsigned* __restrict__ done)
@@ -234,7 +234,7 @@ __device__ __forceinline__ void depthwise_bwd_data_reduce(const float* __restric
     {
         float s = depthwise_input_grad<K, S, true>(dy, dys, w, at.n, c, at.h, at.w, m, Ho, Wo, k, stride, pad, bn, inv_m);
         i64 at_c = (i64)c * plane + at.h * W + at.w;
-        float* p = dx + at.n * dxs + at_c;
+        act* p = dx + at.n * dxs + at_c;
         float d = accumulate ? *p + s : s;
         *p = d;
         sums.add(r.z[at.n * r.zs + at_c], d);
@@ -244,7 +244,7 @@ __device__ __forceinline__ void depthwise_bwd_data_reduce(const float* __restric
 
 // One output position's share of the weight gradient: its gradient g times each tap's input.
 template <int K, int S, int TAPS>
-__device__ __forceinline__ void depthwise_weight_taps(float (&acc)[TAPS], float g, const float* __restrict__ xp, int H, int W,
+__device__ __forceinline__ void depthwise_weight_taps(float (&acc)[TAPS], float g, const act* __restrict__ xp, int H, int W,
                                                       int oh, int ow, int k, int stride, int pad)
 {
     int ih0 = oh * stride - pad, iw0 = ow * stride - pad;
@@ -307,7 +307,7 @@ __device__ __forceinline__ void finish_taps(const float (&acc)[TAPS], int taps, 
 
 // With BN (v2.7), dy is the following batch norm's output gradient, as in depthwise_bwd_data.
 template <int K, int S, bool BN>
-__device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
+__device__ __forceinline__ void depthwise_bwd_weight(const act* __restrict__ x, i64 xs, const act* __restrict__ dy, i64 dys,
                                                      float* __restrict__ dw, int N, int Cin, int H, int W,
                                                      int Cout, int Ho, int Wo, int k_any, int stride_any, int pad, i64 chunk,
                                                      double* __restrict__ parts, unsigned* __restrict__ done, BnOperand bn)
@@ -327,7 +327,7 @@ __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x
         i64 at_co = (i64)co * plane + at.h * Wo + at.w;
         float g = dy[at.n * dys + at_co];
         if constexpr (BN) g = grad(bn.x[at.n * bn.xs + at_co], g);
-        const float* xp = x + at.n * xs + (i64)(m == 1 ? co : co / m) * H * W;
+        const act* xp = x + at.n * xs + (i64)(m == 1 ? co : co / m) * H * W;
         depthwise_weight_taps<K, S>(acc, g, xp, H, W, at.h, at.w, k, stride, pad);
     }
     finish_taps<TAPS>(acc, k * k, co, dw, parts, done);
@@ -343,10 +343,10 @@ __device__ __forceinline__ void depthwise_bwd_weight(const float* __restrict__ x
 // (v2.12). Same chunks, thread order and finishes as those kernels, so dW, dx and both batch
 // norms' gradients are theirs bit for bit; dy and z are read once, not once per kernel.
 template <int K>
-__device__ __forceinline__ void depthwise_bwd_both(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
+__device__ __forceinline__ void depthwise_bwd_both(const act* __restrict__ x, i64 xs, const act* __restrict__ dy, i64 dys,
                                                    float* __restrict__ dw, int N, int C, int H, int W, int k_any, int pad, i64 chunk,
                                                    double* __restrict__ parts, unsigned* __restrict__ done, const float* __restrict__ w,
-                                                   float* __restrict__ dx, i64 dxs, int accumulate, BnOperand bn, BnReduceOperand r,
+                                                   act* __restrict__ dx, i64 dxs, int accumulate, BnOperand bn, BnReduceOperand r,
                                                    double* __restrict__ in_parts, unsigned* __restrict__ in_done)
 {
     constexpr int TAPS = K ? K * K : MAX_TAPS;
@@ -365,10 +365,10 @@ __device__ __forceinline__ void depthwise_bwd_both(const float* __restrict__ x, 
     {
         i64 at_c = (i64)c * plane + at.h * W + at.w;
         float g = grad(bn.x[at.n * bn.xs + at_c], dy[at.n * dys + at_c]);
-        const float* xp = x + at.n * xs + (i64)c * plane;
+        const act* xp = x + at.n * xs + (i64)c * plane;
         depthwise_weight_taps<K, 1>(acc, g, xp, H, W, at.h, at.w, k, 1, pad);
         float s = depthwise_input_grad<K, 1, true>(dy, dys, w, at.n, c, at.h, at.w, 1, H, W, k, 1, pad, bn, inv_m);
-        float* p = dx + at.n * dxs + at_c;
+        act* p = dx + at.n * dxs + at_c;
         float d = accumulate ? *p + s : s;
         *p = d;
         if (reduce) sums.add(r.z[at.n * r.zs + at_c], d);
@@ -378,7 +378,7 @@ __device__ __forceinline__ void depthwise_bwd_both(const float* __restrict__ x, 
 }
 
 #define DEPTHWISE_PARAMS                                                                                        \
-    const float *__restrict__ x, i64 xs, const float *__restrict__ w, float *__restrict__ y, i64 ys, int N, int Cin, \
+    const act *__restrict__ x, i64 xs, const float *__restrict__ w, act *__restrict__ y, i64 ys, int N, int Cin, \
         int H, int W, int Cout, int Ho, int Wo, int k, int stride, int pad
 #define DEPTHWISE_ARGS x, xs, w, y, ys, N, Cin, H, W, Cout, Ho, Wo, k, stride, pad
 #define DEPTHWISE_DATA_PARAMS DEPTHWISE_PARAMS, int accumulate
@@ -387,7 +387,7 @@ __device__ __forceinline__ void depthwise_bwd_both(const float* __restrict__ x, 
 // backward kernels take them too and ignore them, so the host launches both with one argument
 // list (no allocation per launch).
 #define BN_OPERAND_PARAMS                                                                                  \
-    const float *__restrict__ z, i64 zs, const float *__restrict__ gamma, const float *__restrict__ beta, \
+    const act *__restrict__ z, i64 zs, const float *__restrict__ gamma, const float *__restrict__ beta, \
         const float *__restrict__ mean, const float *__restrict__ invstd, const float *__restrict__ dgamma,  \
         const float *__restrict__ dbeta, int with_relu
 #define BN_OPERAND BnOperand{z, zs, gamma, beta, mean, invstd, dgamma, dbeta, with_relu}
@@ -396,14 +396,14 @@ __device__ __forceinline__ void depthwise_bwd_both(const float* __restrict__ x, 
 // and counters; the one-pass backward (v2.13), whose grid is the weight gradient's (in_z null: no
 // reduction), with parts and counters of their own.
 #define REDUCE_OPERAND_PARAMS                                                                                  \
-    const float *__restrict__ in_z, i64 in_zs, const float *__restrict__ in_gamma,                             \
+    const act *__restrict__ in_z, i64 in_zs, const float *__restrict__ in_gamma,                             \
         const float *__restrict__ in_beta, const float *__restrict__ in_mean, const float *__restrict__ in_invstd, \
         int in_relu, float *__restrict__ in_dgamma, float *__restrict__ in_dbeta
 #define REDUCE_OPERAND BnReduceOperand{in_z, in_zs, in_gamma, in_beta, in_mean, in_invstd, in_relu, in_dgamma, in_dbeta}
 #define BN_REDUCE_PARAMS i64 chunk, REDUCE_OPERAND_PARAMS, double *__restrict__ parts, unsigned *__restrict__ done
 #define BN_REDUCE chunk, REDUCE_OPERAND, parts, done
 #define DEPTHWISE_BOTH_PARAMS                                                                            \
-    DEPTHWISE_WEIGHT_PARAMS, const float *__restrict__ w, float *__restrict__ dx, i64 dxs, int accumulate, \
+    DEPTHWISE_WEIGHT_PARAMS, const float *__restrict__ w, act *__restrict__ dx, i64 dxs, int accumulate, \
         BN_OPERAND_PARAMS, REDUCE_OPERAND_PARAMS, double *__restrict__ in_parts, unsigned *__restrict__ in_done
 #define DEPTHWISE_BOTH_ARGS x, xs, dy, dys, dw, N, Cin, H, W, k, pad, chunk, parts, done, w, dx, dxs, accumulate, BN_OPERAND, REDUCE_OPERAND, in_parts, in_done
 #define DEPTHWISE_STATS_PARAMS                                                                             \
@@ -415,11 +415,11 @@ __device__ __forceinline__ void depthwise_bwd_both(const float* __restrict__ x, 
 // The batch norm an _apply forward applies to its input (BnApplyOperand), its output y_in.
 #define BN_APPLY_PARAMS                                                                                         \
     const float *__restrict__ in_gamma, const float *__restrict__ in_beta, const float *__restrict__ in_mean, \
-        const float *__restrict__ in_invstd, int in_relu, float *__restrict__ y_in, i64 y_ins,                \
-        float *__restrict__ sum_in, i64 sum_ins, const float *__restrict__ r_in, i64 r_ins
+        const float *__restrict__ in_invstd, int in_relu, act *__restrict__ y_in, i64 y_ins,                \
+        act *__restrict__ sum_in, i64 sum_ins, const act *__restrict__ r_in, i64 r_ins
 #define BN_APPLY BnApplyOperand{in_gamma, in_beta, in_mean, in_invstd, in_relu, y_in, y_ins, sum_in, sum_ins, r_in, r_ins}
 #define DEPTHWISE_WEIGHT_PARAMS                                                                                     \
-    const float *__restrict__ x, i64 xs, const float *__restrict__ dy, i64 dys, float *__restrict__ dw, int N, int Cin, \
+    const act *__restrict__ x, i64 xs, const act *__restrict__ dy, i64 dys, float *__restrict__ dw, int N, int Cin, \
         int H, int W, int Cout, int Ho, int Wo, int k, int stride, int pad, i64 chunk, double *__restrict__ parts,      \
         unsigned *__restrict__ done
 #define DEPTHWISE_WEIGHT_ARGS x, xs, dy, dys, dw, N, Cin, H, W, Cout, Ho, Wo, k, stride, pad, chunk, parts, done

@@ -6,7 +6,7 @@
 
 // With seed_at (v2.19), the seed is read from device memory when the kernel runs (a captured
 // step's, written before each replay).
-KERNEL void dropout(const float* __restrict__ x, float* __restrict__ y, i64 count, float p, u64 seed, int accumulate, const u64* __restrict__ seed_at)
+KERNEL void dropout(const act* __restrict__ x, act* __restrict__ y, i64 count, float p, u64 seed, int accumulate, const u64* __restrict__ seed_at)
 {
     if (seed_at) seed = *seed_at;
     float scale = 1.f / (1.f - p);

@@ -1,61 +1,68 @@
 // elementwise.cu — one thread per element (grid-stride) over views: the residual sum, gradient
 // copies, ReLU, hard-sigmoid (timm's relu6(x + 3) / 6) and the squeeze-excite channel scale.
 // Every tensor argument is (pointer to the window's first element, image stride); per_image
-// = C * H * W of the view. Bound by memory.
+// = C * H * W of the view. Bound by memory. Activations are act (common.cuh); the squeeze-excite
+// gate and the pooled values are activations too, as PyTorch's autocast keeps them.
 #include "common.cuh"
 
-KERNEL void fill_view(float* __restrict__ y, i64 ys, i64 per_image, i64 total, float value)
+template <typename T>
+__device__ __forceinline__ void fill(T* __restrict__ y, i64 ys, i64 per_image, i64 total, float value)
 {
     FOR_EACH(total) y[view_offset(e, per_image, ys)] = value;
 }
 
-KERNEL void add_views(const float* __restrict__ a, i64 as, const float* __restrict__ b, i64 bs,
-                      float* __restrict__ y, i64 ys, i64 per_image, i64 total)
+// An fp32 view (parameters, momentum, statistics) and an activation view: one kernel each, the same
+// two in an fp32 backend.
+KERNEL void fill_view(float* __restrict__ y, i64 ys, i64 per_image, i64 total, float value) { fill(y, ys, per_image, total, value); }
+KERNEL void fill_act(act* __restrict__ y, i64 ys, i64 per_image, i64 total, float value) { fill(y, ys, per_image, total, value); }
+
+KERNEL void add_views(const act* __restrict__ a, i64 as, const act* __restrict__ b, i64 bs,
+                      act* __restrict__ y, i64 ys, i64 per_image, i64 total)
 {
     FOR_EACH(total) y[view_offset(e, per_image, ys)] = a[view_offset(e, per_image, as)] + b[view_offset(e, per_image, bs)];
 }
 
-KERNEL void copy_or_accumulate(const float* __restrict__ x, i64 xs, float* __restrict__ y, i64 ys,
+KERNEL void copy_or_accumulate(const act* __restrict__ x, i64 xs, act* __restrict__ y, i64 ys,
                                i64 per_image, i64 total, int accumulate)
 {
     FOR_EACH(total)
     {
         float v = x[view_offset(e, per_image, xs)];
-        float* p = y + view_offset(e, per_image, ys);
+        act* p = y + view_offset(e, per_image, ys);
         *p = accumulate ? *p + v : v;
     }
 }
 
-KERNEL void relu_fwd(const float* __restrict__ x, i64 xs, float* __restrict__ y, i64 ys, i64 per_image, i64 total)
+KERNEL void relu_fwd(const act* __restrict__ x, i64 xs, act* __restrict__ y, i64 ys, i64 per_image, i64 total)
 {
     FOR_EACH(total) y[view_offset(e, per_image, ys)] = relu(x[view_offset(e, per_image, xs)]);
 }
 
-KERNEL void relu_bwd(const float* __restrict__ y, i64 ys, const float* __restrict__ dy, i64 dys,
-                     float* __restrict__ dx, i64 dxs, i64 per_image, i64 total, int accumulate)
+KERNEL void relu_bwd(const act* __restrict__ y, i64 ys, const act* __restrict__ dy, i64 dys,
+                     act* __restrict__ dx, i64 dxs, i64 per_image, i64 total, int accumulate)
 {
     FOR_EACH(total)
     {
         float g = relu_grad(y[view_offset(e, per_image, ys)], dy[view_offset(e, per_image, dys)]);
-        float* p = dx + view_offset(e, per_image, dxs);
+        act* p = dx + view_offset(e, per_image, dxs);
         *p = accumulate ? *p + g : g;
     }
 }
 
-KERNEL void hard_sigmoid_fwd(const float* __restrict__ x, i64 xs, float* __restrict__ y, i64 ys, i64 per_image, i64 total)
+KERNEL void hard_sigmoid_fwd(const act* __restrict__ x, i64 xs, act* __restrict__ y, i64 ys, i64 per_image, i64 total)
 {
     FOR_EACH(total) y[view_offset(e, per_image, ys)] = hard_sigmoid(x[view_offset(e, per_image, xs)]);
 }
 
 // d/dx relu6(x + 3) / 6 is 1/6 strictly inside (-3, 3), as PyTorch's hardsigmoid_backward; NaN
 // at a NaN x (PyTorch gives 0 there), so that a poisoned forward gives no finite gradient.
-KERNEL void hard_sigmoid_bwd(const float* __restrict__ x, i64 xs, const float* __restrict__ dy, i64 dys,
-                             float* __restrict__ dx, i64 dxs, i64 per_image, i64 total, int accumulate)
+KERNEL void hard_sigmoid_bwd(const act* __restrict__ x, i64 xs, const act* __restrict__ dy, i64 dys,
+                             act* __restrict__ dx, i64 dxs, i64 per_image, i64 total, int accumulate)
 {
     FOR_EACH(total)
     {
         float g = hard_sigmoid_grad(x[view_offset(e, per_image, xs)], dy[view_offset(e, per_image, dys)]);
-        float* p = dx + view_offset(e, per_image, dxs);
+        act* p = dx + view_offset(e, per_image, dxs);
         *p = accumulate ? *p + g : g;
     }
 }
@@ -63,15 +70,15 @@ KERNEL void hard_sigmoid_bwd(const float* __restrict__ x, i64 xs, const float* _
 // y[n, c, :] = x[n, c, :] * s[n * C + c]  (s contiguous N x C), and dx = dy * s likewise; added
 // with an explicit fmaf, as channel_scale_pool_bwd adds it (v2.15: no contraction choice of the
 // compiler can tell the two apart).
-KERNEL void channel_scale(const float* __restrict__ x, i64 xs, const float* __restrict__ s,
-                          float* __restrict__ y, i64 ys, int C, int P, i64 total, int accumulate)
+KERNEL void channel_scale(const act* __restrict__ x, i64 xs, const act* __restrict__ s,
+                          act* __restrict__ y, i64 ys, int C, int P, i64 total, int accumulate)
 {
     i64 per_image = (i64)C * P;
     FOR_EACH(total)
     {
         i64 nc = (e / per_image) * C + (e % per_image) / P;
         float v = x[view_offset(e, per_image, xs)];
-        float* p = y + view_offset(e, per_image, ys);
+        act* p = y + view_offset(e, per_image, ys);
         *p = accumulate ? fmaf(v, s[nc], *p) : v * s[nc];
     }
 }
@@ -80,8 +87,8 @@ KERNEL void channel_scale(const float* __restrict__ x, i64 xs, const float* __re
 // at once: dx (+)= dy * s + dp / P, dp the pooled input's gradient (scale = 1 / P). The same
 // operations as channel_scale (dx) then broadcast_plane (accumulating), without the second pass
 // over dx.
-KERNEL void channel_scale_pool_bwd(const float* __restrict__ dy, i64 dys, const float* __restrict__ s,
-                                   const float* __restrict__ dp, float scale, float* __restrict__ dx, i64 dxs,
+KERNEL void channel_scale_pool_bwd(const act* __restrict__ dy, i64 dys, const act* __restrict__ s,
+                                   const act* __restrict__ dp, float scale, act* __restrict__ dx, i64 dxs,
                                    int C, int P, i64 total, int accumulate)
 {
     i64 per_image = (i64)C * P;
@@ -89,7 +96,7 @@ KERNEL void channel_scale_pool_bwd(const float* __restrict__ dy, i64 dys, const 
     {
         i64 nc = (e / per_image) * C + (e % per_image) / P;
         float g = dy[view_offset(e, per_image, dys)];
-        float* p = dx + view_offset(e, per_image, dxs);
+        act* p = dx + view_offset(e, per_image, dxs);
         float v = accumulate ? fmaf(g, s[nc], *p) : g * s[nc];
         *p = fmaf(dp[nc], scale, v);
     }
@@ -99,29 +106,29 @@ KERNEL void channel_scale_pool_bwd(const float* __restrict__ dy, i64 dys, const 
 // squeeze-excite and of the head (scale 1 / P), and the gate gradient of the channel scale.
 // One warp per (n, c) plane, THREADS / 32 planes a block: these planes are small (7x7 to 28x28),
 // so a block per plane would leave most of its threads idle and pay two block barriers.
-KERNEL void plane_reduce(const float* __restrict__ a, i64 as, const float* __restrict__ b, i64 bs,
-                         int planes, int C, int P, float scale, float* __restrict__ out)
+KERNEL void plane_reduce(const act* __restrict__ a, i64 as, const act* __restrict__ b, i64 bs,
+                         int planes, int C, int P, float scale, act* __restrict__ out)
 {
     int plane = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (plane >= planes) return; // a whole warp leaves together, so the shuffles below stay full
     int n = plane / C, c = plane % C;
-    const float* ap = a + n * as + (i64)c * P;
-    const float* bp = b ? b + n * bs + (i64)c * P : 0;
+    const act* ap = a + n * as + (i64)c * P;
+    const act* bp = b ? b + n * bs + (i64)c * P : 0;
     double s = 0;
-    for (int p = lane; p < P; p += 32) s += bp ? (double)ap[p] * bp[p] : (double)ap[p];
+    for (int p = lane; p < P; p += 32) s += bp ? (double)ap[p] * (float)bp[p] : (double)ap[p];
     s = warp_sum(s);
     if (lane == 0) out[plane] = (float)(s * scale);
 }
 
 // dx[n, c, p] (+)= g[n * C + c] * scale: the backward of a global average pool.
-KERNEL void broadcast_plane(const float* __restrict__ g, float scale, float* __restrict__ dx, i64 dxs,
+KERNEL void broadcast_plane(const act* __restrict__ g, float scale, act* __restrict__ dx, i64 dxs,
                             int C, int P, i64 total, int accumulate)
 {
     i64 per_image = (i64)C * P;
     FOR_EACH(total)
     {
         float v = g[(e / per_image) * C + (e % per_image) / P];
-        float* p = dx + view_offset(e, per_image, dxs);
+        act* p = dx + view_offset(e, per_image, dxs);
         *p = accumulate ? fmaf(v, scale, *p) : v * scale; // fmaf: as channel_scale_pool_bwd
     }
 }
@@ -132,13 +139,13 @@ KERNEL void broadcast_plane(const float* __restrict__ g, float scale, float* __r
 // the same bits. One thread per pixel: three byte loads, three float stores into three planes.
 // The host uploads a quarter of the bytes that floats would take.
 KERNEL void normalize_images(const unsigned char* __restrict__ pixels, i64 plane, i64 pixels_total,
-                             float s0, float s1, float s2, float b0, float b1, float b2, float* __restrict__ images)
+                             float s0, float s1, float s2, float b0, float b1, float b2, act* __restrict__ images)
 {
     FOR_EACH(pixels_total)
     {
         i64 n = e / plane, i = e - n * plane;
         const unsigned char* p = pixels + 3 * e;
-        float* y = images + 3 * n * plane + i;
+        act* y = images + 3 * n * plane + i;
         y[0] = __fadd_rn(__fmul_rn((float)p[0], s0), b0);
         y[plane] = __fadd_rn(__fmul_rn((float)p[1], s1), b1);
         y[2 * plane] = __fadd_rn(__fmul_rn((float)p[2], s2), b2);

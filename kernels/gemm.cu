@@ -29,9 +29,10 @@
 // Where one thread's loads of one operand tile start, and how its cursor walks K. A thread
 // loads LOADS elements per K step, element j at base + j * step (+ the cursor's offset), at
 // tile position (row0 + j * drow, kk0 + j * dk).
+template <typename T>
 struct TileCursor
 {
-    const float* base; // operand + row0 * row stride
+    const T* base;     // operand + row0 * row stride
     i64 step;          // from element j to j + 1
     i64 offset;        // of k = k_next within its segment: seg * sS + r * sK
     i64 z_offset;      // the same element of a fused batch norm's input z: seg * zS + r * sK (v2.9)
@@ -42,11 +43,11 @@ struct TileCursor
 
 // A cursor for an operand with element (row, k) at row * sRow + seg * sS + r * sK. along_k: the
 // tile is loaded with k fastest (consecutive threads read consecutive k).
-template <int ROWS>
-__device__ __forceinline__ TileCursor tile_cursor(const float* p, int row_start, i64 sRow, i64 sK, i64 sS, int kSeg,
+template <int ROWS, typename T>
+__device__ __forceinline__ TileCursor<T> tile_cursor(const T* p, int row_start, i64 sRow, i64 sK, i64 sS, int kSeg,
                                                   int k_begin, bool along_k, i64 zS = 0, i64 gS = 0, i64 gK = 0)
 {
-    TileCursor c;
+    TileCursor<T> c;
     int t = threadIdx.x;
     if (along_k) c.row0 = t / BK, c.drow = 256 / BK, c.kk0 = t % BK, c.dk = 0;
     else c.row0 = t % ROWS, c.drow = 0, c.kk0 = t / ROWS, c.dk = 256 / ROWS;
@@ -61,7 +62,8 @@ __device__ __forceinline__ TileCursor tile_cursor(const float* p, int row_start,
 }
 
 // Moves the cursor BK along K, stepping into the next segment(s) where it passes an end.
-__device__ __forceinline__ void advance(TileCursor& c, i64 sK, i64 sS, int kSeg, i64 zS = 0, i64 gS = 0, i64 gK = 0)
+template <typename T>
+__device__ __forceinline__ void advance(TileCursor<T>& c, i64 sK, i64 sS, int kSeg, i64 zS = 0, i64 gS = 0, i64 gK = 0)
 {
     c.r += BK;
     c.offset += BK * sK;
@@ -77,14 +79,14 @@ __device__ __forceinline__ void advance(TileCursor& c, i64 sK, i64 sS, int kSeg,
 }
 
 // Reads this thread's LOADS elements of the tile whose first k is k0 (0 outside the matrix).
-template <int LOADS>
-__device__ __forceinline__ void load_tile(float (&v)[LOADS], const TileCursor& c, int row_start, int rows, int k0, int k_end)
+template <int LOADS, typename T>
+__device__ __forceinline__ void load_tile(float (&v)[LOADS], const TileCursor<T>& c, int row_start, int rows, int k0, int k_end)
 {
 #pragma unroll
     for (int j = 0; j < LOADS; j++)
     {
         int row = row_start + c.row0 + j * c.drow, k = k0 + c.kk0 + j * c.dk;
-        v[j] = row < rows && k < k_end ? c.base[c.offset + j * c.step] : 0.f;
+        v[j] = row < rows && k < k_end ? (float)c.base[c.offset + j * c.step] : 0.f;
     }
 }
 
@@ -94,7 +96,7 @@ __device__ __forceinline__ void load_tile(float (&v)[LOADS], const TileCursor& c
 // would have written it. CHANNEL_ROWS: the operand's rows are the channels (A of the weight
 // gradient, dZ X^T); else its k is (B of the data gradient, W^T dZ).
 template <int LOADS, bool CHANNEL_ROWS>
-__device__ __forceinline__ void load_bn_tile(float (&v)[LOADS], const TileCursor& c, const float* zb, const BnOperand& bn, float inv_m,
+__device__ __forceinline__ void load_bn_tile(float (&v)[LOADS], const TileCursor<act>& c, const act* zb, const BnOperand& bn, float inv_m,
                                              int row_start, int rows, int k0, int k_end)
 {
 #pragma unroll
@@ -109,19 +111,19 @@ __device__ __forceinline__ void load_bn_tile(float (&v)[LOADS], const TileCursor
 // x the operand's memory holds): element j times gb[c.g_offset + j * gstep], gb the gate at the
 // thread's first row. One multiply, as channel_scale makes, so the products are its bits.
 template <int LOADS>
-__device__ __forceinline__ void load_gated_tile(float (&v)[LOADS], const TileCursor& c, const float* gb, i64 gstep, int row_start, int rows, int k0, int k_end)
+__device__ __forceinline__ void load_gated_tile(float (&v)[LOADS], const TileCursor<act>& c, const act* gb, i64 gstep, int row_start, int rows, int k0, int k_end)
 {
 #pragma unroll
     for (int j = 0; j < LOADS; j++)
     {
         int row = row_start + c.row0 + j * c.drow, k = k0 + c.kk0 + j * c.dk;
         bool inside = row < rows && k < k_end;
-        v[j] = inside ? c.base[c.offset + j * c.step] * gb[c.g_offset + j * gstep] : 0.f;
+        v[j] = inside ? (float)c.base[c.offset + j * c.step] * (float)gb[c.g_offset + j * gstep] : 0.f;
     }
 }
 
-template <int LOADS, int COLS>
-__device__ __forceinline__ void store_tile(float (&s)[BK][COLS], const float (&v)[LOADS], const TileCursor& c)
+template <int LOADS, int COLS, typename T>
+__device__ __forceinline__ void store_tile(float (&s)[BK][COLS], const float (&v)[LOADS], const TileCursor<T>& c)
 {
 #pragma unroll
     for (int j = 0; j < LOADS; j++) s[c.kk0 + j * c.dk][c.row0 + j * c.drow] = v[j];
@@ -142,12 +144,12 @@ __device__ __forceinline__ void store_tile(float (&s)[BK][COLS], const float (&v
 // pointwise forward's B is x[n] (k a channel: g_batch C, g_k 1), its weight gradient's B is x^T
 // with an image a K segment (j a channel: g_seg C, g_row 1).
 #define GEMM_BN_PARAMS                                                                                       \
-    int bn_operand, const float *__restrict__ bn_z, i64 bn_zb, i64 bn_zs, const float *__restrict__ bn_gamma, \
+    int bn_operand, const void *__restrict__ bn_z, i64 bn_zb, i64 bn_zs, const float *__restrict__ bn_gamma, \
         const float *__restrict__ bn_beta, const float *__restrict__ bn_mean, const float *__restrict__ bn_invstd, \
         const float *__restrict__ bn_dgamma, const float *__restrict__ bn_dbeta, int bn_relu, float bn_inv_m,  \
         float *__restrict__ st_mean, float *__restrict__ st_invstd, float *__restrict__ st_running_mean,      \
         float *__restrict__ st_running_var, float st_momentum, float st_eps, double *__restrict__ st_parts,    \
-        unsigned *__restrict__ st_done, const float *__restrict__ gate, i64 g_batch, i64 g_seg, i64 g_row, i64 g_k
+        unsigned *__restrict__ st_done, const void *__restrict__ gate, i64 g_batch, i64 g_seg, i64 g_row, i64 g_k
 #define GEMM_BN_ARGS bn_operand, bn_z, bn_zb, bn_zs, bn_gamma, bn_beta, bn_mean, bn_invstd, bn_dgamma, bn_dbeta, bn_relu, bn_inv_m, \
     st_mean, st_invstd, st_running_mean, st_running_var, st_momentum, st_eps, st_parts, st_done, gate, g_batch, g_seg, g_row, g_k
 
@@ -219,14 +221,25 @@ __device__ __forceinline__ void tile_stats(const float (&acc)[BM / 16][BN / 16],
     store_stats(i, mean, q / values, (i64)values, save_mean, save_invstd, running_mean, running_var, momentum, eps);
 }
 
+// The matrices travel untyped (every pointer is 8 bytes at launch): gemm_tile's TA and TB say
+// what A and B hold, and C (and sum_to) is GemmOut<TA, TB> (bf16 activations, issue 13: a weight
+// in fp32, every activation in act; the weight gradients, the one product of two activations,
+// in fp32). act_out, bn_z and gate are activations; the bias and the batch-norm values are fp32.
 #define GEMM_PARAMS                                                                                   \
     int M, int N, int K, int kSeg, int kPiece,                                                        \
-        const float *__restrict__ A, i64 sAb, i64 sAi, i64 sAk, i64 sAs,                              \
-        const float *__restrict__ B, i64 sBb, i64 sBk, i64 sBj, i64 sBs,                              \
-        float *__restrict__ C, i64 sCb, i64 sCi, float beta, const float *__restrict__ bias,           \
-        float *__restrict__ sum_to, float sum_beta, unsigned *__restrict__ done, int act, float *__restrict__ act_out, \
+        const void *__restrict__ A, i64 sAb, i64 sAi, i64 sAk, i64 sAs,                               \
+        const void *__restrict__ B, i64 sBb, i64 sBk, i64 sBj, i64 sBs,                               \
+        void *__restrict__ C, i64 sCb, i64 sCi, float beta, const float *__restrict__ bias,            \
+        void *__restrict__ sum_to, float sum_beta, unsigned *__restrict__ done, int activation_kind, void *__restrict__ act_out, \
         GEMM_BN_PARAMS
-#define GEMM_ARGS M, N, K, kSeg, kPiece, A, sAb, sAi, sAk, sAs, B, sBb, sBk, sBj, sBs, C, sCb, sCi, beta, bias, sum_to, sum_beta, done, act, act_out, GEMM_BN_ARGS
+#define GEMM_ARGS M, N, K, kSeg, kPiece, A, sAb, sAi, sAk, sAs, B, sBb, sBk, sBj, sBs, C, sCb, sCi, beta, bias, sum_to, sum_beta, done, activation_kind, act_out, GEMM_BN_ARGS
+
+// What a GEMM of A holding TA and B holding TB writes: an activation, unless both operands are
+// activations (a weight gradient, dY X^T), which is an fp32 parameter gradient; split-K's partial
+// products occur only there (CudaBackend.WeightGradient), so they are fp32 too. With fp32
+// activations every case is float.
+template <typename TA, typename TB> struct GemmOut { typedef act type; };
+template <> struct GemmOut<act, act> { typedef float type; };
 
 // v2.8: split-K's sum without a split_sum launch. After the blocks of a tile (gridDim.z of them,
 // one per K piece) have written their partial products to C (z at partial + z * sCb, beta 0),
@@ -236,9 +249,9 @@ __device__ __forceinline__ void tile_stats(const float (&acc)[BM / 16][BN / 16],
 // itself in (last_to_arrive fences only thread 0's). Out of line: inlined, it kept values live
 // through the main loop that cost the tiles 1-6 registers (32x32 on sm_80: 82, which the
 // allocation's granularity of 8 makes 88, 2 blocks per SM instead of 3).
-template <int BM, int BN>
-__device__ __noinline__ void finish_split(int M, int N, int i0, int j0, const float* partial, i64 sCb, i64 sCi,
-                                             float* __restrict__ sum_to, float beta, unsigned* __restrict__ done)
+template <int BM, int BN, typename TC>
+__device__ __noinline__ void finish_split(int M, int N, int i0, int j0, const TC* partial, i64 sCb, i64 sCi,
+                                             TC* __restrict__ sum_to, float beta, unsigned* __restrict__ done)
 {
     __shared__ int last;
     __threadfence();
@@ -246,23 +259,23 @@ __device__ __noinline__ void finish_split(int M, int N, int i0, int j0, const fl
     if (threadIdx.x == 0) last = last_to_arrive(done, blockIdx.y * gridDim.x + blockIdx.x, gridDim.z);
     __syncthreads();
     if (!last) return;
-    const volatile float* all = partial; // written by other blocks: no cached copy
+    const volatile TC* all = partial; // written by other blocks: no cached copy
     for (int e = threadIdx.x; e < BM * BN; e += blockDim.x)
     {
         int i = i0 + e / BN, j = j0 + e % BN;
         if (i >= M || j >= N) continue;
         i64 at = i * sCi + j;
         double s = 0;
-        for (int k = 0; k < (int)gridDim.z; k++) s += all[k * sCb + at];
-        sum_to[at] = beta == 0.f ? (float)s : (float)(s + beta * sum_to[at]);
+        for (int k = 0; k < (int)gridDim.z; k++) s += (float)all[k * sCb + at];
+        sum_to[at] = beta == 0.f ? (float)s : (float)(s + beta * (float)sum_to[at]);
     }
 }
 
 // v2.14: activation(C) into act_out (laid out as C) for the block's tile, read back from C after
 // a barrier (the block's own stores: L1/L2). Out of line, as finish_split: written into the
 // epilogue's loop, its pointers raised the tiles by 4-20 registers and spilled sm_80's tf32 128x64.
-template <int BM, int BN>
-__device__ __noinline__ void tile_activation(int M, int N, int i0, int j0, const float* C, i64 sCi, float* __restrict__ act_out, int act)
+template <int BM, int BN, typename TC>
+__device__ __noinline__ void tile_activation(int M, int N, int i0, int j0, const TC* C, i64 sCi, act* __restrict__ act_out, int kind)
 {
     __syncthreads(); // every thread's C stores are visible to the block
     for (int e = threadIdx.x; e < BM * BN; e += blockDim.x)
@@ -270,13 +283,14 @@ __device__ __noinline__ void tile_activation(int M, int N, int i0, int j0, const
         int i = i0 + e / BN, j = j0 + e % BN;
         if (i >= M || j >= N) continue;
         i64 at = i * sCi + j;
-        act_out[at] = activation(act, C[at]);
+        act_out[at] = activation(kind, C[at]);
     }
 }
 
-template <int BM, int BN, bool BN_FUSED = false, bool STATS = false, bool GATE = false>
+template <int BM, int BN, bool BN_FUSED, bool STATS, bool GATE, typename TA, typename TB>
 __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
 {
+    typedef typename GemmOut<TA, TB>::type TC;
     constexpr int TM = BM / 16, TN = BN / 16; // outputs per thread along i and j
     constexpr int LA = BM * BK / 256, LB = BN * BK / 256; // loads per thread per K step
     __shared__ float As[BK][BM + 1];
@@ -285,19 +299,21 @@ __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
     int i0 = blockIdx.y * BM, j0 = blockIdx.x * BN;
     int k_begin = kPiece > 0 ? z * kPiece : 0;
     int k_end = kPiece > 0 && k_begin + kPiece < K ? k_begin + kPiece : K;
-    A += z * sAb;
-    B += z * sBb;
-    C += z * sCb;
+    const TA* a_mat = (const TA*)A + z * sAb;
+    const TB* b_mat = (const TB*)B + z * sBb;
+    TC* c_mat = (TC*)C + z * sCb;
+    const act* z_act = (const act*)bn_z;
+    const act* gates = (const act*)gate;
     const bool bn_a = BN_FUSED && bn_operand == 1, bn_b = BN_FUSED && bn_operand == 2;
-    BnOperand bn{bn_z, 0, bn_gamma, bn_beta, bn_mean, bn_invstd, bn_dgamma, bn_dbeta, bn_relu};
+    BnOperand bn{z_act, 0, bn_gamma, bn_beta, bn_mean, bn_invstd, bn_dgamma, bn_dbeta, bn_relu};
     i64 zS = BN_FUSED ? bn_zs : 0;
-    TileCursor ca = tile_cursor<BM>(A, i0, sAi, sAk, sAs, kSeg, k_begin, sAk == 1, zS);
+    TileCursor<TA> ca = tile_cursor<BM>(a_mat, i0, sAi, sAk, sAs, kSeg, k_begin, sAk == 1, zS);
     i64 gS = GATE ? g_seg : 0, gK = GATE ? g_k : 0;
-    TileCursor cb = tile_cursor<BN>(B, j0, sBj, sBk, sBs, kSeg, k_begin, sBj != 1, zS, gS, gK);
-    const float* gb = GATE ? gate + z * g_batch + (i64)(j0 + cb.row0) * g_row : nullptr;
+    TileCursor<TB> cb = tile_cursor<BN>(b_mat, j0, sBj, sBk, sBs, kSeg, k_begin, sBj != 1, zS, gS, gK);
+    const act* gb = GATE ? gates + z * g_batch + (i64)(j0 + cb.row0) * g_row : nullptr;
     const i64 gstep = GATE ? cb.dk * g_k + cb.drow * g_row : 0;
     // z's tile starts where the fused operand's does (same row and k strides), in z's own matrix.
-    const float* zb = BN_FUSED ? bn_z + z * bn_zb + (bn_a ? (i64)(i0 + ca.row0) * sAi : (i64)(j0 + cb.row0) * sBj) : nullptr;
+    const act* zb = BN_FUSED ? z_act + z * bn_zb + (bn_a ? (i64)(i0 + ca.row0) * sAi : (i64)(j0 + cb.row0) * sBj) : nullptr;
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     float acc[TM][TN];
 #pragma unroll
@@ -306,11 +322,20 @@ __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
         for (int c = 0; c < TN; c++) acc[r][c] = 0.f;
 
     float va[LA], vb[LB];
+    // A batch-norm operand and a gate are activations: a variant whose operand is a weight has none.
     auto load = [&](int k0) {
-        if (bn_a) load_bn_tile<LA, true>(va, ca, zb, bn, bn_inv_m, i0, M, k0, k_end);
+        if constexpr (BN_FUSED && same_type<TA, act>::value)
+        {
+            if (bn_a) load_bn_tile<LA, true>(va, ca, zb, bn, bn_inv_m, i0, M, k0, k_end);
+            else load_tile(va, ca, i0, M, k0, k_end);
+        }
         else load_tile(va, ca, i0, M, k0, k_end);
-        if (bn_b) load_bn_tile<LB, false>(vb, cb, zb, bn, bn_inv_m, j0, N, k0, k_end);
-        else if (GATE) load_gated_tile(vb, cb, gb, gstep, j0, N, k0, k_end);
+        if constexpr ((BN_FUSED || GATE) && same_type<TB, act>::value)
+        {
+            if (bn_b) load_bn_tile<LB, false>(vb, cb, zb, bn, bn_inv_m, j0, N, k0, k_end);
+            else if (GATE) load_gated_tile(vb, cb, gb, gstep, j0, N, k0, k_end);
+            else load_tile(vb, cb, j0, N, k0, k_end);
+        }
         else load_tile(vb, cb, j0, N, k0, k_end);
     };
     load(k_begin);
@@ -352,70 +377,118 @@ __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
             if (j >= N) continue;
             float v = acc[r][c];
             if (bias) v += bias[j];
-            float* p = C + i * sCi + j;
-            *p = beta == 0.f ? v : v + beta * *p; // beta 0 never reads C: it may hold garbage
+            TC* p = c_mat + i * sCi + j;
+            *p = beta == 0.f ? v : v + beta * (float)*p; // beta 0 never reads C: it may hold garbage
         }
     }
-    if (act_out) tile_activation<BM, BN>(M, N, i0, j0, C, sCi, act_out + z * sCb, act);
-    if (sum_to) finish_split<BM, BN>(M, N, i0, j0, C - z * sCb, sCb, sCi, sum_to, sum_beta, done);
+    if (act_out) tile_activation<BM, BN>(M, N, i0, j0, c_mat, sCi, (act*)act_out + z * sCb, activation_kind);
+    if (sum_to) finish_split<BM, BN>(M, N, i0, j0, c_mat - z * sCb, sCb, sCi, (TC*)sum_to, sum_beta, done);
     if (STATS && st_parts)
         tile_stats<BM, BN>(acc, M, N, i0, j0, st_mean, st_invstd, st_running_mean, st_running_var, st_momentum, st_eps, st_parts, st_done);
 }
+
+// Which operand holds a weight (issue 13, bf16 activations): the plain names read activations in
+// both (fp32: everything), _wa a weight in A (convolutions: W X, W^T dY), _wb a weight in B (linear
+// layers: X W^T, dY W). With fp32 activations every case is the plain kernel, and the _wa and _wb
+// entry points are traps; with bf16, the variants no launch asks for are (FP32_ONLY), so that a
+// module holds no code it never runs. The names exist in both builds: the driver looks them all up.
+#if GHOSTNET_BF16
+#define FP32_ONLY(call) __trap()
+#define BF16_ONLY(call) call
+#else
+#define FP32_ONLY(call) call
+#define BF16_ONLY(call) __trap()
+#endif
 
 // The tile shapes CudaBackend.GemmTiles lists, one entry point each (NVRTC exports no templates),
 // at 2 blocks per SM: up to 128 registers for a thread's 16 accumulators, prefetch and cursors.
 #undef KERNEL_MIN_BLOCKS
 #define KERNEL_MIN_BLOCKS 2
-KERNEL void gemm_f32_64x64(GEMM_PARAMS) { gemm_tile<64, 64>(GEMM_ARGS); }
-KERNEL void gemm_f32_32x128(GEMM_PARAMS) { gemm_tile<32, 128>(GEMM_ARGS); }
-KERNEL void gemm_f32_128x32(GEMM_PARAMS) { gemm_tile<128, 32>(GEMM_ARGS); }
-KERNEL void gemm_f32_16x256(GEMM_PARAMS) { gemm_tile<16, 256>(GEMM_ARGS); }
-KERNEL void gemm_f32_256x16(GEMM_PARAMS) { gemm_tile<256, 16>(GEMM_ARGS); }
-KERNEL void gemm_f32_32x32(GEMM_PARAMS) { gemm_tile<32, 32>(GEMM_ARGS); }
-KERNEL void gemm_f32_16x16(GEMM_PARAMS) { gemm_tile<16, 16>(GEMM_ARGS); }
+KERNEL void gemm_f32_64x64(GEMM_PARAMS) { gemm_tile<64, 64, false, false, false, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_64x64_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<64, 64, false, false, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_64x64_wb(GEMM_PARAMS) { BF16_ONLY((gemm_tile<64, 64, false, false, false, act, float>(GEMM_ARGS))); }
+KERNEL void gemm_f32_32x128(GEMM_PARAMS) { gemm_tile<32, 128, false, false, false, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_32x128_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<32, 128, false, false, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_32x128_wb(GEMM_PARAMS) { BF16_ONLY((gemm_tile<32, 128, false, false, false, act, float>(GEMM_ARGS))); }
+KERNEL void gemm_f32_128x32(GEMM_PARAMS) { gemm_tile<128, 32, false, false, false, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_128x32_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<128, 32, false, false, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_128x32_wb(GEMM_PARAMS) { BF16_ONLY((gemm_tile<128, 32, false, false, false, act, float>(GEMM_ARGS))); }
+KERNEL void gemm_f32_16x256(GEMM_PARAMS) { gemm_tile<16, 256, false, false, false, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_16x256_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<16, 256, false, false, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_16x256_wb(GEMM_PARAMS) { BF16_ONLY((gemm_tile<16, 256, false, false, false, act, float>(GEMM_ARGS))); }
+KERNEL void gemm_f32_256x16(GEMM_PARAMS) { gemm_tile<256, 16, false, false, false, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_256x16_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<256, 16, false, false, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_256x16_wb(GEMM_PARAMS) { BF16_ONLY((gemm_tile<256, 16, false, false, false, act, float>(GEMM_ARGS))); }
+KERNEL void gemm_f32_32x32(GEMM_PARAMS) { gemm_tile<32, 32, false, false, false, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_32x32_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<32, 32, false, false, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_32x32_wb(GEMM_PARAMS) { BF16_ONLY((gemm_tile<32, 32, false, false, false, act, float>(GEMM_ARGS))); }
+KERNEL void gemm_f32_16x16(GEMM_PARAMS) { gemm_tile<16, 16, false, false, false, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_16x16_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<16, 16, false, false, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_16x16_wb(GEMM_PARAMS) { BF16_ONLY((gemm_tile<16, 16, false, false, false, act, float>(GEMM_ARGS))); }
 // v2.9: the same tiles with one operand a batch norm's input gradient (GEMM_BN_PARAMS). Each tile
 // as its plain twin, so the fused path picks the same tile and sums in the same order.
-KERNEL void gemm_f32_bn_64x64(GEMM_PARAMS) { gemm_tile<64, 64, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_bn_32x128(GEMM_PARAMS) { gemm_tile<32, 128, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_bn_16x256(GEMM_PARAMS) { gemm_tile<16, 256, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_bn_32x32(GEMM_PARAMS) { gemm_tile<32, 32, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_bn_16x16(GEMM_PARAMS) { gemm_tile<16, 16, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_64x64(GEMM_PARAMS) { gemm_tile<64, 64, true, false, false, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_64x64_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<64, 64, true, false, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_bn_32x128(GEMM_PARAMS) { gemm_tile<32, 128, true, false, false, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_32x128_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<32, 128, true, false, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_bn_16x256(GEMM_PARAMS) { gemm_tile<16, 256, true, false, false, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_16x256_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<16, 256, true, false, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_bn_32x32(GEMM_PARAMS) { gemm_tile<32, 32, true, false, false, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_32x32_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<32, 32, true, false, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_bn_16x16(GEMM_PARAMS) { gemm_tile<16, 16, true, false, false, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_16x16_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<16, 16, true, false, false, float, act>(GEMM_ARGS))); }
 // With 8 or 16 such loads a thread and K step, ptxas spilled these two (36-60 bytes) within 128
 // registers: they run at 1 block per SM.
 #undef KERNEL_MIN_BLOCKS
 #define KERNEL_MIN_BLOCKS 1
-KERNEL void gemm_f32_bn_128x32(GEMM_PARAMS) { gemm_tile<128, 32, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_bn_256x16(GEMM_PARAMS) { gemm_tile<256, 16, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_128x32(GEMM_PARAMS) { gemm_tile<128, 32, true, false, false, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_128x32_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<128, 32, true, false, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_bn_256x16(GEMM_PARAMS) { gemm_tile<256, 16, true, false, false, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_256x16_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<256, 16, true, false, false, float, act>(GEMM_ARGS))); }
 #undef KERNEL_MIN_BLOCKS
 #define KERNEL_MIN_BLOCKS 2
 // v2.10: the tiles again with the batch-norm statistics epilogue (tile_stats), apart from the _bn
 // kernels: its double reductions raised the 32x32 and 64x64 tiles by 30-35 registers, which the
 // backward GEMMs would have carried for nothing.
-KERNEL void gemm_f32_stats_64x64(GEMM_PARAMS) { gemm_tile<64, 64, false, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_stats_32x128(GEMM_PARAMS) { gemm_tile<32, 128, false, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_stats_128x32(GEMM_PARAMS) { gemm_tile<128, 32, false, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_stats_16x256(GEMM_PARAMS) { gemm_tile<16, 256, false, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_stats_256x16(GEMM_PARAMS) { gemm_tile<256, 16, false, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_stats_32x32(GEMM_PARAMS) { gemm_tile<32, 32, false, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_stats_16x16(GEMM_PARAMS) { gemm_tile<16, 16, false, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_64x64(GEMM_PARAMS) { FP32_ONLY((gemm_tile<64, 64, false, true, false, act, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_64x64_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<64, 64, false, true, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_32x128(GEMM_PARAMS) { FP32_ONLY((gemm_tile<32, 128, false, true, false, act, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_32x128_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<32, 128, false, true, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_128x32(GEMM_PARAMS) { FP32_ONLY((gemm_tile<128, 32, false, true, false, act, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_128x32_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<128, 32, false, true, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_16x256(GEMM_PARAMS) { FP32_ONLY((gemm_tile<16, 256, false, true, false, act, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_16x256_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<16, 256, false, true, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_256x16(GEMM_PARAMS) { FP32_ONLY((gemm_tile<256, 16, false, true, false, act, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_256x16_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<256, 16, false, true, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_32x32(GEMM_PARAMS) { FP32_ONLY((gemm_tile<32, 32, false, true, false, act, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_32x32_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<32, 32, false, true, false, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_16x16(GEMM_PARAMS) { FP32_ONLY((gemm_tile<16, 16, false, true, false, act, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_16x16_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<16, 16, false, true, false, float, act>(GEMM_ARGS))); }
 // v2.18: the _bn and _stats tiles again with operand B gated (GATE), for the pointwise conv that
 // reads squeeze-excite's output: its weight gradient and its forward. Launch bounds as their twins.
-KERNEL void gemm_f32_bn_gate_64x64(GEMM_PARAMS) { gemm_tile<64, 64, true, false, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_bn_gate_32x128(GEMM_PARAMS) { gemm_tile<32, 128, true, false, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_bn_gate_16x256(GEMM_PARAMS) { gemm_tile<16, 256, true, false, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_bn_gate_32x32(GEMM_PARAMS) { gemm_tile<32, 32, true, false, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_bn_gate_16x16(GEMM_PARAMS) { gemm_tile<16, 16, true, false, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_stats_gate_64x64(GEMM_PARAMS) { gemm_tile<64, 64, false, true, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_stats_gate_32x128(GEMM_PARAMS) { gemm_tile<32, 128, false, true, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_stats_gate_128x32(GEMM_PARAMS) { gemm_tile<128, 32, false, true, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_stats_gate_16x256(GEMM_PARAMS) { gemm_tile<16, 256, false, true, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_stats_gate_256x16(GEMM_PARAMS) { gemm_tile<256, 16, false, true, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_stats_gate_32x32(GEMM_PARAMS) { gemm_tile<32, 32, false, true, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_stats_gate_16x16(GEMM_PARAMS) { gemm_tile<16, 16, false, true, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_gate_64x64(GEMM_PARAMS) { gemm_tile<64, 64, true, false, true, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_gate_32x128(GEMM_PARAMS) { gemm_tile<32, 128, true, false, true, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_gate_16x256(GEMM_PARAMS) { gemm_tile<16, 256, true, false, true, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_gate_32x32(GEMM_PARAMS) { gemm_tile<32, 32, true, false, true, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_gate_16x16(GEMM_PARAMS) { gemm_tile<16, 16, true, false, true, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_stats_gate_64x64(GEMM_PARAMS) { FP32_ONLY((gemm_tile<64, 64, false, true, true, act, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_gate_64x64_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<64, 64, false, true, true, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_gate_32x128(GEMM_PARAMS) { FP32_ONLY((gemm_tile<32, 128, false, true, true, act, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_gate_32x128_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<32, 128, false, true, true, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_gate_128x32(GEMM_PARAMS) { FP32_ONLY((gemm_tile<128, 32, false, true, true, act, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_gate_128x32_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<128, 32, false, true, true, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_gate_16x256(GEMM_PARAMS) { FP32_ONLY((gemm_tile<16, 256, false, true, true, act, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_gate_16x256_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<16, 256, false, true, true, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_gate_256x16(GEMM_PARAMS) { FP32_ONLY((gemm_tile<256, 16, false, true, true, act, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_gate_256x16_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<256, 16, false, true, true, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_gate_32x32(GEMM_PARAMS) { FP32_ONLY((gemm_tile<32, 32, false, true, true, act, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_gate_32x32_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<32, 32, false, true, true, float, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_gate_16x16(GEMM_PARAMS) { FP32_ONLY((gemm_tile<16, 16, false, true, true, act, act>(GEMM_ARGS))); }
+KERNEL void gemm_f32_stats_gate_16x16_wa(GEMM_PARAMS) { BF16_ONLY((gemm_tile<16, 16, false, true, true, float, act>(GEMM_ARGS))); }
 #undef KERNEL_MIN_BLOCKS
 #define KERNEL_MIN_BLOCKS 1
-KERNEL void gemm_f32_bn_gate_128x32(GEMM_PARAMS) { gemm_tile<128, 32, true, false, true>(GEMM_ARGS); }
-KERNEL void gemm_f32_bn_gate_256x16(GEMM_PARAMS) { gemm_tile<256, 16, true, false, true>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_gate_128x32(GEMM_PARAMS) { gemm_tile<128, 32, true, false, true, act, act>(GEMM_ARGS); }
+KERNEL void gemm_f32_bn_gate_256x16(GEMM_PARAMS) { gemm_tile<256, 16, true, false, true, act, act>(GEMM_ARGS); }
 #undef KERNEL_MIN_BLOCKS
 #define KERNEL_MIN_BLOCKS 2
 
@@ -458,7 +531,7 @@ __device__ __forceinline__ void tf32_split(const unsigned (&raw)[R], unsigned (&
 
 // Issues the cp.async copies of one operand tile (ROWS x TC_BK, stored s[row][k]) whose first k is k0.
 template <int LOADS>
-__device__ __forceinline__ void copy_tile(float (*s)[TC_LD], const TileCursor& c, const float* any, int row_start, int rows, int k0, int k_end)
+__device__ __forceinline__ void copy_tile(float (*s)[TC_LD], const TileCursor<float>& c, const float* any, int row_start, int rows, int k0, int k_end)
 {
 #pragma unroll
     for (int j = 0; j < LOADS; j++)
@@ -481,12 +554,12 @@ __device__ __forceinline__ void gemm_tc_tile(float (&As)[2][BM][TC_LD], float (&
     int i0 = blockIdx.y * BM, j0 = blockIdx.x * BN;
     int k_begin = kPiece > 0 ? z * kPiece : 0;
     int k_end = kPiece > 0 && k_begin + kPiece < K ? k_begin + kPiece : K;
-    A += z * sAb;
-    B += z * sBb;
-    C += z * sCb;
+    const float* a_mat = (const float*)A + z * sAb;
+    const float* b_mat = (const float*)B + z * sBb;
+    float* c_mat = (float*)C + z * sCb;
     // tile_cursor's thread layout is BK = 16 wide, as TC_BK.
-    TileCursor ca = tile_cursor<BM>(A, i0, sAi, sAk, sAs, kSeg, k_begin, sAk == 1);
-    TileCursor cb = tile_cursor<BN>(B, j0, sBj, sBk, sBs, kSeg, k_begin, sBj != 1);
+    TileCursor<float> ca = tile_cursor<BM>(a_mat, i0, sAi, sAk, sAs, kSeg, k_begin, sAk == 1);
+    TileCursor<float> cb = tile_cursor<BN>(b_mat, j0, sBj, sBk, sBs, kSeg, k_begin, sBj != 1);
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int wm = (warp % WARPS_M) * WM, wn = (warp / WARPS_M) * WN;
     float acc[MT][NT][4];
@@ -497,8 +570,8 @@ __device__ __forceinline__ void gemm_tc_tile(float (&As)[2][BM][TC_LD], float (&
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[a][b][r] = 0.f;
 
-    copy_tile<LA>(As[0], ca, A, i0, M, k_begin, k_end);
-    copy_tile<LB>(Bs[0], cb, B, j0, N, k_begin, k_end);
+    copy_tile<LA>(As[0], ca, a_mat, i0, M, k_begin, k_end);
+    copy_tile<LB>(Bs[0], cb, b_mat, j0, N, k_begin, k_end);
     cp_async_commit();
     int stage = 0;
     for (int k0 = k_begin; k0 < k_end; k0 += TC_BK, stage ^= 1)
@@ -507,8 +580,8 @@ __device__ __forceinline__ void gemm_tc_tile(float (&As)[2][BM][TC_LD], float (&
         {
             advance(ca, sAk, sAs, kSeg);
             advance(cb, sBk, sBs, kSeg);
-            copy_tile<LA>(As[stage ^ 1], ca, A, i0, M, k0 + TC_BK, k_end);
-            copy_tile<LB>(Bs[stage ^ 1], cb, B, j0, N, k0 + TC_BK, k_end);
+            copy_tile<LA>(As[stage ^ 1], ca, a_mat, i0, M, k0 + TC_BK, k_end);
+            copy_tile<LB>(Bs[stage ^ 1], cb, b_mat, j0, N, k0 + TC_BK, k_end);
         }
         cp_async_commit(); // possibly empty: the wait below always leaves the newest group
         cp_async_wait<1>();
@@ -558,18 +631,20 @@ __device__ __forceinline__ void gemm_tc_tile(float (&As)[2][BM][TC_LD], float (&
                 if (i >= M || j >= N) continue;
                 float v = acc[m][n][r];
                 if (bias) v += bias[j];
-                float* p = C + i * sCi + j;
+                float* p = c_mat + i * sCi + j;
                 *p = beta == 0.f ? v : v + beta * *p;
             }
-    if (act_out) tile_activation<BM, BN>(M, N, i0, j0, C, sCi, act_out + z * sCb, act);
-    if (sum_to) finish_split<BM, BN>(M, N, i0, j0, C - z * sCb, sCb, sCi, sum_to, sum_beta, done);
+    if (act_out) tile_activation<BM, BN>(M, N, i0, j0, c_mat, sCi, (act*)act_out + z * sCb, activation_kind);
+    if (sum_to) finish_split<BM, BN>(M, N, i0, j0, c_mat - z * sCb, sCb, sCi, (float*)sum_to, sum_beta, done);
 }
 
 // The stages are declared in the entry point and passed to the template (written when the
 // emulator kept a template's statics out of its shared-memory section; it no longer does).
 // Before sm_80 there is no mma.sync, cp.async or ldmatrix: the entry points compile to a trap,
 // so this file still loads there for the fp32 kernels (CudaBackend.Precision refuses tf32).
-#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+// With bf16 activations the tensor-core kernels are not built (their cp.async copies move fp32
+// elements); a bf16 backend runs the SIMT kernels (CudaBackend.GemmPrecisionFor).
+#if (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800) && !GHOSTNET_BF16
 #define TC_BODY(BM, BN, WARPS_M, SPLIT3)                  \
     __shared__ __align__(16) float As[2][BM][TC_LD];     \
     __shared__ __align__(16) float Bs[2][BN][TC_LD];     \
@@ -614,12 +689,12 @@ KERNEL void split_sum(const float* __restrict__ partial, int splits, i64 count, 
 
 // Column sums of a row-major [rows, cols] matrix: the bias gradient of a linear layer.
 // One thread per column, rows summed in order (deterministic).
-// With act (v2.17: 1 ReLU, 2 hard-sigmoid), x is the gradient of activation(z) = a, and the column
+// With kind (v2.17: 1 ReLU, 2 hard-sigmoid), x is the gradient of activation(z) = a, and the column
 // sums are of the activation's backward (from a for ReLU, from z for the gate), written to dz as
 // it is summed: a linear layer's bias gradient and the input of its backward GEMMs in one pass
 // (relu_bwd or hard_sigmoid_bwd wrote it before).
-KERNEL void column_sum(int rows, int cols, const float* __restrict__ x, float* __restrict__ y,
-                       int act, const float* __restrict__ z, const float* __restrict__ a, float* __restrict__ dz)
+KERNEL void column_sum(int rows, int cols, const act* __restrict__ x, float* __restrict__ y,
+                       int kind, const act* __restrict__ z, const act* __restrict__ a, act* __restrict__ dz)
 {
     int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= cols) return;
@@ -628,9 +703,9 @@ KERNEL void column_sum(int rows, int cols, const float* __restrict__ x, float* _
     {
         i64 at = (i64)i * cols + j;
         float g = x[at];
-        if (act)
+        if (kind)
         {
-            g = act == 1 ? relu_grad(a[at], g) : hard_sigmoid_grad(z[at], g); // one operand loaded, not both
+            g = kind == 1 ? relu_grad(a[at], g) : hard_sigmoid_grad(z[at], g); // one operand loaded, not both
             dz[at] = g;
         }
         s += g;

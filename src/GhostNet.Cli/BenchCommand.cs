@@ -92,7 +92,7 @@ internal static class BenchCommand
                 MemoryBudget.Require(largest + GhostNetModel.StateBytes(config), $"the batch sizes at --size {s}");
             }
             using var model = new GhostNetModel(config, backend, seed: 0);
-            Console.WriteLine($"GhostNet width {config.Width} at {s}x{s} on {backend.Name}{(backend is CudaBackend ? $", GEMMs in {gemm}" : "")}, {n} timed steps after {w} warm-up");
+            Console.WriteLine($"GhostNet width {config.Width} at {s}x{s} on {backend.Name}{(backend is CudaBackend c ? $", {RunPrecision.Describe(c)}" : "")}, {n} timed steps after {w} warm-up");
             Console.WriteLine($"| mode | batch | ms per step | images/s | host waits per step | host ms per step |");
             Console.WriteLine($"|---|---:|---:|---:|---:|---:|");
             var rows = new List<BenchRow>();
@@ -100,7 +100,7 @@ internal static class BenchCommand
             foreach (int b in trainBatches) rows.Add(Row("train", b, TimeTraining(model, backend, b, s, n, w, graphs)));
             foreach (int b in inferBatches) rows.Add(Row("inference", b, TimeInference(model, backend, b, s, n, w, graphs)));
             if (r.GetValue(json) is { } jsonPath)
-                BenchRuns.Write(jsonPath, new BenchRun(backend.Name, config.Width, s, backend is CudaBackend ? gemm.ToString().ToLowerInvariant() : "fp32", n, w, rows));
+                BenchRuns.Write(jsonPath, new BenchRun(backend.Name, config.Width, s, backend is CudaBackend ? gemm.ToString() : "fp32", n, w, rows));
             if (profiling)
                 Profile(config, backend, batchOfProfile, s, chosen ?? (backend is CudaBackend cuda ? GpuFigures.ForDevice(cuda.Device.Name) : null) ?? GpuFigures.H200, gemm);
             return 0;
@@ -124,9 +124,9 @@ internal static class BenchCommand
     /// <paramref name="backend"/> (null: not measured). A real GPU's times go beside the model;
     /// the CPU's and the emulator's are host times, printed in a table of their own.
     /// </summary>
-    private static void Profile(GhostNetConfig config, IBackend? backend, int batch, int size, GpuFigures figures, GemmPrecision precision)
+    private static void Profile(GhostNetConfig config, IBackend? backend, int batch, int size, GpuFigures figures, RunPrecision precision)
     {
-        var recorder = TrainingStepModel.Record(config, batch, size, figures.AsDevice(), precision);
+        var recorder = TrainingStepModel.Record(config, batch, size, figures.AsDevice(), precision.Gemm, precision.Activations);
         var summary = new CostSummary(recorder.Launches, figures);
         IReadOnlyDictionary<string, (long Calls, double Seconds)>? measured = null;
         long issued = -1;

@@ -16,8 +16,10 @@ internal static class Devices
 
     public static Option<string> PrecisionOption() => new("--precision")
     {
-        Description = "GEMM arithmetic on a GPU: fp32 (SIMT, exact), tf32 (tensor cores, 10-bit mantissa, as PyTorch's cuDNN convs) " +
-                      "or tf32x3 (three tf32 products: about fp32's accuracy on tensor cores); the CPU computes fp32",
+        Description = "Arithmetic on a GPU: fp32 (SIMT GEMMs, exact), tf32 (tensor-core GEMMs, 10-bit mantissa, as PyTorch's cuDNN convs), " +
+                      "tf32x3 (three tf32 products: about fp32's accuracy on tensor cores) or bf16 (activations and their gradients " +
+                      "held in bf16, half the memory traffic; weights, statistics and every sum in fp32, as PyTorch's bf16 autocast, " +
+                      "no loss scaling needed); the CPU computes fp32",
         DefaultValueFactory = _ => "fp32",
     };
 
@@ -27,19 +29,20 @@ internal static class Devices
         Description = "Launch every training step and forward call by call instead of replaying it as one CUDA graph (the same results, more host time)",
     };
 
-    public static GemmPrecision Precision(string value) => value.Trim().ToLowerInvariant() switch
+    public static RunPrecision Precision(string value) => value.Trim().ToLowerInvariant() switch
     {
-        "fp32" => GemmPrecision.Fp32,
-        "tf32" => GemmPrecision.Tf32,
-        "tf32x3" => GemmPrecision.Tf32x3,
-        _ => throw new ArgumentException($"--precision {value}: expected fp32, tf32 or tf32x3"),
+        "fp32" => RunPrecision.Fp32,
+        "tf32" => new(GemmPrecision.Tf32, ElementType.Float32),
+        "tf32x3" => new(GemmPrecision.Tf32x3, ElementType.Float32),
+        "bf16" => new(GemmPrecision.Fp32, ElementType.BFloat16),
+        _ => throw new ArgumentException($"--precision {value}: expected fp32, tf32, tf32x3 or bf16"),
     };
 
-    /// <summary>The backend a --device value names, its GEMMs in <paramref name="precision"/> on a GPU.</summary>
-    public static IBackend Create(string device, int cpuThreads, GemmPrecision precision)
+    /// <summary>The backend a --device value names, set to <paramref name="precision"/> on a GPU.</summary>
+    public static IBackend Create(string device, int cpuThreads, RunPrecision precision)
     {
         var backend = Create(device, cpuThreads);
-        if (backend is CudaBackend cuda) cuda.Precision = precision;
+        if (backend is CudaBackend cuda) precision.ApplyTo(cuda);
         return backend;
     }
 
@@ -79,4 +82,27 @@ internal static class Devices
         });
         return command;
     }
+}
+
+/// <summary>
+/// What --precision names: the GEMMs' arithmetic and how activations are held (bf16: half the
+/// bytes, every kernel computing in fp32; the GEMMs then run on the SIMT cores, fp32 products of
+/// bf16 operands being exact).
+/// </summary>
+internal readonly record struct RunPrecision(GemmPrecision Gemm, ElementType Activations)
+{
+    public static readonly RunPrecision Fp32 = new(GemmPrecision.Fp32, ElementType.Float32);
+
+    public void ApplyTo(CudaBackend cuda)
+    {
+        cuda.Precision = Gemm;
+        cuda.ActivationType = Activations;
+    }
+
+    /// <summary>As --precision spells it: fp32, tf32, tf32x3 or bf16.</summary>
+    public override string ToString() => Activations == ElementType.BFloat16 ? "bf16" : Gemm.ToString().ToLowerInvariant();
+
+    /// <summary>The startup line's words for a GPU run: "GEMMs in Tf32", or "bf16 activations, GEMMs in Fp32".</summary>
+    public static string Describe(CudaBackend cuda) =>
+        cuda.ActivationType == ElementType.BFloat16 ? $"bf16 activations, GEMMs in {GemmPrecision.Fp32}" : $"GEMMs in {cuda.Precision}";
 }

@@ -20,15 +20,16 @@ internal static class EvalCommand
         var workers = new Option<int>("--workers", "-j") { DefaultValueFactory = _ => 0 };
         var device = Devices.Option();
         var noGraphs = Devices.NoGraphsOption();
+        var precision = Devices.PrecisionOption();
         var command = new Command("eval", "Loss, top-1, top-5 and a confusion summary of a checkpoint on a validation split.");
-        foreach (var o in new Option[] { checkpoint, data, batch, workers, device, noGraphs }) command.Options.Add(o);
+        foreach (var o in new Option[] { checkpoint, data, batch, workers, device, precision, noGraphs }) command.Options.Add(o);
         command.SetAction(r =>
         {
             int batchSize = r.GetValue(batch), threads = r.GetValue(workers);
             if (batchSize < 1) throw new ArgumentException("--batch-size must be at least 1");
             if (threads is < 0 or > 256) throw new ArgumentException("--workers must lie in 0..256 (0: one per core)");
             var (info, tensors) = Checkpoint.Read(r.GetValue(checkpoint)!);
-            using var backend = Devices.Create(r.GetValue(device)!, 0);
+            using var backend = Devices.Create(r.GetValue(device)!, 0, Devices.Precision(r.GetValue(precision)!));
             using var model = Load(info, tensors, backend, r.GetValue(checkpoint)!);
             string dataName = r.GetValue(data) ?? info.Dataset;
             DataSetup setup;
@@ -73,13 +74,15 @@ internal static class EvalCommand
         command.Options.Add(top);
         command.Options.Add(device);
         command.Options.Add(noGraphs);
+        var precision = Devices.PrecisionOption();
+        command.Options.Add(precision);
         command.Arguments.Add(images);
         command.SetAction(r =>
         {
             var clock = Stopwatch.StartNew();
             if (r.GetValue(top) < 1) throw new ArgumentException("--top must be at least 1");
             var (info, tensors) = Checkpoint.Read(r.GetValue(checkpoint)!);
-            using var backend = Devices.Create(r.GetValue(device)!, 0);
+            using var backend = Devices.Create(r.GetValue(device)!, 0, Devices.Precision(r.GetValue(precision)!));
             using var model = Load(info, tensors, backend, r.GetValue(checkpoint)!);
             double cropPct = info.Options.TryGetValue("eval_crop_pct", out var c) && double.TryParse(c, CultureInfo.InvariantCulture, out double pct) && pct is > 0 and <= 1
                 ? pct : 0.875;

@@ -13,7 +13,7 @@ internal sealed record TrainSettings(
     string Data, string? Arch, float? Width, int Epochs, int? StartEpoch, int? BatchSize, float Lr, float Momentum, float WeightDecay,
     bool Nesterov, LrScheduleKind Schedule, int LrStep, float LrGamma, int[] Milestones, float WarmupEpochs, float LabelSmoothing,
     bool NoWdBn, float? Dropout, int? InputSize, int Workers, int PrintFreq, int? Seed, string Device, string? Resume, string? Pretrained,
-    bool Evaluate, string? Out, InitScheme Init, bool StrictData, GemmPrecision Precision = GemmPrecision.Fp32, bool CudaGraphs = true)
+    bool Evaluate, string? Out, InitScheme Init, bool StrictData, RunPrecision Precision = default, bool CudaGraphs = true)
 {
     /// <summary>The options named on the command line (their first alias); null: all of them (a run built in code).</summary>
     public IReadOnlySet<string>? Given { get; init; }

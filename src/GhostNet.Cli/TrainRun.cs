@@ -128,7 +128,7 @@ internal sealed class TrainRun(TrainSettings s)
         var train = new LoaderSource(new DataLoader(data.Train, data.TrainTransform(size), options));
         var val = new LoaderSource(new DataLoader(data.Val, data.EvalTransform(size), valOptions));
         Console.WriteLine($"GhostNet width {config.Width} ({model.Parameters.ParameterCount:N0} parameters, {classes.Count} classes) at {size}x{size} on {backend.Name}" +
-                          $"{(backend is GhostNet.Cuda.CudaBackend cuda ? $" (GEMMs in {cuda.Precision}) ({(s.CudaGraphs ? "steps replayed as CUDA graphs" : "steps launched call by call")})" : "")}; " +
+                          $"{(backend is GhostNet.Cuda.CudaBackend cuda ? $" ({RunPrecision.Describe(cuda)}) ({(s.CudaGraphs ? "steps replayed as CUDA graphs" : "steps launched call by call")})" : "")}; " +
                           $"{s.Data}: {data.Train.Count:N0} train / {data.Val.Count:N0} val images, {train.BatchesPerEpoch} steps of {batchSize} per epoch");
 
         if (s.Evaluate)

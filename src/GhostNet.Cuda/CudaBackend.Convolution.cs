@@ -12,7 +12,7 @@ public sealed partial class CudaBackend
         ShapeChecks.Pointwise("pointwise_conv_fwd", x, w, y);
         int p = x.Plane;
         // Y[n] (Cout x P) = W (Cout x Cin) X[n] (Cin x P), all images in one launch.
-        Gemm(y.C, p, x.C, new(Ptr(w), Row: x.C, K: 1), new(Ptr(x), Batch: Stride(x), K: p, Row: 1), new(Ptr(y), Stride(y), p), x.N, "pointwise_conv_fwd");
+        Gemm(y.C, p, x.C, new(Ptr(w), Row: x.C, K: 1), new(Act(x), Batch: Stride(x), K: p, Row: 1), new(Act(y), Stride(y), p), x.N, "pointwise_conv_fwd", GemmWeight.InA);
     }
 
     public void PointwiseConvBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw)
@@ -24,11 +24,11 @@ public sealed partial class CudaBackend
         {
             ShapeChecks.Same("pointwise_conv_bwd dx", x, dx);
             // dX[n] = W^T dY[n]: A(i = ci, k = co) = W[co * Cin + ci].
-            Gemm(x.C, p, dy.C, new(Ptr(w), Row: 1, K: x.C), new(Ptr(dy), Batch: Stride(dy), K: p, Row: 1), new(Ptr(dx), Stride(dx), p, accumulate ? 1f : 0f),
-                x.N, "pointwise_conv_bwd_data");
+            Gemm(x.C, p, dy.C, new(Ptr(w), Row: 1, K: x.C), new(Act(dy), Batch: Stride(dy), K: p, Row: 1), new(Act(dx), Stride(dx), p, accumulate ? 1f : 0f),
+                x.N, "pointwise_conv_bwd_data", GemmWeight.InA);
         }
         // dW = sum_n dY[n] X[n]^T: A(i = co, k) = dY[n][co * P + pixel], B(k, j = ci) = X[n][ci * P + pixel].
-        WeightGradient(dy.C, x.C, x.N, p, new(Ptr(dy), Row: p, K: 1, Segment: Stride(dy)), new(Ptr(x), K: 1, Row: p, Segment: Stride(x)), Ptr(dw), 0f,
+        WeightGradient(dy.C, x.C, x.N, p, new(Act(dy), Row: p, K: 1, Segment: Stride(dy)), new(Act(x), K: 1, Row: p, Segment: Stride(x)), Ptr(dw), 0f,
             "pointwise_conv_bwd_weight");
     }
 
@@ -53,7 +53,7 @@ public sealed partial class CudaBackend
         ResidualSum? sum = null)
     {
         if (sum is { } checkedSum) ShapeChecks.Sum("pointwise_conv_bn_fwd", checkedSum, y, deferApply);
-        if (!GemmBatchNormStatistics || Precision != GemmPrecision.Fp32)
+        if (!GemmBatchNormStatistics || GemmPrecisionNow != GemmPrecision.Fp32)
         {
             using var call = Composite(OpFamily.PointwiseConvForward);
             PointwiseConvForward(x, w, z);
@@ -76,12 +76,12 @@ public sealed partial class CudaBackend
     /// </summary>
     public bool GateInGemm { get; set; } = true;
 
-    public bool FusesGatedInput => GateInGemm && GemmBatchNormStatistics && FuseGemmBatchNorm && Precision == GemmPrecision.Fp32;
+    public bool FusesGatedInput => GateInGemm && GemmBatchNormStatistics && FuseGemmBatchNorm && GemmPrecisionNow == GemmPrecision.Fp32;
 
     public void PointwiseConvBatchNormForward(in GatedInput x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false)
     {
         CheckGated("pointwise_conv_bn_fwd", x);
-        if (!GateInGemm || !GemmBatchNormStatistics || Precision != GemmPrecision.Fp32)
+        if (!GateInGemm || !GemmBatchNormStatistics || GemmPrecisionNow != GemmPrecision.Fp32)
         {
             using var call = Composite(OpFamily.PointwiseConvForward);
             ChannelScale(x.X, x.Gate, x.Y);
@@ -90,7 +90,7 @@ public sealed partial class CudaBackend
         }
         Op(OpFamily.PointwiseConvForward);
         // B(k = channel, j = pixel) of image n times gate[n * C + k].
-        PointwiseForwardWithStatistics(x.X, w, z, y, p, o, deferApply, null, new GemmGate(Ptr(x.Gate), Batch: x.Gate.C, K: 1));
+        PointwiseForwardWithStatistics(x.X, w, z, y, p, o, deferApply, null, new GemmGate(Act(x.Gate), Batch: x.Gate.C, K: 1));
     }
 
     private static void CheckGated(string op, in GatedInput x)
@@ -110,8 +110,8 @@ public sealed partial class CudaBackend
         ShapeChecks.BatchNormTraining("batch_norm_fwd", z);
         int plane = x.Plane;
         var stats = new GemmStats(Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps);
-        Gemm(z.C, plane, x.C, new(Ptr(w), Row: x.C, K: 1), new(Ptr(x), Batch: Stride(x), K: plane, Row: 1), new(Ptr(z), Stride(z), plane), x.N,
-            "pointwise_conv_fwd", stats: stats, gate: gate);
+        Gemm(z.C, plane, x.C, new(Ptr(w), Row: x.C, K: 1), new(Act(x), Batch: Stride(x), K: plane, Row: 1), new(Act(z), Stride(z), plane), x.N,
+            "pointwise_conv_fwd", GemmWeight.InA, stats: stats, gate: gate);
         if (!deferApply) ApplyOrSum(z, y, p, o, sum);
     }
 
@@ -121,7 +121,7 @@ public sealed partial class CudaBackend
     {
         // The tensor-core kernels load through cp.async, past the registers where the gradient
         // would be computed; one-pixel planes take the GEMMs' plain-stride form. Both run unfused.
-        if (!FuseGemmBatchNorm || Precision != GemmPrecision.Fp32 || z.Plane == 1)
+        if (!FuseGemmBatchNorm || GemmPrecisionNow != GemmPrecision.Fp32 || z.Plane == 1)
         {
             using var call = Composite(OpFamily.PointwiseConvBackward);
             if (bnGradientsReady) BatchNormInputGradient(z, dy, z.Grad, false, p, o);
@@ -138,7 +138,7 @@ public sealed partial class CudaBackend
         bool bnGradientsReady = false)
     {
         CheckGated("pointwise_conv_bn_bwd", x);
-        if (!GateInGemm || !FuseGemmBatchNorm || Precision != GemmPrecision.Fp32 || z.Plane == 1)
+        if (!GateInGemm || !FuseGemmBatchNorm || GemmPrecisionNow != GemmPrecision.Fp32 || z.Plane == 1)
         {
             using var call = Composite(OpFamily.PointwiseConvBackward);
             ChannelScale(x.X, x.Gate, x.Y); // x.Y is unspecified here (the fused forward never writes it)
@@ -147,7 +147,7 @@ public sealed partial class CudaBackend
         }
         Op(OpFamily.PointwiseConvBackward);
         // The weight gradient's B(k = pixel of image seg, j = channel) times gate[seg * C + j].
-        PointwiseBackwardThroughBatchNorm(x.X, w, z, dy, dx, accumulate, dw, p, o, bnGradientsReady, new GemmGate(Ptr(x.Gate), Segment: x.Gate.C, Row: 1));
+        PointwiseBackwardThroughBatchNorm(x.X, w, z, dy, dx, accumulate, dw, p, o, bnGradientsReady, new GemmGate(Act(x.Gate), Segment: x.Gate.C, Row: 1));
     }
 
     // The pointwise backward GEMMs computing the batch norm's input gradient as they load it
@@ -159,25 +159,25 @@ public sealed partial class CudaBackend
         ShapeChecks.Same("batch_norm_bwd", z, dy);
         if (!bnGradientsReady) BatchNormReduce(z, dy, p, o);
         int plane = x.Plane;
-        var bn = new GemmBatchNorm(0, Ptr(z), 0, 0, Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.Weight.Grad), Ptr(p.Bias.Grad),
+        var bn = new GemmBatchNorm(0, Act(z), 0, 0, Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.Weight.Grad), Ptr(p.Bias.Grad),
             o.Relu ? 1 : 0, 1f / ((long)z.N * plane));
         if (!dx.IsNone)
         {
             ShapeChecks.Same("pointwise_conv_bwd dx", x, dx);
             // dX[n] = W^T dZ[n], B(k = co, j = pixel) = dZ[n] from dy[n] and z[n].
-            Gemm(x.C, plane, dy.C, new(Ptr(w), Row: 1, K: x.C), new(Ptr(dy), Batch: Stride(dy), K: plane, Row: 1), new(Ptr(dx), Stride(dx), plane, accumulate ? 1f : 0f),
-                x.N, "pointwise_conv_bwd_data", bn: bn with { Operand = 2, ZBatch = Stride(z) });
+            Gemm(x.C, plane, dy.C, new(Ptr(w), Row: 1, K: x.C), new(Act(dy), Batch: Stride(dy), K: plane, Row: 1), new(Act(dx), Stride(dx), plane, accumulate ? 1f : 0f),
+                x.N, "pointwise_conv_bwd_data", GemmWeight.InA, bn: bn with { Operand = 2, ZBatch = Stride(z) });
         }
         // dW = sum_n dZ[n] X[n]^T, A(i = co, k) = dZ[n][co * P + pixel] from dy and z, image n a segment on.
-        WeightGradient(dy.C, x.C, x.N, plane, new(Ptr(dy), Row: plane, K: 1, Segment: Stride(dy)), new(Ptr(x), K: 1, Row: plane, Segment: Stride(x)), Ptr(dw), 0f,
+        WeightGradient(dy.C, x.C, x.N, plane, new(Act(dy), Row: plane, K: 1, Segment: Stride(dy)), new(Act(x), K: 1, Row: plane, Segment: Stride(x)), Ptr(dw), 0f,
             "pointwise_conv_bwd_weight", bn with { Operand = 1, ZSegment = Stride(z) }, gate);
     }
 
-    /// <summary>Bound on the im2col workspace: images are processed in chunks that fit it.</summary>
+    /// <summary>Bound on the im2col workspace: images are processed in chunks that fit it. The columns are activations (bf16 with bf16 activations).</summary>
     internal long ConvWorkspaceBytes { get; set; } = 64L << 20;
 
-    private int ImagesPerChunk(long floatsPerImage, int images) =>
-        (int)Math.Clamp(ConvWorkspaceBytes / (floatsPerImage * 4), 1, images);
+    private int ImagesPerChunk(long elementsPerImage, int images) =>
+        (int)Math.Clamp(ConvWorkspaceBytes / (elementsPerImage * ActivationType.Bytes()), 1, images);
 
     public void ConvForward(in Tensor x, in Tensor w, in Tensor y, ConvGeometry g)
     {
@@ -191,8 +191,8 @@ public sealed partial class CudaBackend
             int count = Math.Min(chunk, x.N - n0);
             Im2Col(x, n0, count, g, y, col);
             // Y[n] = W col[n] for the chunk's images in one batched launch.
-            Gemm(y.C, p, rows, new(Ptr(w), Row: rows, K: 1), new(col, Batch: (long)rows * p, K: p, Row: 1), new(Ptr(y) + (ulong)(n0 * Stride(y)) * 4, Stride(y), p),
-                count, "conv_fwd");
+            Gemm(y.C, p, rows, new(Ptr(w), Row: rows, K: 1), new(col, Batch: (long)rows * p, K: p, Row: 1), new(Act(y) + (ulong)(n0 * Stride(y)) * ElementBytes(y), Stride(y), p),
+                count, "conv_fwd", GemmWeight.InA);
         }
     }
 
@@ -204,24 +204,24 @@ public sealed partial class CudaBackend
         int rows = x.C * g.Kernel * g.Kernel, p = dy.Plane;
         long perImage = (long)rows * p;
         int chunk = ImagesPerChunk(2 * perImage, x.N);
-        ulong col = Workspace(2 * chunk * perImage), dcol = col + (ulong)(chunk * perImage) * 4;
+        ulong col = Workspace(2 * chunk * perImage), dcol = col + (ulong)(chunk * perImage * ActivationType.Bytes());
         for (int n0 = 0; n0 < x.N; n0 += chunk)
         {
             int count = Math.Min(chunk, x.N - n0);
             Im2Col(x, n0, count, g, dy, col);
-            ulong dyn = Ptr(dy) + (ulong)(n0 * Stride(dy)) * 4;
+            ulong dyn = Act(dy) + (ulong)(n0 * Stride(dy)) * ElementBytes(dy);
             // dW (+)= sum over the chunk of dY[n] col[n]^T, B(k = pixel, j = row) = col[n][row * P + pixel];
             // chunks add in order.
             WeightGradient(dy.C, rows, count, p, new(dyn, Row: p, K: 1, Segment: Stride(dy)), new(col, K: 1, Row: p, Segment: perImage), Ptr(dw),
                 n0 == 0 ? 0f : 1f, "conv_bwd_weight");
             if (dx.IsNone) continue;
             // dcol[n] = W^T dY[n], then gathered back into the images.
-            Gemm(rows, p, dy.C, new(Ptr(w), Row: 1, K: rows), new(dyn, Batch: Stride(dy), K: p, Row: 1), new(dcol, perImage, p), count, "conv_bwd_data");
+            Gemm(rows, p, dy.C, new(Ptr(w), Row: 1, K: rows), new(dyn, Batch: Stride(dy), K: p, Row: 1), new(dcol, perImage, p), count, "conv_bwd_data", GemmWeight.InA);
             // Cost: the chunk's columns read once (each summed into one pixel), dX written (and read when accumulating).
             long pixels = (long)count * x.C * x.Plane;
-            Launch1D("col2im", pixels, LaunchCost.Fp32(read: count * perImage + (accumulate ? pixels : 0), written: pixels, flops: count * perImage),
+            Launch1D("col2im", pixels, ActCost(read: count * perImage + (accumulate ? pixels : 0), written: pixels, flops: count * perImage),
                 $"conv_bwd {x}", dcol, count, x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, dy.H, dy.W,
-                Ptr(dx) + (ulong)(n0 * Stride(dx)) * 4, Stride(dx), accumulate ? 1 : 0);
+                Act(dx) + (ulong)(n0 * Stride(dx)) * ElementBytes(dx), Stride(dx), accumulate ? 1 : 0);
         }
     }
 
@@ -229,7 +229,7 @@ public sealed partial class CudaBackend
     // columns (k*k/stride^2 times the input) written, to be read again by the GEMM.
     private void Im2Col(in Tensor x, int n0, int count, ConvGeometry g, in Tensor y, ulong col) =>
         Launch1D("im2col", (long)count * x.C * g.Kernel * g.Kernel * y.Plane,
-            LaunchCost.Fp32(read: (long)count * x.C * x.Plane, written: (long)count * x.C * g.Kernel * g.Kernel * y.Plane, flops: 0), $"conv {x}", Ptr(x) + (ulong)(n0 * Stride(x)) * 4, Stride(x),
+            ActCost(read: (long)count * x.C * x.Plane, written: (long)count * x.C * g.Kernel * g.Kernel * y.Plane, flops: 0), $"conv {x}", Act(x) + (ulong)(n0 * Stride(x)) * ElementBytes(x), Stride(x),
             count, x.C, x.H, x.W, g.Kernel, g.Stride, g.Padding, y.H, y.W, col);
 
     /// <summary>
@@ -262,7 +262,7 @@ public sealed partial class CudaBackend
         ShapeChecks.Depthwise("depthwise_conv_fwd", x, w, y, g);
         long taps = (long)g.Kernel * g.Kernel;
         // Cost: x read once (neighbouring taps from L1/L2), the filters, y written; k*k FMAs per output (padding taps included).
-        Launch1D(DepthwiseKernels[0][DepthwiseVariant(g)], y.Count, LaunchCost.Fp32(read: x.Count + y.C * taps, written: y.Count, flops: 2 * y.Count * taps), $"{x} -> {y} {g}", Ptr(x), Stride(x), Ptr(w), Ptr(y), Stride(y),
+        Launch1D(DepthwiseKernels[0][DepthwiseVariant(g)], y.Count, ActCost(read: x.Count, written: y.Count, words: y.C * taps, flops: 2 * y.Count * taps), $"{x} -> {y} {g}", Act(x), Stride(x), Ptr(w), Act(y), Stride(y),
             x.N, x.C, x.H, x.W, y.C, y.H, y.W, g.Kernel, g.Stride, g.Padding);
     }
 
@@ -342,7 +342,7 @@ public sealed partial class CudaBackend
         var a = input ?? default;
         // Applying: four values per input channel read, the input's output written once, and
         // its affine map (and ReLU) on every tap read.
-        long applyRead = apply ? 4L * x.C : 0, applyWritten = apply ? x.Count : 0, applyFlops = apply ? (a.Options.Relu ? 3 : 2) * taps * z.Count : 0;
+        long applyWords = apply ? 4L * x.C : 0, applyRead = 0, applyWritten = apply ? x.Count : 0, applyFlops = apply ? (a.Options.Relu ? 3 : 2) * taps * z.Count : 0;
         // Summing, the input's output plus the addend's first channels is written to the sum's too.
         var (sumStart, addend) = sum is { } s ? (s.Sum.Channels(0, x.C), s.Addend.Channels(0, x.C)) : default;
         if (sum is not null) (applyRead, applyWritten, applyFlops) = (applyRead + x.Count, applyWritten + x.Count, applyFlops + x.Count);
@@ -350,13 +350,13 @@ public sealed partial class CudaBackend
         // statistics' sums (4 FLOPs per output, the four statistics, the split's parts), without
         // batch_norm_stats's read of z. Each chunk's first output is computed once more per thread.
         Launch(DepthwiseKernels[apply ? 6 : 3][DepthwiseVariant(g)], (uint)z.C, (uint)chunks, 1, Threads,
-            LaunchCost.Fp32(read: x.Count + c * taps + 2 * c + applyRead, written: z.Count + 4 * c + applyWritten, flops: (2 * taps + 4) * z.Count + applyFlops,
+            ActCost(read: x.Count + applyRead, written: z.Count + applyWritten, words: c * taps + 6 * c + applyWords, flops: (2 * taps + 4) * z.Count + applyFlops,
                 otherBytes: chunks > 1 ? 2 * 8 * 3 * c * chunks : 0),
-            $"{x} -> {z} {g}", Ptr(x), Stride(x), Ptr(w), Ptr(z), Stride(z), x.N, x.C, x.H, x.W, z.C, z.H, z.W, g.Kernel, g.Stride, g.Padding,
+            $"{x} -> {z} {g}", Act(x), Stride(x), Ptr(w), Act(z), Stride(z), x.N, x.C, x.H, x.W, z.C, z.H, z.W, g.Kernel, g.Stride, g.Padding,
             chunk, Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps, parts, done,
             apply ? Ptr(a.Tensors.Weight) : 0, apply ? Ptr(a.Tensors.Bias) : 0, apply ? Ptr(a.Tensors.SaveMean) : 0, apply ? Ptr(a.Tensors.SaveInvStd) : 0,
-            a.Options.Relu ? 1 : 0, apply ? Ptr(a.Y) : 0, apply ? Stride(a.Y) : 0,
-            sum is null ? 0UL : Ptr(sumStart), sum is null ? 0L : Stride(sumStart), sum is null ? 0UL : Ptr(addend), sum is null ? 0L : Stride(addend));
+            a.Options.Relu ? 1 : 0, apply ? Act(a.Y) : 0, apply ? Stride(a.Y) : 0,
+            sum is null ? 0UL : Act(sumStart), sum is null ? 0L : Stride(sumStart), sum is null ? 0UL : Act(addend), sum is null ? 0L : Stride(addend));
         if (sum is not { } rest) Apply(z, y, p, o, training: true);
         else if (rest.Sum.C > x.C)
         {
@@ -432,16 +432,16 @@ public sealed partial class CudaBackend
         if (g.Kernel > 5) throw new NotSupportedException($"depthwise_conv_bwd_weight keeps at most 5x5 taps in registers, got {g}");
         bool bn = o is not null;
         int taps = g.Kernel * g.Kernel, variant = DepthwiseVariant(g);
-        ulong zp = bn ? Ptr(z) : 0, gamma = bn ? Ptr(p.Weight) : 0, beta = bn ? Ptr(p.Bias) : 0, mean = bn ? Ptr(p.SaveMean) : 0,
+        ulong zp = bn ? Act(z) : 0, gamma = bn ? Ptr(p.Weight) : 0, beta = bn ? Ptr(p.Bias) : 0, mean = bn ? Ptr(p.SaveMean) : 0,
             invstd = bn ? Ptr(p.SaveInvStd) : 0, dgamma = bn ? Ptr(p.Weight.Grad) : 0, dbeta = bn ? Ptr(p.Bias.Grad) : 0;
         long zs = bn ? Stride(z) : 0;
         int relu = o is { Relu: true } ? 1 : 0;
         // With a batch norm: z and six per-channel values read besides dy (2 FLOPs more per read of
         // dy, 5 with the ReLU mask: BnInputGrad).
-        long zRead = bn ? dy.Count + 6L * dy.C : 0, gradFlops = bn ? (relu == 1 ? 5L : 2L) * dy.Count : 0;
+        long zRead = bn ? dy.Count : 0, zWords = bn ? 6L * dy.C : 0, gradFlops = bn ? (relu == 1 ? 5L : 2L) * dy.Count : 0;
         if (bn && DepthwiseBackwardInOnePass && !dx.IsNone && g.Stride == 1 && g.Kernel % 2 == 1 && g.Padding == g.Kernel / 2 && dy.C == x.C)
         {
-            BothGradients(x, w, dy, dx, accumulate, dw, g, z, p, o!.Value, input, zRead, gradFlops);
+            BothGradients(x, w, dy, dx, accumulate, dw, g, z, p, o!.Value, input, zRead, zWords, gradFlops);
             return;
         }
         if (input is { } r)
@@ -454,11 +454,11 @@ public sealed partial class CudaBackend
             // (the input batch norm's z and four values per channel read, dgamma and dbeta
             // written, the split's parts).
             Launch(DepthwiseKernels[7][variant], (uint)x.C, (uint)inChunks, 1, Threads,
-                LaunchCost.Fp32(read: dy.Count + zRead + (long)dy.C * taps + (accumulate ? x.Count : 0) + x.Count + 4L * x.C, written: x.Count + 2L * x.C,
+                ActCost(read: dy.Count + zRead + (accumulate ? x.Count : 0) + x.Count, written: x.Count, words: zWords + (long)dy.C * taps + 6L * x.C,
                     flops: 2L * dy.Count * taps + taps * gradFlops + (4 + inRelu) * x.Count, otherBytes: inPartBytes), $"{dy} -> {dx} {g}",
-                Ptr(dy), Stride(dy), Ptr(w), Ptr(dx), Stride(dx), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0,
+                Act(dy), Stride(dy), Ptr(w), Act(dx), Stride(dx), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0,
                 zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, relu,
-                inChunk, Ptr(r.X), Stride(r.X), Ptr(r.Tensors.Weight), Ptr(r.Tensors.Bias), Ptr(r.Tensors.SaveMean), Ptr(r.Tensors.SaveInvStd), r.Options.Relu ? 1 : 0,
+                inChunk, Act(r.X), Stride(r.X), Ptr(r.Tensors.Weight), Ptr(r.Tensors.Bias), Ptr(r.Tensors.SaveMean), Ptr(r.Tensors.SaveInvStd), r.Options.Relu ? 1 : 0,
                 Ptr(r.Tensors.Weight.Grad), Ptr(r.Tensors.Bias.Grad), inParts, inDone);
         }
         else if (!dx.IsNone)
@@ -466,8 +466,8 @@ public sealed partial class CudaBackend
             ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
             // Cost: dy read once, the filters, dx written (and read when accumulating); the forward's FMAs.
             Launch1D(DepthwiseKernels[bn ? 4 : 1][variant], x.Count,
-                LaunchCost.Fp32(read: dy.Count + zRead + (long)dy.C * taps + (accumulate ? x.Count : 0), written: x.Count, flops: 2L * dy.Count * taps + taps * gradFlops), $"{dy} -> {dx} {g}",
-                Ptr(dy), Stride(dy), Ptr(w), Ptr(dx), Stride(dx), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0,
+                ActCost(read: dy.Count + zRead + (accumulate ? x.Count : 0), written: x.Count, words: zWords + (long)dy.C * taps, flops: 2L * dy.Count * taps + taps * gradFlops), $"{dy} -> {dx} {g}",
+                Act(dy), Stride(dy), Ptr(w), Act(dx), Stride(dx), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0,
                 zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, relu);
         }
         var (chunks, chunk) = ChannelChunks(dy.C, (long)dy.N * dy.Plane);
@@ -476,8 +476,8 @@ public sealed partial class CudaBackend
         // Cost: x and dy read once each (the channel multiplier's re-reads of x hit L2), dW written;
         // split, the chunks' double parts written, and read back by each channel's last block.
         Launch(DepthwiseKernels[bn ? 5 : 2][variant], (uint)dy.C, (uint)chunks, 1, Threads,
-            LaunchCost.Fp32(read: x.Count + dy.Count + zRead, written: dwTaps, flops: 2L * dy.Count * taps + gradFlops + (chunks > 1 ? dwTaps * chunks : 0), otherBytes: partBytes),
-            $"{x}, {dy} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts, done,
+            ActCost(read: x.Count + dy.Count + zRead, written: 0, words: zWords + dwTaps, flops: 2L * dy.Count * taps + gradFlops + (chunks > 1 ? dwTaps * chunks : 0), otherBytes: partBytes),
+            $"{x}, {dy} {g}", Act(x), Stride(x), Act(dy), Stride(dy), Ptr(dw), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts, done,
             zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, relu);
     }
 
@@ -485,7 +485,7 @@ public sealed partial class CudaBackend
     // chunk's positions are its inputs and its outputs alike; with `input`, also the input batch
     // norm's sums (parts and counters apart from the weights', since both finish in one launch).
     private void BothGradients(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, ConvGeometry g,
-        in Tensor z, in BatchNormTensors p, BatchNormOptions o, NormalizedInput? input, long zRead, long gradFlops)
+        in Tensor z, in BatchNormTensors p, BatchNormOptions o, NormalizedInput? input, long zRead, long zWords, long gradFlops)
     {
         ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
         int taps = g.Kernel * g.Kernel, c = dy.C;
@@ -500,14 +500,14 @@ public sealed partial class CudaBackend
         // read when accumulating), dW written; with the input batch norm its z and four values per
         // channel read, dgamma and dbeta written; the splits' double parts. FLOPs: both gradients'.
         Launch(DepthwiseKernels[8][DepthwiseVariant(g)], (uint)c, (uint)chunks, 1, Threads,
-            LaunchCost.Fp32(read: x.Count + dy.Count + zRead + dwTaps + (accumulate ? x.Count : 0) + (reduce ? x.Count + 4L * c : 0),
-                written: x.Count + dwTaps + (reduce ? 2L * c : 0),
+            ActCost(read: x.Count + dy.Count + zRead + (accumulate ? x.Count : 0) + (reduce ? x.Count : 0), written: x.Count,
+                words: zWords + 2 * dwTaps + (reduce ? 6L * c : 0),
                 flops: 4L * dy.Count * taps + (taps + 1) * gradFlops + (chunks > 1 ? dwTaps * chunks : 0) + (reduce ? (4 + inRelu) * x.Count : 0),
                 otherBytes: 2 * 8 * (weightParts + inputParts) / 2),
-            $"{x}, {dy} -> {dx} {g}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dw), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding,
-            chunk, parts, done, Ptr(w), Ptr(dx), Stride(dx), accumulate ? 1 : 0,
-            Ptr(z), Stride(z), Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.Weight.Grad), Ptr(p.Bias.Grad), o.Relu ? 1 : 0,
-            reduce ? Ptr(r.X) : 0, reduce ? Stride(r.X) : 0, reduce ? Ptr(r.Tensors.Weight) : 0, reduce ? Ptr(r.Tensors.Bias) : 0,
+            $"{x}, {dy} -> {dx} {g}", Act(x), Stride(x), Act(dy), Stride(dy), Ptr(dw), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding,
+            chunk, parts, done, Ptr(w), Act(dx), Stride(dx), accumulate ? 1 : 0,
+            Act(z), Stride(z), Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.Weight.Grad), Ptr(p.Bias.Grad), o.Relu ? 1 : 0,
+            reduce ? Act(r.X) : 0, reduce ? Stride(r.X) : 0, reduce ? Ptr(r.Tensors.Weight) : 0, reduce ? Ptr(r.Tensors.Bias) : 0,
             reduce ? Ptr(r.Tensors.SaveMean) : 0, reduce ? Ptr(r.Tensors.SaveInvStd) : 0, r.Options.Relu ? 1 : 0,
             reduce ? Ptr(r.Tensors.Weight.Grad) : 0, reduce ? Ptr(r.Tensors.Bias.Grad) : 0, inParts, inDone);
     }

@@ -1,3 +1,5 @@
+using GhostNet.Backends;
+
 namespace GhostNet.Cuda;
 
 /// <summary>
@@ -44,6 +46,14 @@ internal readonly record struct GemmStats(ulong Mean, ulong InvStd, ulong Runnin
 /// </summary>
 internal readonly record struct GemmGate(ulong Gate, long Batch = 0, long Segment = 0, long Row = 0, long K = 0);
 
+/// <summary>
+/// Which GEMM operand is a weight (fp32 always) and which are activations (the backend's
+/// activation type): convolutions have it in A (W X, W^T dY), linear layers in B (X W^T, dY W);
+/// a weight gradient (dY X^T) has none, and is the one output in fp32 (gemm.cu's GemmOut).
+/// With bf16 activations each case is its own kernel (gemm.cu's _wa and _wb entry points).
+/// </summary>
+internal enum GemmWeight { None, InA, InB }
+
 /// <summary>What a GEMM fuses of the batch norm around it: gemm_f32_*, gemm_f32_bn_* (an operand is its input gradient), gemm_f32_stats_* (its output's statistics).</summary>
 internal enum GemmFusion { None, BatchNormOperand, Statistics }
 
@@ -84,6 +94,21 @@ public sealed partial class CudaBackend
         .. GemmTiles.Select(t => $"gemm_f32_bn_gate_{t.M}x{t.N}"),
         .. GemmTiles.Select(t => $"gemm_f32_stats_gate_{t.M}x{t.N}"),
     ];
+
+    /// <summary>GemmKernels' names with a weight in A (_wa) and in B (_wb): bf16 activations' variants (made once, as GemmKernels).</summary>
+    internal static readonly string[] GemmKernelsWeightA = GemmKernels.Select(k => k + "_wa").ToArray(), GemmKernelsWeightB = GemmKernels.Select(k => k + "_wb").ToArray();
+
+    /// <summary>The kernel of GemmKernels index <paramref name="kernel"/> for this backend's activations and where the weight is.</summary>
+    private string GemmKernel(int kernel, GemmWeight weight) =>
+        ActivationType == Backends.ElementType.Float32 || weight == GemmWeight.None ? GemmKernels[kernel]
+        : weight == GemmWeight.InA ? GemmKernelsWeightA[kernel] : GemmKernelsWeightB[kernel];
+
+    /// <summary>
+    /// The arithmetic this backend's GEMMs run in: <see cref="Precision"/>, but fp32 (the SIMT
+    /// kernels) with bf16 activations, whose operands the tensor-core kernels' fp32 copies cannot
+    /// load. A bf16 product is exact in fp32, so these GEMMs round only their sums.
+    /// </summary>
+    private GemmPrecision GemmPrecisionNow => ActivationType == Backends.ElementType.Float32 ? Precision : GemmPrecision.Fp32;
 
     /// <summary>
     /// The arithmetic of every GEMM (pointwise and dense convolutions, linear layers) this
@@ -176,7 +201,7 @@ public sealed partial class CudaBackend
     /// <paramref name="kSegment"/> (0: one segment), and with <paramref name="kPiece"/> &gt; 0
     /// matrix z sums only k in [z kPiece, (z + 1) kPiece).
     /// </summary>
-    private void Gemm(int m, int n, int k, GemmOperand a, GemmOperand b, GemmOutput c, int batch, string context, int kSegment = 0, int kPiece = 0,
+    private void Gemm(int m, int n, int k, GemmOperand a, GemmOperand b, GemmOutput c, int batch, string context, GemmWeight weight, int kSegment = 0, int kPiece = 0,
         SplitKSum sum = default, GemmBatchNorm bn = default, GemmStats? stats = null, GemmGate gate = default)
     {
         bool gated = gate.Gate != 0;
@@ -184,7 +209,8 @@ public sealed partial class CudaBackend
         if (kSegment <= 0 || kSegment >= k) kSegment = Math.Max(k, 1);
         else if (a.K != 1 || b.Row == 1)
             throw new ArgumentException($"{context}: K in segments needs both operands contiguous along K (A k-stride {a.K}, B j-stride {b.Row})");
-        var tile = PickKernel(m, n, Precision, Fusion(bn, stats is not null), gated);
+        var precision = GemmPrecisionNow;
+        var tile = PickKernel(m, n, precision, Fusion(bn, stats is not null), gated);
         // Cost: 2 M N K FLOPs per matrix, or in all for split-K pieces (the padding of partial
         // tiles not counted); A and B read once each (once for all the batch when its batch stride
         // is 0, as for the weights and split-K): the tiles' re-reads are assumed to hit L2; C
@@ -207,11 +233,17 @@ public sealed partial class CudaBackend
         // A gate: one value read per (matrix, k) or per (segment, j), and a multiply per B element loaded.
         long gateRead = !gated ? 0 : gate.Batch != 0 ? (long)k * batch : (long)n * ((k + kSegment - 1) / kSegment);
         if (c.Activated != 0 && (kPiece > 0 || sum.Out != 0)) throw new ArgumentException($"{context}: an activation needs the whole sum, not split-K pieces");
-        var cost = LaunchCost.Fp32(read: aRead + bRead + (c.Beta != 0 ? cWritten : 0) + (c.Bias != 0 ? n : 0) + sumRead + bnRead + (stats is null ? 0 : 2L * m) + gateRead,
-            written: cWritten + sumWritten + (stats is null ? 0 : 4L * m) + (c.Activated != 0 ? cWritten : 0),
-            flops: flops + 15 * (bn.Operand == 0 ? 0 : bn.Operand == 1 ? aRead : bRead) + (stats is null ? 0 : 4 * cWritten) + (gated ? bRead : 0), otherBytes: 2 * 8 * parts);
-        if (Precision != GemmPrecision.Fp32) cost = cost with { Flops = Precision == GemmPrecision.Tf32x3 ? 3 * flops : flops, Precision = GhostNet.Cuda.Precision.Tf32 };
-        Launch(GemmKernels[tile.Kernel], gridX, gridY, (uint)batch, Threads, cost,
+        // Bytes by type: a weight, the bias, the batch norm's values and statistics, split-K's
+        // partials and a weight gradient (weight None: C) in fp32; the rest activations.
+        long act = ActivationType.Bytes(), aBytes = weight == GemmWeight.InA ? 4 : act, bBytes = weight == GemmWeight.InB ? 4 : act,
+            cBytes = weight == GemmWeight.None ? 4 : act;
+        long zRead = bn.Operand == 0 ? 0 : bnRead - 6L * (bn.Operand == 1 ? m : k);
+        long bytes = aRead * aBytes + bRead * bBytes + (c.Beta != 0 ? cWritten * cBytes : 0) + 4L * (c.Bias != 0 ? n : 0) + 4 * sumRead
+            + zRead * act + 4 * (bnRead - zRead) + 4 * (stats is null ? 0 : 2L * m) + gateRead * act
+            + cWritten * cBytes + 4 * sumWritten + 4 * (stats is null ? 0 : 4L * m) + (c.Activated != 0 ? cWritten * act : 0) + 2 * 8 * parts;
+        var cost = new LaunchCost(bytes, flops + 15 * (bn.Operand == 0 ? 0 : bn.Operand == 1 ? aRead : bRead) + (stats is null ? 0 : 4 * cWritten) + (gated ? bRead : 0));
+        if (precision != GemmPrecision.Fp32) cost = cost with { Flops = precision == GemmPrecision.Tf32x3 ? 3 * flops : flops, Precision = GhostNet.Cuda.Precision.Tf32 };
+        Launch(GemmKernel(tile.Kernel, weight), gridX, gridY, (uint)batch, Threads, cost,
             $"{context} (M={m} N={n} K={k} batch={batch})",
             m, n, k, kSegment, kPiece, a.Pointer, a.Batch, a.Row, a.K, a.Segment, b.Pointer, b.Batch, b.K, b.Row, b.Segment,
             c.Pointer, c.Batch, c.Row, c.Beta, c.Bias, sum.Out, sum.Beta, sum.Done, c.Activation, c.Activated,
@@ -238,7 +270,7 @@ public sealed partial class CudaBackend
             if (bn.Operand != 0 || gate.Gate != 0) throw new ArgumentException($"{context}: a batch-norm operand or a gate needs planes of more than one pixel");
             (a, b, p) = (a with { K = a.Segment, Segment = 0 }, b with { K = b.Segment, Segment = 0 }, (int)k);
         }
-        var tile = PickKernel(m, n, Precision, Fusion(bn, false), gate.Gate != 0);
+        var tile = PickKernel(m, n, GemmPrecisionNow, Fusion(bn, false), gate.Gate != 0);
         long tiles = (long)((m + tile.M - 1) / tile.M) * ((n + tile.N - 1) / tile.N);
         long pieces = Math.Max((k + MaxKPiece - 1) / MaxKPiece, Math.Min((2 * Device.Multiprocessors + tiles - 1) / tiles, (k + MinKPiece - 1) / MinKPiece));
         pieces = Math.Min(pieces, 65535); // the grid's z limit; only past ~268M terms are pieces longer than MaxKPiece
@@ -246,17 +278,17 @@ public sealed partial class CudaBackend
         pieces = (k + kPiece - 1) / kPiece;
         if (pieces == 1)
         {
-            Gemm(m, n, (int)k, a, b, new(dw, 0, n, beta), 1, context, p, kPiece: 0, bn: bn, gate: gate);
+            Gemm(m, n, (int)k, a, b, new(dw, 0, n, beta), 1, context, GemmWeight.None, p, kPiece: 0, bn: bn, gate: gate);
             return;
         }
         long mn = (long)m * n;
         ulong partial = Partials(pieces * mn);
         if (SumSplitKInGemm)
         {
-            Gemm(m, n, (int)k, a, b, new(partial, mn, n), (int)pieces, context, p, kPiece, new SplitKSum(dw, beta, Counters((int)tiles)), bn, gate: gate);
+            Gemm(m, n, (int)k, a, b, new(partial, mn, n), (int)pieces, context, GemmWeight.None, p, kPiece, new SplitKSum(dw, beta, Counters((int)tiles)), bn, gate: gate);
             return;
         }
-        Gemm(m, n, (int)k, a, b, new(partial, mn, n), (int)pieces, context, p, kPiece, bn: bn, gate: gate);
+        Gemm(m, n, (int)k, a, b, new(partial, mn, n), (int)pieces, context, GemmWeight.None, p, kPiece, bn: bn, gate: gate);
         // Cost: every piece's partial product read once, dW written (and read when beta is not 0).
         Launch1D("split_sum", mn, LaunchCost.Fp32(read: pieces * mn + (beta != 0 ? mn : 0), written: mn, flops: pieces * mn), context, partial, (int)pieces, mn, dw, beta);
     }

@@ -85,6 +85,7 @@ public sealed partial class CudaBackend : ICapturingBackend
         Add(ActivationInGemm);
         Add(ActivationGradientInBiasSum);
         Add(ResidualInBatchNorm);
+        Add(_activations == ElementType.BFloat16); // the other type's kernels (a plan of the old type is refused at its launches anyway)
         return (Precision, bits, _issue, Recorder);
     }
 

@@ -12,7 +12,7 @@ public sealed partial class CudaBackend
         ShapeChecks.Linear("linear_fwd", x, w, y);
         int n = x.N, k = x.C, m = w.N;
         // y = x W^T (+ b): B(k, j) = W[j * K + k].
-        Gemm(n, m, k, new(Ptr(x), Row: k, K: 1), new(Ptr(w), K: 1, Row: k), new(Ptr(y), 0, m, Bias: b.IsNone ? 0 : Ptr(b)), 1, "linear_fwd");
+        Gemm(n, m, k, new(Act(x), Row: k, K: 1), new(Ptr(w), K: 1, Row: k), new(Act(y), 0, m, Bias: b.IsNone ? 0 : Ptr(b)), 1, "linear_fwd", GemmWeight.InB);
     }
 
     /// <summary>
@@ -37,8 +37,8 @@ public sealed partial class CudaBackend
         y.RequireContiguous("linear_fwd");
         activated.RequireContiguous("linear_fwd activation");
         int n = x.N, k = x.C, m = w.N;
-        Gemm(n, m, k, new(Ptr(x), Row: k, K: 1), new(Ptr(w), K: 1, Row: k),
-            new(Ptr(y), 0, m, Bias: b.IsNone ? 0 : Ptr(b), Activation: (int)activation, Activated: Ptr(activated)), 1, "linear_fwd");
+        Gemm(n, m, k, new(Act(x), Row: k, K: 1), new(Ptr(w), K: 1, Row: k),
+            new(Act(y), 0, m, Bias: b.IsNone ? 0 : Ptr(b), Activation: (int)activation, Activated: Act(activated)), 1, "linear_fwd", GemmWeight.InB);
     }
 
     public void LinearBackward(in Tensor x, in Tensor w, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in Tensor db)
@@ -49,7 +49,7 @@ public sealed partial class CudaBackend
         // Cost: dy read once, db written.
         int n = x.N, m = w.N;
         if (!db.IsNone)
-            Launch("column_sum", (uint)((m + Threads - 1) / Threads), 1, 1, Threads, LaunchCost.Fp32(read: (long)n * m, written: m, flops: (long)n * m), "linear_bwd_bias", n, m, Ptr(dy), Ptr(db),
+            Launch("column_sum", (uint)((m + Threads - 1) / Threads), 1, 1, Threads, ActCost(read: (long)n * m, written: 0, words: m, flops: (long)n * m), "linear_bwd_bias", n, m, Act(dy), Ptr(db),
                 0, 0UL, 0UL, 0UL);
     }
 
@@ -81,8 +81,8 @@ public sealed partial class CudaBackend
         int n = x.N, m = w.N;
         // y's gradient first, as the GEMMs read it. Cost: the activated gradient and the
         // activation's operand (its output for ReLU, its input for the gate) read, y's gradient and db written.
-        Launch("column_sum", (uint)((m + Threads - 1) / Threads), 1, 1, Threads, LaunchCost.Fp32(read: 2L * n * m, written: (long)n * m + m, flops: 3L * n * m),
-            "linear_bwd_bias", n, m, Ptr(da), Ptr(db), (int)y.Activation, Ptr(y.Y), Ptr(y.Activated), Ptr(dz));
+        Launch("column_sum", (uint)((m + Threads - 1) / Threads), 1, 1, Threads, ActCost(read: 2L * n * m, written: (long)n * m, words: m, flops: 3L * n * m),
+            "linear_bwd_bias", n, m, Act(da), Ptr(db), (int)y.Activation, Act(y.Y), Act(y.Activated), Act(dz));
         LinearGemms(x, w, dz, dx, accumulate, dw);
     }
 
@@ -93,10 +93,10 @@ public sealed partial class CudaBackend
         if (!dx.IsNone)
         {
             ShapeChecks.Same("linear_bwd dx", x, dx);
-            Gemm(n, k, m, new(Ptr(dy), Row: m, K: 1), new(Ptr(w), K: k, Row: 1), new(Ptr(dx), 0, k, accumulate ? 1f : 0f), 1, "linear_bwd_data");
+            Gemm(n, k, m, new(Act(dy), Row: m, K: 1), new(Ptr(w), K: k, Row: 1), new(Act(dx), 0, k, accumulate ? 1f : 0f), 1, "linear_bwd_data", GemmWeight.InB);
         }
         // dW = dY^T x: A(i = out, k = sample) = dy[sample * M + out].
-        WeightGradient(m, k, 1, n, new(Ptr(dy), Row: 1, K: m), new(Ptr(x), K: k, Row: 1), Ptr(dw), 0f, "linear_bwd_weight");
+        WeightGradient(m, k, 1, n, new(Act(dy), Row: 1, K: m), new(Act(x), K: k, Row: 1), Ptr(dw), 0f, "linear_bwd_weight");
     }
 
     public void DropoutForward(in Tensor x, in Tensor y, float p, DropoutSeed seed)
@@ -125,7 +125,7 @@ public sealed partial class CudaBackend
         y.RequireContiguous(op);
         if (p < 0 || p >= 1) throw new ArgumentOutOfRangeException(nameof(p), $"dropout probability {p} is not in [0, 1)");
         // Cost: x read, y written (and read when accumulating); the mask's hash is integer work, not counted.
-        Launch1D("dropout", x.Count, LaunchCost.Fp32(read: (accumulate ? 2 : 1) * x.Count, written: x.Count, flops: (accumulate ? 2 : 1) * x.Count), $"{op} {x}", Ptr(x), Ptr(y), x.Count, p, seed.Value, accumulate ? 1 : 0, seedAt);
+        Launch1D("dropout", x.Count, ActCost(read: (accumulate ? 2 : 1) * x.Count, written: x.Count, flops: (accumulate ? 2 : 1) * x.Count), $"{op} {x}", Act(x), Act(y), x.Count, p, seed.Value, accumulate ? 1 : 0, seedAt);
     }
 
     public void SoftmaxCrossEntropy(in Tensor logits, in Tensor labels, in Tensor losses, in Tensor dlogits, float labelSmoothing)
@@ -140,8 +140,8 @@ public sealed partial class CudaBackend
         // and the gradient written; max, exp and sums: ~4 FLOPs per logit, ~4 more for the gradient.
         long logitCount = (long)n * k;
         Launch("softmax_cross_entropy", (uint)n, 1, 1, Threads,
-            LaunchCost.Fp32(read: logitCount + n, written: n + (dlogits.IsNone ? 0 : logitCount), flops: (dlogits.IsNone ? 4 : 8) * logitCount), $"{logits}", Ptr(logits), Ptr(labels), n, k, labelSmoothing, Ptr(losses),
-            dlogits.IsNone ? 0UL : Ptr(dlogits));
+            ActCost(read: logitCount, written: dlogits.IsNone ? 0 : logitCount, words: 2L * n, flops: (dlogits.IsNone ? 4 : 8) * logitCount), $"{logits}", Act(logits), Ptr(labels), n, k, labelSmoothing, Ptr(losses),
+            dlogits.IsNone ? 0UL : Act(dlogits));
     }
 
     public void TopKRank(in Tensor logits, in Tensor labels, in Tensor ranks)
@@ -151,7 +151,7 @@ public sealed partial class CudaBackend
         int n = logits.N, k = logits.C * logits.Plane;
         labels.RequireShape("top_k", "labels", n, 1, 1, 1);
         ranks.RequireShape("top_k", "ranks", n, 1, 1, 1);
-        Launch("top_k_rank", (uint)n, 1, 1, Threads, LaunchCost.Fp32(read: (long)n * k + n, written: n, flops: (long)n * k), $"{logits}", Ptr(logits), Ptr(labels), k, Ptr(ranks));
+        Launch("top_k_rank", (uint)n, 1, 1, Threads, ActCost(read: (long)n * k, written: 0, words: 2L * n, flops: (long)n * k), $"{logits}", Act(logits), Ptr(labels), k, Ptr(ranks));
     }
 
     public void SumBatch(in Tensor losses, in Tensor ranks, in Tensor totals)

@@ -25,7 +25,7 @@ public sealed partial class CudaBackend
         // Cost: x read once, then the four statistics (running ones read too); split, each
         // chunk's three double parts written, and read by the channel's last block.
         Launch("batch_norm_stats", (uint)x.C, (uint)chunks, 1, Threads,
-            LaunchCost.Fp32(read: x.Count + 2 * c, written: 4 * c, flops: 4 * x.Count, otherBytes: partBytes), $"{x}", Ptr(x), Stride(x), x.N, x.C, x.Plane, chunk,
+            ActCost(read: x.Count, written: 0, words: 6 * c, flops: 4 * x.Count, otherBytes: partBytes), $"{x}", Act(x), Stride(x), x.N, x.C, x.Plane, chunk,
             Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps, parts, done);
     }
 
@@ -42,10 +42,10 @@ public sealed partial class CudaBackend
     {
         bool sum = !addend.IsNone;
         if (sum) ShapeChecks.Same("batch_norm_apply addend", x, addend);
-        Launch1D("batch_norm_apply", x.Count, LaunchCost.Fp32(read: (sum ? 2 : 1) * x.Count + 4L * x.C, written: x.Count, flops: (o.Relu ? 6 : 5) * x.Count + (sum ? x.Count : 0)),
-            $"{x}{addend:+} -> {y}", Ptr(x), Stride(x), Ptr(y), Stride(y), x.N, x.C, x.Plane,
+        Launch1D("batch_norm_apply", x.Count, ActCost(read: (sum ? 2 : 1) * x.Count, written: x.Count, words: 4L * x.C, flops: (o.Relu ? 6 : 5) * x.Count + (sum ? x.Count : 0)),
+            $"{x}{addend:+} -> {y}", Act(x), Stride(x), Act(y), Stride(y), x.N, x.C, x.Plane,
             Ptr(p.Weight), Ptr(p.Bias), training ? Ptr(p.SaveMean) : Ptr(p.RunningMean), training ? Ptr(p.SaveInvStd) : Ptr(p.RunningVar),
-            training ? 0 : 1, o.Eps, o.Relu ? 1 : 0, sum ? Ptr(addend) : 0UL, sum ? Stride(addend) : 0L);
+            training ? 0 : 1, o.Eps, o.Relu ? 1 : 0, sum ? Act(addend) : 0UL, sum ? Stride(addend) : 0L);
     }
 
     /// <summary>
@@ -83,7 +83,7 @@ public sealed partial class CudaBackend
         // over y), four per-channel values, then dgamma and dbeta; split, the two double sums
         // per chunk written, and read by the channel's last block.
         Launch("batch_norm_bwd_reduce", (uint)x.C, (uint)chunks, 1, Threads,
-            LaunchCost.Fp32(read: 2 * x.Count + 4 * c, written: 2 * c, flops: (4 + relu) * x.Count, otherBytes: partBytes), $"{x}", Ptr(x), Stride(x), Ptr(dy), Stride(dy),
+            ActCost(read: 2 * x.Count, written: 0, words: 6 * c, flops: (4 + relu) * x.Count, otherBytes: partBytes), $"{x}", Act(x), Stride(x), Act(dy), Stride(dy),
             x.N, x.C, x.Plane, chunk, Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, o.Relu ? 1 : 0, parts, done);
     }
 
@@ -105,7 +105,7 @@ public sealed partial class CudaBackend
         long c = x.C, relu = o.Relu ? 2 : 0;
         // Cost: x and dy read again, dx written (and read when accumulating), six per-channel values; ~10 FLOPs per element.
         Launch1D("batch_norm_bwd_data", x.Count,
-            LaunchCost.Fp32(read: (accumulate ? 3 : 2) * x.Count + 6 * c, written: x.Count, flops: (10 + relu + (accumulate ? 1 : 0)) * x.Count), $"{x}", Ptr(x), Stride(x), Ptr(dy), Stride(dy), Ptr(dx), Stride(dx),
+            ActCost(read: (accumulate ? 3 : 2) * x.Count, written: x.Count, words: 6 * c, flops: (10 + relu + (accumulate ? 1 : 0)) * x.Count), $"{x}", Act(x), Stride(x), Act(dy), Stride(dy), Act(dx), Stride(dx),
             x.N, x.C, x.Plane, Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, o.Relu ? 1 : 0, accumulate ? 1 : 0);
     }
 }

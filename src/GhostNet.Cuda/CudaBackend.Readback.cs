@@ -100,7 +100,7 @@ public sealed unsafe partial class CudaBackend
     private sealed class CudaStaging(CudaBackend backend, Tensor destination, bool overlapped) : HostStaging
     {
         private const int NotReady = 600; // CUDA_ERROR_NOT_READY
-        private readonly nuint _bytes = checked((nuint)destination.Count * 4);
+        private readonly nuint _bytes = checked((nuint)destination.Count * (nuint)destination.Storage.Type.Bytes());
         private IntPtr _host, _event, _consumed;
         private bool _marked; // _consumed is recorded: the next copy waits for it
         private byte[]? _modelOnly;
@@ -149,14 +149,14 @@ public sealed unsafe partial class CudaBackend
             backend.MakeCurrent();
             if (!overlapped)
             {
-                CudaException.Check(Driver.cuMemcpyHtoDAsync(Ptr(destination), (void*)_host, _bytes, backend._stream), "cuMemcpyHtoDAsync", $"into {destination}");
+                CudaException.Check(Driver.cuMemcpyHtoDAsync(Address(destination), (void*)_host, _bytes, backend._stream), "cuMemcpyHtoDAsync", $"into {destination}");
                 CudaException.Check(Driver.cuEventRecord(_event, backend._stream), "cuEventRecord");
                 _queued = true;
                 return;
             }
             var copy = backend.CopyStream();
             if (_marked) CudaException.Check(Driver.cuStreamWaitEvent(copy, _consumed, 0), "cuStreamWaitEvent", $"(the copy into {destination} after its last reader)");
-            CudaException.Check(Driver.cuMemcpyHtoDAsync(Ptr(destination), (void*)_host, _bytes, copy), "cuMemcpyHtoDAsync", $"into {destination} on the copy stream");
+            CudaException.Check(Driver.cuMemcpyHtoDAsync(Address(destination), (void*)_host, _bytes, copy), "cuMemcpyHtoDAsync", $"into {destination} on the copy stream");
             CudaException.Check(Driver.cuEventRecord(_event, copy), "cuEventRecord");
             CudaException.Check(Driver.cuStreamWaitEvent(backend._stream, _event, 0), "cuStreamWaitEvent", $"(the work after the copy into {destination})");
             _queued = true;

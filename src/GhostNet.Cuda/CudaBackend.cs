@@ -24,7 +24,10 @@ public sealed unsafe partial class CudaBackend : IBackend
     private readonly bool _ownsContext, _ownsStream;
     private readonly int _deviceOrdinal;
     private readonly List<CudaModule> _modules = [];
-    private readonly Dictionary<string, (IntPtr Function, string File)> _kernels = [];
+    private Dictionary<string, (IntPtr Function, string File)> _kernels = []; // of _activations: one of _kernelSets
+    private readonly Dictionary<ElementType, Dictionary<string, (IntPtr Function, string File)>> _kernelSets = [];
+    private readonly KernelCache? _cache;
+    private ElementType _activations = ElementType.Float32;
     private CudaBuffer? _workspace, _partials, _counters;
     private readonly bool _unbacked; // ForModel: no context, no memory, no launches
     private ulong _nextAddress = 1UL << 40;
@@ -45,7 +48,8 @@ public sealed unsafe partial class CudaBackend : IBackend
         MakeCurrent();
         CudaException.Check(Driver.cuStreamCreate(out _stream, 1 /* non-blocking */), "cuStreamCreate");
         _ownsStream = true;
-        LoadKernels(cache ?? new KernelCache(KernelCache.DefaultDirectory));
+        _cache = cache ?? new KernelCache(KernelCache.DefaultDirectory);
+        _kernels = LoadKernels(ElementType.Float32);
     }
 
     /// <summary>Embeds in a host application: runs on its context and stream, which it keeps owning.</summary>
@@ -58,7 +62,8 @@ public sealed unsafe partial class CudaBackend : IBackend
         _context = context;
         _stream = stream;
         MakeCurrent();
-        LoadKernels(cache ?? new KernelCache(KernelCache.DefaultDirectory));
+        _cache = cache ?? new KernelCache(KernelCache.DefaultDirectory);
+        _kernels = LoadKernels(ElementType.Float32);
     }
 
     /// <summary>
@@ -76,9 +81,26 @@ public sealed unsafe partial class CudaBackend : IBackend
         _unbacked = true;
         _issue = false;
         Recorder = recorder;
-        foreach (var file in KernelSources.Files)
-            foreach (var name in KernelNames(KernelSources.Source(file)))
-                _kernels[name] = (IntPtr.Zero, file);
+        _kernels = LoadKernels(ElementType.Float32);
+    }
+
+    /// <summary>
+    /// How this backend holds activations and their gradients: fp32 (the default), or bf16
+    /// (<c>--precision bf16</c>), where every kernel reads and writes them as bf16 and computes in
+    /// fp32 (parameters, statistics and reductions stay fp32). Plans made after a change hold the
+    /// new type; a plan of the other type is refused at its first launch (<see cref="Act"/>).
+    /// Setting bf16 compiles (or loads from the cache) the kernels' bf16 variants once.
+    /// </summary>
+    public ElementType ActivationType
+    {
+        get => _activations;
+        set
+        {
+            if (value == _activations) return;
+            RefuseInCapture($"a change of the activation type to {value.Name()}");
+            _kernels = _kernelSets.TryGetValue(value, out var set) ? set : LoadKernels(value);
+            _activations = value;
+        }
     }
 
     public CudaDeviceInfo Device { get; }
@@ -129,25 +151,35 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (Driver.cuCtxGetCurrent(out IntPtr current) == Driver.Success && current != _context) Driver.cuCtxSetCurrent(_context);
     }
 
-    private void LoadKernels(KernelCache cache)
+    /// <summary>The kernels of every file compiled for activations of <paramref name="type"/> (names only, for a model-only backend).</summary>
+    private Dictionary<string, (IntPtr Function, string File)> LoadKernels(ElementType type)
     {
+        var kernels = new Dictionary<string, (IntPtr Function, string File)>();
         string arch = Device.Architecture;
-        foreach (var file in KernelSources.Files)
+        foreach (var file in KernelSources.FilesFor(type))
         {
+            if (_unbacked)
+            {
+                foreach (var name in KernelNames(KernelSources.Source(file))) kernels[name] = (IntPtr.Zero, file);
+                continue;
+            }
+            MakeCurrent();
             CudaModule module;
             try
             {
-                module = new CudaModule(file, cache.GetOrCompile(file, arch));
+                module = new CudaModule(file, _cache!.GetOrCompile(file, arch, type));
             }
             catch (CudaException e) when (e.Result != 0)
             {
-                cache.Evict(file, arch); // a cached image the driver rejects is rebuilt once
-                module = new CudaModule(file, cache.GetOrCompile(file, arch));
+                _cache!.Evict(file, arch, type); // a cached image the driver rejects is rebuilt once
+                module = new CudaModule(file, _cache.GetOrCompile(file, arch, type));
             }
             _modules.Add(module);
             foreach (var name in KernelNames(KernelSources.Source(file)))
-                _kernels[name] = (module.Function(name), file);
+                kernels[name] = (module.Function(name), file);
         }
+        _kernelSets[type] = kernels;
+        return kernels;
     }
 
     /// <summary>The extern "C" entry points of a source file (every KERNEL void name(...)).</summary>
@@ -155,13 +187,15 @@ public sealed unsafe partial class CudaBackend : IBackend
         System.Text.RegularExpressions.Regex.Matches(source, @"^KERNEL\s+void\s+(\w+)\s*\(", System.Text.RegularExpressions.RegexOptions.Multiline)
             .Select(m => m.Groups[1].Value);
 
-    public DeviceBuffer Allocate(long elements)
+    public DeviceBuffer Allocate(long elements) => Allocate(elements, ElementType.Float32);
+
+    public DeviceBuffer Allocate(long elements, ElementType type)
     {
         RefuseInCapture($"an allocation of {elements} elements");
-        if (!_unbacked) return new CudaBuffer(elements, this);
+        if (!_unbacked) return new CudaBuffer(elements, this, type);
         ulong address = _nextAddress;
-        _nextAddress += (checked((ulong)elements * 4) + 255) / 256 * 256 + 256;
-        return new CudaBuffer(elements, address);
+        _nextAddress += (checked((ulong)elements * (ulong)type.Bytes()) + 255) / 256 * 256 + 256;
+        return new CudaBuffer(elements, address, type: type);
     }
 
     /// <summary>
@@ -190,7 +224,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     public ulong DevicePointer(in Tensor t)
     {
         t.RequireContiguous("a device pointer");
-        return Ptr(t);
+        return Address(t);
     }
 
     /// <summary>Names the op family of the calls that follow (and counts the call), for the launch recorder.</summary>
@@ -229,6 +263,17 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (source.Length != destination.Count) throw new ArgumentException($"upload of {source.Length} values into {destination}");
         if (_unbacked) return;
         MakeCurrent();
+        if (destination.Storage.Type == ElementType.BFloat16)
+        {
+            var halves = new ushort[source.Length]; // a test's or a tool's call: a training step uploads through stagings
+            BFloat16.FromFloats(source, halves);
+            fixed (ushort* p = halves)
+            {
+                CudaException.Check(Driver.cuMemcpyHtoDAsync(Address(destination), p, (nuint)source.Length * 2, _stream), "cuMemcpyHtoDAsync", $"into {destination}");
+                Sync("upload");
+            }
+            return;
+        }
         fixed (float* p = source)
         {
             CudaException.Check(Driver.cuMemcpyHtoDAsync(Ptr(destination), p, (nuint)source.Length * 4, _stream), "cuMemcpyHtoDAsync", $"into {destination}");
@@ -248,6 +293,17 @@ public sealed unsafe partial class CudaBackend : IBackend
             return;
         }
         MakeCurrent();
+        if (source.Storage.Type == ElementType.BFloat16)
+        {
+            var halves = new ushort[destination.Length];
+            fixed (ushort* p = halves)
+            {
+                CudaException.Check(Driver.cuMemcpyDtoHAsync(p, Address(source), (nuint)destination.Length * 2, _stream), "cuMemcpyDtoHAsync", $"from {source}");
+                Sync("download");
+            }
+            BFloat16.ToFloats(halves, destination);
+            return;
+        }
         fixed (float* p = destination)
         {
             CudaException.Check(Driver.cuMemcpyDtoHAsync(p, Ptr(source), (nuint)destination.Length * 4, _stream), "cuMemcpyDtoHAsync", $"from {source}");
@@ -286,12 +342,36 @@ public sealed unsafe partial class CudaBackend : IBackend
         HostWaitSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds;
     }
 
-    /// <summary>Device address of element (0, C0, 0, 0) of a view.</summary>
+    /// <summary>
+    /// Device address of element (0, C0, 0, 0) of an fp32 view: a parameter, its gradient, a
+    /// statistic, a label. A kernel's float* argument; <see cref="Act"/> gives an activation's.
+    /// </summary>
     internal static ulong Ptr(in Tensor t)
     {
-        var buffer = t.Storage.Buffer as CudaBuffer ?? throw new InvalidOperationException($"{t.Storage.Name} is not bound to GPU memory");
-        return buffer.Pointer + (ulong)(t.Offset + (long)t.C0 * t.Plane) * 4;
+        if (t.Storage.Type != ElementType.Float32) throw new InvalidOperationException($"{t} holds {t.Storage.Type.Name()}, where the kernel reads fp32");
+        return Address(t);
     }
+
+    /// <summary>
+    /// Device address of an activation view (a kernel's act* argument: float, or bf16 in a bf16
+    /// backend's kernels). A view of the other type is refused, so an argument classed wrongly in
+    /// a launcher fails at its launch instead of reading halves as floats.
+    /// </summary>
+    internal ulong Act(in Tensor t)
+    {
+        if (t.Storage.Type != ActivationType) throw new InvalidOperationException($"{t} holds {t.Storage.Type.Name()}, where this backend's kernels read {ActivationType.Name()} activations");
+        return Address(t);
+    }
+
+    /// <summary>Device address of element (0, C0, 0, 0) of a view of either type.</summary>
+    internal static ulong Address(in Tensor t)
+    {
+        var buffer = t.Storage.Buffer as CudaBuffer ?? throw new InvalidOperationException($"{t.Storage.Name} is not bound to GPU memory");
+        return buffer.Pointer + (ulong)(t.Offset + (long)t.C0 * t.Plane) * (ulong)t.Storage.Type.Bytes();
+    }
+
+    /// <summary>Bytes of one element of <paramref name="t"/>: for pointer arithmetic past a view's start.</summary>
+    internal static ulong ElementBytes(in Tensor t) => (ulong)t.Storage.Type.Bytes();
 
     /// <summary>Elements between consecutive images of a view.</summary>
     internal static long Stride(in Tensor t) => (long)t.CTotal * t.Plane;
@@ -299,7 +379,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     /// <summary>Whether the address ranges of two views (first to last element, windows' gaps included) meet.</summary>
     internal static bool Overlap(in Tensor a, in Tensor b)
     {
-        static (ulong Lo, ulong Hi) Range(in Tensor t) => (Ptr(t), Ptr(t) + (ulong)(((long)(t.N - 1) * Stride(t) + (long)t.C * t.Plane) * 4));
+        static (ulong Lo, ulong Hi) Range(in Tensor t) => (Address(t), Address(t) + (ulong)((long)(t.N - 1) * Stride(t) + (long)t.C * t.Plane) * ElementBytes(t));
         var (ra, rb) = (Range(a), Range(b));
         return ra.Lo < rb.Hi && rb.Lo < ra.Hi;
     }
@@ -351,7 +431,10 @@ public sealed unsafe partial class CudaBackend : IBackend
     /// </summary>
     private void Launch(string kernel, uint gridX, uint gridY, uint gridZ, uint block, in LaunchCost cost, DeferredText context, params ReadOnlySpan<KernelArg> args)
     {
-        if (!_kernels.TryGetValue(kernel, out var k)) throw new InvalidOperationException($"no kernel named {kernel}");
+        if (!_kernels.TryGetValue(kernel, out var k))
+            throw _activations != ElementType.Float32 && _kernelSets[ElementType.Float32].ContainsKey(kernel)
+                ? new NotSupportedException($"{kernel} has no {_activations.Name()} variant yet ({_kernelSets[ElementType.Float32][kernel].File} is not among KernelSources.Bf16Files)")
+                : new InvalidOperationException($"no kernel named {kernel}");
         if (gridX == 0 || gridY == 0 || gridZ == 0) return; // empty tensor
         Recorder?.Add(new LaunchRecord(kernel, _family, gridX, gridY, gridZ, block, cost));
         if (!_issue) return;

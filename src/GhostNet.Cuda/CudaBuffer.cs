@@ -4,7 +4,7 @@ using GhostNet.Cuda.Interop;
 namespace GhostNet.Cuda;
 
 /// <summary>
-/// Device memory of 4-byte elements, zeroed at allocation like the CPU backend's; or, for a
+/// Device memory of 4-byte (or bf16: 2-byte) elements, zeroed at allocation like the CPU backend's; or, for a
 /// backend that only models launches (<see cref="CudaBackend.ForModel"/>), an address range that
 /// no memory backs and nothing ever dereferences.
 /// </summary>
@@ -14,17 +14,17 @@ internal sealed class CudaBuffer : DeviceBuffer
     private readonly CudaBackend? _backend; // whose context a free needs current; null: not ours to free
 
     /// <summary>An address range without memory, or (<paramref name="borrowed"/>) memory its owner frees.</summary>
-    public CudaBuffer(long length, ulong address, bool borrowed = false) : base(length)
+    public CudaBuffer(long length, ulong address, bool borrowed = false, ElementType type = ElementType.Float32) : base(length, type)
     {
         _pointer = address; // nothing to free either way: _backend stays null
     }
 
-    public CudaBuffer(long length, CudaBackend backend) : base(length)
+    public CudaBuffer(long length, CudaBackend backend, ElementType type = ElementType.Float32) : base(length, type)
     {
         _backend = backend;
         backend.MakeCurrent();
         var stream = backend.Stream;
-        nuint bytes = checked((nuint)length * 4);
+        nuint bytes = checked(((nuint)length * (nuint)type.Bytes() + 3) / 4 * 4); // whole words, as the zeroing writes them
         int result = Driver.cuMemAlloc(out _pointer, bytes);
         if (result == 2)
         {
@@ -32,7 +32,7 @@ internal sealed class CudaBuffer : DeviceBuffer
             throw new CudaException($"out of GPU memory allocating {bytes / (1 << 20):N0} MiB ({free / (1 << 20):N0} of {total / (1 << 20):N0} MiB free); use a smaller batch", result);
         }
         CudaException.Check(result, "cuMemAlloc", $"of {bytes} bytes");
-        CudaException.Check(Driver.cuMemsetD32Async(_pointer, 0, (nuint)length, stream), "cuMemsetD32Async");
+        CudaException.Check(Driver.cuMemsetD32Async(_pointer, 0, bytes / 4, stream), "cuMemsetD32Async");
         CudaException.Check(Driver.cuStreamSynchronize(stream), "cuStreamSynchronize", "after zeroing a new buffer");
     }
 

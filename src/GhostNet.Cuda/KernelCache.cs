@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using GhostNet.Backends;
 
 namespace GhostNet.Cuda;
 
@@ -21,26 +22,30 @@ public sealed class KernelCache(string directory)
     /// <summary>Compilations done by this cache (not found on disk, or found corrupt).</summary>
     public int Compilations { get; private set; }
 
-    public byte[] GetOrCompile(string file, string architecture)
+    /// <summary>The image of <paramref name="file"/> for <paramref name="architecture"/>, its activations of <paramref name="activations"/> (KernelSources.Defines).</summary>
+    public byte[] GetOrCompile(string file, string architecture, ElementType activations = ElementType.Float32)
     {
         var (major, minor) = RuntimeCompiler.Version;
         var source = KernelSources.Source(file);
         var headers = KernelSources.Headers;
-        string key = Key(source, headers, RuntimeCompiler.Options(architecture), $"{major}.{minor}", architecture);
-        string path = Path.Combine(Directory, $"{Path.GetFileNameWithoutExtension(file)}-{architecture}-{key[..20]}.bin");
+        var defines = KernelSources.Defines(activations);
+        string key = Key(source, headers, [.. RuntimeCompiler.Options(architecture), .. defines], $"{major}.{minor}", architecture);
+        string path = Path.Combine(Directory, $"{Path.GetFileNameWithoutExtension(file)}-{architecture}{Suffix(activations)}-{key[..20]}.bin");
         if (TryRead(path) is { } cached) return cached;
-        var code = RuntimeCompiler.Compile(file, source, headers, architecture);
+        var code = RuntimeCompiler.Compile(file, source, headers, architecture, defines);
         Compilations++;
         Write(path, code);
         return code;
     }
 
     /// <summary>Removes an entry that loaded badly, so the next request rebuilds it.</summary>
-    public void Evict(string file, string architecture)
+    public void Evict(string file, string architecture, ElementType activations = ElementType.Float32)
     {
         if (!System.IO.Directory.Exists(Directory)) return;
-        foreach (var f in System.IO.Directory.GetFiles(Directory, $"{Path.GetFileNameWithoutExtension(file)}-{architecture}-*.bin")) File.Delete(f);
+        foreach (var f in System.IO.Directory.GetFiles(Directory, $"{Path.GetFileNameWithoutExtension(file)}-{architecture}{Suffix(activations)}-*.bin")) File.Delete(f);
     }
+
+    private static string Suffix(ElementType activations) => activations == ElementType.Float32 ? "" : "-" + activations.Name();
 
     private static string Key(string source, IReadOnlyDictionary<string, string> headers, IReadOnlyList<string> options, string nvrtc, string arch)
     {

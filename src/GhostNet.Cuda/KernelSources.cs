@@ -22,6 +22,22 @@ public static class KernelSources
     /// <summary>Headers by include name, handed to NVRTC (it has no file system access of ours).</summary>
     public static IReadOnlyDictionary<string, string> Headers => All.Value.Where(kv => kv.Key.EndsWith(".cuh")).ToDictionary(kv => kv.Key, kv => kv.Value);
 
+    /// <summary>
+    /// The files compiled a second time with bf16 activations (<see cref="Defines"/>): those whose
+    /// kernels take their activations as common.cuh's <c>act</c>. A kernel of another file is
+    /// missing from a bf16 backend, and its launch says so, rather than reading halves as floats.
+    /// </summary>
+    public static readonly IReadOnlySet<string> Bf16Files = new HashSet<string>
+        { "batch_norm.cu", "cross_entropy.cu", "dense_conv.cu", "depthwise_conv.cu", "dropout.cu", "elementwise.cu", "gemm.cu", "sgd.cu" };
+
+    /// <summary>The preprocessor definitions of a file compiled for activations of <paramref name="type"/> (common.cuh's act).</summary>
+    public static IReadOnlyList<string> Defines(GhostNet.Backends.ElementType type) =>
+        type == GhostNet.Backends.ElementType.BFloat16 ? ["-DGHOSTNET_BF16=1"] : [];
+
+    /// <summary>The files a backend with activations of <paramref name="type"/> loads.</summary>
+    public static IReadOnlyList<string> FilesFor(GhostNet.Backends.ElementType type) =>
+        type == GhostNet.Backends.ElementType.Float32 ? Files : Files.Where(Bf16Files.Contains).ToList();
+
     public static string Source(string file) =>
         All.Value.TryGetValue(file, out var s) ? s
         : throw new FileNotFoundException(Directory is { } dir ? $"no kernel source '{file}' in GHOSTNET_KERNEL_DIR={dir}" : $"no embedded kernel source '{file}'");

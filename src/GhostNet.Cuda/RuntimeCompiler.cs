@@ -59,15 +59,15 @@ public static unsafe class RuntimeCompiler
     /// As <see cref="Compile(string, string, IReadOnlyDictionary{string, string}, string)"/>, with more
     /// options, e.g. -DEMU_RACECHECK=1 (the CUDA emulator's race detector for this program; an unused macro elsewhere).
     /// </summary>
-    internal static byte[] Compile(string file, string source, IReadOnlyDictionary<string, string> headers, string architecture, IReadOnlyList<string> extraOptions) =>
+    public static byte[] Compile(string file, string source, IReadOnlyDictionary<string, string> headers, string architecture, IReadOnlyList<string> extraOptions) =>
         Compile(file, source, headers, architecture, verbose: false, extraOptions).Code;
 
     /// <summary>Compiles to a cubin and returns what ptxas reports of each kernel: registers, stack frame, spills.</summary>
     public static (byte[] Cubin, IReadOnlyList<KernelResources> Kernels) CompileWithResources(
-        string file, string source, IReadOnlyDictionary<string, string> headers, string architecture)
+        string file, string source, IReadOnlyDictionary<string, string> headers, string architecture, IReadOnlyList<string>? extraOptions = null)
     {
         if (!architecture.StartsWith("sm_")) throw new ArgumentException($"resources are reported for cubins (sm_XX), not {architecture}");
-        var (code, log) = Compile(file, source, headers, architecture, verbose: true);
+        var (code, log) = Compile(file, source, headers, architecture, verbose: true, extraOptions);
         return (code, KernelResources.Parse(log));
     }
 

@@ -23,13 +23,15 @@ public static class TrainingStepModel
     /// Records the second of two steps (the first could differ by one-time work; it does not
     /// today) of <paramref name="config"/> at <paramref name="batch"/> x <paramref name="size"/>^2
     /// on a device like <paramref name="device"/> (its SM count shapes the split reductions), with
-    /// the GEMMs in <paramref name="precision"/>.
+    /// the GEMMs in <paramref name="precision"/> and activations of <paramref name="activations"/>.
     /// </summary>
-    public static LaunchRecorder Record(GhostNetConfig config, int batch, int size, CudaDeviceInfo device, GemmPrecision precision = GemmPrecision.Fp32)
+    public static LaunchRecorder Record(GhostNetConfig config, int batch, int size, CudaDeviceInfo device, GemmPrecision precision = GemmPrecision.Fp32,
+        ElementType activations = ElementType.Float32)
     {
         var recorder = new LaunchRecorder();
         using var backend = CudaBackend.ForModel(device, recorder);
         backend.Precision = precision;
+        backend.ActivationType = activations;
         using var model = new GhostNetModel(config, backend, seed: 0);
         using var plan = model.Compile(batch, size, size, withGradients: true);
         var sgd = new SgdOptimizer(model.Parameters, backend, new SgdOptions());

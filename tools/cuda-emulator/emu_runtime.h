@@ -488,6 +488,14 @@ inline float __fadd_rn(float a, float b)
 // Blocks run one after another, so every write of an earlier block is visible: a fence has nothing to order.
 inline void __threadfence() {}
 
+// A trap fails the launch (the driver's CUDA_ERROR_LAUNCH_FAILED, 719, at the next wait). The
+// thread then returns instead of stopping: this project's traps (entry points one build leaves
+// empty, gemm.cu's FP32_ONLY and BF16_ONLY) are the last statement of their kernel.
+inline void __trap()
+{
+    if (emu::error[0] == 0) snprintf(emu::error, sizeof emu::error, "__trap() in block (%u, %u, %u)", blockIdx.x, blockIdx.y, blockIdx.z);
+}
+
 // Fibers switch only at barriers, so a read-modify-write is atomic here. Racecheck records it as
 // an atomic update, which races with plain accesses but not with other atomics.
 template <class T>

@@ -50,8 +50,11 @@ step "our speed"
 timeout 100 "$here/app/ghostcuda" bench --device cuda --train-batches 64,256 --infer-batches 1,256 --steps 10 --warmup 3 --profile --profile-batch 256 \
   --json "$parts/bench-fp32.json" >> "$results" 2>&1
 # The same step with the GEMMs on the tensor cores (tf32, as PyTorch's cuDNN convs): the ratio to the fp32 rows above.
-timeout 60 "$here/app/ghostcuda" bench --device cuda --precision tf32 --train-batches 64,256 --infer-batches 1,256 --steps 10 --warmup 3 \
+timeout 45 "$here/app/ghostcuda" bench --device cuda --precision tf32 --train-batches 64,256 --infer-batches 1,256 --steps 10 --warmup 3 \
   --json "$parts/bench-tf32.json" >> "$results" 2>&1
+# And with bf16 activations (issue 13: the row the targets compare with PyTorch's bf16 autocast).
+timeout 45 "$here/app/ghostcuda" bench --device cuda --precision bf16 --train-batches 64,256 --infer-batches 1,256 --steps 10 --warmup 3 \
+  --json "$parts/bench-bf16.json" >> "$results" 2>&1
 
 step "sanitizers"
 san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)

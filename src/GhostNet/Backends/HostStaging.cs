@@ -13,7 +13,7 @@ public abstract class HostStaging : IDisposable
     /// <summary>The tensor the bytes are copied into (contiguous).</summary>
     public abstract Tensor Destination { get; }
 
-    /// <summary>The bytes to fill (Destination's elements, 4 bytes each), free of any copy still reading them.</summary>
+    /// <summary>The bytes to fill (Destination's elements: 4 bytes each, 2 for bf16), free of any copy still reading them.</summary>
     public abstract Span<byte> Write();
 
     /// <summary>

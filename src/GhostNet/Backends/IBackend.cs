@@ -14,6 +14,17 @@ public interface IBackend : IDisposable
     string Name { get; }
 
     DeviceBuffer Allocate(long elements);
+
+    /// <summary>Memory of <paramref name="elements"/> elements of <paramref name="type"/>; a backend that holds only fp32 refuses bf16.</summary>
+    DeviceBuffer Allocate(long elements, ElementType type) =>
+        type == ElementType.Float32 ? Allocate(elements) : throw new NotSupportedException($"{Name} holds fp32 only, not {type.Name()}");
+
+    /// <summary>
+    /// How this backend holds activations and their gradients (plans make their activation
+    /// storages of it): fp32, or bf16 on CUDA with <c>--precision bf16</c>. Upload and Download
+    /// convert to and from float.
+    /// </summary>
+    ElementType ActivationType => ElementType.Float32;
     void Upload(ReadOnlySpan<float> source, in Tensor destination);
     void Download(in Tensor source, Span<float> destination);
     void UploadInts(ReadOnlySpan<int> source, in Tensor destination);

@@ -34,6 +34,8 @@ public sealed class ProfilingBackend(IBackend inner, bool ownsInner = true) : IB
     }
 
     public DeviceBuffer Allocate(long elements) => inner.Allocate(elements);
+    public DeviceBuffer Allocate(long elements, ElementType type) => inner.Allocate(elements, type);
+    public ElementType ActivationType => inner.ActivationType;
     public void Upload(ReadOnlySpan<float> source, in Tensor destination) { var t = Begin(); inner.Upload(source, destination); End(OpFamily.Upload, t); }
     public void Download(in Tensor source, Span<float> destination) { var t = Begin(); inner.Download(source, destination); End(OpFamily.Download, t); }
     public void UploadInts(ReadOnlySpan<int> source, in Tensor destination) { var t = Begin(); inner.UploadInts(source, destination); End(OpFamily.Upload, t); }

@@ -8,22 +8,26 @@ namespace GhostNet.Backends;
 /// </summary>
 public sealed class Storage
 {
-    private const long AlignElements = 16; // 64 bytes: one cache line, one AVX-512 vector
+    private long AlignElements => 64 / Type.Bytes(); // 64 bytes: one cache line, one AVX-512 vector
 
-    public Storage(string name, long length = 0)
+    public Storage(string name, long length = 0, ElementType type = ElementType.Float32)
     {
         Name = name;
         Length = length;
+        Type = type;
     }
 
     public string Name { get; }
+
+    /// <summary>How its elements are held; a gradient twin holds the same.</summary>
+    public ElementType Type { get; }
     public long Length { get; private set; }
     public DeviceBuffer? Buffer { get; private set; }
     public Storage? Gradient { get; private set; }
 
     public Storage WithGradient()
     {
-        Gradient ??= new Storage(Name + ".grad", Length);
+        Gradient ??= new Storage(Name + ".grad", Length, Type);
         return this;
     }
 
@@ -43,7 +47,7 @@ public sealed class Storage
     public void Bind(IBackend backend)
     {
         if (Buffer is not null) return;
-        Buffer = backend.Allocate(Math.Max(Length, AlignElements));
+        Buffer = backend.Allocate(Math.Max(Length, AlignElements), Type);
         Gradient?.Bind(backend);
     }
 
@@ -56,6 +60,7 @@ public sealed class Storage
     {
         if (Buffer is not null) throw new InvalidOperationException($"storage '{Name}' is already bound");
         if (Gradient is not null) throw new InvalidOperationException($"storage '{Name}' has a gradient twin; bind it to a backend");
+        if (buffer.Type != Type) throw new ArgumentException($"a {buffer.Type.Name()} buffer for storage '{Name}' of {Type.Name()}");
         if (buffer.Length < Length) throw new ArgumentException($"a buffer of {buffer.Length} elements for storage '{Name}' of {Length}");
         Buffer = buffer;
     }
@@ -67,5 +72,5 @@ public sealed class Storage
         Gradient?.Release();
     }
 
-    public override string ToString() => $"{Name} ({Length} elements)";
+    public override string ToString() => Type == ElementType.Float32 ? $"{Name} ({Length} elements)" : $"{Name} ({Length} {Type.Name()} elements)";
 }

@@ -12,24 +12,28 @@ public sealed record LayerRecord(string Name, string Kind, int C, int H, int W, 
 /// </summary>
 public sealed class PlanBuilder
 {
-    public PlanBuilder(ParameterSet parameters, int batch, bool withGradients)
+    public PlanBuilder(ParameterSet parameters, int batch, bool withGradients, ElementType activations = ElementType.Float32)
     {
         Parameters = parameters;
         Batch = batch;
-        Activations = new Storage("activations");
+        Activations = new Storage("activations", 0, activations);
         if (withGradients) Activations.WithGradient();
+        Statistics = new Storage("batch_statistics");
     }
 
     public ParameterSet Parameters { get; }
     public int Batch { get; }
     public Storage Activations { get; }
+
+    /// <summary>Per-channel vectors (saved batch statistics): fp32 whatever the activations are, and without gradients.</summary>
+    public Storage Statistics { get; }
     public List<LayerRecord> Records { get; } = [];
 
     public Tensor Activation(int channels, int height, int width) =>
         new(Activations, Activations.Reserve((long)Batch * channels * height * width), Batch, channels, height, width);
 
-    /// <summary>A per-channel vector (saved batch statistics) in the activation arena.</summary>
-    public Tensor Vector(int length) => new(Activations, Activations.Reserve(length), length, 1, 1, 1);
+    /// <summary>A per-channel vector (saved batch statistics), in <see cref="Statistics"/>.</summary>
+    public Tensor Vector(int length) => new(Statistics, Statistics.Reserve(length), length, 1, 1, 1);
 
     public Parameter ConvWeight(string name, int outChannels, int inPerGroup, int kernel) =>
         Parameters.GetOrAdd(name, () => new Parameter(name, [outChannels, inPerGroup, kernel, kernel], ParamInit.ConvWeight,

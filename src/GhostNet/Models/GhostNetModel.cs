@@ -48,15 +48,17 @@ public sealed class GhostNetModel : IDisposable
     /// <summary>
     /// The bytes a plan for this shape will allocate (input, activations and, for training, their
     /// gradients), computed without allocating: callers check it against free memory first.
+    /// <paramref name="activations"/>: how the backend holds them (bf16 halves the largest part).
     /// </summary>
-    public static long PlanBytes(GhostNetConfig config, int batch, int height, int width, bool withGradients)
+    public static long PlanBytes(GhostNetConfig config, int batch, int height, int width, bool withGradients, ElementType activations = ElementType.Float32)
     {
         if (batch < 1 || height < 1 || width < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"bad plan shape {batch}x{height}x{width}");
-        var pb = new PlanBuilder(new ParameterSet(), batch, withGradients);
+        var pb = new PlanBuilder(new ParameterSet(), batch, withGradients, activations);
         long input = (long)batch * config.InChannels * height * width;
-        _ = new GhostNetwork(pb, config, new Tensor(new Storage("input", input), 0, batch, config.InChannels, height, width));
+        _ = new GhostNetwork(pb, config, new Tensor(new Storage("input", input, activations), 0, batch, config.InChannels, height, width));
         long pixels = 2 * ((input + 3) / 4); // the batch's bytes as uploaded, four to an element, twice (Plan.SetBatch of pixels: the next batch lands beside)
-        return 4 * (input + pixels + pb.Activations.Length * (withGradients ? 2 : 1) + 3L * batch + BatchTotals.Words);
+        return activations.Bytes() * (input + pb.Activations.Length * (withGradients ? 2 : 1))
+            + 4 * (pixels + pb.Statistics.Length + 3L * batch + BatchTotals.Words);
     }
 
     /// <summary>

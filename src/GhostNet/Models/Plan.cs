@@ -14,7 +14,7 @@ public sealed class Plan : IDisposable
 {
     private readonly GhostNetModel _model;
     private readonly GhostNetwork _network;
-    private readonly Storage _input, _small;
+    private readonly Storage _input, _pixelBytes, _statistics, _small;
     private readonly Tensor _labels, _losses, _ranks, _stepValues, _totals;
     private readonly HostReadback?[] _totalsReads = new HostReadback?[2]; // a step's read lands while the next step's is queued
     private int _reads;
@@ -33,14 +33,17 @@ public sealed class Plan : IDisposable
         Height = height;
         Width = width;
         HasGradients = withGradients;
-        _input = new Storage("input");
+        var activations = model.Backend.ActivationType;
+        _input = new Storage("input", 0, activations);
         Input = new Tensor(_input, _input.Reserve((long)batch * config.InChannels * height * width), batch, config.InChannels, height, width);
         long pixelWords = ((long)batch * config.InChannels * height * width + 3) / 4; // the batch's bytes, four to an element
-        _pixels = new Tensor(_input, _input.Reserve(pixelWords), 1, 1, 1, checked((int)pixelWords));
-        _nextPixels = new Tensor(_input, _input.Reserve(pixelWords), 1, 1, 1, checked((int)pixelWords));
-        var pb = new PlanBuilder(model.Parameters, batch, withGradients);
+        _pixelBytes = new Storage("pixels");
+        _pixels = new Tensor(_pixelBytes, _pixelBytes.Reserve(pixelWords), 1, 1, 1, checked((int)pixelWords));
+        _nextPixels = new Tensor(_pixelBytes, _pixelBytes.Reserve(pixelWords), 1, 1, 1, checked((int)pixelWords));
+        var pb = new PlanBuilder(model.Parameters, batch, withGradients, activations);
         _network = new GhostNetwork(pb, config, Input);
         Activations = pb.Activations;
+        _statistics = pb.Statistics;
         _small = new Storage("step_labels_losses_ranks");
         // First, at the buffer's aligned start (the seed is a u64): [seed low, seed high, learning rate, unused].
         _stepValues = new Tensor(_small, _small.Reserve(4), 1, 4, 1, 1);
@@ -55,7 +58,9 @@ public sealed class Plan : IDisposable
         try
         {
             _input.Bind(model.Backend);
+            _pixelBytes.Bind(model.Backend);
             Activations.Bind(model.Backend);
+            _statistics.Bind(model.Backend);
             _small.Bind(model.Backend);
             for (int i = 0; i < _totalsReads.Length; i++) _totalsReads[i] = model.Backend.CreateReadback(_totals);
             _uploads[0] = new StagedUpload(model.Backend, Input);
@@ -121,6 +126,9 @@ public sealed class Plan : IDisposable
 
     internal ParameterSet State => _model.Parameters;
     public Storage Activations { get; }
+
+    /// <summary>The saved batch statistics of every batch norm (fp32 whatever the activations are): the rest of a forward's state.</summary>
+    public Storage Statistics => _statistics;
     public IBackend Backend => _model.Backend;
     /// <summary>Training forwards run so far; it also numbers the dropout masks.</summary>
     public long Step { get; set; }
@@ -299,7 +307,9 @@ public sealed class Plan : IDisposable
         foreach (var read in _totalsReads) read?.Dispose();
         foreach (var upload in _uploads) upload?.Dispose();
         _input.Release();
+        _pixelBytes.Release();
         Activations.Release();
+        _statistics.Release();
         _small.Release();
     }
 }

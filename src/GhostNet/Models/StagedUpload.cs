@@ -37,6 +37,17 @@ internal sealed class StagedUpload : IDisposable
     {
         var slot = _slots[_uploads & 1];
         var destination = slot.Destination;
+        if (destination.Storage.Type == ElementType.BFloat16)
+        {
+            // Floats into bf16 activations (a float image batch): rounded here, as the device would.
+            var floats = MemoryMarshal.Cast<T, float>(values);
+            if (typeof(T) != typeof(float) || floats.Length != destination.Count)
+                throw new ArgumentException($"upload of {values.Length} {typeof(T).Name} values into {destination} ({destination.Count} bf16 elements)");
+            BFloat16.FromFloats(floats, MemoryMarshal.Cast<byte, ushort>(slot.Write()));
+            slot.Start();
+            _uploads++;
+            return destination;
+        }
         // Bytes fill the destination's elements but the last, which may be partly padding.
         var bytes = MemoryMarshal.AsBytes(values);
         long room = destination.Count * 4;

@@ -52,7 +52,7 @@ public class TrainCommandTests : TempFolderTest
     [TestCase("--lr-schedule", "multistep", "needs --milestones")]
     [TestCase("--input-size", "16", "--input-size must lie in 32..")]
     [TestCase("--device", "tpu", "expected cpu, cuda, cuda:N or auto")]
-    [TestCase("--precision", "bf16", "--precision bf16: expected fp32, tf32 or tf32x3")]
+    [TestCase("--precision", "fp16", "--precision fp16: expected fp32, tf32, tf32x3 or bf16")]
     [TestCase("--data", "/no/such/folder", "not mnist, fashion-mnist, cifar10, synthetic or an existing folder")]
     public void Bad_options_are_clear_errors(string option, string value, string message)
     {

@@ -16,12 +16,12 @@ public partial class CudaOpTests
 {
     private const double WeightGradTolerance = 1e-4;
 
-    /// <summary>A batch norm's parameters and statistics on both devices: gamma in [0.5, 1.5), running variance in [0.5, 2).</summary>
-    private sealed record BatchNormTwins(GpuHarness.Twin Gamma, GpuHarness.Twin Beta, GpuHarness.Twin RunningMean, GpuHarness.Twin RunningVar,
+    /// <summary>A batch norm's parameters and statistics on both devices (fp32 whatever the activations are): gamma in [0.5, 1.5), running variance in [0.5, 2).</summary>
+    internal sealed record BatchNormTwins(GpuHarness.Twin Gamma, GpuHarness.Twin Beta, GpuHarness.Twin RunningMean, GpuHarness.Twin RunningVar,
         GpuHarness.Twin Mean, GpuHarness.Twin InvStd)
     {
         public static BatchNormTwins Create(GpuHarness t, int c) =>
-            new(t.Random(c, 1, 1, 1, 0.5f, 1f), t.Random(c, 1, 1, 1), t.Random(c, 1, 1, 1), t.Random(c, 1, 1, 1, 0.5f, 1.5f), t.New(c, 1, 1, 1), t.New(c, 1, 1, 1));
+            new(t.RandomFp32(c, 1, 1, 1, 0.5f, 1f), t.RandomFp32(c, 1, 1, 1), t.RandomFp32(c, 1, 1, 1), t.RandomFp32(c, 1, 1, 1, 0.5f, 1.5f), t.NewFp32(c, 1, 1, 1), t.NewFp32(c, 1, 1, 1));
 
         /// <summary>With saved statistics as a training forward leaves them (mean in [0, 1), invstd in [0.5, 1.5)): a conv's input batch norm (v2.11, v2.12).</summary>
         public static BatchNormTwins Saved(GpuHarness t, int c)

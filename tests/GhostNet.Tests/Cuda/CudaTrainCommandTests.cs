@@ -29,6 +29,15 @@ public class CudaTrainCommandTests : TempFolderTest
     private string[] SmallRun(string outDir, int epochs, params string[] overrides) =>
         Train(outDir, epochs, ["--data", Data, "-b", "16", .. overrides]);
 
+    /// <summary>The dtypes a safetensors file's header names (its first 8 bytes give the JSON's length).</summary>
+    private static string[] CheckpointDTypes(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        long length = BitConverter.ToInt64(bytes, 0);
+        using var json = System.Text.Json.JsonDocument.Parse(bytes.AsMemory(8, (int)length));
+        return json.RootElement.EnumerateObject().Where(p => p.Name != "__metadata__").Select(p => p.Value.GetProperty("dtype").GetString()!).Distinct().ToArray();
+    }
+
     private static double[] EpochRow(string run, int epoch) =>
         File.ReadAllLines(Path.Combine(run, "log.csv"))[epoch].Split(',').Skip(2).Take(6).Select(double.Parse).ToArray();
 
@@ -87,6 +96,41 @@ public class CudaTrainCommandTests : TempFolderTest
         double[] rc = EpochRow(cpu, 1), rg = EpochRow(gpu, 1);
         TestContext.Out.WriteLine($"cpu {string.Join(' ', rc)}\ntf32 {string.Join(' ', rg)}");
         Assert.That(rg[0], Is.EqualTo(rc[0]).Within(0.05 * rc[0]), "train loss");
+    }
+
+    /// <summary>
+    /// --precision bf16 end to end: the run says so, tracks the fp32 CPU run, writes an fp32
+    /// checkpoint that the CPU evaluates as the GPU does in bf16, and predict and bench take it too.
+    /// </summary>
+    [Test]
+    public void A_bf16_cuda_run_tracks_the_cpu_run_and_its_checkpoint_stays_fp32()
+    {
+        string cpu = Path.Combine(Folder, "cpu"), gpu = Path.Combine(Folder, "bf16");
+        var c = Run(SmallRun(cpu, 1));
+        Assert.That(c.Code, Is.Zero, c.Err);
+        var g = Run(SmallRun(gpu, 1, "--device", "cuda", "--precision", "bf16"));
+        Assert.That(g.Code, Is.Zero, g.Err);
+        Assert.That(g.Out, Does.Contain("cuda:0").And.Contain("(bf16 activations, GEMMs in Fp32)"));
+        double[] rc = EpochRow(cpu, 1), rg = EpochRow(gpu, 1);
+        TestContext.Out.WriteLine($"cpu {string.Join(' ', rc)}\nbf16 {string.Join(' ', rg)}");
+        Assert.That(rg[0], Is.EqualTo(rc[0]).Within(0.05 * rc[0]), "train loss");
+        string checkpoint = Path.Combine(gpu, "checkpoint.safetensors");
+        Assert.That(CheckpointDTypes(checkpoint), Is.SubsetOf(new[] { "F32", "I64" }).And.Contains("F32"), "the checkpoint holds fp32 weights");
+        var onGpu = Run("eval", "--checkpoint", checkpoint, "--device", "cuda", "--precision", "bf16");
+        var onCpu = Run("eval", "--checkpoint", checkpoint, "--device", "cpu");
+        Assert.That(onGpu.Code, Is.Zero, onGpu.Err);
+        Assert.That(onCpu.Code, Is.Zero, onCpu.Err);
+        var (lossGpu, _) = EvalSummary(onGpu.Out);
+        var (lossCpu, _) = EvalSummary(onCpu.Out);
+        TestContext.Out.WriteLine($"eval on cpu (fp32): loss {lossCpu}; on gpu (bf16): loss {lossGpu}");
+        Assert.That(lossGpu, Is.EqualTo(lossCpu).Within(0.02 * lossCpu), "validation loss, bf16 against fp32");
+        string image = Directory.GetFiles(Path.Combine(Data, "val", "disc")).First();
+        var predict = Run("predict", "--checkpoint", checkpoint, "--device", "cuda", "--precision", "bf16", image);
+        Assert.That(predict.Code, Is.Zero, predict.Err);
+        Assert.That(predict.Out, Does.Contain(image));
+        var wrong = Run("eval", "--checkpoint", checkpoint, "--precision", "fp16");
+        Assert.That(wrong.Code, Is.Not.Zero);
+        Assert.That(wrong.Err.Trim(), Does.Contain("--precision fp16: expected fp32, tf32, tf32x3 or bf16").And.Not.Contain("   at "));
     }
 
     [Test]

@@ -18,6 +18,9 @@ public class CudaTrainingTests
 {
     private const double Tolerance = 1e-4;
 
+    /// <summary>All of a storage as one tensor.</summary>
+    private static Tensor Whole(Storage s) => new(s, 0, checked((int)s.Length), 1, 1, 1);
+
     private static float[] RandomImages(Random rng, int count) =>
         Enumerable.Range(0, count).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
 
@@ -58,6 +61,7 @@ public class CudaTrainingTests
         var gpuArena = new Tensor(pg.Activations, 0, checked((int)pg.Activations.Length), 1, 1, 1);
         gpu.Upload(Download(cpu, arena), gpuArena);
         gpu.Upload(Download(cpu, arena.Grad), gpuArena.Grad);
+        gpu.Upload(Download(cpu, Whole(pc.Statistics)), Whole(pg.Statistics)); // the batch norms' saved statistics too
         pc.Backward();
         pg.Backward();
         // Biases that feed a conv + train-mode batch norm have zero gradient in exact arithmetic:
@@ -164,6 +168,7 @@ public class CudaTrainingTests
             var sgd = new SgdOptimizer(model.Parameters, gpu, new SgdOptions(0.9f, 4e-5f));
             var arena = new Tensor(plan.Activations, 0, checked((int)plan.Activations.Length), 1, 1, 1);
             gpu.Fill(arena, float.NaN); // what a run never writes stays NaN
+            gpu.Fill(Whole(plan.Statistics), float.NaN);
             plan.SetBatch(images, labels);
             var losses = new List<float>();
             for (int step = 0; step < 2; step++)
@@ -174,7 +179,7 @@ public class CudaTrainingTests
                 sgd.Step(0.05f);
             }
             var gradients = model.Parameters.Parameters.Select(p => Download(gpu, p.Grad)).ToArray();
-            return (Losses: losses, Arena: Download(gpu, arena), Gradients: gradients, State: StateDict.Read(model.Parameters, gpu));
+            return (Losses: losses, Arena: Download(gpu, arena).Concat(Download(gpu, Whole(plan.Statistics))).ToArray(), Gradients: gradients, State: StateDict.Read(model.Parameters, gpu));
         }).ToArray();
         gpu.FuseDepthwiseBatchNorm = gpu.FuseGemmBatchNorm = gpu.SumSplitKInGemm = gpu.ApplyBatchNormInDepthwise = gpu.ReduceBatchNormInDepthwise = gpu.DepthwiseBackwardInOnePass = gpu.ActivationInGemm = gpu.FuseSqueezeExciteGradient = gpu.ResidualInBatchNorm = gpu.ActivationGradientInBiasSum = gpu.GateInGemm = true;
         var launches = gpu.Recorder.Launches;

@@ -1,3 +1,4 @@
+using GhostNet.Backends;
 using GhostNet.Cuda;
 using NUnit.Framework;
 
@@ -11,9 +12,10 @@ namespace GhostNet.Tests.Cuda;
 public class KernelCompileTests
 {
     public static IEnumerable<TestCaseData> Cases() =>
-        from file in KernelSources.Files
+        from type in new[] { ElementType.Float32, ElementType.BFloat16 }
+        from file in KernelSources.FilesFor(type)
         from arch in new[] { "sm_75", "sm_80", "sm_90" }
-        select new TestCaseData(file, arch).SetName($"Kernel_compiles_to_cubin({file}, {arch})");
+        select new TestCaseData(file, arch, type).SetName($"Kernel_compiles_to_cubin({file}, {arch}, {type.Name()})");
 
     internal static void RequireNvrtc()
     {
@@ -31,10 +33,10 @@ public class KernelCompileTests
         }));
 
     [TestCaseSource(nameof(Cases))]
-    public void Kernel_compiles_to_cubin(string file, string arch)
+    public void Kernel_compiles_to_cubin(string file, string arch, ElementType activations)
     {
         RequireNvrtc();
-        var cubin = RuntimeCompiler.Compile(file, KernelSources.Source(file), KernelSources.Headers, arch);
+        var cubin = RuntimeCompiler.Compile(file, KernelSources.Source(file), KernelSources.Headers, arch, KernelSources.Defines(activations));
         Assert.That(cubin.AsSpan(0, 4).ToArray(), Is.EqualTo(new byte[] { 0x7f, (byte)'E', (byte)'L', (byte)'F' }), "a cubin is an ELF image");
     }
 

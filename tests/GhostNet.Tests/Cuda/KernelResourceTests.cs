@@ -1,4 +1,5 @@
 using System.Globalization;
+using GhostNet.Backends;
 using GhostNet.Cuda;
 using GhostNet.Tests.Data;
 using NUnit.Framework;
@@ -39,14 +40,16 @@ public class KernelResourceTests
         var budgets = Budgets();
         var failures = new List<string>();
         var seen = new HashSet<string>();
-        foreach (var file in KernelSources.Files)
-        foreach (var k in RuntimeCompiler.CompileWithResources(file, KernelSources.Source(file), KernelSources.Headers, arch).Kernels)
+        foreach (var type in new[] { ElementType.Float32, ElementType.BFloat16 })
+        foreach (var file in KernelSources.FilesFor(type))
+        foreach (var k in RuntimeCompiler.CompileWithResources(file, KernelSources.Source(file), KernelSources.Headers, arch, KernelSources.Defines(type)).Kernels)
         {
-            seen.Add(k.Kernel);
-            string now = $"{arch} {k.Kernel} {k.Registers} {k.StackBytes} {k.SpillStoreBytes} {k.SpillLoadBytes}";
+            string kernel = type == ElementType.Float32 ? k.Kernel : $"{k.Kernel}@{type.Name()}"; // a bf16 variant has a row of its own
+            seen.Add(kernel);
+            string now = $"{arch} {kernel} {k.Registers} {k.StackBytes} {k.SpillStoreBytes} {k.SpillLoadBytes}";
             TestContext.Out.WriteLine($"{now}  ({KernelResources.RegistersPerSm / (k.Registers * BlockThreads)} blocks of {BlockThreads} per SM by registers)");
             if (k.Registers * BlockThreads > KernelResources.RegistersPerSm) failures.Add($"{now}: {BlockThreads} threads need more than an SM's registers");
-            if (!budgets.TryGetValue((arch, k.Kernel), out var b)) failures.Add($"{now}: no budget row (add this line to kernel-resources.txt)");
+            if (!budgets.TryGetValue((arch, kernel), out var b)) failures.Add($"{now}: no budget row (add this line to kernel-resources.txt)");
             else if (k.Registers > b.Registers || k.StackBytes > b.Stack || k.SpillStoreBytes > b.SpillStores || k.SpillLoadBytes > b.SpillLoads)
                 failures.Add($"{now}: over its budget {b.Registers} {b.Stack} {b.SpillStores} {b.SpillLoads}");
         }
