@@ -42,7 +42,7 @@ mutation "split_sum loses the last split-K part" gemm.cu \
   'for (int k = 0; k < splits; k++) s += partial[k * count + e];' 'for (int k = 0; k < splits - 1; k++) s += partial[k * count + e];' \
   "$(op Split_k_summed_in_the_gemm_equals_split_sum)"
 mutation "the gemm's split-K sum loses the last piece" gemm.cu \
-  'for (int k = 0; k < (int)gridDim.z; k++) s += all[k * sCb + at];' 'for (int k = 0; k < (int)gridDim.z - 1; k++) s += all[k * sCb + at];' \
+  'for (int k = 0; k < (int)gridDim.z; k++) s += (float)all[k * sCb + at];' 'for (int k = 0; k < (int)gridDim.z - 1; k++) s += (float)all[k * sCb + at];' \
   "$(op Pointwise_conv_matches_cpu Dense_conv_matches_cpu)"
 mutation "the gemm's batch-norm operand steps z by dy's image stride" gemm.cu \
   '        c.z_offset += zS - kSeg * sK;' '        c.z_offset += sS - kSeg * sK;' \
@@ -51,7 +51,7 @@ mutation "the gemm's statistics merge loses the last part" gemm.cu \
   'for (int p = lane; p < S; p += T) chan_merge(' 'for (int p = lane; p < S - 1; p += T) chan_merge(' \
   "$(op Pointwise_conv_with_batch_norm_statistics_matches_the_unfused_launches)"
 mutation "gemm bound check off by one (row <= rows)" gemm.cu \
-  'v[j] = row < rows && k < k_end ? c.base' 'v[j] = row <= rows && k < k_end ? c.base' \
+  'v[j] = row < rows && k < k_end ? (float)c.base' 'v[j] = row <= rows && k < k_end ? (float)c.base' \
   "$(op Pointwise_conv_matches_cpu Linear_matches_cpu Dense_conv_matches_cpu)"
 mutation "depthwise forward column bound off by one (iw <= W)" depthwise_conv.cu \
   'if (iw < 0 || iw >= W) continue;' 'if (iw < 0 || iw > W) continue;' \
@@ -81,7 +81,7 @@ mutation "the reducing depthwise data gradient reads its input's z with dx's ima
   $'*p = d;\n        sums.add(r.z[at.n * r.zs + at_c], d);' $'*p = d;\n        sums.add(r.z[at.n * dxs + at_c], d);' \
   "$(op Depthwise_conv_backward_reducing_its_input_batch_norm_equals_the_unfused_launches)"
 mutation "the gemm's activation epilogue writes y, not activation(y) (v2.14)" gemm.cu \
-  'act_out[at] = activation(act, C[at]);' 'act_out[at] = C[at];' \
+  'act_out[at] = activation(kind, C[at]);' 'act_out[at] = C[at];' \
   "$(op Linear_with_its_activation_equals_the_linear_and_the_activation)"
 mutation "the gemm's activation epilogue without its barrier (v2.14)" gemm.cu \
   '    __syncthreads(); // every thread'"'"'s C stores are visible to the block' '' \
@@ -111,14 +111,14 @@ mutation "the gated gemm scales by the pixel's gate, not the channel's (v2.18)" 
   'const i64 gstep = GATE ? cb.dk * g_k + cb.drow * g_row : 0;' 'const i64 gstep = GATE ? cb.drow * g_k + cb.dk * g_row : 0;' \
   "$(op Pointwise_conv_reading_a_gated_input_equals_the_channel_scale_and_the_conv)"
 mutation "fused depthwise statistics walk the plane as W x H" depthwise_conv.cu \
-  $'    for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))\n    {\n        const float* xp =' $'    for (NchwCursor at(e, blockDim.x, 1, Wo, Ho); e < hi; e += blockDim.x, at.advance(1, Wo, Ho))\n    {\n        const float* xp =' \
+  $'    for (NchwCursor at(e, blockDim.x, 1, Ho, Wo); e < hi; e += blockDim.x, at.advance(1, Ho, Wo))\n    {\n        const act* xp =' $'    for (NchwCursor at(e, blockDim.x, 1, Wo, Ho); e < hi; e += blockDim.x, at.advance(1, Wo, Ho))\n    {\n        const act* xp =' \
   "$(op Depthwise_conv_with_batch_norm_statistics_equals_the_unfused_launches)"
 mutation "batch norm's input gradient drops the dbeta term" batch_norm.cuh \
   'return a * fmaf(mean - x, kx, fmaf(-dbeta, inv_m, g));' 'return a * fmaf(mean - x, kx, g);' \
   "$(op Batch_norm_matches_cpu Depthwise_conv_backward_through_batch_norm_equals_the_unfused_launches)"
 mutation "fused depthwise weight gradient reads z with dy's image stride" depthwise_conv.cu \
   'if constexpr (BN) g = grad(bn.x[at.n * bn.xs + at_co], g);' 'if constexpr (BN) g = grad(bn.x[at.n * dys + at_co], g);' \
-  "FullyQualifiedName~CudaTrainingTests.The_fusions_change_no_bit_of_two_training_steps"
+  "$(op Depthwise_conv_backward_through_batch_norm_equals_the_unfused_launches)|FullyQualifiedName~CudaTrainingTests.The_fusions_change_no_bit_of_two_training_steps"
 mutation "gemm cursor does not step into the next K segment" gemm.cu \
   '        c.offset += sS - kSeg * sK;' '        c.offset += 0;' \
   "$(op Pointwise_conv_matches_cpu Dense_conv_matches_cpu)"

@@ -296,13 +296,15 @@ public partial class CudaOpTests
         var x = buffer.Channels(2, cin); // a window, as the Ghost module's cheap operation reads
         var filters = t.Random(cout, 1, k, k);
         var z = t.New(n, cout, ho, wo);
-        var y = t.New(n, cout, ho, wo);
+        // y a window too (the Ghost module's concat): dy's image stride is not z's.
+        var yBuffer = t.New(n, cout + 2, ho, wo);
+        var y = yBuffer.Channels(1, cout);
         var bn = BatchNormTwins.Create(t, cout);
         var (gamma, beta, mean, invstd, pg, pc) = (bn.Gamma, bn.Beta, bn.Mean, bn.InvStd, bn.Gpu, bn.Cpu);
         var o = new BatchNormOptions(Relu: relu);
         t.Gpu.DepthwiseConvBatchNormForward(x.G, filters.G, z.G, g, y.G, pg, o);
         t.Cpu.DepthwiseConvBatchNormForward(x.C, filters.C, z.C, g, y.C, pc, o);
-        t.Set(y.Grad, t.Values(y.C.Count));
+        t.Set(yBuffer.Grad, t.Values(yBuffer.C.Count));
         float[] earlier = t.Values(n * (cin + 3) * h * w); // the whole buffer of the window
         float[] Read(in GpuHarness.Twin v) => GpuHarness.Get(t.Gpu, v.G);
         var results = new List<float[][]>();
