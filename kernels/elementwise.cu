@@ -133,6 +133,62 @@ KERNEL void broadcast_plane(const act* __restrict__ g, float scale, act* __restr
     }
 }
 
+// nn.MaxPool2d (VGG's 2x2, stride 2): the input a window (oh, ow) of a k x k stride-s window
+// grid passes on, as its index in the plane: the first largest in row-major order, or the last
+// NaN (PyTorch's `v > max || isnan(v)`), so NaN propagates. Padding is no candidate. The CPU
+// twin is CpuBackend.MaxPoolArgmax; the backward recomputes it from x, so no index is stored.
+__device__ __forceinline__ int max_pool_argmax(const act* __restrict__ xp, int H, int W, int oh, int ow, int k, int stride, int pad, float* best)
+{
+    int h0 = oh * stride - pad, w0 = ow * stride - pad, arg = -1;
+    int h_end = h0 + k < H ? h0 + k : H, w_end = w0 + k < W ? w0 + k : W;
+    float m = __int_as_float(0xff800000); // -Inf
+    for (int ih = h0 > 0 ? h0 : 0; ih < h_end; ih++)
+        for (int iw = w0 > 0 ? w0 : 0; iw < w_end; iw++)
+        {
+            float v = xp[ih * W + iw];
+            if (arg < 0 || v > m || isnan(v)) { m = v; arg = ih * W + iw; }
+        }
+    *best = m;
+    return arg;
+}
+
+// One thread per output of N x C x Ho x Wo; x and y may be channel windows (image strides xs, ys).
+KERNEL void max_pool(const act* __restrict__ x, i64 xs, act* __restrict__ y, i64 ys, int N, int C, int H, int W,
+                     int Ho, int Wo, int k, int stride, int pad)
+{
+    FOR_EACH_NCHW(at, N, C, Ho, Wo)
+    {
+        float m;
+        max_pool_argmax(x + at.n * xs + (i64)at.c * H * W, H, W, at.h, at.w, k, stride, pad, &m);
+        y[at.n * ys + ((i64)at.c * Ho + at.h) * Wo + at.w] = m;
+    }
+}
+
+// dx (+)= the gradient of each input: one thread per input gathers, in row-major window order,
+// dy of the windows that hold it and chose it (no atomics; the CPU twin adds in the same order).
+KERNEL void max_pool_bwd(const act* __restrict__ x, i64 xs, const act* __restrict__ dy, i64 dys, act* __restrict__ dx, i64 dxs,
+                         int N, int C, int H, int W, int Ho, int Wo, int k, int stride, int pad, int accumulate)
+{
+    FOR_EACH_NCHW(at, N, C, H, W)
+    {
+        const act* xp = x + at.n * xs + (i64)at.c * H * W;
+        const act* g = dy + at.n * dys + (i64)at.c * Ho * Wo;
+        int p = at.h * W + at.w;
+        // The windows holding (h, w) start at oh * stride - pad in [h - k + 1, h].
+        int a = at.h + pad - k + 1, b = at.w + pad - k + 1;
+        int oh0 = a <= 0 ? 0 : (a + stride - 1) / stride, ow0 = b <= 0 ? 0 : (b + stride - 1) / stride;
+        int oh1 = (at.h + pad) / stride, ow1 = (at.w + pad) / stride;
+        oh1 = oh1 < Ho ? oh1 : Ho - 1;
+        ow1 = ow1 < Wo ? ow1 : Wo - 1;
+        float sum = 0.f, m;
+        for (int oh = oh0; oh <= oh1; oh++)
+            for (int ow = ow0; ow <= ow1; ow++)
+                if (max_pool_argmax(xp, H, W, oh, ow, k, stride, pad, &m) == p) sum += (float)g[oh * Wo + ow];
+        act* d = dx + at.n * dxs + (i64)at.c * H * W + p;
+        *d = accumulate ? (float)*d + sum : sum;
+    }
+}
+
 // ToTensor and Normalize on the device: pixels are the batch's HWC RGB bytes, image after image
 // (3 H W bytes each), images the N x 3 x H x W floats. y = v * scale[c] + shift[c], the product
 // and the sum rounded apart as the CPU twin (Normalization.Normalize) rounds them, so both give

@@ -53,7 +53,7 @@ internal static class BenchCommand
         foreach (var o in new Option[] { device, size, train, infer, steps, warmup, threads, profile, profileOnly, profileBatch, profileGpu, precision, json, noGraphs }) command.Options.Add(o);
         command.SetAction(r =>
         {
-            var config = arch.Config(r, 1000, 0.2f);
+            var config = arch.Config(r, 1000, null);
             int s = r.GetValue(size), n = r.GetValue(steps), w = r.GetValue(warmup);
             if (s is < Training.CheckpointInfo.MinInputSize or > Training.CheckpointInfo.MaxInputSize)
                 throw new ArgumentException($"--size must lie in {Training.CheckpointInfo.MinInputSize}..{Training.CheckpointInfo.MaxInputSize}");
@@ -92,7 +92,7 @@ internal static class BenchCommand
                 MemoryBudget.Require(largest + GhostNetModel.StateBytes(config), $"the batch sizes at --size {s}");
             }
             using var model = new GhostNetModel(config, backend, seed: 0);
-            Console.WriteLine($"GhostNet width {config.Width} at {s}x{s} on {backend.Name}{(backend is CudaBackend c ? $", {RunPrecision.Describe(c)}" : "")}, {n} timed steps after {w} warm-up");
+            Console.WriteLine($"{config.Title} at {s}x{s} on {backend.Name}{(backend is CudaBackend c ? $", {RunPrecision.Describe(c)}" : "")}, {n} timed steps after {w} warm-up");
             Console.WriteLine($"| mode | batch | ms per step | images/s | host waits per step | host ms per step |");
             Console.WriteLine($"|---|---:|---:|---:|---:|---:|");
             var rows = new List<BenchRow>();
@@ -124,7 +124,7 @@ internal static class BenchCommand
     /// <paramref name="backend"/> (null: not measured). A real GPU's times go beside the model;
     /// the CPU's and the emulator's are host times, printed in a table of their own.
     /// </summary>
-    private static void Profile(GhostNetConfig config, IBackend? backend, int batch, int size, GpuFigures figures, RunPrecision precision)
+    private static void Profile(IModelConfig config, IBackend? backend, int batch, int size, GpuFigures figures, RunPrecision precision)
     {
         var recorder = TrainingStepModel.Record(config, batch, size, figures.AsDevice(), precision.Gemm, precision.Activations);
         var summary = new CostSummary(recorder.Launches, figures);
@@ -177,7 +177,7 @@ internal static class BenchCommand
     internal const int TargetLaunches = 350;
     internal const double TargetMegabytesPerImage = 120, TargetStepMilliseconds = 25;
 
-    internal static void PrintModel(CostSummary summary, GhostNetConfig config, int batch, int size,
+    internal static void PrintModel(CostSummary summary, IModelConfig config, int batch, int size,
         IReadOnlyDictionary<string, (long Calls, double Seconds)>? measured, long issued)
     {
         var f = summary.Figures;
@@ -186,7 +186,7 @@ internal static class BenchCommand
         string PerImage(long bytes) => (bytes / 1e6 / batch).ToString("F2");
         static string Gflop(long flops) => (flops / 1e9).ToString("F1");
         Console.WriteLine();
-        Console.WriteLine($"Modelled training step (GhostNet width {config.Width} at {size}x{size}, batch {batch}) on {f}");
+        Console.WriteLine($"Modelled training step ({config.Title} at {size}x{size}, batch {batch}) on {f}");
         Console.WriteLine("Launches as CudaBackend makes them, recorded without running; DRAM bytes and FLOPs from each launch's shapes " +
                           "(docs/kernels.md: every pass over a tensor counted once, L2 hits not counted, MB = 1e6 bytes); " +
                           "roofline = sum over launches of max(bytes / bandwidth, FLOPs / peak of the launch's precision); launch overhead apart.");
@@ -218,9 +218,9 @@ internal static class BenchCommand
                               $"{100 * row.RooflineSeconds / Math.Max(total.RooflineSeconds, 1e-30):F1}% |");
 
         Console.WriteLine();
-        bool theirs = config.Width == 1.0f && size == 224 && batch == 256 && f.Key == GpuFigures.H200.Key;
+        bool theirs = config is GhostNetConfig { Width: 1.0f } && size == 224 && batch == 256 && f.Key == GpuFigures.H200.Key;
         Console.WriteLine("Targets for the v2 kernels (issue: GhostNet 1.0x at 224, batch 256, on H200 figures)" +
-                          (theirs ? "" : $"; this run is width {config.Width} at {size}, batch {batch}, on {f.Key}: compare with care"));
+                          (theirs ? "" : $"; this run is {config.Title} at {size}, batch {batch}, on {f.Key}: compare with care"));
         Console.WriteLine("| measure | target | this step | met |");
         Console.WriteLine("|---|---:|---:|---|");
         static string Met(bool ok) => ok ? "yes" : "no";

@@ -52,7 +52,7 @@ internal static class EvalCommand
                          + MemoryBudget.LoaderBytes(options, info.InputSize, $"--batch-size {batchSize} with --workers {threads}");
             MemoryBudget.Require(bytes, $"--batch-size {batchSize} with --workers {threads}");
             var loader = new DataLoader(setup.Val, setup.EvalTransform(info.InputSize), options);
-            Console.WriteLine($"{r.GetValue(checkpoint)}: GhostNet width {info.Width}, {info.NumClasses} classes, {info.InputSize}x{info.InputSize}, epoch {info.State.Epoch}; " +
+            Console.WriteLine($"{r.GetValue(checkpoint)}: {info.Config.Title}, {info.NumClasses} classes, {info.InputSize}x{info.InputSize}, epoch {info.State.Epoch}; " +
                               $"{setup.Name} validation split, {setup.Val.Count:N0} images, on {backend.Name}");
             var source = new LoaderSource(loader);
             var result = Trainer.Evaluate(model, source, info.InputSize, info.InputSize, CancellationToken.None, Console.WriteLine, !r.GetValue(noGraphs));

@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Reflection;
 using GhostNet.Cuda;
 
+using Spectre.Console;
+
 namespace GhostNet.Cli;
 
 /// <summary>
@@ -25,6 +27,7 @@ internal static class Root
         root.Subcommands.Add(EvalCommand.Eval());
         root.Subcommands.Add(EvalCommand.Predict());
         root.Subcommands.Add(InfoCommand.Create());
+        root.Subcommands.Add(ModelsCommand.Create());
         root.Subcommands.Add(Devices.DevicesCommand());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(ReportCommand.Create());
@@ -49,7 +52,21 @@ internal static class Root
             var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
             if (output is not null) config.Output = output;
             config.Error = error;
-            return await parse.InvokeAsync(config);
+            if (output is null) return await parse.InvokeAsync(config);
+            // The tables (info, models) go through Spectre's console: to the given writer too.
+            var console = AnsiConsole.Console;
+            AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings
+            {
+                Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors,
+            });
+            try
+            {
+                return await parse.InvokeAsync(config);
+            }
+            finally
+            {
+                AnsiConsole.Console = console;
+            }
         }
         catch (Exception thrown)
         {

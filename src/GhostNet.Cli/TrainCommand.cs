@@ -13,7 +13,8 @@ internal sealed record TrainSettings(
     string Data, string? Arch, float? Width, int Epochs, int? StartEpoch, int? BatchSize, float Lr, float Momentum, float WeightDecay,
     bool Nesterov, LrScheduleKind Schedule, int LrStep, float LrGamma, int[] Milestones, float WarmupEpochs, float LabelSmoothing,
     bool NoWdBn, float? Dropout, int? InputSize, int Workers, int PrintFreq, int? Seed, string Device, string? Resume, string? Pretrained,
-    bool Evaluate, string? Out, InitScheme Init, bool StrictData, RunPrecision Precision = default, bool CudaGraphs = true)
+    bool Evaluate, string? Out, InitScheme Init, bool StrictData, RunPrecision Precision = default, bool CudaGraphs = true,
+    int? GhostRatio = null, int? GhostDwSize = null)
 {
     /// <summary>The options named on the command line (their first alias); null: all of them (a run built in code).</summary>
     public IReadOnlySet<string>? Given { get; init; }
@@ -56,7 +57,7 @@ internal static class TrainCommand
         var precision = Devices.PrecisionOption();
         var noGraphs = Devices.NoGraphsOption();
 
-        var command = new Command("train", "Train (or with --evaluate, evaluate) a GhostNet, as the PyTorch ImageNet example does.");
+        var command = new Command("train", "Train (or with --evaluate, evaluate) a registered model (GhostNet by default), as the PyTorch ImageNet example does.");
         arch.AddTo(command);
         foreach (var o in new Option[] { data, epochs, startEpoch, batch, lr, momentum, wd, nesterov, schedule, lrStep, lrGamma, milestones, warmup,
                      smoothing, noWdBn, dropout, inputSize, workers, printFreq, seed, device, resume, pretrained, evaluate, output, init, strict, precision, noGraphs })
@@ -67,7 +68,7 @@ internal static class TrainCommand
             r.GetValue(milestones) ?? [], r.GetValue(warmup), r.GetValue(smoothing), r.GetValue(noWdBn), GivenValue(r, dropout), r.GetValue(inputSize),
             r.GetValue(workers), r.GetValue(printFreq), GivenValue(r, seed), r.GetValue(device)!, r.GetValue(resume), r.GetValue(pretrained),
             r.GetValue(evaluate), r.GetValue(output), r.GetValue(init), r.GetValue(strict), Devices.Precision(r.GetValue(precision)!),
-            !r.GetValue(noGraphs))
+            !r.GetValue(noGraphs), r.GetValue(arch.GhostRatio), r.GetValue(arch.GhostDwSize))
         {
             Given = command.Options.Where(o => r.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToHashSet(),
         }).Execute(cancel)));

@@ -84,8 +84,7 @@ internal sealed class TrainRun(TrainSettings s)
         var classes = data.Train.Classes;
         if (resumed is not null) DataSets.RequireClasses(resumed.Classes, classes, $"--resume {s.Resume}", $"--data {s.Data}");
         string arch = resumed?.Arch ?? s.Arch ?? "ghostnet_100";
-        var config = resumed?.Config ?? GhostNetConfig.FromArch(arch, classes.Count, s.Dropout ?? 0.2f) with { Width = s.Width ?? GhostNetConfig.Architectures[arch] };
-        config.Validate();
+        var config = resumed?.Config ?? ArchOptions.Create(arch, classes.Count, s.Dropout, s.Width, s.GhostRatio, s.GhostDwSize);
 
         var options = new DataLoaderOptions(batchSize, Shuffle: true, DropLast: true, Workers: s.Workers, Seed: seed)
         {
@@ -127,7 +126,7 @@ internal sealed class TrainRun(TrainSettings s)
 
         var train = new LoaderSource(new DataLoader(data.Train, data.TrainTransform(size), options));
         var val = new LoaderSource(new DataLoader(data.Val, data.EvalTransform(size), valOptions));
-        Console.WriteLine($"GhostNet width {config.Width} ({model.Parameters.ParameterCount:N0} parameters, {classes.Count} classes) at {size}x{size} on {backend.Name}" +
+        Console.WriteLine($"{config.Title} ({model.Parameters.ParameterCount:N0} parameters, {classes.Count} classes) at {size}x{size} on {backend.Name}" +
                           $"{(backend is GhostNet.Cuda.CudaBackend cuda ? $" ({RunPrecision.Describe(cuda)}) ({(s.CudaGraphs ? "steps replayed as CUDA graphs" : "steps launched call by call")})" : "")}; " +
                           $"{s.Data}: {data.Train.Count:N0} train / {data.Val.Count:N0} val images, {train.BatchesPerEpoch} steps of {batchSize} per epoch");
 
@@ -153,7 +152,7 @@ internal sealed class TrainRun(TrainSettings s)
         string dataset = DataSets.IsNamed(s.Data) ? s.Data : Path.GetFullPath(s.Data);
         var recorded = ResumedSettings.Record(s, dataset, batchSize, seed);
         recorded["eval_crop_pct"] = data.EvalCropPct.ToString(CultureInfo.InvariantCulture);
-        var info = new CheckpointInfo(arch, config.Width, config.NumClasses, config.DropRate, size, dataset, data.NormalizationName, classes, state, recorded);
+        var info = CheckpointInfo.For(arch, config, size, dataset, data.NormalizationName, classes, state, recorded);
         using var files = RunFiles.Open(outDir, model, info, s.Resume);
         if (resumed is not null) files.WriteLog(history); // a crash between checkpoint and log lost or repeated no row
 
@@ -275,10 +274,14 @@ internal sealed class TrainRun(TrainSettings s)
     /// <summary>Options a resumed run must share with its checkpoint, or leave out.</summary>
     private void CheckResumable(CheckpointInfo resumed)
     {
-        if (s.Arch is { } arch && (arch != resumed.Arch || (s.Width is null && GhostNetConfig.Architectures[arch] != resumed.Width)))
+        if (s.Arch is { } arch && (arch != resumed.Arch || (s.Width is null && ModelRegistry.Get(arch).Create(new ModelOptions(resumed.NumClasses)).Width != resumed.Width)))
             throw new ArgumentException($"--arch {arch} differs from the checkpoint's {resumed.Arch} (width {resumed.Width}); leave --arch out to resume it");
         if (s.Width is { } width && width != resumed.Width)
             throw new ArgumentException($"--width {width} differs from the checkpoint's {resumed.Width}; leave --width out to resume it");
+        if (s.GhostRatio is { } ratio && ratio != resumed.GhostRatio)
+            throw new ArgumentException($"--ghost-ratio {ratio} differs from the checkpoint's {resumed.GhostRatio?.ToString() ?? "none"}; leave it out to resume");
+        if (s.GhostDwSize is { } dw && dw != resumed.GhostDwSize)
+            throw new ArgumentException($"--ghost-dw-size {dw} differs from the checkpoint's {resumed.GhostDwSize?.ToString() ?? "none"}; leave it out to resume");
         if (s.InputSize is { } inputSize && inputSize != resumed.InputSize)
             throw new ArgumentException($"--input-size {inputSize} differs from the checkpoint's {resumed.InputSize}; leave it out to resume");
         if (s.Dropout is { } dropout && dropout != resumed.DropRate)
@@ -304,7 +307,7 @@ internal sealed class TrainRun(TrainSettings s)
     /// Host memory for the loader's buffers, and on the CPU backend the model and plans too (on a
     /// GPU, the plans' page-locked stagings); checked before any is allocated.
     /// </summary>
-    private void CheckMemory(GhostNetConfig config, IBackend backend, int batch, int size, DataLoaderOptions train, DataLoaderOptions val)
+    private void CheckMemory(IModelConfig config, IBackend backend, int batch, int size, DataLoaderOptions train, DataLoaderOptions val)
     {
         string flags = $"--batch-size {batch} at --input-size {size} with --workers {s.Workers}";
         long bytes = MemoryBudget.LoaderBytes(train, size, flags) + MemoryBudget.LoaderBytes(val, size, flags);

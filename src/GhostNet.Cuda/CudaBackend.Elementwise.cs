@@ -143,6 +143,29 @@ public sealed partial class CudaBackend
         LaunchPlanes(x, ActCost(read: x.Count, written: y.Count, flops: x.Count), $"{x}", Act(x), Stride(x), 0UL, 0L, 1f / x.Plane, Act(y));
     }
 
+    public void MaxPool(in Tensor x, in Tensor y, ConvGeometry g)
+    {
+        Op(OpFamily.Pooling);
+        ShapeChecks.MaxPool("max_pool", x, y, g);
+        // Cost: x read once (overlapping windows hit the cache), y written; k*k compares an output.
+        Launch1D("max_pool", y.Count, ActCost(read: x.Count, written: y.Count, flops: (long)y.Count * g.Kernel * g.Kernel), $"{x} {g}",
+            Act(x), Stride(x), Act(y), Stride(y), x.N, x.C, x.H, x.W, y.H, y.W, g.Kernel, g.Stride, g.Padding);
+    }
+
+    public void MaxPoolBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate, ConvGeometry g)
+    {
+        Op(OpFamily.Pooling);
+        ShapeChecks.MaxPool("max_pool_bwd", x, dy, g);
+        ShapeChecks.Same("max_pool_bwd", x, dx);
+        // Cost: x and dy read, dx written (and read when accumulating); each input recomputes the
+        // choice of every window holding it: ceil(k / s)^2 windows of k*k compares.
+        long windows = (long)Math.Pow((g.Kernel + g.Stride - 1) / g.Stride, 2);
+        Launch1D("max_pool_bwd", dx.Count,
+            ActCost(read: x.Count + dy.Count + (accumulate ? dx.Count : 0), written: dx.Count, flops: dx.Count * windows * g.Kernel * g.Kernel),
+            $"{x} {g}", Act(x), Stride(x), Act(dy), Stride(dy), Act(dx), Stride(dx), x.N, x.C, x.H, x.W, dy.H, dy.W, g.Kernel, g.Stride, g.Padding,
+            accumulate ? 1 : 0);
+    }
+
     /// <summary>plane_reduce over the N x C planes of <paramref name="x"/>: one warp a plane.</summary>
     private void LaunchPlanes(in Tensor x, in LaunchCost cost, DeferredText context, ulong a, long aStride, ulong b, long bStride, float scale, ulong output)
     {

@@ -25,7 +25,7 @@ public static class TrainingStepModel
     /// on a device like <paramref name="device"/> (its SM count shapes the split reductions), with
     /// the GEMMs in <paramref name="precision"/> and activations of <paramref name="activations"/>.
     /// </summary>
-    public static LaunchRecorder Record(GhostNetConfig config, int batch, int size, CudaDeviceInfo device, GemmPrecision precision = GemmPrecision.Fp32,
+    public static LaunchRecorder Record(IModelConfig config, int batch, int size, CudaDeviceInfo device, GemmPrecision precision = GemmPrecision.Fp32,
         ElementType activations = ElementType.Float32)
     {
         var recorder = new LaunchRecorder();

@@ -5,12 +5,13 @@ using GhostNet.Training;
 using NUnit.Framework;
 using TorchSharp;
 using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
 using F = TorchSharp.torch.nn.functional;
 
 namespace GhostNet.OracleTests;
 
 /// <summary>
-/// Whole GhostNet against the libtorch transcription loaded with the same weights: logits in
+/// Whole GhostNet, and the CIFAR ResNet and its Ghost twin, against libtorch transcriptions loaded with the same weights: logits in
 /// train and eval mode, the loss, every parameter gradient, the running statistics after a step,
 /// and every parameter after 3 SGD steps (momentum 0.9, weight decay 4e-5). Dropout is 0.
 /// libtorch runs in float64, so the errors measured are ours (fp32) against the exact function,
@@ -40,16 +41,40 @@ public class NetworkOracleTests
     [TestCase(0.25f, 32, 8, true, 0f)]
     public void GhostNet_matches_libtorch(float width, int size, int batch, bool nesterov, float smoothing)
     {
+        var config = new GhostNetConfig(width, NumClasses: 10, DropRate: 0f);
+        MatchesLibtorch(config, new TorchGhostNet(config), size, batch, nesterov, smoothing);
+    }
+
+    /// <summary>ResNet-8 (both kinds of shortcut) and its Ghost twins: s = 2, and s = 3 with d = 5 (a channel multiplier of 2, a 5x5 cheap op).</summary>
+    [TestCase(false, 2, 3, false, 0f)]
+    [TestCase(true, 2, 3, true, 0.1f)]
+    [TestCase(true, 3, 5, false, 0f)]
+    public void A_cifar_resnet_matches_libtorch(bool ghost, int ratio, int dwSize, bool nesterov, float smoothing)
+    {
+        var config = new ResNetCifarConfig(Depth: 8, Ghost: ghost, GhostRatio: ratio, GhostDwSize: dwSize, NumClasses: 10);
+        MatchesLibtorch(config, new TorchResNetCifar(config), 32, 4, nesterov, smoothing);
+    }
+
+    /// <summary>VGG-16 and its Ghost twin at 32x32 (the 2x2 max pools take the last stage to 2 x 2), batch 4.</summary>
+    [TestCase(false, 2, 3, true, 0.1f)]
+    [TestCase(true, 2, 3, false, 0f)]
+    [TestCase(true, 4, 1, false, 0f)]
+    public void A_cifar_vgg16_matches_libtorch(bool ghost, int ratio, int dwSize, bool nesterov, float smoothing)
+    {
+        var config = new VggCifarConfig(ghost, ratio, dwSize, NumClasses: 10);
+        MatchesLibtorch(config, new TorchVggCifar(config), 32, 4, nesterov, smoothing);
+    }
+
+    private static void MatchesLibtorch(IModelConfig config, Module<Tensor, Tensor> net, int size, int batch, bool nesterov, float smoothing)
+    {
         int seed = TestContext.CurrentContext.Random.Next();
         TestContext.Out.WriteLine($"seed {seed}");
         var rng = new Random(seed);
-        var config = new GhostNetConfig(width, NumClasses: 10, DropRate: 0f);
         using var backend = new CpuBackend(2);
         using var model = new GhostNetModel(config, backend, seed);
         using var plan = model.Compile(batch, size, size);
         plan.LabelSmoothing = smoothing;
         using var scope = NewDisposeScope();
-        var net = new TorchGhostNet(config);
         net.to(float64);
         var state = net.state_dict();
         // TorchSharp lists all parameters before all buffers, PyTorch interleaves them per module:
@@ -107,7 +132,7 @@ public class NetworkOracleTests
     /// running statistics and eval logits are asserted; the gradient errors, in state-dict order,
     /// are returned for the caller to judge.
     /// </summary>
-    private static List<(string Name, double Error)> CompareStep(GhostNetModel model, Plan plan, TorchGhostNet net, float[] images, int[] labels,
+    private static List<(string Name, double Error)> CompareStep(GhostNetModel model, Plan plan, Module<Tensor, Tensor> net, float[] images, int[] labels,
         float smoothing, Dictionary<string, double> worst)
     {
         var backend = (CpuBackend)model.Backend;
@@ -125,7 +150,8 @@ public class NetworkOracleTests
         Assert.That(ourLoss, Is.EqualTo(loss.item<double>()).Within(1e-5 * loss.item<double>()), "loss");
         var errors = GradientErrors(model, net, worst);
         CompareState(model, backend, net, worst, "running stats after a step", e => e is StatBuffer);
-        Assert.That(((Counter)model.Parameters["bn1.num_batches_tracked"]).Value, Is.EqualTo(net.state_dict()["bn1.num_batches_tracked"].item<long>()));
+        foreach (var counter in model.Parameters.Entries.OfType<Counter>())
+            Assert.That(counter.Value, Is.EqualTo(net.state_dict()[counter.Name].item<long>()), counter.Name);
         using var eval = model.Compile(batch, size, size, withGradients: false);
         eval.SetBatch(images, labels);
         eval.Forward(training: false);
@@ -138,7 +164,7 @@ public class NetworkOracleTests
     private static string Describe(List<(string Name, double Error)> errors) =>
         string.Join("; ", errors.OrderByDescending(e => e.Error).Take(5).Select(e => $"{e.Name} {e.Error:E2}"));
 
-    private static List<(string Name, double Error)> GradientErrors(GhostNetModel model, TorchGhostNet net, Dictionary<string, double> worst)
+    private static List<(string Name, double Error)> GradientErrors(GhostNetModel model, Module<Tensor, Tensor> net, Dictionary<string, double> worst)
     {
         var errors = new List<(string, double)>();
         var reference = net.named_parameters().ToDictionary(p => p.name, p => Oracle.FromTorch(p.parameter.grad!));
@@ -156,7 +182,7 @@ public class NetworkOracleTests
         return errors;
     }
 
-    private static void CompareState(GhostNetModel model, CpuBackend backend, TorchGhostNet net, Dictionary<string, double> worst, string what,
+    private static void CompareState(GhostNetModel model, CpuBackend backend, Module<Tensor, Tensor> net, Dictionary<string, double> worst, string what,
         Func<StateEntry, bool> which, double tolerance = Oracle.Tolerance)
     {
         var state = net.state_dict();
@@ -174,7 +200,7 @@ public class NetworkOracleTests
 
     private static string Family(string name, int[] shape) => shape.Length switch
     {
-        1 => name.Contains(".se.") || name.StartsWith("conv_head") || name.StartsWith("classifier") ? "bias" : "batch norm " + name[(name.LastIndexOf('.') + 1)..],
+        1 => name.Contains(".se.") || name.StartsWith("conv_head") || name.StartsWith("classifier") || name.StartsWith("fc.") ? "bias" : "batch norm " + name[(name.LastIndexOf('.') + 1)..],
         2 => "classifier",
         _ => shape[1] == 1 && shape[2] > 1 ? "depthwise conv" : shape[2] == 1 ? "1x1 conv" : "dense conv",
     };
@@ -189,7 +215,7 @@ public class NetworkOracleTests
         return v;
     }
 
-    internal static void Load(TorchGhostNet net, IEnumerable<SafetensorsTensor> tensors)
+    internal static void Load(Module<Tensor, Tensor> net, IEnumerable<SafetensorsTensor> tensors)
     {
         var state = net.state_dict();
         using var _ = no_grad();

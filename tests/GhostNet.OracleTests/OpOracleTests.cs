@@ -67,6 +67,35 @@ public class OpOracleTests
         Oracle.AssertClose("dw", ours.Get(wt.Grad), tw.grad!);
     }
 
+    /// <summary>
+    /// Max pool forward and backward; with <paramref name="ties"/> the inputs are small integers,
+    /// so windows hold equal values and the gradient must go where libtorch sends it (the first).
+    /// </summary>
+    [TestCase(4, 6, 8, 8, 2, 2, 0, false)]
+    [TestCase(2, 5, 9, 7, 3, 2, 1, false)]
+    [TestCase(2, 4, 8, 8, 2, 2, 0, true)]
+    [TestCase(2, 3, 7, 6, 3, 1, 1, true)]
+    public void Max_pool_matches_libtorch(int n, int c, int h, int w, int k, int stride, int pad, bool ties)
+    {
+        using var ours = new OurTensors(FreshSeed());
+        using var scope = NewDisposeScope();
+        var g = new ConvGeometry(k, stride, pad);
+        int ho = g.OutputSize(h), wo = g.OutputSize(w);
+        var xv = ours.RandomValues((long)n * c * h * w);
+        if (ties) xv = xv.Select(v => MathF.Round(v * 2)).ToArray();
+        var dyv = ours.RandomValues((long)n * c * ho * wo);
+        var x = ours.From(xv, n, c, h, w);
+        var y = ours.New(n, c, ho, wo);
+        ours.B.Upload(dyv, y.Grad);
+        ours.B.MaxPool(x, y, g);
+        ours.B.MaxPoolBackward(x, y.Grad, x.Grad, false, g);
+        var tx = Oracle.ToTorch(xv, n, c, h, w).requires_grad_();
+        var ty = F.max_pool2d(tx, [k, k], strides: [stride, stride], padding: [pad, pad]);
+        ty.backward([Oracle.ToTorch(dyv, n, c, ho, wo)]);
+        Oracle.AssertClose("y", ours.Get(y), ty);
+        Oracle.AssertClose("dx", ours.Get(x.Grad), tx.grad!);
+    }
+
     [TestCase(8, 6, 9, 9, true)]
     [TestCase(1, 5, 7, 3, false)]
     [TestCase(8, 13, 1, 1, true)]

@@ -17,12 +17,13 @@ internal sealed class TorchGhostModule : Module<Tensor, Tensor>
     private readonly Sequential primary_conv, cheap_operation;
     private readonly long _oup;
 
-    public TorchGhostModule(long inp, long oup, bool relu) : base(nameof(TorchGhostModule))
+    /// <summary>ghostnet.pytorch's GhostModule(inp, oup, kernel_size, ratio, dw_size, stride, relu).</summary>
+    public TorchGhostModule(long inp, long oup, bool relu, long kernel = 1, long ratio = 2, long dwSize = 3, long stride = 1) : base(nameof(TorchGhostModule))
     {
         _oup = oup;
-        long init = (oup + 1) / 2, cheap = init;
-        primary_conv = Sequential(Conv2d(inp, init, 1L, bias: false), BatchNorm2d(init), relu ? ReLU() : Identity());
-        cheap_operation = Sequential(Conv2d(init, cheap, 3L, padding: 1L, groups: init, bias: false), BatchNorm2d(cheap), relu ? ReLU() : Identity());
+        long init = (oup + ratio - 1) / ratio, cheap = init * (ratio - 1);
+        primary_conv = Sequential(Conv2d(inp, init, kernel, stride: stride, padding: kernel / 2, bias: false), BatchNorm2d(init), relu ? ReLU() : Identity());
+        cheap_operation = Sequential(Conv2d(init, cheap, dwSize, padding: dwSize / 2, groups: init, bias: false), BatchNorm2d(cheap), relu ? ReLU() : Identity());
         RegisterComponents();
     }
 

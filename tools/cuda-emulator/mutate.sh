@@ -119,6 +119,12 @@ mutation "batch norm's input gradient drops the dbeta term" batch_norm.cuh \
 mutation "fused depthwise weight gradient reads z with dy's image stride" depthwise_conv.cu \
   'if constexpr (BN) g = grad(bn.x[at.n * bn.xs + at_co], g);' 'if constexpr (BN) g = grad(bn.x[at.n * dys + at_co], g);' \
   "$(op Depthwise_conv_backward_through_batch_norm_equals_the_unfused_launches)|FullyQualifiedName~CudaTrainingTests.The_fusions_change_no_bit_of_two_training_steps"
+mutation "max pool passes a tie to the last equal input, not the first (issue 14)" elementwise.cu \
+  'if (arg < 0 || v > m || isnan(v))' 'if (arg < 0 || v >= m || isnan(v))' \
+  "$(op Max_pool_matches_cpu)"
+mutation "max pool backward skips the last window along a row (issue 14)" elementwise.cu \
+  'ow1 = ow1 < Wo ? ow1 : Wo - 1;' 'ow1 = ow1 < Wo ? ow1 - 1 : Wo - 1;' \
+  "$(op Max_pool_matches_cpu)"
 mutation "gemm cursor does not step into the next K segment" gemm.cu \
   '        c.offset += sS - kSeg * sK;' '        c.offset += 0;' \
   "$(op Pointwise_conv_matches_cpu Dense_conv_matches_cpu)"

@@ -186,6 +186,15 @@ public interface IBackend : IDisposable
     void GlobalAvgPool(in Tensor x, in Tensor y);
     void GlobalAvgPoolBackward(in Tensor dy, in Tensor dx, bool accumulate);
 
+    /// <summary>
+    /// nn.MaxPool2d(k, stride, padding): each output the largest input of its window (padding is no
+    /// candidate). The window's first largest in row-major order takes the gradient, as in
+    /// PyTorch, and a NaN wins (the last NaN of a window), so NaN propagates. The backward
+    /// recomputes each window's choice from x instead of storing indices.
+    /// </summary>
+    void MaxPool(in Tensor x, in Tensor y, ConvGeometry g);
+    void MaxPoolBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate, ConvGeometry g);
+
     // Fully connected: y[N, out] = x[N, in] W^T + b (b optional). x and y are N x K x 1 x 1.
     void LinearForward(in Tensor x, in Tensor w, in Tensor b, in Tensor y);
     /// <summary>

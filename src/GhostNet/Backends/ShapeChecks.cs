@@ -28,6 +28,15 @@ public static class ShapeChecks
         y.RequireShape(op, "output", x.N, w.N, g.OutputSize(x.H), g.OutputSize(x.W));
     }
 
+    /// <summary>PyTorch's rule: padding at most half the window, so every window holds an input.</summary>
+    public static void MaxPool(string op, in Tensor x, in Tensor y, ConvGeometry g)
+    {
+        if (g.Kernel < 1 || g.Stride < 1 || g.Padding < 0 || g.Padding > g.Kernel / 2)
+            throw new ArgumentException($"{op}: {g} is not a max pool window (kernel and stride at least 1, padding at most half the kernel)");
+        if (g.OutputSize(x.H) < 1 || g.OutputSize(x.W) < 1) throw new ArgumentException($"{op}: input {x} is smaller than the window {g}");
+        y.RequireShape(op, "output", x.N, x.C, g.OutputSize(x.H), g.OutputSize(x.W));
+    }
+
     public static void Pointwise(string op, in Tensor x, in Tensor w, in Tensor y)
     {
         w.RequireContiguous(op);

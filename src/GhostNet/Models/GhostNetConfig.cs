@@ -1,3 +1,6 @@
+using GhostNet.Backends;
+using GhostNet.Graph;
+
 namespace GhostNet.Models;
 
 /// <summary>One Ghost bottleneck of the configuration table: k, exp (t), c, SE ratio, s.</summary>
@@ -7,7 +10,7 @@ public readonly record struct BottleneckConfig(int Kernel, int Expansion, int Ch
 /// GhostNet (v1) as timm's ghostnet_050/100/130: the official stage table, scaled by
 /// <see cref="Width"/> through <see cref="MakeDivisible"/> to multiples of 4.
 /// </summary>
-public sealed record GhostNetConfig(float Width = 1.0f, int NumClasses = 1000, float DropRate = 0.2f, int InChannels = 3)
+public sealed record GhostNetConfig(float Width = 1.0f, int NumClasses = 1000, float DropRate = 0.2f, int InChannels = 3) : IModelConfig
 {
     public const int HeadChannels = 1280;
     public const int StemChannels = 16;
@@ -32,6 +35,24 @@ public sealed record GhostNetConfig(float Width = 1.0f, int NumClasses = 1000, f
         ["ghostnet_100"] = 1.0f,
         ["ghostnet_130"] = 1.3f,
     };
+
+    /// <summary>The registry's entries: timm's three widths; --width scales any of them.</summary>
+    internal static IEnumerable<RegisteredModel> Registrations =>
+        Architectures.Select(a => new RegisteredModel(a.Key, $"timm's GhostNet {a.Value:0.0#}x (Han et al. 2020)", 224, 1000, o =>
+        {
+            ModelRegistry.Refuse(a.Key, "ghost ratio", o.GhostRatio);
+            ModelRegistry.Refuse(a.Key, "ghost dw size", o.GhostDwSize);
+            return new GhostNetConfig(o.Width ?? a.Value, o.NumClasses, o.DropRate ?? 0.2f, o.InChannels);
+        }));
+
+    /// <summary>The registered name of this width, or ghostnet_100 with its width overridden.</summary>
+    public string Arch => Architectures.FirstOrDefault(a => a.Value == Width).Key ?? "ghostnet_100";
+
+    public ModelOptions Options => new(NumClasses, DropRate, Width, InChannels: InChannels);
+
+    public string Title => $"GhostNet width {Width}";
+
+    public Network Build(PlanBuilder pb, Tensor input) => new GhostNetwork(pb, this, input);
 
     public static GhostNetConfig FromArch(string arch, int numClasses = 1000, float dropRate = 0.2f) =>
         Architectures.TryGetValue(arch, out float width)

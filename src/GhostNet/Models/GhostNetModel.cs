@@ -4,13 +4,14 @@ using GhostNet.Graph;
 namespace GhostNet.Models;
 
 /// <summary>
-/// A GhostNet's state on one backend: configuration and parameters (with gradients, momentum
+/// A registered model's state on one backend (<see cref="ModelRegistry"/>; the library's name is
+/// GhostNet's, the model may be any): configuration and parameters (with gradients, momentum
 /// and running statistics). <see cref="Compile"/> makes plans for particular input shapes; all
 /// plans of a model share its parameters.
 /// </summary>
 public sealed class GhostNetModel : IDisposable
 {
-    public GhostNetModel(GhostNetConfig config, IBackend backend, int seed = 0, InitScheme init = InitScheme.PyTorchDefault)
+    public GhostNetModel(IModelConfig config, IBackend backend, int seed = 0, InitScheme init = InitScheme.PyTorchDefault)
     {
         config.Validate();
         Config = config;
@@ -23,7 +24,7 @@ public sealed class GhostNetModel : IDisposable
         Initializer.Initialize(Parameters, backend, init, seed);
     }
 
-    public GhostNetConfig Config { get; }
+    public IModelConfig Config { get; }
     /// <summary>Seeds initialisation and, through the plans, the dropout masks.</summary>
     public int Seed { get; }
     public IBackend Backend { get; }
@@ -34,11 +35,11 @@ public sealed class GhostNetModel : IDisposable
         new(this, batch, height, width, withGradients);
 
     /// <summary>The layer table at one input size (no memory is allocated).</summary>
-    public static IReadOnlyList<LayerRecord> Describe(GhostNetConfig config, int height, int width) =>
+    public static IReadOnlyList<LayerRecord> Describe(IModelConfig config, int height, int width) =>
         Build(new ParameterSet(), config, height, width).Records;
 
-    /// <summary>Learnable parameter count of a configuration, e.g. 5,182,508 for ghostnet_100.</summary>
-    public static long CountParameters(GhostNetConfig config)
+    /// <summary>Learnable parameter count of a configuration, e.g. 5,182,508 for ghostnet_100, 855,770 for resnet56 at 10 classes.</summary>
+    public static long CountParameters(IModelConfig config)
     {
         var set = new ParameterSet();
         Build(set, config, 32, 32);
@@ -50,12 +51,12 @@ public sealed class GhostNetModel : IDisposable
     /// gradients), computed without allocating: callers check it against free memory first.
     /// <paramref name="activations"/>: how the backend holds them (bf16 halves the largest part).
     /// </summary>
-    public static long PlanBytes(GhostNetConfig config, int batch, int height, int width, bool withGradients, ElementType activations = ElementType.Float32)
+    public static long PlanBytes(IModelConfig config, int batch, int height, int width, bool withGradients, ElementType activations = ElementType.Float32)
     {
         if (batch < 1 || height < 1 || width < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"bad plan shape {batch}x{height}x{width}");
         var pb = new PlanBuilder(new ParameterSet(), batch, withGradients, activations);
         long input = (long)batch * config.InChannels * height * width;
-        _ = new GhostNetwork(pb, config, new Tensor(new Storage("input", input, activations), 0, batch, config.InChannels, height, width));
+        _ = config.Build(pb, new Tensor(new Storage("input", input, activations), 0, batch, config.InChannels, height, width));
         long pixels = 2 * ((input + 3) / 4); // the batch's bytes as uploaded, four to an element, twice (Plan.SetBatch of pixels: the next batch lands beside)
         return activations.Bytes() * (input + pb.Activations.Length * (withGradients ? 2 : 1))
             + 4 * (pixels + pb.Statistics.Length + 3L * batch + BatchTotals.Words);
@@ -66,7 +67,7 @@ public sealed class GhostNetModel : IDisposable
     /// each of the pixel batch, the labels and the step's values (float image batches add two of
     /// the input, made only when first used). Host memory, beside the loader's buffers.
     /// </summary>
-    public static long StagingBytes(GhostNetConfig config, int batch, int height, int width)
+    public static long StagingBytes(IModelConfig config, int batch, int height, int width)
     {
         if (batch < 1 || height < 1 || width < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"bad plan shape {batch}x{height}x{width}");
         long pixelWords = ((long)batch * config.InChannels * height * width + 3) / 4;
@@ -74,13 +75,13 @@ public sealed class GhostNetModel : IDisposable
     }
 
     /// <summary>The bytes of a model's state: parameters, their gradients and momentum, running statistics.</summary>
-    public static long StateBytes(GhostNetConfig config) => 4 * 3 * CountParameters(config);
+    public static long StateBytes(IModelConfig config) => 4 * 3 * CountParameters(config);
 
     /// <summary>Builds the network for one image of the given size without memory: registers state, records layers.</summary>
-    private static PlanBuilder Build(ParameterSet set, GhostNetConfig config, int height, int width)
+    private static PlanBuilder Build(ParameterSet set, IModelConfig config, int height, int width)
     {
         var pb = new PlanBuilder(set, 1, withGradients: false);
-        _ = new GhostNetwork(pb, config, new Tensor(new Storage("input", (long)config.InChannels * height * width), 0, 1, config.InChannels, height, width));
+        _ = config.Build(pb, new Tensor(new Storage("input", (long)config.InChannels * height * width), 0, 1, config.InChannels, height, width));
         return pb;
     }
 

@@ -9,11 +9,8 @@ namespace GhostNet.Models;
 /// conv_stem, bn1 (+act1), blocks.0-8 (Ghost bottlenecks), blocks.9 (ConvBnAct), global_pool,
 /// conv_head (+act2), dropout, classifier.
 /// </summary>
-public sealed class GhostNetwork
+public sealed class GhostNetwork : Network
 {
-    private readonly List<ILayer> _layers = [];
-    private readonly Dropout? _dropout;
-
     public GhostNetwork(PlanBuilder pb, GhostNetConfig config, Tensor input)
     {
         config.Validate();
@@ -33,43 +30,10 @@ public sealed class GhostNetwork
             stage++;
         }
         x = Add(new ConvBnAct(pb, $"blocks.{stage}.0", x, config.Channels(lastExpansion))).Output;
-        var pool = Add(new GlobalPool(pb, x));
-        pb.Record("global_pool", "global average pool", pool.Output, 0, 0);
+        var pool = Add(new GlobalAvgPool(pb, "global_pool", x));
         // conv_head and act2 (its ReLU) as one layer: a backend may apply the ReLU in the GEMM.
         x = Add(new Linear(pb, "conv_head", pool.Output, GhostNetConfig.HeadChannels, bias: true, weightAsConv: true, activation: Activation.Relu)).Activated;
-        if (config.DropRate > 0) x = Add(_dropout = new Dropout(pb, x, config.DropRate)).Output;
+        if (config.DropRate > 0) x = Add(new Dropout(pb, x, config.DropRate)).Output;
         Logits = Add(new Linear(pb, "classifier", x, config.NumClasses)).Output;
-    }
-
-    public Tensor Logits { get; }
-
-    /// <summary>Where the dropout mask's seed is read when the forward and backward run (two elements: a u64).</summary>
-    public void SetDropoutSeedAt(in Tensor seed)
-    {
-        if (_dropout is not null) _dropout.SeedAt = seed;
-    }
-
-    public void Forward(IBackend b, bool training)
-    {
-        foreach (var layer in _layers) layer.Forward(b, training);
-    }
-
-    /// <summary>Backpropagates from the gradient already in <see cref="Logits"/>'s gradient view.</summary>
-    public void Backward(IBackend b)
-    {
-        for (int i = _layers.Count - 1; i >= 0; i--) _layers[i].Backward(b, false);
-    }
-
-    private T Add<T>(T layer) where T : ILayer
-    {
-        _layers.Add(layer);
-        return layer;
-    }
-
-    private sealed class GlobalPool(PlanBuilder pb, Tensor x) : ILayer
-    {
-        public Tensor Output { get; } = pb.Activation(x.C, 1, 1);
-        public void Forward(IBackend b, bool training) => b.GlobalAvgPool(x, Output);
-        public void Backward(IBackend b, bool accumulate) => b.GlobalAvgPoolBackward(Output.Grad, x.Grad, accumulate);
     }
 }

@@ -13,7 +13,7 @@ namespace GhostNet.Models;
 public sealed class Plan : IDisposable
 {
     private readonly GhostNetModel _model;
-    private readonly GhostNetwork _network;
+    private readonly Network _network;
     private readonly Storage _input, _pixelBytes, _statistics, _small;
     private readonly Tensor _labels, _losses, _ranks, _stepValues, _totals;
     private readonly HostReadback?[] _totalsReads = new HostReadback?[2]; // a step's read lands while the next step's is queued
@@ -41,7 +41,7 @@ public sealed class Plan : IDisposable
         _pixels = new Tensor(_pixelBytes, _pixelBytes.Reserve(pixelWords), 1, 1, 1, checked((int)pixelWords));
         _nextPixels = new Tensor(_pixelBytes, _pixelBytes.Reserve(pixelWords), 1, 1, 1, checked((int)pixelWords));
         var pb = new PlanBuilder(model.Parameters, batch, withGradients, activations);
-        _network = new GhostNetwork(pb, config, Input);
+        _network = config.Build(pb, Input);
         Activations = pb.Activations;
         _statistics = pb.Statistics;
         _small = new Storage("step_labels_losses_ranks");

@@ -26,8 +26,28 @@ public sealed record CheckpointInfo(
         AllowDuplicateProperties = false,
     };
 
+    /// <summary>The model this run trains, made again through the registry from the stored options.</summary>
     [JsonIgnore]
-    public GhostNetConfig Config => new(Width, NumClasses, DropRate);
+    public IModelConfig Config => ModelRegistry.Create(Arch, ModelOptions);
+
+    [JsonIgnore]
+    public ModelOptions ModelOptions => new(NumClasses, DropRate, Width, GhostRatio, GhostDwSize);
+
+    /// <summary>The Ghost modules' ratio s and cheap-op size d of a Ghost twin (optional: null for the other models, and older files lack them).</summary>
+    public int? GhostRatio { get; init; }
+    public int? GhostDwSize { get; init; }
+
+    /// <summary>
+    /// The run information of model <paramref name="arch"/> (the name it was asked for: ghostnet_050
+    /// with --width 0.75 stays ghostnet_050) with the model's fields filled from its configuration.
+    /// </summary>
+    public static CheckpointInfo For(string arch, IModelConfig config, int inputSize, string dataset, string normalization, IReadOnlyList<string> classes,
+        TrainingState state, IReadOnlyDictionary<string, string> options) =>
+        new(arch, config.Width, config.NumClasses, config.DropRate, inputSize, dataset, normalization, classes, state, options)
+        {
+            GhostRatio = config.Options.GhostRatio,
+            GhostDwSize = config.Options.GhostDwSize,
+        };
 
     /// <summary>Every finished epoch of the run so far, oldest first: the source of log.csv and the plots (optional: older files lack it).</summary>
     public IReadOnlyList<EpochRecord> History { get; init; } = [];
@@ -36,6 +56,7 @@ public sealed record CheckpointInfo(
     public string? Problem()
     {
         if (Name(Arch) is { } arch) return $"Arch {arch}";
+        if (!ModelRegistry.Contains(Arch)) return $"Arch '{Arch}' is not a registered model (known: {string.Join(", ", ModelRegistry.Names)})";
         if (!(Width > 0 && Width <= 10)) return $"Width {Width} is not in (0, 10]";
         if (NumClasses < 1) return $"NumClasses {NumClasses} is below 1";
         if (!(DropRate >= 0 && DropRate < 1)) return $"DropRate {DropRate} is not in [0, 1)";
@@ -49,6 +70,14 @@ public sealed record CheckpointInfo(
         if (Options is null) return "Options is missing";
         if (Options.FirstOrDefault(o => o.Value is null) is { Key: { } key }) return $"Options '{key}' is null";
         if (History is null || History.Any(r => r is null)) return "History holds a null";
+        try
+        {
+            _ = Config;
+        }
+        catch (ArgumentException e)
+        {
+            return $"the model options do not fit {Arch}: {e.Message}";
+        }
         return State is null ? "State is missing" : State.Problem() is { } p ? "State." + p : null;
     }
 

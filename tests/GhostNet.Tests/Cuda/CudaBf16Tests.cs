@@ -135,6 +135,13 @@ public unsafe class CudaBf16Tests
         t.Cpu.ChannelScaleAndPoolBackward(gate.C, y.Grad.C, pooled.Grad.C, dx.C, true);
         t.Gpu.ChannelScaleAndPoolBackward(gate.G, y.Grad.G, pooled.Grad.G, dx.G, true);
         t.CompareBf16("channel_scale_pool_bwd (accumulated)", dx);
+        var g = new ConvGeometry(3, 2, 1);
+        var m = t.New(n, c, g.OutputSize(h), g.OutputSize(w));
+        t.Cpu.MaxPool(x.C, m.C, g); t.Gpu.MaxPool(x.G, m.G, g);
+        t.CompareBf16("max pool (one of its inputs, exactly)", m, ulps: 0);
+        t.Set(m.Grad, t.Values(m.C.Count));
+        t.Cpu.MaxPoolBackward(x.C, m.Grad.C, dx.C, true, g); t.Gpu.MaxPoolBackward(x.G, m.Grad.G, dx.G, true, g);
+        t.CompareBf16("max pool dx (overlapping windows' sum, accumulated)", dx);
     }
 
     [Test]

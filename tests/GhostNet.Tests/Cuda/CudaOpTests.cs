@@ -350,6 +350,36 @@ public partial class CudaOpTests
         else Assert.That(GpuHarness.Get(t.Gpu, filters.Grad.G).All(float.IsFinite), "dW without dx written");
     }
 
+    /// <summary>
+    /// max_pool and max_pool_bwd against the CPU twin bit for bit (the same choices, the same
+    /// order of sums): VGG's 2x2 stride 2 on a channel window, overlapping 3x3 windows with
+    /// padding, accumulated, and inputs with ties (small integers), NaN and -inf.
+    /// </summary>
+    [TestCase(4, 16, 32, 32, 2, 2, 0, false, false)]
+    [TestCase(2, 5, 9, 7, 3, 2, 1, true, false)]
+    [TestCase(3, 4, 8, 8, 2, 2, 0, false, true)]
+    [TestCase(2, 3, 7, 6, 3, 1, 1, true, true)]
+    public void Max_pool_matches_cpu(int n, int c, int h, int w, int k, int stride, int pad, bool accumulate, bool ties)
+    {
+        using var t = GpuHarness.Create();
+        var g = new ConvGeometry(k, stride, pad);
+        var buffer = t.Random(n, c + 3, h, w);
+        var x = buffer.Channels(2, c);
+        if (ties)
+        {
+            var values = t.Values(buffer.C.Count).Select(v => MathF.Round(v * 2)).ToArray();
+            for (int i = 0; i < values.Length; i += 17) values[i] = i % 34 == 0 ? float.NaN : float.NegativeInfinity;
+            t.Set(buffer, values);
+        }
+        var y = t.New(n, c, g.OutputSize(h), g.OutputSize(w));
+        t.Cpu.MaxPool(x.C, y.C, g); t.Gpu.MaxPool(x.G, y.G, g);
+        Assert.That(GpuHarness.Get(t.Gpu, y.G), Is.EqualTo(GpuHarness.Get(t.Cpu, y.C)), "y (NaN where NaN)");
+        t.Set(y.Grad, t.Values(y.C.Count));
+        t.Set(buffer.Grad, t.Values(buffer.C.Count));
+        t.Cpu.MaxPoolBackward(x.C, y.Grad.C, x.Grad.C, accumulate, g); t.Gpu.MaxPoolBackward(x.G, y.Grad.G, x.Grad.G, accumulate, g);
+        Assert.That(GpuHarness.Get(t.Gpu, buffer.Grad.G), Is.EqualTo(GpuHarness.Get(t.Cpu, buffer.Grad.C)), "dx and the channels beside the window");
+    }
+
     [TestCase(1, 72, 28, 28, 20)]
     [TestCase(8, 960, 7, 7, 240)]
     public void Squeeze_excite_ops_match_cpu(int n, int c, int h, int w, int reduced)

@@ -33,22 +33,42 @@ public class CudaTrainingTests
     /// is compared on its own, and the 50-step test below covers each device running alone.
     /// </summary>
     [Test]
-    public void A_ghostnet_100_training_step_at_224_matches_the_cpu()
+    public void A_ghostnet_100_training_step_at_224_matches_the_cpu() =>
+        TrainingStepMatchesTheCpu(GhostNetConfig.FromArch("ghostnet_100") with { DropRate = 0.2f }, 224);
+
+    /// <summary>
+    /// The same for the CIFAR ResNet at depth 8 (one block a stage: identity and projecting
+    /// shortcuts) and its Ghost twins: s = 2 (a 3x3 dense primary conv, strided in the first
+    /// blocks of stages 2 and 3, its batch norm writing a concat window) and s = 3 (the cheap
+    /// operation a depthwise conv with channel multiplier 2, through the two-kernel backward).
+    /// </summary>
+    [TestCase(false, 2)]
+    [TestCase(true, 2)]
+    [TestCase(true, 3)]
+    public void A_cifar_resnet_training_step_matches_the_cpu(bool ghost, int ratio) =>
+        TrainingStepMatchesTheCpu(new ResNetCifarConfig(Depth: 8, Ghost: ghost, GhostRatio: ratio, NumClasses: 10, DropRate: 0.2f), 32);
+
+    /// <summary>VGG-16 and its Ghost twin at 32x32, batch 4: the max pools, 3x3 Ghost modules at 512 channels on 2 x 2 planes.</summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void A_cifar_vgg16_training_step_matches_the_cpu(bool ghost) =>
+        TrainingStepMatchesTheCpu(new VggCifarConfig(ghost, NumClasses: 10, DropRate: 0.2f), 32, batch: 4);
+
+    private static void TrainingStepMatchesTheCpu(IModelConfig config, int size, int batch = 8)
     {
         GpuHarness.RequireGpu();
         int seed = TestContext.CurrentContext.Random.Next();
         TestContext.Out.WriteLine($"seed {seed}");
         var rng = new Random(seed);
-        var config = GhostNetConfig.FromArch("ghostnet_100") with { DropRate = 0.2f };
         using var cpu = new CpuBackend();
         using var gpu = new CudaBackend(0);
         using var mc = new GhostNetModel(config, cpu, seed);
         using var mg = new GhostNetModel(config, gpu, seed);
-        using var pc = mc.Compile(8, 224, 224);
-        using var pg = mg.Compile(8, 224, 224);
+        using var pc = mc.Compile(batch, size, size);
+        using var pg = mg.Compile(batch, size, size);
         StateDict.Write(mg.Parameters, gpu, StateDict.Read(mc.Parameters, cpu));
-        var images = RandomImages(rng, 8 * 3 * 224 * 224);
-        var labels = Enumerable.Range(0, 8).Select(_ => rng.Next(1000)).ToArray();
+        var images = RandomImages(rng, batch * 3 * size * size);
+        var labels = Enumerable.Range(0, batch).Select(_ => rng.Next(config.NumClasses)).ToArray();
         foreach (var plan in new[] { pc, pg })
         {
             plan.SetBatch(images, labels);

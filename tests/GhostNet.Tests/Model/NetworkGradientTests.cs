@@ -8,7 +8,7 @@ namespace GhostNet.Tests.Model;
 /// <summary>
 /// The whole network's backward against central differences of its training-mode loss, for every
 /// parameter tensor of a small GhostNet (width 0.25, 64x64, 10 classes, dropout on with a fixed
-/// mask). At 32x32 the last stages are 1 x 1, batch norm there normalises over a handful of
+/// mask), and of a ResNet-8 and its Ghost twin. At 32x32 GhostNet's last stages are 1 x 1, batch norm there normalises over a handful of
 /// values and the loss is too curved for fp32 differences; 64x64 keeps every stage at 2 x 2 or more.
 /// Single elements of a deep network have gradients near the fp32 noise floor, so each
 /// tensor is checked along two unit directions: the analytic gradient's own (a wrong gradient
@@ -18,15 +18,32 @@ namespace GhostNet.Tests.Model;
 public unsafe class NetworkGradientTests
 {
     [Test]
-    public void Every_parameter_gradient_matches_finite_differences_in_train_mode()
+    public void Every_parameter_gradient_matches_finite_differences_in_train_mode() =>
+        Check(new GhostNetConfig(Width: 0.25f, NumClasses: 10, DropRate: 0.2f), 64,
+            "dense conv", "pointwise conv", "depthwise conv", "batch norm weight", "batch norm bias",
+            "se conv_reduce", "se conv_expand", "conv_head", "classifier");
+
+    /// <summary>ResNet-8 (one basic block a stage, so both kinds of shortcut) at 32x32: its last stage is 8 x 8.</summary>
+    [Test]
+    public void Every_resnet_parameter_gradient_matches_finite_differences_in_train_mode() =>
+        Check(new ResNetCifarConfig(Depth: 8, NumClasses: 10, DropRate: 0.2f), 32,
+            "dense conv", "batch norm weight", "batch norm bias", "classifier");
+
+    /// <summary>Its Ghost twin with s = 3 (a depthwise channel multiplier of 2) and d = 3: a dense 3x3 primary conv, strided where the block is.</summary>
+    [Test]
+    public void Every_ghost_resnet_parameter_gradient_matches_finite_differences_in_train_mode() =>
+        Check(new ResNetCifarConfig(Depth: 8, Ghost: true, GhostRatio: 3, NumClasses: 10), 32,
+            "dense conv", "depthwise conv", "batch norm weight", "batch norm bias", "classifier");
+
+    private static void Check(IModelConfig config, int size, params string[] expectedKinds)
     {
         int seed = TestContext.CurrentContext.Random.Next();
         TestContext.Out.WriteLine($"seed {seed}");
         var rng = new Random(seed);
         using var backend = new CpuBackend(2);
-        using var model = new GhostNetModel(new GhostNetConfig(Width: 0.25f, NumClasses: 10, DropRate: 0.2f), backend, seed);
-        using var plan = model.Compile(batch: 4, height: 64, width: 64);
-        var images = Enumerable.Range(0, 4 * 3 * 64 * 64).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        using var model = new GhostNetModel(config, backend, seed);
+        using var plan = model.Compile(batch: 4, height: size, width: size);
+        var images = Enumerable.Range(0, 4 * 3 * size * size).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
         plan.SetBatch(images, [1, 7, 4, 9]);
 
         double Loss()
@@ -95,11 +112,7 @@ public unsafe class NetworkGradientTests
             TestContext.Out.WriteLine($"{kind,-28} {count,4} directions, worst error/tolerance {worst:F3}");
         TestContext.Out.WriteLine($"{kinks} evaluations moved some ReLU input across zero; {retried} retried with a smaller step");
         Assert.That(failures, Is.Empty, $"{failures.Count} directions disagree");
-        Assert.That(kinds.Keys, Is.SupersetOf(new[]
-        {
-            "dense conv", "pointwise conv", "depthwise conv", "batch norm weight", "batch norm bias",
-            "se conv_reduce", "se conv_expand", "conv_head", "classifier",
-        }));
+        Assert.That(kinds.Keys, Is.SupersetOf(expectedKinds));
     }
 
     private static readonly float[] Steps = [1e-4f, 3e-5f, 1e-5f];
@@ -114,7 +127,7 @@ public unsafe class NetworkGradientTests
         var n when n.Contains(".se.conv_reduce") => "se conv_reduce",
         var n when n.Contains(".se.conv_expand") => "se conv_expand",
         var n when n.StartsWith("conv_head") => "conv_head",
-        var n when n.StartsWith("classifier") => "classifier",
+        var n when n.StartsWith("classifier") || n.StartsWith("fc.") => "classifier",
         _ when p.Shape.Length == 1 => p.Name.EndsWith(".weight") ? "batch norm weight" : "batch norm bias",
         _ when p.Shape[1] == 1 && p.Shape[2] > 1 => "depthwise conv",
         _ when p.Shape[2] == 1 => "pointwise conv",

@@ -74,6 +74,64 @@ public class ElementwiseGradientTests
         t.Check("global_avg_pool dx", x, OpHarness.Get(x.Grad), Loss);
     }
 
+    /// <summary>VGG's 2x2 stride 2; overlapping 3x3 stride-2 windows with padding; stride 1 (an input in up to nine windows).</summary>
+    [TestCase(2, 3, 8, 8, 2, 2, 0)]
+    [TestCase(1, 4, 7, 9, 3, 2, 1)]
+    [TestCase(2, 2, 5, 5, 3, 1, 1)]
+    public unsafe void Max_pool_backward_matches_finite_differences(int n, int c, int h, int w, int k, int stride, int pad)
+    {
+        using var t = new OpHarness(FreshSeed());
+        var x = t.Random(n, c, h, w);
+        var g = new ConvGeometry(k, stride, pad);
+        var y = t.New(n, c, g.OutputSize(h), g.OutputSize(w));
+        var r = t.RandomWeights(y);
+        double Loss() { t.B.MaxPool(x, y, g); return OpHarness.Dot(y, r); }
+        // The windows' choices: a step that changes one is retried smaller.
+        long Choices()
+        {
+            long hash = 17;
+            for (int i = 0; i < n * c; i++)
+                for (int oh = 0; oh < y.H; oh++)
+                    for (int ow = 0; ow < y.W; ow++)
+                        hash = hash * 31 + Cpu.CpuBackend.MaxPoolArgmax(Cpu.CpuBackend.PlanePtr(x, i / c, i % c), h, w, oh, ow, g, out _);
+            return hash;
+        }
+        Loss();
+        r.CopyTo(OpHarness.Span(y.Grad));
+        t.B.MaxPoolBackward(x, y.Grad, x.Grad, false, g);
+        t.Check("max_pool dx", x, OpHarness.Get(x.Grad), Loss, regime: Choices);
+    }
+
+    /// <summary>PyTorch's choices: the first of equal values, a NaN over everything, a window of -inf still passes on its first input.</summary>
+    [Test]
+    public void Max_pool_passes_ties_to_the_first_and_propagates_NaN()
+    {
+        using var t = new OpHarness(FreshSeed());
+        float inf = float.PositiveInfinity, nan = float.NaN;
+        var x = t.New(1, 1, 2, 6);
+        t.B.Upload([1, 5, 5, 2, -inf, -inf, 5, 0, nan, 3, -inf, -inf], x);
+        var y = t.New(1, 1, 1, 3);
+        var g = new ConvGeometry(2, 2, 0);
+        t.B.MaxPool(x, y, g);
+        Assert.That(OpHarness.Get(y), Is.EqualTo(new[] { 5, nan, -inf }));
+        t.B.Upload([10f, 20f, 30f], y.Grad);
+        t.B.Upload(Enumerable.Repeat(1f, 12).ToArray(), x.Grad);
+        t.B.MaxPoolBackward(x, y.Grad, x.Grad, accumulate: true, g);
+        Assert.That(OpHarness.Get(x.Grad), Is.EqualTo(new[] { 1, 11, 1, 1, 31, 1, 1, 1, 21, 1, 1, 1 }));
+    }
+
+    [TestCase(3, 2, 2, "is not a max pool window")]
+    [TestCase(2, 0, 0, "is not a max pool window")]
+    [TestCase(9, 1, 0, "is smaller than the window")]
+    public void Max_pool_refuses_a_window_pytorch_refuses(int k, int stride, int pad, string message)
+    {
+        using var t = new OpHarness(FreshSeed());
+        var g = new ConvGeometry(k, stride, pad);
+        var x = t.New(1, 1, 8, 8);
+        var y = t.New(1, 1, 1, 1);
+        Assert.That(() => t.B.MaxPool(x, y, g), Throws.ArgumentException.With.Message.Contains(message));
+    }
+
     [Test]
     public void Add_backward_is_the_output_gradient_for_both_inputs()
     {
