@@ -164,8 +164,11 @@ __device__ __forceinline__ float hard_sigmoid(float x)
     return (v < 0.f ? 0.f : v > 6.f ? 6.f : v) / 6.f;
 }
 
-// The activation a GEMM's epilogue applies (v2.14): 1 ReLU, 2 hard-sigmoid (CudaBackend's Activation).
-__device__ __forceinline__ float activation(int act, float x) { return act == 1 ? relu(x) : hard_sigmoid(x); }
+// clamp(x, 0, 1), the seed's squeeze-excite gate (issue 14); NaN stays NaN, as hard_sigmoid.
+__device__ __forceinline__ float clamp01(float x) { return x < 0.f ? 0.f : x > 1.f ? 1.f : x; }
+
+// The activation a GEMM's epilogue applies (v2.14): 1 ReLU, 2 hard-sigmoid, 3 clamp(0, 1) (CudaBackend's Activation).
+__device__ __forceinline__ float activation(int act, float x) { return act == 1 ? relu(x) : act == 2 ? hard_sigmoid(x) : clamp01(x); }
 
 // The ReLU gradient from its output y: dy where y > 0, 0 where y <= 0, NaN where y is NaN (a
 // poisoned forward gives no finite gradient; PyTorch would pass dy there).
@@ -173,6 +176,9 @@ __device__ __forceinline__ float relu_grad(float y, float dy) { return y > 0.f ?
 
 // The hard-sigmoid gradient from its input x: dy / 6 inside (-3, 3), 0 outside, NaN where x is NaN.
 __device__ __forceinline__ float hard_sigmoid_grad(float x, float dy) { return (x > -3.f && x < 3.f) ? dy / 6.f : is_nan(x) ? x : 0.f; }
+
+// The clamp(0, 1) gradient from its input x: dy on [0, 1] (PyTorch's clamp_backward, ends included), 0 outside, NaN where x is NaN.
+__device__ __forceinline__ float clamp01_grad(float x, float dy) { return (x >= 0.f && x <= 1.f) ? dy : is_nan(x) ? x : 0.f; }
 
 // Max over a block of REDUCE_THREADS threads, NaN when any thread holds NaN; every thread gets it.
 __device__ __forceinline__ float block_max(float v)

@@ -67,6 +67,23 @@ KERNEL void hard_sigmoid_bwd(const act* __restrict__ x, i64 xs, const act* __res
     }
 }
 
+// clamp(x, 0, 1) and its backward (the seed's squeeze-excite gate, issue 14), as hard_sigmoid's.
+KERNEL void clamp01_fwd(const act* __restrict__ x, i64 xs, act* __restrict__ y, i64 ys, i64 per_image, i64 total)
+{
+    FOR_EACH(total) y[view_offset(e, per_image, ys)] = clamp01(x[view_offset(e, per_image, xs)]);
+}
+
+KERNEL void clamp01_bwd(const act* __restrict__ x, i64 xs, const act* __restrict__ dy, i64 dys,
+                        act* __restrict__ dx, i64 dxs, i64 per_image, i64 total, int accumulate)
+{
+    FOR_EACH(total)
+    {
+        float g = clamp01_grad(x[view_offset(e, per_image, xs)], dy[view_offset(e, per_image, dys)]);
+        act* p = dx + view_offset(e, per_image, dxs);
+        *p = accumulate ? *p + g : g;
+    }
+}
+
 // y[n, c, :] = x[n, c, :] * s[n * C + c]  (s contiguous N x C), and dx = dy * s likewise; added
 // with an explicit fmaf, as channel_scale_pool_bwd adds it (v2.15: no contraction choice of the
 // compiler can tell the two apart).

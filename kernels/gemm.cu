@@ -689,7 +689,7 @@ KERNEL void split_sum(const float* __restrict__ partial, int splits, i64 count, 
 
 // Column sums of a row-major [rows, cols] matrix: the bias gradient of a linear layer.
 // One thread per column, rows summed in order (deterministic).
-// With kind (v2.17: 1 ReLU, 2 hard-sigmoid), x is the gradient of activation(z) = a, and the column
+// With kind (v2.17: 1 ReLU, 2 hard-sigmoid; issue 14: 3 clamp(0, 1)), x is the gradient of activation(z) = a, and the column
 // sums are of the activation's backward (from a for ReLU, from z for the gate), written to dz as
 // it is summed: a linear layer's bias gradient and the input of its backward GEMMs in one pass
 // (relu_bwd or hard_sigmoid_bwd wrote it before).
@@ -705,7 +705,7 @@ KERNEL void column_sum(int rows, int cols, const act* __restrict__ x, float* __r
         float g = x[at];
         if (kind)
         {
-            g = kind == 1 ? relu_grad(a[at], g) : hard_sigmoid_grad(z[at], g); // one operand loaded, not both
+            g = kind == 1 ? relu_grad(a[at], g) : kind == 2 ? hard_sigmoid_grad(z[at], g) : clamp01_grad(z[at], g); // one operand loaded, not both
             dz[at] = g;
         }
         s += g;

@@ -48,12 +48,12 @@ internal static class BenchCommand
         {
             Description = "Also write the timed rows to this JSON file (replaced atomically), for the GPU check's results.json and `ghostcuda report`",
         };
-        var command = new Command("bench", "Time GhostNet training steps and inference on a device.");
+        var command = new Command("bench", "Time a model's training steps and inference on a device (GhostNet by default).");
         arch.AddTo(command);
         foreach (var o in new Option[] { device, size, train, infer, steps, warmup, threads, profile, profileOnly, profileBatch, profileGpu, precision, json, noGraphs }) command.Options.Add(o);
         command.SetAction(r =>
         {
-            var config = arch.Config(r, 1000, null);
+            var config = arch.Config(r, ModelRegistry.Get(r.GetValue(arch.Arch)!).NumClasses, null);
             int s = r.GetValue(size), n = r.GetValue(steps), w = r.GetValue(warmup);
             if (s is < Training.CheckpointInfo.MinInputSize or > Training.CheckpointInfo.MaxInputSize)
                 throw new ArgumentException($"--size must lie in {Training.CheckpointInfo.MinInputSize}..{Training.CheckpointInfo.MaxInputSize}");
@@ -138,7 +138,7 @@ internal static class BenchCommand
             var launches = new LaunchRecorder();
             using var plan = model.Compile(batch, size, size, withGradients: true);
             var sgd = new SgdOptimizer(model.Parameters, profiled, new SgdOptions());
-            plan.SetBatch(RandomBatch(batch, size));
+            plan.SetBatch(RandomBatch(batch, size, config.NumClasses));
             TrainingStepModel.Step(plan, sgd); // sizes the workspaces
             profiled.Reset();
             if (cuda is not null) cuda.Recorder = launches;
@@ -255,15 +255,15 @@ internal static class BenchCommand
     /// host's waits for the device per step and the host's own milliseconds per step (the wall
     /// time less those waits: what the host spends preparing and launching).
     /// </summary>
-    private readonly record struct StepTime(double Ms, double? WaitsPerStep = null, double? HostMs = null);
+    internal readonly record struct StepTime(double Ms, double? WaitsPerStep = null, double? HostMs = null);
 
     /// <summary>Random pixels and labels, as the loader gives them (bytes the backend normalises).</summary>
-    private static HostBatch RandomBatch(int batch, int size)
+    private static HostBatch RandomBatch(int batch, int size, int classes)
     {
         var rng = new Random(0);
         var pixels = new byte[(long)batch * 3 * size * size];
         rng.NextBytes(pixels);
-        return HostBatch.OfPixels(pixels, Enumerable.Range(0, batch).Select(_ => rng.Next(1000)).ToArray(), Normalization.ImageNet);
+        return HostBatch.OfPixels(pixels, Enumerable.Range(0, batch).Select(_ => rng.Next(classes)).ToArray(), Normalization.ImageNet);
     }
 
     /// <summary>One batch given again and again: the trainer's loop without a loader.</summary>
@@ -282,7 +282,7 @@ internal static class BenchCommand
     /// come one per step once the pipeline is full. One step more than timed is run: the last
     /// report follows the one before it with no step launched between.
     /// </summary>
-    private static StepTime TimeTraining(GhostNetModel model, IBackend backend, int batch, int size, int steps, int warmup, bool graphs)
+    internal static StepTime TimeTraining(GhostNetModel model, IBackend backend, int batch, int size, int steps, int warmup, bool graphs)
     {
         using var plan = model.Compile(batch, size, size, withGradients: true);
         var sgd = new SgdOptimizer(model.Parameters, backend, new SgdOptions());
@@ -292,7 +292,7 @@ internal static class BenchCommand
         var trainer = new Trainer(plan, sgd, schedule, note: Console.Error.WriteLine) { CaptureSteps = graphs }; // notes not between the table's rows
         var cuda = backend as CudaBackend;
         var reports = new List<(long Ticks, long Waits, double WaitSeconds)>();
-        trainer.TrainEpoch(new RepeatedBatch(RandomBatch(batch, size), batches), new TrainingState(),
+        trainer.TrainEpoch(new RepeatedBatch(RandomBatch(batch, size, model.Config.NumClasses), batches), new TrainingState(),
             (_, _) => reports.Add((Stopwatch.GetTimestamp(), cuda?.HostWaits ?? 0, cuda?.HostWaitSeconds ?? 0)), CancellationToken.None);
         var intervals = Enumerable.Range(warmup, steps).Select(i => Stopwatch.GetElapsedTime(reports[i - 1].Ticks, reports[i].Ticks).TotalMilliseconds).Order().ToArray();
         var (first, last) = (reports[warmup - 1], reports[warmup + steps - 1]);
@@ -307,12 +307,12 @@ internal static class BenchCommand
     /// each timed with the device synchronised at both ends; the waits counted are the forward's
     /// own, and the host's time is until the forward returns (what it spends launching).
     /// </summary>
-    private static StepTime TimeInference(GhostNetModel model, IBackend backend, int batch, int size, int steps, int warmup, bool graphs)
+    internal static StepTime TimeInference(GhostNetModel model, IBackend backend, int batch, int size, int steps, int warmup, bool graphs)
     {
         using var plan = model.Compile(batch, size, size, withGradients: false);
         plan.Note = Console.Error.WriteLine; // not between the table's rows
         plan.CaptureForward = graphs;
-        plan.SetBatch(RandomBatch(batch, size));
+        plan.SetBatch(RandomBatch(batch, size, model.Config.NumClasses));
         for (int i = 0; i < warmup; i++) plan.Forward(false);
         var cuda = backend as CudaBackend;
         var (times, host) = (new double[steps], new double[steps]);

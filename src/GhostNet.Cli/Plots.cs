@@ -9,7 +9,7 @@ internal static class Plots
 {
     public const string LossFile = "loss.png", AccuracyFile = "accuracy.png";
 
-    private static readonly Lazy<bool> FontReady = new(() =>
+    internal static readonly Lazy<bool> FontReady = new(() =>
     {
         string font = System.IO.Path.Combine(AppContext.BaseDirectory, "DejaVuSans.ttf");
         if (!File.Exists(font)) return false;

@@ -30,6 +30,7 @@ internal static class Root
         root.Subcommands.Add(ModelsCommand.Create());
         root.Subcommands.Add(Devices.DevicesCommand());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(CompareCommand.Create());
         root.Subcommands.Add(ReportCommand.Create());
         return root;
     }

@@ -82,6 +82,21 @@ public sealed partial class CudaBackend
         Launch1D("hard_sigmoid_bwd", x.Count, ActCost(read: (accumulate ? 3 : 2) * x.Count, written: x.Count, flops: (accumulate ? 4 : 3) * x.Count), $"{x}", Act(x), Stride(x), Act(dy), Stride(dy), Act(dx), Stride(dx), PerImage(x), x.Count, accumulate ? 1 : 0);
     }
 
+    public void Clamp01(in Tensor x, in Tensor y)
+    {
+        Op(OpFamily.SqueezeExcite);
+        ShapeChecks.Same("clamp01", x, y);
+        Launch1D("clamp01_fwd", x.Count, ActCost(read: x.Count, written: x.Count, flops: 2 * x.Count), $"{x}", Act(x), Stride(x), Act(y), Stride(y), PerImage(x), x.Count);
+    }
+
+    public void Clamp01Backward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate)
+    {
+        Op(OpFamily.SqueezeExcite);
+        ShapeChecks.Same("clamp01_bwd", x, dy);
+        ShapeChecks.Same("clamp01_bwd", x, dx);
+        Launch1D("clamp01_bwd", x.Count, ActCost(read: (accumulate ? 3 : 2) * x.Count, written: x.Count, flops: (accumulate ? 3 : 2) * x.Count), $"{x}", Act(x), Stride(x), Act(dy), Stride(dy), Act(dx), Stride(dx), PerImage(x), x.Count, accumulate ? 1 : 0);
+    }
+
     public void ChannelScale(in Tensor x, in Tensor s, in Tensor y)
     {
         Op(OpFamily.SqueezeExcite);

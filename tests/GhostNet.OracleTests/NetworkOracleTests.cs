@@ -65,6 +65,15 @@ public class NetworkOracleTests
         MatchesLibtorch(config, new TorchVggCifar(config), 32, 4, nesterov, smoothing);
     }
 
+    /// <summary>The seed's ghost_net (0.5x at 64, batch 4; 1.0x at 224, batch 2), dropout 0 (the mask is ours alone).</summary>
+    [TestCase(0.5f, 64, 4, false, 0f)]
+    [TestCase(1.0f, 224, 2, true, 0.1f)]
+    public void The_seeds_ghost_net_matches_libtorch(float width, int size, int batch, bool nesterov, float smoothing)
+    {
+        var config = new SeedGhostNetConfig(width, NumClasses: 10, DropRate: 0f);
+        MatchesLibtorch(config, new TorchSeedGhostNet(config), size, batch, nesterov, smoothing);
+    }
+
     private static void MatchesLibtorch(IModelConfig config, Module<Tensor, Tensor> net, int size, int batch, bool nesterov, float smoothing)
     {
         int seed = TestContext.CurrentContext.Random.Next();
@@ -200,7 +209,7 @@ public class NetworkOracleTests
 
     private static string Family(string name, int[] shape) => shape.Length switch
     {
-        1 => name.Contains(".se.") || name.StartsWith("conv_head") || name.StartsWith("classifier") || name.StartsWith("fc.") ? "bias" : "batch norm " + name[(name.LastIndexOf('.') + 1)..],
+        1 => name.Contains(".se.") || name.Contains(".fc.") || name.StartsWith("conv_head") || name.StartsWith("classifier") || name.StartsWith("fc.") ? "bias" : "batch norm " + name[(name.LastIndexOf('.') + 1)..],
         2 => "classifier",
         _ => shape[1] == 1 && shape[2] > 1 ? "depthwise conv" : shape[2] == 1 ? "1x1 conv" : "dense conv",
     };

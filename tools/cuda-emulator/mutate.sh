@@ -125,6 +125,9 @@ mutation "max pool passes a tie to the last equal input, not the first (issue 14
 mutation "max pool backward skips the last window along a row (issue 14)" elementwise.cu \
   'ow1 = ow1 < Wo ? ow1 : Wo - 1;' 'ow1 = ow1 < Wo ? ow1 - 1 : Wo - 1;' \
   "$(op Max_pool_matches_cpu)"
+mutation "the clamp gate does not clamp at 1 (issue 14)" common.cuh \
+  'return x < 0.f ? 0.f : x > 1.f ? 1.f : x;' 'return x < 0.f ? 0.f : x;' \
+  "$(op Linear_with_its_activation_equals_the_linear_and_the_activation)"
 mutation "gemm cursor does not step into the next K segment" gemm.cu \
   '        c.offset += sS - kSeg * sK;' '        c.offset += 0;' \
   "$(op Pointwise_conv_matches_cpu Dense_conv_matches_cpu)"

@@ -3,8 +3,9 @@
 # sanitizers on a short training run, our speed table and PyTorch's, into results.md (to read)
 # and results.json (for `ghostcuda report`, whose tables end results.md).
 # Usage: run.sh OUT_DIR
-# Stages carry time limits that add up to under 10 minutes, one device call's limit; about 5 are
-# expected. Only six files come back (the device tool returns eight at most): parts go to /tmp.
+# Stages carry time limits (12 minutes in all, past one device call's 10: the last stage, the
+# Ghost comparison, is the one a slow run loses); about 5 minutes are expected. Only six files
+# come back (the device tool returns eight at most): parts go to /tmp.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: run.sh OUT_DIR}
@@ -95,4 +96,12 @@ json.dump({"date": datetime.date.today().isoformat(), "commit": commit, "device"
            "ghostcuda": runs, "pytorch": load(os.path.join(parts, "pytorch.json"))}, sys.stdout, indent=1)
 PY
 { echo; "$here/app/ghostcuda" report "$out/results.json" 2>&1; } >> "$results"
+
+# Last, so that a run cut short by the call's limit loses only this: the paper's Ghost-against-
+# standard networks (issue 14) side by side on the GPU, against docs/kernels.md's modelled ratios.
+step "ghost against standard"
+{ echo; echo '## ghostcuda compare (CIFAR networks at 32x32, batch 256, fp32)'; } >> "$results"
+timeout 60 "$here/app/ghostcuda" compare vgg16_cifar ghost_vgg16_cifar ghost_vgg16_cifar:s=3 ghost_vgg16_cifar:s=4 ghost_vgg16_cifar:s=5 \
+  --device cuda -b 256 --steps 5 --warmup 2 >> "$results" 2>&1
+timeout 40 "$here/app/ghostcuda" compare resnet56 ghost_resnet56 --device cuda -b 256 --steps 5 --warmup 2 >> "$results" 2>&1
 step "done"

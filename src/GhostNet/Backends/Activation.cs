@@ -1,11 +1,15 @@
 namespace GhostNet.Backends;
 
-/// <summary>The activation that follows a linear layer: none, ReLU, or the hard-sigmoid gate relu6(x + 3) / 6.</summary>
-public enum Activation { None, Relu, HardSigmoid }
+/// <summary>
+/// The activation that follows a linear layer: none, ReLU, the hard-sigmoid gate relu6(x + 3) / 6
+/// (timm's squeeze-excite), or the gate clamp(x, 0, 1) (the seed's). The CUDA GEMM epilogue and
+/// column sums take the value as their kind.
+/// </summary>
+public enum Activation { None, Relu, HardSigmoid, Clamp01 }
 
 /// <summary>
 /// A linear layer's output y and activated = activation(y), as its forward wrote them: what the
-/// activation's backward reads (ReLU its output, the hard-sigmoid its input).
+/// activation's backward reads (ReLU its output, the gates their input).
 /// </summary>
 public readonly record struct ActivatedOutput(Tensor Y, Activation Activation, Tensor Activated);
 
@@ -18,6 +22,7 @@ public static class ActivationOps
         {
             case Activation.Relu: b.Relu(x, y); break;
             case Activation.HardSigmoid: b.HardSigmoid(x, y); break;
+            case Activation.Clamp01: b.Clamp01(x, y); break;
             default: throw new ArgumentOutOfRangeException(nameof(activation), activation, "no activation to apply");
         }
     }
@@ -29,6 +34,7 @@ public static class ActivationOps
         {
             case Activation.Relu: b.ReluBackward(y, dy, dx, accumulate); break;
             case Activation.HardSigmoid: b.HardSigmoidBackward(x, dy, dx, accumulate); break;
+            case Activation.Clamp01: b.Clamp01Backward(x, dy, dx, accumulate); break;
             default: throw new ArgumentOutOfRangeException(nameof(activation), activation, "no activation to differentiate");
         }
     }

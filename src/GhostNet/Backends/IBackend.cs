@@ -170,6 +170,12 @@ public interface IBackend : IDisposable
     /// <summary>relu6(x + 3) / 6, the gate of timm's GhostNet squeeze-excite.</summary>
     void HardSigmoid(in Tensor x, in Tensor y);
     void HardSigmoidBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate);
+    /// <summary>
+    /// clamp(x, 0, 1), the gate of the seed's ghost_net squeeze-excite; NaN stays NaN. Its gradient
+    /// passes dy where 0 &lt;= x &lt;= 1 (PyTorch's clamp_backward, ends included), NaN at a NaN x.
+    /// </summary>
+    void Clamp01(in Tensor x, in Tensor y);
+    void Clamp01Backward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate);
     /// <summary>y[n, c, :, :] = x[n, c, :, :] * s[n, c].</summary>
     void ChannelScale(in Tensor x, in Tensor s, in Tensor y);
     /// <summary>ds = the gate's gradient; dx (+)= dy * s, unless dx is none (squeeze-excite adds it later, with its pool's: <see cref="ChannelScaleAndPoolBackward"/>).</summary>

@@ -7,7 +7,7 @@ namespace GhostNet.Cpu;
 // contiguous run of C * H * W values in NCHW, so every op is a flat SIMD loop over that run.
 public sealed unsafe partial class CpuBackend
 {
-    private enum Pointwise { Add, Copy, Accumulate, Relu, ReluBackward, ReluBackwardAccumulate, HardSigmoid, HardSigmoidBackward, HardSigmoidBackwardAccumulate }
+    private enum Pointwise { Add, Copy, Accumulate, Relu, ReluBackward, ReluBackwardAccumulate, HardSigmoid, HardSigmoidBackward, HardSigmoidBackwardAccumulate, Clamp01, Clamp01Backward, Clamp01BackwardAccumulate }
 
     public void Add(in Tensor a, in Tensor b, in Tensor y)
     {
@@ -55,6 +55,19 @@ public sealed unsafe partial class CpuBackend
         ShapeChecks.Same("hard_sigmoid_bwd", x, dy);
         ShapeChecks.Same("hard_sigmoid_bwd", x, dx);
         Elementwise(accumulate ? Pointwise.HardSigmoidBackwardAccumulate : Pointwise.HardSigmoidBackward, x, dy, dx);
+    }
+
+    public void Clamp01(in Tensor x, in Tensor y)
+    {
+        ShapeChecks.Same("clamp01", x, y);
+        Elementwise(Pointwise.Clamp01, x, x, y);
+    }
+
+    public void Clamp01Backward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate)
+    {
+        ShapeChecks.Same("clamp01_bwd", x, dy);
+        ShapeChecks.Same("clamp01_bwd", x, dx);
+        Elementwise(accumulate ? Pointwise.Clamp01BackwardAccumulate : Pointwise.Clamp01Backward, x, dy, dx);
     }
 
     public void ChannelScale(in Tensor x, in Tensor s, in Tensor y)
@@ -109,6 +122,9 @@ public sealed unsafe partial class CpuBackend
                 case Pointwise.HardSigmoid: HardSigmoid(a, y, len); return;
                 case Pointwise.HardSigmoidBackward: HardSigmoidBackward(a, b, y, len, false); return;
                 case Pointwise.HardSigmoidBackwardAccumulate: HardSigmoidBackward(a, b, y, len, true); return;
+                case Pointwise.Clamp01: Clamp01(a, y, len); return;
+                case Pointwise.Clamp01Backward: Clamp01Backward(a, b, y, len, false); return;
+                case Pointwise.Clamp01BackwardAccumulate: Clamp01Backward(a, b, y, len, true); return;
             }
         }
 
@@ -142,6 +158,22 @@ public sealed unsafe partial class CpuBackend
             for (int i = 0; i < n; i++)
             {
                 float g = x[i] > -3f && x[i] < 3f ? dy[i] / 6f : float.IsNaN(x[i]) ? x[i] : 0f;
+                dx[i] = accumulate ? dx[i] + g : g;
+            }
+        }
+
+        // Math.Clamp keeps NaN (kernels/elementwise.cu's clamp01 compares likewise).
+        private static void Clamp01(float* x, float* y, int n)
+        {
+            for (int i = 0; i < n; i++) y[i] = Math.Clamp(x[i], 0f, 1f);
+        }
+
+        // PyTorch's clamp_backward passes dy on [0, 1], ends included; NaN at a NaN x, as the hard-sigmoid's.
+        private static void Clamp01Backward(float* x, float* dy, float* dx, int n, bool accumulate)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                float g = x[i] >= 0f && x[i] <= 1f ? dy[i] : float.IsNaN(x[i]) ? x[i] : 0f;
                 dx[i] = accumulate ? dx[i] + g : g;
             }
         }

@@ -5,9 +5,30 @@ using GhostNet.Layers;
 namespace GhostNet.Models;
 
 /// <summary>
+/// Where a Ghost bottleneck's layers sit in the state dict and how its shortcut and
+/// squeeze-excite are made: timm's (<see cref="Timm"/>) or another network's (the seed's ghost_net).
+/// </summary>
+public sealed record GhostBottleneckLayout(string Ghost1, string ConvDw, string BnDw, string Se, string Ghost2,
+    string ShortcutDw, string ShortcutDwBn, string ShortcutPw, string ShortcutPwBn)
+{
+    /// <summary>timm's: ghost1, conv_dw, bn_dw, se, ghost2, shortcut.0-3; the shortcut's depthwise conv has the block's kernel and no ReLU.</summary>
+    public static readonly GhostBottleneckLayout Timm = new(".ghost1", ".conv_dw", ".bn_dw", ".se", ".ghost2", ".shortcut.0", ".shortcut.1", ".shortcut.2", ".shortcut.3");
+
+    /// <summary>The shortcut's depthwise kernel; null: the block's.</summary>
+    public int? ShortcutKernel { get; init; }
+
+    /// <summary>Whether the shortcut's depthwise batch norm is followed by a ReLU.</summary>
+    public bool ShortcutRelu { get; init; }
+
+    /// <summary>Makes the squeeze-excite of a block of SE ratio r; null: timm's (<see cref="SqueezeExcite(PlanBuilder, string, Tensor, float)"/>).</summary>
+    public Func<PlanBuilder, string, Tensor, float, SqueezeExcite>? MakeSe { get; init; }
+}
+
+/// <summary>
 /// timm's GhostBottleneck: ghost1 (expand, ReLU), a strided depthwise conv + BN when stride > 1,
 /// optional squeeze-excite, ghost2 (project, no ReLU), plus a shortcut that is the identity when
-/// shape is kept, else depthwise conv + BN + 1x1 conv + BN.
+/// shape is kept, else depthwise conv + BN + 1x1 conv + BN. Its names and its shortcut's form
+/// come from a <see cref="GhostBottleneckLayout"/> (timm's by default).
 /// </summary>
 public sealed class GhostBottleneck : ILayer
 {
@@ -16,32 +37,35 @@ public sealed class GhostBottleneck : ILayer
     private readonly SqueezeExcite? _se;
     private readonly ConvBn[] _shortcut;
 
-    public GhostBottleneck(PlanBuilder pb, string name, Tensor x, int midChannels, int outChannels, int dwKernel, int stride, float seRatio)
+    public GhostBottleneck(PlanBuilder pb, string name, Tensor x, int midChannels, int outChannels, int dwKernel, int stride, float seRatio,
+        GhostBottleneckLayout? layout = null)
     {
+        var l = layout ?? GhostBottleneckLayout.Timm;
         X = x;
         int pad = (dwKernel - 1) / 2;
-        _ghost1 = new GhostModule(pb, name + ".ghost1", x, midChannels, relu: true);
+        _ghost1 = new GhostModule(pb, name + l.Ghost1, x, midChannels, relu: true);
         var h = _ghost1.Output;
         if (stride > 1)
         {
-            var convDw = new Conv2d(pb, name + ".conv_dw", h, midChannels, dwKernel, stride, pad, depthwise: true);
-            _dw = new ConvBn(convDw, new BatchNorm2d(pb, name + ".bn_dw", convDw.Output, relu: false));
+            var convDw = new Conv2d(pb, name + l.ConvDw, h, midChannels, dwKernel, stride, pad, depthwise: true);
+            _dw = new ConvBn(convDw, new BatchNorm2d(pb, name + l.BnDw, convDw.Output, relu: false));
             h = _dw.Output;
         }
         if (seRatio > 0)
         {
-            _se = new SqueezeExcite(pb, name + ".se", h, seRatio);
+            _se = l.MakeSe?.Invoke(pb, name + l.Se, h, seRatio) ?? new SqueezeExcite(pb, name + l.Se, h, seRatio);
             h = _se.Output;
         }
-        _ghost2 = new GhostModule(pb, name + ".ghost2", h, outChannels, relu: false);
+        _ghost2 = new GhostModule(pb, name + l.Ghost2, h, outChannels, relu: false);
         if (x.C == outChannels && stride == 1) _shortcut = [];
         else
         {
-            var dw = new Conv2d(pb, name + ".shortcut.0", x, x.C, dwKernel, stride, pad, depthwise: true);
-            var bn = new BatchNorm2d(pb, name + ".shortcut.1", dw.Output, relu: false);
-            var pw = new Conv2d(pb, name + ".shortcut.2", bn.Output, outChannels, 1, 1, 0);
+            int k = l.ShortcutKernel ?? dwKernel;
+            var dw = new Conv2d(pb, name + l.ShortcutDw, x, x.C, k, stride, (k - 1) / 2, depthwise: true);
+            var bn = new BatchNorm2d(pb, name + l.ShortcutDwBn, dw.Output, relu: l.ShortcutRelu);
+            var pw = new Conv2d(pb, name + l.ShortcutPw, bn.Output, outChannels, 1, 1, 0);
             var projected = pb.Activation(outChannels, pw.Output.H, pw.Output.W).WithGradientOf(_ghost2.Output);
-            _shortcut = [new ConvBn(dw, bn), new ConvBn(pw, new BatchNorm2d(pb, name + ".shortcut.3", pw.Output, relu: false, projected))];
+            _shortcut = [new ConvBn(dw, bn), new ConvBn(pw, new BatchNorm2d(pb, name + l.ShortcutPwBn, pw.Output, relu: false, projected))];
         }
         // The sum passes its gradient to both branches unchanged: the sum, ghost2's output and a
         // projecting shortcut's output share one gradient buffer, so the backward copies nothing.

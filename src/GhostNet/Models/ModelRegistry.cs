@@ -22,6 +22,7 @@ public static class ModelRegistry
     static ModelRegistry()
     {
         foreach (var m in GhostNetConfig.Registrations) Register(m);
+        foreach (var m in SeedGhostNetConfig.Registrations) Register(m);
         foreach (var m in ResNetCifarConfig.Registrations) Register(m);
         foreach (var m in VggCifarConfig.Registrations) Register(m);
     }

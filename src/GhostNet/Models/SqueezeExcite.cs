@@ -7,7 +7,9 @@ namespace GhostNet.Models;
 /// <summary>
 /// timm's SqueezeExcite as GhostNet configures it: global average pool, 1x1 conv_reduce (with
 /// bias) to make_divisible(C * ratio, 4) channels, ReLU, 1x1 conv_expand (with bias), hard-sigmoid
-/// gate relu6(x + 3) / 6, and the input scaled per channel by the gate.
+/// gate relu6(x + 3) / 6, and the input scaled per channel by the gate. The second constructor
+/// names the two layers, their weights' shape and the gate (the seed's SELayer: fc.0 and fc.2,
+/// nn.Linear, clamp(0, 1)).
 /// </summary>
 public sealed class SqueezeExcite : ILayer
 {
@@ -15,13 +17,17 @@ public sealed class SqueezeExcite : ILayer
     private readonly Linear _convReduce, _convExpand;
 
     public SqueezeExcite(PlanBuilder pb, string name, Tensor x, float ratio)
+        : this(pb, name, x, GhostNetConfig.MakeDivisible(x.C * (double)ratio), ".conv_reduce", ".conv_expand", weightsAsConv: true, Activation.HardSigmoid)
+    {
+    }
+
+    public SqueezeExcite(PlanBuilder pb, string name, Tensor x, int reducedChannels, string reduce, string expand, bool weightsAsConv, Activation gate)
     {
         X = x;
-        int reducedChannels = GhostNetConfig.MakeDivisible(x.C * (double)ratio);
         _pooled = pb.Activation(x.C, 1, 1);
-        _convReduce = new Linear(pb, name + ".conv_reduce", _pooled, reducedChannels, bias: true, weightAsConv: true, activation: Activation.Relu);
+        _convReduce = new Linear(pb, name + reduce, _pooled, reducedChannels, bias: true, weightAsConv: weightsAsConv, activation: Activation.Relu);
         _reduced = _convReduce.Activated;
-        _convExpand = new Linear(pb, name + ".conv_expand", _reduced, x.C, bias: true, weightAsConv: true, activation: Activation.HardSigmoid);
+        _convExpand = new Linear(pb, name + expand, _reduced, x.C, bias: true, weightAsConv: weightsAsConv, activation: gate);
         _gate = _convExpand.Activated;
         Output = pb.Activation(x.C, x.H, x.W);
     }

@@ -46,6 +46,25 @@ public class ModelCommandTests : TempFolderTest
         Assert.That(err.Trim(), Is.EqualTo(message));
     }
 
+    /// <summary>compare: every model timed, ratios against the first, the table and the plot written; bad entries are one line.</summary>
+    [Test]
+    public void Compare_times_models_side_by_side_and_writes_a_table_and_a_plot()
+    {
+        string dir = Path.Combine(Folder, "compare");
+        var (code, output, err) = TrainCommandTests.Run("compare", "resnet20", "ghost_resnet20:s=4,d=1", "--device", "cpu", "-b", "2", "--steps", "1",
+            "--warmup", "0", "--out", dir);
+        Assert.That(code, Is.Zero, err);
+        Assert.That(output, Does.Match(@"\| ResNet-20 \| 0\.27 M \| 40\.8 M \| 1\.00x \| [0-9.]+ \| 1\.00x \|"));
+        Assert.That(output, Does.Contain("| Ghost-ResNet-20 s=4 d=1 |"));
+        Assert.That(File.ReadAllText(Path.Combine(dir, "compare.md")), Does.Contain("ratios against ResNet-20"));
+        Assert.That(new FileInfo(Path.Combine(dir, "compare.png")).Length, Is.GreaterThan(1000));
+        Assert.That(Directory.GetFiles(dir).Select(Path.GetFileName), Is.EquivalentTo(new[] { "compare.md", "compare.png" }), "no temporary file left");
+        (code, _, err) = TrainCommandTests.Run("compare", "resnet20", "ghost_resnet20:q=2", "--device", "cpu");
+        Assert.That((code, err.Trim()), Is.EqualTo((2, "error: model 'ghost_resnet20:q=2': unknown option 'q' (s or d)")));
+        (code, _, err) = TrainCommandTests.Run("compare", "resnet21", "--device", "cpu");
+        Assert.That((code, err.Trim()), Is.EqualTo((2, "error: model 'resnet21' is not registered (ghostcuda models lists them)")));
+    }
+
     /// <summary>Ghost-ResNet-20 with s = 3 trains an epoch; its checkpoint says so, eval rebuilds it, and a resume with another s is refused.</summary>
     [Test]
     public void A_ghost_resnet_trains_and_its_checkpoint_keeps_its_ratio()

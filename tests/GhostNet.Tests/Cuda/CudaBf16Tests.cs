@@ -334,6 +334,7 @@ public unsafe class CudaBf16Tests
     [TestCase(8, 1280, 1000, "None")]
     [TestCase(16, 96, 24, "Relu")]
     [TestCase(5, 37, 10, "HardSigmoid")]
+    [TestCase(6, 40, 10, "Clamp01")]
     public void Linear_in_bf16_is_the_fp32_result_rounded(int n, int k, int m, string activationName)
     {
         var activation = Enum.Parse<Activation>(activationName);

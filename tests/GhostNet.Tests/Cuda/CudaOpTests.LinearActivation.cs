@@ -17,6 +17,8 @@ public partial class CudaOpTests
     [TestCase(5, 37, 10, "HardSigmoid", "Fp32")]
     [TestCase(8, 960, 1280, "Relu", "Tf32")]
     [TestCase(5, 37, 10, "HardSigmoid", "Tf32")]
+    [TestCase(64, 40, 10, "Clamp01", "Fp32")]
+    [TestCase(5, 37, 10, "Clamp01", "Tf32")]
     public void Linear_with_its_activation_equals_the_linear_and_the_activation(int n, int k, int m, string activationName, string precision)
     {
         using var t = GpuHarness.Create();
@@ -39,7 +41,7 @@ public partial class CudaOpTests
         t.Gpu.ActivationInGemm = true;
         var kernels = t.Gpu.Recorder.Launches.Select(l => l.Kernel).ToArray();
         t.Gpu.Recorder = null;
-        string act = activation == Activation.Relu ? "relu_fwd" : "hard_sigmoid_fwd";
+        string act = activation switch { Activation.Relu => "relu_fwd", Activation.HardSigmoid => "hard_sigmoid_fwd", _ => "clamp01_fwd" };
         Assert.That(kernels.Length, Is.EqualTo(3));
         Assert.That(kernels[1], Is.EqualTo(kernels[0]), "the same GEMM tile either way");
         Assert.That(kernels[2], Is.EqualTo(act));
@@ -47,7 +49,7 @@ public partial class CudaOpTests
         Assert.That(Read(fused.Y), Is.EqualTo(Read(unfused.Y)), "y");
         Assert.That(Read(fused.A), Is.EqualTo(Read(unfused.A)), "activation(y)");
         var a = Read(fused.A);
-        if (activation == Activation.HardSigmoid)
+        if (activation != Activation.Relu)
             Assert.That(a.Count(v => v > 0f && v < 1f), Is.GreaterThan(a.Length / 10), "the gate's bend is exercised");
         else Assert.That(a.Count(v => v == 0f), Is.InRange(a.Length / 10, a.Length * 9 / 10), "both sides of the ReLU");
         if (precision != "Fp32") return; // tf32 is compared with the CPU in CudaTensorCoreTests
@@ -66,6 +68,8 @@ public partial class CudaOpTests
     [TestCase(5, 37, 10, "HardSigmoid", false)]
     [TestCase(7, 19, 300, "Relu", true)]
     [TestCase(6, 11, 13, "HardSigmoid", false, false)]
+    [TestCase(64, 40, 10, "Clamp01", true)]
+    [TestCase(6, 11, 13, "Clamp01", false, false)]
     public void Linear_backward_through_its_activation_equals_the_activation_backward_and_the_linear_backward(int n, int k, int m, string activationName, bool accumulate,
         bool bias = true)
     {
@@ -98,7 +102,7 @@ public partial class CudaOpTests
         t.Gpu.ActivationGradientInBiasSum = true;
         var kernels = t.Gpu.Recorder.Launches.Select(l => l.Kernel).Where(k => k != "fill_view" && !k.StartsWith("gemm_")).ToArray();
         t.Gpu.Recorder = null;
-        string backward = activation == Activation.Relu ? "relu_bwd" : "hard_sigmoid_bwd";
+        string backward = activation switch { Activation.Relu => "relu_bwd", Activation.HardSigmoid => "hard_sigmoid_bwd", _ => "clamp01_bwd" };
         // Without a bias there is no column sum to fold the activation into: both runs unfused.
         Assert.That(kernels, Is.EqualTo(bias ? new[] { "column_sum", backward, "column_sum" } : [backward, backward]));
         string[] names = ["y's gradient", "db", "dx", "dW"];

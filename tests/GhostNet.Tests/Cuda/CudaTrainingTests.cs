@@ -54,6 +54,10 @@ public class CudaTrainingTests
     public void A_cifar_vgg16_training_step_matches_the_cpu(bool ghost) =>
         TrainingStepMatchesTheCpu(new VggCifarConfig(ghost, NumClasses: 10, DropRate: 0.2f), 32, batch: 4);
 
+    /// <summary>The seed's ghost_net at 0.5x, 64x64: its Linear SE with the clamp gate, ReLU shortcuts, BatchNorm1d head.</summary>
+    [Test]
+    public void The_seeds_ghost_net_training_step_matches_the_cpu() => TrainingStepMatchesTheCpu(new SeedGhostNetConfig(0.5f, 10), 64);
+
     private static void TrainingStepMatchesTheCpu(IModelConfig config, int size, int batch = 8)
     {
         GpuHarness.RequireGpu();

@@ -47,6 +47,27 @@ public class ModelRegistryTests : TempFolderTest
     public void A_cifar_vgg16_has_its_known_parameters_and_multiply_adds(string arch, long parameters, long macs) =>
         A_cifar_resnet_has_its_known_parameters_and_multiply_adds(arch, parameters, macs);
 
+    /// <summary>The seed's ghost_net (its README's counts, as PyTorch reports them for its ghost_net.py) at 1000 classes: parameters and 516 state-dict entries at 1.0x.</summary>
+    [TestCase(1.0f, 5_180_840)]
+    [TestCase(0.5f, 2_587_144)]
+    [TestCase(1.3f, 7_349_806)]
+    public void The_seeds_ghost_net_has_its_parameter_count(float width, long parameters)
+    {
+        var config = ModelRegistry.Create("ghost_net", new ModelOptions(Width: width));
+        Assert.That(GhostNetModel.CountParameters(config), Is.EqualTo(parameters));
+        if (width != 1.0f) return;
+        var set = new ParameterSet();
+        _ = config.Build(new PlanBuilder(set, 1, withGradients: false), new Tensor(new Storage("input", 3 * 224 * 224), 0, 1, 3, 224, 224));
+        var names = set.Entries.Select(e => e.Name).ToList();
+        Assert.That(names, Has.Count.EqualTo(516));
+        Assert.That(names, Does.Contain("features.0.0.weight").And.Contain("features.4.conv.1.0.weight").And.Contain("features.4.conv.2.fc.0.weight")
+            .And.Contain("features.4.shortcut.0.1.running_var").And.Contain("squeeze.1.num_batches_tracked").And.Contain("classifier.1.running_mean")
+            .And.Contain("classifier.4.bias"));
+        Assert.That(set["features.4.conv.2.fc.0.weight"].Shape, Is.EqualTo(new[] { 18, 72 }), "nn.Linear(72, 72 // 4)");
+        Assert.That(set["features.2.shortcut.0.0.weight"].Shape, Is.EqualTo(new[] { 16, 1, 3, 3 }), "the shortcut's depthwise conv is 3x3");
+        Assert.That(set["classifier.0.weight"].Shape, Is.EqualTo(new[] { 1280, 960 }));
+    }
+
     /// <summary>
     /// The paper's table 3: Ghost-ResNet-56 (s = 2, d = 3) has about half of ResNet-56's
     /// parameters and multiply-adds (0.43 M / 63 M against 0.85 M / 125 M). Ours: the cheap
@@ -69,7 +90,7 @@ public class ModelRegistryTests : TempFolderTest
     {
         Assert.That(ModelRegistry.Names, Is.SupersetOf(new[]
         {
-            "ghostnet_050", "ghostnet_100", "ghostnet_130", "resnet20", "resnet56", "ghost_resnet20", "ghost_resnet56", "vgg16_cifar", "ghost_vgg16_cifar",
+            "ghostnet_050", "ghostnet_100", "ghostnet_130", "ghost_net", "resnet20", "resnet56", "ghost_resnet20", "ghost_resnet56", "vgg16_cifar", "ghost_vgg16_cifar",
         }));
         foreach (var m in ModelRegistry.All)
         {

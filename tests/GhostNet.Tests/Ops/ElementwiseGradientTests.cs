@@ -42,6 +42,33 @@ public class ElementwiseGradientTests
         t.Check("hard_sigmoid dx", x, OpHarness.Get(x.Grad), Loss, regime: Regime);
     }
 
+    /// <summary>The seed's gate: clamp to [0, 1], NaN kept; its gradient passes on [0, 1], ends included (PyTorch's), NaN at NaN.</summary>
+    [Test]
+    public void Clamp01_is_clamp_to_0_1_and_its_backward_matches()
+    {
+        using var t = new OpHarness(FreshSeed());
+        var x = t.Random(3, 11, 1, 1, 2f);
+        var y = t.New(3, 11, 1, 1);
+        var r = t.RandomWeights(y);
+        double Loss() { t.B.Clamp01(x, y); return OpHarness.Dot(y, r); }
+        long Regime() => OpHarness.Span(x).ToArray().Sum(v => v < 0 ? 1L : v > 1 ? 1000L : 0);
+        Loss();
+        var xs = OpHarness.Get(x); var ys = OpHarness.Get(y);
+        for (int i = 0; i < xs.Length; i++) Assert.That(ys[i], Is.EqualTo(Math.Clamp(xs[i], 0f, 1f)));
+        r.CopyTo(OpHarness.Span(y.Grad));
+        t.B.Clamp01Backward(x, y.Grad, x.Grad, false);
+        t.Check("clamp01 dx", x, OpHarness.Get(x.Grad), Loss, regime: Regime);
+
+        var edges = t.New(1, 5, 1, 1);
+        t.B.Upload([0f, 1f, float.NaN, -0.5f, 1.5f], edges);
+        var clamped = t.New(1, 5, 1, 1);
+        t.B.Clamp01(edges, clamped);
+        Assert.That(OpHarness.Get(clamped), Is.EqualTo(new[] { 0f, 1f, float.NaN, 0f, 1f }));
+        t.B.Upload([2f, 2f, 2f, 2f, 2f], clamped.Grad);
+        t.B.Clamp01Backward(edges, clamped.Grad, edges.Grad, false);
+        Assert.That(OpHarness.Get(edges.Grad), Is.EqualTo(new[] { 2f, 2f, float.NaN, 0f, 0f }));
+    }
+
     [TestCase(2, 6, 5, 3)]
     [TestCase(1, 3, 7, 7)]
     public void Channel_scale_backward_matches_finite_differences(int n, int c, int h, int w)
