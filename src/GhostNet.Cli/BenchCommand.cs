@@ -100,7 +100,7 @@ internal static class BenchCommand
             foreach (int b in trainBatches) rows.Add(Row("train", b, TimeTraining(model, backend, b, s, n, w, graphs)));
             foreach (int b in inferBatches) rows.Add(Row("inference", b, TimeInference(model, backend, b, s, n, w, graphs)));
             if (r.GetValue(json) is { } jsonPath)
-                BenchRuns.Write(jsonPath, new BenchRun(backend.Name, config.Width, s, backend is CudaBackend ? gemm.ToString() : "fp32", n, w, rows));
+                BenchRuns.Write(jsonPath, new BenchRun(backend.Name, config.Width, s, backend is CudaBackend ? gemm.ToString() : "fp32", n, w, rows) { Arch = config.Arch });
             if (profiling)
                 Profile(config, backend, batchOfProfile, s, chosen ?? (backend is CudaBackend cuda ? GpuFigures.ForDevice(cuda.Device.Name) : null) ?? GpuFigures.H200, gemm);
             return 0;

@@ -8,7 +8,11 @@ namespace GhostNet.Cli;
 internal sealed record BenchRow(string Mode, int Batch, double Ms, double ImagesPerSecond, double? HostWaitsPerStep, double? HostMsPerStep);
 
 /// <summary>A `ghostcuda bench --json` run: where it ran, on what, and its rows.</summary>
-internal sealed record BenchRun(string Device, float Width, int Size, string Precision, int Steps, int Warmup, IReadOnlyList<BenchRow> Rows);
+internal sealed record BenchRun(string Device, float Width, int Size, string Precision, int Steps, int Warmup, IReadOnlyList<BenchRow> Rows)
+{
+    /// <summary>The registered model that ran (files before issue 14 lack it: GhostNet).</summary>
+    public string Arch { get; init; } = "ghostnet_100";
+}
 
 /// <summary>A PyTorch baseline row of tools/gpu/pytorch_baseline.py (timm ghostnet_100); Ms is null where the configuration failed.</summary>
 internal sealed record TorchRow(string Mode, int Batch, string Dtype, string Layout, bool Compiled, bool CudnnBenchmark, double? Ms, string? Error);

@@ -89,7 +89,16 @@ internal static class CompareCommand
                 }
             }
         if (!ModelRegistry.Contains(parts[0])) throw new ArgumentException($"model '{parts[0]}' is not registered (ghostcuda models lists them)");
-        return ArchOptions.Create(parts[0], ModelRegistry.Get(parts[0]).NumClasses, null, null, ratio, dw);
+        if (ratio is < 2 or > 16) throw new ArgumentException($"model '{entry}': s must lie in 2..16");
+        if (dw is { } d && (d < 1 || d > 9 || d % 2 == 0)) throw new ArgumentException($"model '{entry}': d must be odd, 1..9");
+        try
+        {
+            return ModelRegistry.Create(parts[0], new ModelOptions(ModelRegistry.Get(parts[0]).NumClasses, GhostRatio: ratio, GhostDwSize: dw));
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"model '{entry}': {e.Message}", e); // "resnet20 has no ghost ratio option (given 3)"
+        }
     }
 
     private static string Table(List<Row> rows, string caption)

@@ -28,7 +28,7 @@ internal static class ReportCommand
     public static string Render(GpuResults results)
     {
         var w = new StringWriter { NewLine = "\n" };
-        var ours = (results.Ghostcuda ?? []).Where(run => run.Width == 1.0f && run.Size == 224).ToList();
+        var ours = (results.Ghostcuda ?? []).Where(run => run.Arch.StartsWith("ghostnet_", StringComparison.Ordinal) && run.Width == 1.0f && run.Size == 224).ToList();
         var torch = (results.Pytorch?.Rows ?? []).Where(row => row.Ms is > 0).ToList();
         w.WriteLine($"# GPU check {results.Date ?? "(undated)"}: {results.Device ?? "(device not named)"}, commit {results.Commit ?? "?"}");
         w.WriteLine();

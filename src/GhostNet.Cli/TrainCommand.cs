@@ -13,7 +13,7 @@ internal sealed record TrainSettings(
     string Data, string? Arch, float? Width, int Epochs, int? StartEpoch, int? BatchSize, float Lr, float Momentum, float WeightDecay,
     bool Nesterov, LrScheduleKind Schedule, int LrStep, float LrGamma, int[] Milestones, float WarmupEpochs, float LabelSmoothing,
     bool NoWdBn, float? Dropout, int? InputSize, int Workers, int PrintFreq, int? Seed, string Device, string? Resume, string? Pretrained,
-    bool Evaluate, string? Out, InitScheme Init, bool StrictData, RunPrecision Precision = default, bool CudaGraphs = true,
+    bool Evaluate, string? Out, InitScheme? Init, bool StrictData, RunPrecision Precision = default, bool CudaGraphs = true,
     int? GhostRatio = null, int? GhostDwSize = null)
 {
     /// <summary>The options named on the command line (their first alias); null: all of them (a run built in code).</summary>
@@ -42,7 +42,7 @@ internal static class TrainCommand
         var warmup = new Option<float>("--warmup-epochs") { DefaultValueFactory = _ => 0f };
         var smoothing = new Option<float>("--label-smoothing") { DefaultValueFactory = _ => 0.1f };
         var noWdBn = new Option<bool>("--no-wd-bn") { Description = "No weight decay on batch-norm weights and biases (timm's rule: 1-d tensors)" };
-        var dropout = new Option<float>("--dropout") { DefaultValueFactory = _ => 0.2f };
+        var dropout = new Option<float?>("--dropout") { Description = "Dropout before the classifier (default: the model's, 0.2 for GhostNet, 0 for the CIFAR ResNets and VGG)" };
         var inputSize = new Option<int?>("--input-size") { Description = "Training and evaluation image size (default: the data set's)" };
         var workers = new Option<int>("--workers", "-j") { Description = "Loader threads (default: cores)", DefaultValueFactory = _ => 0 };
         var printFreq = new Option<int>("--print-freq", "-p") { DefaultValueFactory = _ => 50 };
@@ -52,7 +52,7 @@ internal static class TrainCommand
         var pretrained = new Option<string?>("--pretrained") { Description = "Weights to fine-tune from (a new classifier if the class count differs)" };
         var evaluate = new Option<bool>("--evaluate", "-e") { Description = "Only evaluate the (resumed or pretrained) model on the validation split" };
         var output = new Option<string?>("--out") { Description = "Run folder for checkpoints, log.csv and plots (default runs/<data>)" };
-        var init = new Option<InitScheme>("--init") { DefaultValueFactory = _ => InitScheme.PyTorchDefault };
+        var init = new Option<InitScheme?>("--init") { Description = "PyTorchDefault or KaimingNormalFanOut (default: the model's own; the seed's ghost_net starts Kaiming-normal)" };
         var strict = new Option<bool>("--strict-data") { Description = "Stop at an unreadable image instead of skipping it" };
         var precision = Devices.PrecisionOption();
         var noGraphs = Devices.NoGraphsOption();
@@ -65,7 +65,7 @@ internal static class TrainCommand
         command.SetAction((r, cancel) => Task.FromResult(new TrainRun(new TrainSettings(
             r.GetValue(data)!, Given(r, arch.Arch), r.GetValue(arch.Width), r.GetValue(epochs), r.GetValue(startEpoch), GivenValue(r, batch),
             r.GetValue(lr), r.GetValue(momentum), r.GetValue(wd), r.GetValue(nesterov), r.GetValue(schedule), r.GetValue(lrStep), r.GetValue(lrGamma),
-            r.GetValue(milestones) ?? [], r.GetValue(warmup), r.GetValue(smoothing), r.GetValue(noWdBn), GivenValue(r, dropout), r.GetValue(inputSize),
+            r.GetValue(milestones) ?? [], r.GetValue(warmup), r.GetValue(smoothing), r.GetValue(noWdBn), r.GetValue(dropout), r.GetValue(inputSize),
             r.GetValue(workers), r.GetValue(printFreq), GivenValue(r, seed), r.GetValue(device)!, r.GetValue(resume), r.GetValue(pretrained),
             r.GetValue(evaluate), r.GetValue(output), r.GetValue(init), r.GetValue(strict), Devices.Precision(r.GetValue(precision)!),
             !r.GetValue(noGraphs), r.GetValue(arch.GhostRatio), r.GetValue(arch.GhostDwSize))

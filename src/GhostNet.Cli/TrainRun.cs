@@ -278,10 +278,11 @@ internal sealed class TrainRun(TrainSettings s)
             throw new ArgumentException($"--arch {arch} differs from the checkpoint's {resumed.Arch} (width {resumed.Width}); leave --arch out to resume it");
         if (s.Width is { } width && width != resumed.Width)
             throw new ArgumentException($"--width {width} differs from the checkpoint's {resumed.Width}; leave --width out to resume it");
-        if (s.GhostRatio is { } ratio && ratio != resumed.GhostRatio)
-            throw new ArgumentException($"--ghost-ratio {ratio} differs from the checkpoint's {resumed.GhostRatio?.ToString() ?? "none"}; leave it out to resume");
-        if (s.GhostDwSize is { } dw && dw != resumed.GhostDwSize)
-            throw new ArgumentException($"--ghost-dw-size {dw} differs from the checkpoint's {resumed.GhostDwSize?.ToString() ?? "none"}; leave it out to resume");
+        var model = resumed.ModelOptions;
+        if (s.GhostRatio is { } ratio && ratio != model.GhostRatio)
+            throw new ArgumentException($"--ghost-ratio {ratio} differs from the checkpoint's {model.GhostRatio?.ToString() ?? "none"}; leave it out to resume");
+        if (s.GhostDwSize is { } dw && dw != model.GhostDwSize)
+            throw new ArgumentException($"--ghost-dw-size {dw} differs from the checkpoint's {model.GhostDwSize?.ToString() ?? "none"}; leave it out to resume");
         if (s.InputSize is { } inputSize && inputSize != resumed.InputSize)
             throw new ArgumentException($"--input-size {inputSize} differs from the checkpoint's {resumed.InputSize}; leave it out to resume");
         if (s.Dropout is { } dropout && dropout != resumed.DropRate)

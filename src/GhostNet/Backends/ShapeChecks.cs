@@ -28,12 +28,21 @@ public static class ShapeChecks
         y.RequireShape(op, "output", x.N, w.N, g.OutputSize(x.H), g.OutputSize(x.W));
     }
 
-    /// <summary>PyTorch's rule: padding at most half the window, so every window holds an input.</summary>
-    public static void MaxPool(string op, in Tensor x, in Tensor y, ConvGeometry g)
+    /// <summary>
+    /// PyTorch's rules: padding at most half the window, so every window holds an input, and a
+    /// padded input at least a window wide (OutputSize's division truncates toward zero, so it
+    /// alone would let a too-small plane through as one clipped window).
+    /// </summary>
+    public static void MaxPoolWindow(string op, in Tensor x, ConvGeometry g)
     {
         if (g.Kernel < 1 || g.Stride < 1 || g.Padding < 0 || g.Padding > g.Kernel / 2)
             throw new ArgumentException($"{op}: {g} is not a max pool window (kernel and stride at least 1, padding at most half the kernel)");
-        if (g.OutputSize(x.H) < 1 || g.OutputSize(x.W) < 1) throw new ArgumentException($"{op}: input {x} is smaller than the window {g}");
+        if (x.H + 2 * g.Padding < g.Kernel || x.W + 2 * g.Padding < g.Kernel) throw new ArgumentException($"{op}: input {x} is smaller than the window {g}");
+    }
+
+    public static void MaxPool(string op, in Tensor x, in Tensor y, ConvGeometry g)
+    {
+        MaxPoolWindow(op, x, g);
         y.RequireShape(op, "output", x.N, x.C, g.OutputSize(x.H), g.OutputSize(x.W));
     }
 

@@ -13,8 +13,8 @@ public sealed class MaxPool2d : ILayer
     {
         _x = x;
         _geometry = new ConvGeometry(kernel, stride, padding);
+        ShapeChecks.MaxPoolWindow(name, x, _geometry);
         Output = pb.Activation(x.C, _geometry.OutputSize(x.H), _geometry.OutputSize(x.W));
-        ShapeChecks.MaxPool(name, x, Output, _geometry);
         pb.Record(name, "max pool " + _geometry, Output, 0, 0);
     }
 

@@ -75,9 +75,7 @@ public sealed record GhostNetConfig(float Width = 1.0f, int NumClasses = 1000, f
 
     public void Validate()
     {
-        if (!(Width > 0) || Width > 10) throw new ArgumentOutOfRangeException(nameof(Width), $"width multiplier {Width} is not in (0, 10]");
-        if (NumClasses < 1) throw new ArgumentOutOfRangeException(nameof(NumClasses), $"number of classes {NumClasses} must be at least 1");
-        if (DropRate < 0 || DropRate >= 1) throw new ArgumentOutOfRangeException(nameof(DropRate), $"dropout {DropRate} is not in [0, 1)");
-        if (InChannels < 1) throw new ArgumentOutOfRangeException(nameof(InChannels), $"input channels {InChannels} must be at least 1");
+        ModelChecks.Width(Width);
+        ModelChecks.Common(NumClasses, DropRate, InChannels);
     }
 }

@@ -11,7 +11,8 @@ namespace GhostNet.Models;
 /// </summary>
 public sealed class GhostNetModel : IDisposable
 {
-    public GhostNetModel(IModelConfig config, IBackend backend, int seed = 0, InitScheme init = InitScheme.PyTorchDefault)
+    /// <param name="init">How the weights start; null: the model's own (<see cref="IModelConfig.DefaultInit"/>).</param>
+    public GhostNetModel(IModelConfig config, IBackend backend, int seed = 0, InitScheme? init = null)
     {
         config.Validate();
         Config = config;
@@ -21,7 +22,7 @@ public sealed class GhostNetModel : IDisposable
         // Building once for a nominal shape registers every state entry in timm's order.
         Build(Parameters, config, 32, 32);
         Parameters.Place(backend);
-        Initializer.Initialize(Parameters, backend, init, seed);
+        Initializer.Initialize(Parameters, backend, init ?? config.DefaultInit, seed);
     }
 
     public IModelConfig Config { get; }

@@ -26,6 +26,12 @@ public interface IModelConfig
     /// <summary>The model and its options in a few words, e.g. "GhostNet width 1" or "Ghost-ResNet-56 s=2 d=3".</summary>
     string Title { get; }
 
+    /// <summary>The name prefix of the layer that makes the logits: what fine-tuning to another class count starts afresh (timm's classifier, torchvision's fc).</summary>
+    string Head => "classifier.";
+
+    /// <summary>How the model's weights start when the caller does not say (the seed's ghost_net: its Kaiming-normal).</summary>
+    InitScheme DefaultInit => InitScheme.PyTorchDefault;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first value out of range.</summary>
     void Validate();
 

@@ -42,6 +42,7 @@ public sealed record ResNetCifarConfig(int Depth = 56, bool Ghost = false, int G
 
     public string Arch => Name(Depth, Ghost);
     public float Width => 1f;
+    public string Head => "fc.";
     public IModelConfig? Standard => Ghost ? this with { Ghost = false } : null;
     public ModelOptions Options => new(NumClasses, DropRate, null, Ghost ? GhostRatio : null, Ghost ? GhostDwSize : null, InChannels);
     public string Title => Ghost ? $"Ghost-ResNet-{Depth} s={GhostRatio} d={GhostDwSize}" : $"ResNet-{Depth}";
@@ -49,11 +50,8 @@ public sealed record ResNetCifarConfig(int Depth = 56, bool Ghost = false, int G
     public void Validate()
     {
         if (Depth < 8 || (Depth - 2) % 6 != 0 || Depth > 1202) throw new ArgumentOutOfRangeException(nameof(Depth), $"ResNet depth {Depth} is not 6n + 2 for n in 1..200");
-        if (GhostRatio is < 2 or > 16) throw new ArgumentOutOfRangeException(nameof(GhostRatio), $"ghost ratio {GhostRatio} is not in 2..16");
-        if (GhostDwSize < 1 || GhostDwSize > 9 || GhostDwSize % 2 == 0) throw new ArgumentOutOfRangeException(nameof(GhostDwSize), $"ghost dw size {GhostDwSize} is not odd in 1..9");
-        if (NumClasses < 1) throw new ArgumentOutOfRangeException(nameof(NumClasses), $"number of classes {NumClasses} must be at least 1");
-        if (DropRate < 0 || DropRate >= 1) throw new ArgumentOutOfRangeException(nameof(DropRate), $"dropout {DropRate} is not in [0, 1)");
-        if (InChannels < 1) throw new ArgumentOutOfRangeException(nameof(InChannels), $"input channels {InChannels} must be at least 1");
+        ModelChecks.Ghost(GhostRatio, GhostDwSize);
+        ModelChecks.Common(NumClasses, DropRate, InChannels);
     }
 
     public Network Build(PlanBuilder pb, Tensor input) => new ResNetCifar(pb, this, input);

@@ -12,7 +12,7 @@ namespace GhostNet.Models;
 /// ReLU, dropout and the classifier. Keys are its nn.Sequential indices: features.0 (the stem),
 /// features.1-16 (conv.0 ghost1, conv.1 the strided depthwise conv, conv.2.fc the SE, conv.3
 /// ghost2, shortcut.0-2), squeeze.0-1, classifier.0, .1, .4. 5,180,840 parameters at width 1.
-/// Its initialisation is --init kaiming-normal-fan-out (the seed's _initialize_weights).
+/// It starts as the seed's _initialize_weights does (Kaiming-normal conv weights, fan out) unless --init says otherwise.
 /// </summary>
 public sealed record SeedGhostNetConfig(float Width = 1f, int NumClasses = 1000, float DropRate = 0.2f, int InChannels = 3) : IModelConfig
 {
@@ -48,6 +48,8 @@ public sealed record SeedGhostNetConfig(float Width = 1f, int NumClasses = 1000,
     ];
 
     public string Arch => Name;
+    public InitScheme DefaultInit => InitScheme.KaimingNormalFanOut;
+    public string Head => "classifier.4.";
     public ModelOptions Options => new(NumClasses, DropRate, Width, InChannels: InChannels);
     public string Title => $"the seed's ghost_net width {Width}";
 
@@ -55,10 +57,8 @@ public sealed record SeedGhostNetConfig(float Width = 1f, int NumClasses = 1000,
 
     public void Validate()
     {
-        if (!(Width > 0) || Width > 10) throw new ArgumentOutOfRangeException(nameof(Width), $"width multiplier {Width} is not in (0, 10]");
-        if (NumClasses < 1) throw new ArgumentOutOfRangeException(nameof(NumClasses), $"number of classes {NumClasses} must be at least 1");
-        if (DropRate < 0 || DropRate >= 1) throw new ArgumentOutOfRangeException(nameof(DropRate), $"dropout {DropRate} is not in [0, 1)");
-        if (InChannels < 1) throw new ArgumentOutOfRangeException(nameof(InChannels), $"input channels {InChannels} must be at least 1");
+        ModelChecks.Width(Width);
+        ModelChecks.Common(NumClasses, DropRate, InChannels);
     }
 
     public Network Build(PlanBuilder pb, Tensor input) => new SeedGhostNet(pb, this, input);

@@ -45,11 +45,8 @@ public sealed record VggCifarConfig(bool Ghost = false, int GhostRatio = 2, int 
 
     public void Validate()
     {
-        if (GhostRatio is < 2 or > 16) throw new ArgumentOutOfRangeException(nameof(GhostRatio), $"ghost ratio {GhostRatio} is not in 2..16");
-        if (GhostDwSize < 1 || GhostDwSize > 9 || GhostDwSize % 2 == 0) throw new ArgumentOutOfRangeException(nameof(GhostDwSize), $"ghost dw size {GhostDwSize} is not odd in 1..9");
-        if (NumClasses < 1) throw new ArgumentOutOfRangeException(nameof(NumClasses), $"number of classes {NumClasses} must be at least 1");
-        if (DropRate < 0 || DropRate >= 1) throw new ArgumentOutOfRangeException(nameof(DropRate), $"dropout {DropRate} is not in [0, 1)");
-        if (InChannels < 1) throw new ArgumentOutOfRangeException(nameof(InChannels), $"input channels {InChannels} must be at least 1");
+        ModelChecks.Ghost(GhostRatio, GhostDwSize);
+        ModelChecks.Common(NumClasses, DropRate, InChannels);
     }
 
     public Network Build(PlanBuilder pb, Tensor input) => new Vgg(pb, this, input);

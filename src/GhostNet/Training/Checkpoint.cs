@@ -69,8 +69,9 @@ public static class Checkpoint
     }
 
     /// <summary>
-    /// Fine-tuning: loads every tensor whose name and shape match, skipping the classifier when the
-    /// class count differs (a new head, freshly initialised). Returns the names skipped.
+    /// Fine-tuning: loads every tensor whose name and shape match, skipping the classifier (the
+    /// model's <see cref="IModelConfig.Head"/>) when the class count differs (a new head, freshly
+    /// initialised). Returns the names skipped.
     /// </summary>
     public static List<string> ApplyPretrained(GhostNetModel model, IReadOnlyList<SafetensorsTensor> tensors, string? source = null)
     {
@@ -82,7 +83,7 @@ public static class Checkpoint
             else skipped.Add(t.Name);
         }
         var missing = model.Parameters.Entries.Select(e => e.Name).Except(usable.Select(t => t.Name)).ToList();
-        if (missing.Any(n => !n.StartsWith("classifier.", StringComparison.Ordinal)))
+        if (missing.Any(n => !n.StartsWith(model.Config.Head, StringComparison.Ordinal)))
             throw StateDict.Bad(source, $"the pretrained weights do not fit this architecture: missing or mismatched {string.Join(", ", missing.Take(5))}");
         StateDict.Write(model.Parameters, model.Backend, usable, strict: false, source);
         return skipped;

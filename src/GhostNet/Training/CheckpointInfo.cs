@@ -30,12 +30,15 @@ public sealed record CheckpointInfo(
     [JsonIgnore]
     public IModelConfig Config => ModelRegistry.Create(Arch, ModelOptions);
 
-    [JsonIgnore]
-    public ModelOptions ModelOptions => new(NumClasses, DropRate, Width, GhostRatio, GhostDwSize);
+    /// <summary>
+    /// The options the model was made with, exactly (<see cref="IModelConfig.Options"/>: nulls
+    /// kept, so a model that refuses an option gets none back). Optional: files before issue 14
+    /// lack it, and their GhostNet's width, classes and dropout stand for it.
+    /// </summary>
+    public ModelOptions? Model { get; init; }
 
-    /// <summary>The Ghost modules' ratio s and cheap-op size d of a Ghost twin (optional: null for the other models, and older files lack them).</summary>
-    public int? GhostRatio { get; init; }
-    public int? GhostDwSize { get; init; }
+    [JsonIgnore]
+    public ModelOptions ModelOptions => Model ?? new(NumClasses, DropRate, Width);
 
     /// <summary>
     /// The run information of model <paramref name="arch"/> (the name it was asked for: ghostnet_050
@@ -43,11 +46,7 @@ public sealed record CheckpointInfo(
     /// </summary>
     public static CheckpointInfo For(string arch, IModelConfig config, int inputSize, string dataset, string normalization, IReadOnlyList<string> classes,
         TrainingState state, IReadOnlyDictionary<string, string> options) =>
-        new(arch, config.Width, config.NumClasses, config.DropRate, inputSize, dataset, normalization, classes, state, options)
-        {
-            GhostRatio = config.Options.GhostRatio,
-            GhostDwSize = config.Options.GhostDwSize,
-        };
+        new(arch, config.Width, config.NumClasses, config.DropRate, inputSize, dataset, normalization, classes, state, options) { Model = config.Options };
 
     /// <summary>Every finished epoch of the run so far, oldest first: the source of log.csv and the plots (optional: older files lack it).</summary>
     public IReadOnlyList<EpochRecord> History { get; init; } = [];
@@ -70,6 +69,8 @@ public sealed record CheckpointInfo(
         if (Options is null) return "Options is missing";
         if (Options.FirstOrDefault(o => o.Value is null) is { Key: { } key }) return $"Options '{key}' is null";
         if (History is null || History.Any(r => r is null)) return "History holds a null";
+        if (Model is { } m && (m.NumClasses != NumClasses || (m.DropRate is { } d && d != DropRate) || (m.Width is { } w && w != Width)))
+            return $"Model ({m.NumClasses} classes, dropout {m.DropRate}, width {m.Width}) contradicts NumClasses {NumClasses}, DropRate {DropRate}, Width {Width}";
         try
         {
             _ = Config;

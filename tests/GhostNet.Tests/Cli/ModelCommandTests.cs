@@ -61,6 +61,10 @@ public class ModelCommandTests : TempFolderTest
         Assert.That(Directory.GetFiles(dir).Select(Path.GetFileName), Is.EquivalentTo(new[] { "compare.md", "compare.png" }), "no temporary file left");
         (code, _, err) = TrainCommandTests.Run("compare", "resnet20", "ghost_resnet20:q=2", "--device", "cpu");
         Assert.That((code, err.Trim()), Is.EqualTo((2, "error: model 'ghost_resnet20:q=2': unknown option 'q' (s or d)")));
+        (code, _, err) = TrainCommandTests.Run("compare", "resnet20:s=3", "--device", "cpu");
+        Assert.That((code, err.Trim()), Is.EqualTo((2, "error: model 'resnet20:s=3': resnet20 has no ghost ratio option (given 3)")));
+        (code, _, err) = TrainCommandTests.Run("compare", "ghost_resnet20:s=1", "--device", "cpu");
+        Assert.That((code, err.Trim()), Is.EqualTo((2, "error: model 'ghost_resnet20:s=1': s must lie in 2..16")));
         (code, _, err) = TrainCommandTests.Run("compare", "resnet21", "--device", "cpu");
         Assert.That((code, err.Trim()), Is.EqualTo((2, "error: model 'resnet21' is not registered (ghostcuda models lists them)")));
     }
@@ -77,7 +81,7 @@ public class ModelCommandTests : TempFolderTest
         Assert.That(output, Does.Contain("Ghost-ResNet-20 s=3 d=3 (101,526 parameters, 6 classes) at 32x32"));
         string checkpoint = Path.Combine(run, "checkpoint.safetensors");
         var (info, tensors) = Checkpoint.Read(checkpoint);
-        Assert.That((info.Arch, info.GhostRatio, info.GhostDwSize, info.Width, info.DropRate), Is.EqualTo(("ghost_resnet20", 3, 3, 1f, 0f)));
+        Assert.That((info.Arch, info.ModelOptions.GhostRatio, info.ModelOptions.GhostDwSize, info.ModelOptions.Width, info.DropRate), Is.EqualTo(("ghost_resnet20", 3, 3, (float?)null, 0f)));
         Assert.That(tensors.Select(t => t.Name), Does.Contain("layer2.0.conv1.primary_conv.0.weight").And.Contain("layer2.0.downsample.0.weight").And.Contain("fc.bias"));
 
         (code, output, err) = TrainCommandTests.Run("eval", "--checkpoint", checkpoint, "--device", "cpu");

@@ -69,6 +69,28 @@ public class ModelRegistryTests : TempFolderTest
     }
 
     /// <summary>
+    /// The seed's ghost_net starts as its _initialize_weights does (conv weights N(0, 2 / fan_out)),
+    /// the other models as torch.nn's defaults; an explicit scheme wins. ghost2's primary 1x1 conv
+    /// in the last block at 0.5x, 480 inputs to 40 outputs: std 0.224 Kaiming, 0.026 torch's uniform.
+    /// </summary>
+    [Test]
+    public void A_model_starts_with_its_own_initialisation_unless_told()
+    {
+        using var backend = new CpuBackend(1);
+        double Std(InitScheme? init)
+        {
+            using var model = new GhostNetModel(new SeedGhostNetConfig(0.5f, 10), backend, seed: 1, init);
+            var w = (Parameter)model.Parameters["features.16.conv.3.primary_conv.0.weight"];
+            var v = new float[w.Count];
+            backend.Download(w.Value, v);
+            return Math.Sqrt(v.Average(x => (double)x * x));
+        }
+        Assert.That(Std(null), Is.EqualTo(Math.Sqrt(2.0 / 40)).Within(0.01));
+        Assert.That(Std(InitScheme.PyTorchDefault), Is.EqualTo(1 / Math.Sqrt(480) / Math.Sqrt(3)).Within(0.002));
+        Assert.That(((IModelConfig)new ResNetCifarConfig()).DefaultInit, Is.EqualTo(InitScheme.PyTorchDefault));
+    }
+
+    /// <summary>
     /// The paper's table 3: Ghost-ResNet-56 (s = 2, d = 3) has about half of ResNet-56's
     /// parameters and multiply-adds (0.43 M / 63 M against 0.85 M / 125 M). Ours: the cheap
     /// depthwise maps add 5% to the halved convs, and option B's projections stay convs.
@@ -119,11 +141,11 @@ public class ModelRegistryTests : TempFolderTest
         Assert.That(() => ModelRegistry.Register(new RegisteredModel("two words", "", 32, 10, _ => TinyCnn.Config)), Throws.ArgumentException);
     }
 
-    /// <summary>A checkpoint of a Ghost twin keeps its s and d; one naming a model nobody registered is refused at the door.</summary>
+    /// <summary>A checkpoint of a Ghost twin keeps its s, d and input channels; one naming a model nobody registered is refused at the door.</summary>
     [Test]
     public void A_checkpoint_rebuilds_its_model_from_the_registry()
     {
-        var config = ModelRegistry.Create("ghost_resnet20", new ModelOptions(3, GhostRatio: 3, GhostDwSize: 5));
+        var config = ModelRegistry.Create("ghost_resnet20", new ModelOptions(3, GhostRatio: 3, GhostDwSize: 5, InChannels: 1));
         var info = CheckpointInfo.For("ghost_resnet20", config, 32, "synthetic", "imagenet", ["a", "b", "c"], new TrainingState(), new Dictionary<string, string>());
         var back = CheckpointInfo.FromJson(info.ToJson(), "test");
         Assert.That(back.Config, Is.EqualTo(config));
@@ -136,6 +158,18 @@ public class ModelRegistryTests : TempFolderTest
         var onResNet = CheckpointInfo.For("resnet20", ModelRegistry.Create("resnet20", new ModelOptions(3)), 32, "synthetic", "imagenet", ["a", "b", "c"],
             new TrainingState(), new Dictionary<string, string>()).ToJson().Replace("\"GhostRatio\":null", "\"GhostRatio\":2");
         Assert.That(() => CheckpointInfo.FromJson(onResNet, "f.safetensors"), Throws.InstanceOf<InvalidDataException>().With.Message.Contains("no ghost ratio"));
+    }
+
+    /// <summary>Fine-tuning a ResNet (head fc) and the seed's ghost_net (head classifier.4) to another class count starts only the head afresh.</summary>
+    [TestCase("resnet20", "fc.bias", "fc.weight")]
+    [TestCase("ghost_net", "classifier.4.bias", "classifier.4.weight")]
+    public void Pretrained_weights_load_into_another_class_count_but_the_head(string arch, params string[] head)
+    {
+        using var backend = new CpuBackend(1);
+        using var source = new GhostNetModel(ModelRegistry.Create(arch, new ModelOptions(10, Width: arch == "ghost_net" ? 0.5f : null)), backend, 1);
+        using var target = new GhostNetModel(ModelRegistry.Create(arch, new ModelOptions(4, Width: arch == "ghost_net" ? 0.5f : null)), backend, 2);
+        var skipped = Checkpoint.ApplyPretrained(target, StateDict.Read(source.Parameters, backend));
+        Assert.That(skipped.Order(), Is.EqualTo(head));
     }
 
     /// <summary>
@@ -192,7 +226,11 @@ public class ModelRegistryTests : TempFolderTest
         public static readonly TinyCnn Config = new();
         private static readonly Lazy<bool> Registration = new(() =>
         {
-            ModelRegistry.Register(new RegisteredModel(Name, "a test's plug-in", 32, 4, o => new TinyCnn(o.NumClasses, o.InChannels)));
+            ModelRegistry.Register(new RegisteredModel(Name, "a test's plug-in", 32, 4, o =>
+            {
+                ModelRegistry.Refuse(Name, "width multiplier", o.Width); // not even 1: its checkpoint must hand back none
+                return new TinyCnn(o.NumClasses, o.InChannels);
+            }));
             return true;
         });
 

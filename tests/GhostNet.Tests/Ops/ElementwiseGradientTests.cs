@@ -150,6 +150,7 @@ public class ElementwiseGradientTests
     [TestCase(3, 2, 2, "is not a max pool window")]
     [TestCase(2, 0, 0, "is not a max pool window")]
     [TestCase(9, 1, 0, "is smaller than the window")]
+    [TestCase(9, 2, 0, "is smaller than the window")]
     public void Max_pool_refuses_a_window_pytorch_refuses(int k, int stride, int pad, string message)
     {
         using var t = new OpHarness(FreshSeed());
