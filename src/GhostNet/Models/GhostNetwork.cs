@@ -11,10 +11,8 @@ namespace GhostNet.Models;
 /// </summary>
 public sealed class GhostNetwork : Network
 {
-    public GhostNetwork(PlanBuilder pb, GhostNetConfig config, Tensor input)
+    public GhostNetwork(PlanBuilder pb, GhostNetConfig config, Tensor input) : base(config, input)
     {
-        config.Validate();
-        if (input.C != config.InChannels) throw new ArgumentException($"input has {input.C} channels, the model expects {config.InChannels}");
         var stem = Add(new Conv2d(pb, "conv_stem", input, config.Channels(GhostNetConfig.StemChannels), 3, 2, 1));
         var x = Add(new BatchNorm2d(pb, "bn1", stem.Output, relu: true)).Output;
         int stage = 0, lastExpansion = 0;

@@ -14,6 +14,13 @@ public abstract class Network
     private readonly List<ILayer> _layers = [];
     private readonly List<Dropout> _dropouts = [];
 
+    /// <summary>Checks the configuration and that <paramref name="input"/> has its channels, before a derived network declares a layer.</summary>
+    protected Network(IModelConfig config, in Tensor input)
+    {
+        config.Validate();
+        if (input.C != config.InChannels) throw new ArgumentException($"input has {input.C} channels, the model expects {config.InChannels}");
+    }
+
     /// <summary>The last layer's output (N x classes x 1 x 1); set once the constructor has declared it.</summary>
     public Tensor Logits { get; protected set; }
 

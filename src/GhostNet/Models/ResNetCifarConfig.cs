@@ -66,10 +66,8 @@ public sealed record ResNetCifarConfig(int Depth = 56, bool Ghost = false, int G
 
     private sealed class ResNetCifar : Network
     {
-        public ResNetCifar(PlanBuilder pb, ResNetCifarConfig config, Tensor input)
+        public ResNetCifar(PlanBuilder pb, ResNetCifarConfig config, Tensor input) : base(config, input)
         {
-            config.Validate();
-            if (input.C != config.InChannels) throw new ArgumentException($"input has {input.C} channels, the model expects {config.InChannels}");
             var x = Add(config.ConvUnit(pb, "conv1", "bn1", input, StageChannels[0], 1, relu: true, ghostable: false)).Output;
             int n = (config.Depth - 2) / 6;
             for (int stage = 0; stage < StageChannels.Length; stage++)

@@ -65,10 +65,8 @@ public sealed record SeedGhostNetConfig(float Width = 1f, int NumClasses = 1000,
 
     private sealed class SeedGhostNet : Network
     {
-        public SeedGhostNet(PlanBuilder pb, SeedGhostNetConfig config, Tensor input)
+        public SeedGhostNet(PlanBuilder pb, SeedGhostNetConfig config, Tensor input) : base(config, input)
         {
-            config.Validate();
-            if (input.C != config.InChannels) throw new ArgumentException($"input has {input.C} channels, the model expects {config.InChannels}");
             var stem = new Conv2d(pb, "features.0.0", input, config.Channels(16), 3, 2, 1);
             var x = Add(new ConvBn(stem, new BatchNorm2d(pb, "features.0.1", stem.Output, relu: true))).Output;
             for (int i = 0; i < Blocks.Length; i++)

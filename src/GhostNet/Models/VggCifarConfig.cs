@@ -53,10 +53,8 @@ public sealed record VggCifarConfig(bool Ghost = false, int GhostRatio = 2, int 
 
     private sealed class Vgg : Network
     {
-        public Vgg(PlanBuilder pb, VggCifarConfig config, Tensor input)
+        public Vgg(PlanBuilder pb, VggCifarConfig config, Tensor input) : base(config, input)
         {
-            config.Validate();
-            if (input.C != config.InChannels) throw new ArgumentException($"input has {input.C} channels, the model expects {config.InChannels}");
             var x = input;
             int slot = 0;
             foreach (int channels in Layers)

@@ -246,7 +246,7 @@ public class ModelRegistryTests : TempFolderTest
 
         private sealed class Net : Network
         {
-            public Net(PlanBuilder pb, TinyCnn config, Tensor input)
+            public Net(PlanBuilder pb, TinyCnn config, Tensor input) : base(config, input)
             {
                 var conv = new Conv2d(pb, "features.0", input, 8, 3, 1, 1);
                 var x = Add(new ConvBn(conv, new BatchNorm2d(pb, "features.1", conv.Output, relu: true))).Output;
