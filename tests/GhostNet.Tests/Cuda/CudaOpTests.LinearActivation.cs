@@ -18,7 +18,7 @@ public partial class CudaOpTests
     [TestCase(8, 960, 1280, "Relu", "Tf32")]
     [TestCase(5, 37, 10, "HardSigmoid", "Tf32")]
     [TestCase(64, 40, 10, "Clamp01", "Fp32")]
-    [TestCase(5, 37, 10, "Clamp01", "Tf32")]
+    [TestCase(64, 40, 10, "Clamp01", "Tf32")] // clamp's band (0, 1) is narrow: enough outputs that a tenth of them surely fall in it
     public void Linear_with_its_activation_equals_the_linear_and_the_activation(int n, int k, int m, string activationName, string precision)
     {
         using var t = GpuHarness.Create();
