@@ -8,7 +8,7 @@
 
 // The normalisation as an affine map per channel: y = fmaf(x, scale, shift), scale = gamma *
 // invstd, shift = beta - mean * scale. Written with explicit fmaf so that the backward kernels,
-// which recompute y's sign from x for the ReLU mask instead of reading y (v2.4), get the very
+// which recompute y from x for the activation's gradient instead of reading y (v2.4), get the very
 // value the forward wrote: no contraction choice of the compiler can differ between kernels.
 struct BnAffine
 {
@@ -18,67 +18,75 @@ struct BnAffine
     __device__ __forceinline__ float operator()(float x) const { return fmaf(x, scale, shift); }
 };
 
-// A batch norm's output from its input: y = BnAffine(x), then ReLU when fused. batch_norm_apply
+// A batch norm's output from its input: y = BnAffine(x), then its activation. batch_norm_apply
 // and the depthwise forward that applies its input's batch norm as it reads it (v2.11) both
 // compute through it, so the value the conv reads is the value batch_norm_apply writes.
+//
+// Every struct here has two forms. The call operator (and add) knows none and ReLU, any nonzero
+// kind meaning ReLU: the fused conv kernels', whose host runs a batch norm with any other
+// activation unfused (a hard-swish in each of their unrolled taps cost up to 24 registers and
+// spills: issue 14). The _any form knows every kind bn_activation does: the plain batch-norm
+// kernels'. For none and ReLU the two compute the same operations.
 struct BnApply
 {
     BnAffine affine;
-    int with_relu;
+    int act_kind;
     __device__ __forceinline__ float operator()(float x) const
     {
         float v = affine(x);
-        return with_relu ? relu(v) : v;
+        return act_kind ? relu(v) : v;
     }
+    __device__ __forceinline__ float any(float x) const { return bn_activation(act_kind, affine(x)); }
 };
 
 // A batch norm's operands for its input gradient, as a kernel that fuses it receives them: its
 // input x (NCHW view, image stride xs), parameters, saved statistics and the parameter gradients
-// that batch_norm_bwd_reduce wrote, and whether ReLU follows it.
+// that batch_norm_bwd_reduce wrote, and the kind of activation that follows it.
 struct BnOperand
 {
     const act* x;
     i64 xs;
     const float *gamma, *beta, *mean, *invstd, *dgamma, *dbeta;
-    int relu;
+    int act_kind;
 };
 
 // The input gradient of channel c's batch norm at one element, from its input x and output
 // gradient dy: dx = a (dy' - dbeta / M - (x - mean) invstd dgamma / M), a = gamma invstd, dy'
-// masked by the ReLU (mask from x, as BnAffine). batch_norm_bwd_data and the depthwise backward
+// through the activation from its input y(x) (recomputed from x, as BnAffine). batch_norm_bwd_data and the depthwise backward
 // that computes its dy on the fly (v2.7) both call it. Every product feeds an explicit fmaf or
 // nothing, so no compiler can contract it differently in the two kernels.
 struct BnInputGrad
 {
     BnAffine y;
     float a, mean, kx, dbeta, inv_m;
-    int relu;
-    __device__ __forceinline__ BnInputGrad() : y(0.f, 0.f, 0.f, 0.f), a(0.f), mean(0.f), kx(0.f), dbeta(0.f), inv_m(0.f), relu(0) {} // unused: no batch norm fused
+    int act_kind;
+    __device__ __forceinline__ BnInputGrad() : y(0.f, 0.f, 0.f, 0.f), a(0.f), mean(0.f), kx(0.f), dbeta(0.f), inv_m(0.f), act_kind(0) {} // unused: no batch norm fused
     __device__ __forceinline__ BnInputGrad(const BnOperand& p, int c, float inv_m)
         : y(p.gamma[c], p.beta[c], p.mean[c], p.invstd[c]), a(p.gamma[c] * p.invstd[c]), mean(p.mean[c]),
-          kx(p.invstd[c] * (p.dgamma[c] * inv_m)), dbeta(p.dbeta[c]), inv_m(inv_m), relu(p.relu) {}
-    __device__ __forceinline__ float operator()(float x, float dy) const
-    {
-        float g = relu ? relu_grad(y(x), dy) : dy;
-        return a * fmaf(mean - x, kx, fmaf(-dbeta, inv_m, g));
-    }
+          kx(p.invstd[c] * (p.dgamma[c] * inv_m)), dbeta(p.dbeta[c]), inv_m(inv_m), act_kind(p.act_kind) {}
+    __device__ __forceinline__ float operator()(float x, float dy) const { return through(x, act_kind ? relu_grad(y(x), dy) : dy); }
+    __device__ __forceinline__ float any(float x, float dy) const { return through(x, bn_activation_grad(act_kind, y(x), dy)); }
+    // dx from x and dy' (the activation's gradient already applied).
+    __device__ __forceinline__ float through(float x, float g) const { return a * fmaf(mean - x, kx, fmaf(-dbeta, inv_m, g)); }
 };
 
 // A thread's share of a batch norm's parameter-gradient sums over channel c: dbeta = sum dy',
-// dgamma = invstd sum dy' (x - mean), dy' masked by the ReLU (mask from x, as BnAffine), in
+// dgamma = invstd sum dy' (x - mean), dy' through the activation (from y(x), as BnAffine), in
 // double. batch_norm_bwd_reduce and the depthwise data gradient that reduces its input's batch
 // norm as it writes that input's gradient (v2.12) both add through it.
 struct BnGradSums
 {
     BnAffine y;
     float mean;
-    int relu;
+    int act_kind;
     double sg = 0, sgx = 0;
-    __device__ __forceinline__ BnGradSums(float gamma, float beta, float mean, float invstd, int relu)
-        : y(gamma, beta, mean, invstd), mean(mean), relu(relu) {}
-    __device__ __forceinline__ void add(float x, float dy)
+    __device__ __forceinline__ BnGradSums(float gamma, float beta, float mean, float invstd, int act_kind)
+        : y(gamma, beta, mean, invstd), mean(mean), act_kind(act_kind) {}
+    __device__ __forceinline__ void add(float x, float dy) { add_through(x, act_kind ? relu_grad(y(x), dy) : dy); }
+    __device__ __forceinline__ void add_any(float x, float dy) { add_through(x, bn_activation_grad(act_kind, y(x), dy)); }
+    // x and dy' (the activation's gradient already applied) into the sums.
+    __device__ __forceinline__ void add_through(float x, float g)
     {
-        float g = relu ? relu_grad(y(x), dy) : dy;
         sg += g;
         sgx += (double)g * (x - mean);
     }

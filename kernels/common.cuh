@@ -167,8 +167,14 @@ __device__ __forceinline__ float hard_sigmoid(float x)
 // clamp(x, 0, 1), the seed's squeeze-excite gate (issue 14); NaN stays NaN, as hard_sigmoid.
 __device__ __forceinline__ float clamp01(float x) { return x < 0.f ? 0.f : x > 1.f ? 1.f : x; }
 
-// The activation a GEMM's epilogue applies (v2.14): 1 ReLU, 2 hard-sigmoid, 3 clamp(0, 1) (CudaBackend's Activation).
-__device__ __forceinline__ float activation(int act, float x) { return act == 1 ? relu(x) : act == 2 ? hard_sigmoid(x) : clamp01(x); }
+// x * relu6(x + 3) / 6, MobileNetV3's hard-swish (issue 14), times 1/6 rather than over 6: no
+// division, whose slow path would cost the batch-norm kernels that fuse it registers (within an
+// ulp of PyTorch's; the CPU's twin, ActivationMath, rounds alike). NaN stays NaN.
+__device__ __forceinline__ float hard_swish(float x)
+{
+    float v = x + 3.f;
+    return x * (v < 0.f ? 0.f : v > 6.f ? 6.f : v) * (1.f / 6.f);
+}
 
 // The ReLU gradient from its output y: dy where y > 0, 0 where y <= 0, NaN where y is NaN (a
 // poisoned forward gives no finite gradient; PyTorch would pass dy there).
@@ -179,6 +185,34 @@ __device__ __forceinline__ float hard_sigmoid_grad(float x, float dy) { return (
 
 // The clamp(0, 1) gradient from its input x: dy on [0, 1] (PyTorch's clamp_backward, ends included), 0 outside, NaN where x is NaN.
 __device__ __forceinline__ float clamp01_grad(float x, float dy) { return (x >= 0.f && x <= 1.f) ? dy : is_nan(x) ? x : 0.f; }
+
+// The hard-swish gradient from its input x, as PyTorch's hardswish_backward: 0 below -3, dy (x / 3
+// + 1/2) on [-3, 3] (one fmaf, no division), dy above; NaN where x is NaN.
+__device__ __forceinline__ float hard_swish_grad(float x, float dy)
+{
+    return x < -3.f ? 0.f : x <= 3.f ? dy * fmaf(x, 1.f / 3.f, 0.5f) : x > 3.f ? dy : x;
+}
+
+// An activation by its kind, CudaBackend's Activation: 0 none, 1 ReLU, 2 hard-sigmoid, 3 clamp(0,
+// 1), 4 hard-swish: the GEMM epilogue's (v2.14, out of line there) and the column sums'. The kind
+// is uniform over a launch, so the branches never diverge.
+__device__ __forceinline__ float activation(int kind, float x)
+{
+    return kind == 0 ? x : kind == 1 ? relu(x) : kind == 2 ? hard_sigmoid(x) : kind == 3 ? clamp01(x) : hard_swish(x);
+}
+
+// The gradient through activation(kind, x) from its input x (ReLU's mask from x's sign is its
+// output's: relu(x) > 0 exactly where x > 0, and NaN where x is NaN).
+__device__ __forceinline__ float activation_grad(int kind, float x, float dy)
+{
+    return kind == 0 ? dy : kind == 1 ? relu_grad(x, dy) : kind == 2 ? hard_sigmoid_grad(x, dy) : kind == 3 ? clamp01_grad(x, dy) : hard_swish_grad(x, dy);
+}
+
+// The activations a batch norm fuses (BatchNormOptions): 0 none, 1 ReLU, 4 hard-swish (timm's
+// BatchNormAct2d in GhostNet and MobileNetV3). Only these three: the gates' divisions by 6 would
+// cost every fused conv and batch-norm kernel registers.
+__device__ __forceinline__ float bn_activation(int kind, float v) { return kind == 0 ? v : kind == 1 ? relu(v) : hard_swish(v); }
+__device__ __forceinline__ float bn_activation_grad(int kind, float v, float dy) { return kind == 0 ? dy : kind == 1 ? relu_grad(v, dy) : hard_swish_grad(v, dy); }
 
 // Max over a block of REDUCE_THREADS threads, NaN when any thread holds NaN; every thread gets it.
 __device__ __forceinline__ float block_max(float v)

@@ -32,7 +32,7 @@
 struct BnApplyOperand
 {
     const float *gamma, *beta, *mean, *invstd;
-    int relu;
+    int act_kind;
     act* y;
     i64 ys;
     // With r (v2.16), also sum = y + r (NCHW views, image strides ss and rs): a residual sum
@@ -109,7 +109,7 @@ __device__ __forceinline__ void depthwise_fwd_stats(const act* __restrict__ x, i
     i64 plane = (i64)Ho * Wo, M = plane * N, lo = blockIdx.y * chunk, hi = lo + chunk < M ? lo + chunk : M;
     i64 count = hi > lo ? hi - lo : 0, x_plane = (i64)ci * H * W;
     const float* wp = w + co * k * k;
-    const BnApply in = APPLY ? BnApply{BnAffine(a.gamma[ci], a.beta[ci], a.mean[ci], a.invstd[ci]), a.relu} : BnApply{BnAffine(0.f, 0.f, 0.f, 0.f), 0};
+    const BnApply in = APPLY ? BnApply{BnAffine(a.gamma[ci], a.beta[ci], a.mean[ci], a.invstd[ci]), a.act_kind} : BnApply{BnAffine(0.f, 0.f, 0.f, 0.f), 0};
     const bool writes_input = APPLY && (m == 1 || co % m == 0);
     // batch_norm_stats shifts by the chunk's first value of y: thread 0 computes it for the block.
     __shared__ float first;
@@ -198,14 +198,14 @@ __device__ __forceinline__ void depthwise_bwd_data(const act* __restrict__ dy, i
 }
 
 // The batch norm whose output is the conv's input x, for the _reduce kernels (v2.12): its input
-// z (NCHW view, image stride zs), parameters, saved statistics, ReLU flag and the parameter
+// z (NCHW view, image stride zs), parameters, saved statistics, activation kind and the parameter
 // gradients to write.
 struct BnReduceOperand
 {
     const act* z;
     i64 zs;
     const float *gamma, *beta, *mean, *invstd;
-    int relu;
+    int act_kind;
     float *dgamma, *dbeta;
 };
 
@@ -228,7 +228,7 @@ __device__ __forceinline__ void depthwise_bwd_data_reduce(const act* __restrict_
     int c = blockIdx.x, m = Cout / Cin;
     float inv_m = 1.f / (float)((i64)N * Ho * Wo);
     i64 plane = (i64)H * W, M = plane * N, lo = blockIdx.y * chunk, hi = lo + chunk < M ? lo + chunk : M;
-    BnGradSums sums(r.gamma[c], r.beta[c], r.mean[c], r.invstd[c], r.relu);
+    BnGradSums sums(r.gamma[c], r.beta[c], r.mean[c], r.invstd[c], r.act_kind);
     i64 e = lo + threadIdx.x;
     for (NchwCursor at(e, blockDim.x, 1, H, W); e < hi; e += blockDim.x, at.advance(1, H, W))
     {
@@ -359,7 +359,7 @@ __device__ __forceinline__ void depthwise_bwd_both(const act* __restrict__ x, i6
     float inv_m = 1.f / (float)total;
     BnInputGrad grad(bn, c, inv_m);
     const bool reduce = r.z != nullptr;
-    BnGradSums sums = reduce ? BnGradSums(r.gamma[c], r.beta[c], r.mean[c], r.invstd[c], r.relu) : BnGradSums(0.f, 0.f, 0.f, 0.f, 0);
+    BnGradSums sums = reduce ? BnGradSums(r.gamma[c], r.beta[c], r.mean[c], r.invstd[c], r.act_kind) : BnGradSums(0.f, 0.f, 0.f, 0.f, 0);
     i64 e = lo + threadIdx.x;
     for (NchwCursor at(e, blockDim.x, 1, H, W); e < hi; e += blockDim.x, at.advance(1, H, W))
     {
@@ -383,14 +383,14 @@ __device__ __forceinline__ void depthwise_bwd_both(const act* __restrict__ x, i6
 #define DEPTHWISE_ARGS x, xs, w, y, ys, N, Cin, H, W, Cout, Ho, Wo, k, stride, pad
 #define DEPTHWISE_DATA_PARAMS DEPTHWISE_PARAMS, int accumulate
 // The batch norm that follows the conv, for the _bn backward kernels (v2.7): its input z (the
-// conv's output), parameters, saved statistics, parameter gradients and ReLU flag. The plain
+// conv's output), parameters, saved statistics, parameter gradients and activation kind. The plain
 // backward kernels take them too and ignore them, so the host launches both with one argument
 // list (no allocation per launch).
 #define BN_OPERAND_PARAMS                                                                                  \
     const act *__restrict__ z, i64 zs, const float *__restrict__ gamma, const float *__restrict__ beta, \
         const float *__restrict__ mean, const float *__restrict__ invstd, const float *__restrict__ dgamma,  \
-        const float *__restrict__ dbeta, int with_relu
-#define BN_OPERAND BnOperand{z, zs, gamma, beta, mean, invstd, dgamma, dbeta, with_relu}
+        const float *__restrict__ dbeta, int act_kind
+#define BN_OPERAND BnOperand{z, zs, gamma, beta, mean, invstd, dgamma, dbeta, act_kind}
 // The batch norm whose output the conv read, for the gradients that reduce it (BnReduceOperand):
 // the _reduce data gradients (v2.12), with the chunk of their grid (Cin, S) and the split's parts
 // and counters; the one-pass backward (v2.13), whose grid is the weight gradient's (in_z null: no
@@ -398,8 +398,8 @@ __device__ __forceinline__ void depthwise_bwd_both(const act* __restrict__ x, i6
 #define REDUCE_OPERAND_PARAMS                                                                                  \
     const act *__restrict__ in_z, i64 in_zs, const float *__restrict__ in_gamma,                             \
         const float *__restrict__ in_beta, const float *__restrict__ in_mean, const float *__restrict__ in_invstd, \
-        int in_relu, float *__restrict__ in_dgamma, float *__restrict__ in_dbeta
-#define REDUCE_OPERAND BnReduceOperand{in_z, in_zs, in_gamma, in_beta, in_mean, in_invstd, in_relu, in_dgamma, in_dbeta}
+        int in_act_kind, float *__restrict__ in_dgamma, float *__restrict__ in_dbeta
+#define REDUCE_OPERAND BnReduceOperand{in_z, in_zs, in_gamma, in_beta, in_mean, in_invstd, in_act_kind, in_dgamma, in_dbeta}
 #define BN_REDUCE_PARAMS i64 chunk, REDUCE_OPERAND_PARAMS, double *__restrict__ parts, unsigned *__restrict__ done
 #define BN_REDUCE chunk, REDUCE_OPERAND, parts, done
 #define DEPTHWISE_BOTH_PARAMS                                                                            \
@@ -415,9 +415,9 @@ __device__ __forceinline__ void depthwise_bwd_both(const act* __restrict__ x, i6
 // The batch norm an _apply forward applies to its input (BnApplyOperand), its output y_in.
 #define BN_APPLY_PARAMS                                                                                         \
     const float *__restrict__ in_gamma, const float *__restrict__ in_beta, const float *__restrict__ in_mean, \
-        const float *__restrict__ in_invstd, int in_relu, act *__restrict__ y_in, i64 y_ins,                \
+        const float *__restrict__ in_invstd, int in_act_kind, act *__restrict__ y_in, i64 y_ins,                \
         act *__restrict__ sum_in, i64 sum_ins, const act *__restrict__ r_in, i64 r_ins
-#define BN_APPLY BnApplyOperand{in_gamma, in_beta, in_mean, in_invstd, in_relu, y_in, y_ins, sum_in, sum_ins, r_in, r_ins}
+#define BN_APPLY BnApplyOperand{in_gamma, in_beta, in_mean, in_invstd, in_act_kind, y_in, y_ins, sum_in, sum_ins, r_in, r_ins}
 #define DEPTHWISE_WEIGHT_PARAMS                                                                                     \
     const act *__restrict__ x, i64 xs, const act *__restrict__ dy, i64 dys, float *__restrict__ dw, int N, int Cin, \
         int H, int W, int Cout, int Ho, int Wo, int k, int stride, int pad, i64 chunk, double *__restrict__ parts,      \

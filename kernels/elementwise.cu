@@ -1,5 +1,6 @@
 // elementwise.cu — one thread per element (grid-stride) over views: the residual sum, gradient
-// copies, ReLU, hard-sigmoid (timm's relu6(x + 3) / 6) and the squeeze-excite channel scale.
+// copies, ReLU, hard-sigmoid (timm's relu6(x + 3) / 6), clamp(0, 1), hard-swish and the
+// squeeze-excite channel scale.
 // Every tensor argument is (pointer to the window's first element, image stride); per_image
 // = C * H * W of the view. Bound by memory. Activations are act (common.cuh); the squeeze-excite
 // gate and the pooled values are activations too, as PyTorch's autocast keeps them.
@@ -49,40 +50,39 @@ KERNEL void relu_bwd(const act* __restrict__ y, i64 ys, const act* __restrict__ 
     }
 }
 
-KERNEL void hard_sigmoid_fwd(const act* __restrict__ x, i64 xs, act* __restrict__ y, i64 ys, i64 per_image, i64 total)
+// The activations whose backward reads their input x: hard-sigmoid (timm's squeeze-excite gate),
+// clamp(0, 1) (the seed's gate, issue 14) and hard-swish (MobileNetV3, issue 14), one body each
+// way by kind (common.cuh's activation and activation_grad; each kernel passes a constant, so
+// the branches fold away). NaN at a NaN x in every backward (PyTorch gives 0 or dy there), so
+// that a poisoned forward gives no finite gradient. The kernels stay spelled out: the host finds
+// them by their KERNEL lines.
+__device__ __forceinline__ void activate_view(int kind, const act* __restrict__ x, i64 xs, act* __restrict__ y, i64 ys, i64 per_image, i64 total)
 {
-    FOR_EACH(total) y[view_offset(e, per_image, ys)] = hard_sigmoid(x[view_offset(e, per_image, xs)]);
+    FOR_EACH(total) y[view_offset(e, per_image, ys)] = activation(kind, x[view_offset(e, per_image, xs)]);
 }
 
-// d/dx relu6(x + 3) / 6 is 1/6 strictly inside (-3, 3), as PyTorch's hardsigmoid_backward; NaN
-// at a NaN x (PyTorch gives 0 there), so that a poisoned forward gives no finite gradient.
-KERNEL void hard_sigmoid_bwd(const act* __restrict__ x, i64 xs, const act* __restrict__ dy, i64 dys,
-                             act* __restrict__ dx, i64 dxs, i64 per_image, i64 total, int accumulate)
+__device__ __forceinline__ void activation_grad_view(int kind, const act* __restrict__ x, i64 xs, const act* __restrict__ dy, i64 dys,
+                                                     act* __restrict__ dx, i64 dxs, i64 per_image, i64 total, int accumulate)
 {
     FOR_EACH(total)
     {
-        float g = hard_sigmoid_grad(x[view_offset(e, per_image, xs)], dy[view_offset(e, per_image, dys)]);
+        float g = activation_grad(kind, x[view_offset(e, per_image, xs)], dy[view_offset(e, per_image, dys)]);
         act* p = dx + view_offset(e, per_image, dxs);
         *p = accumulate ? *p + g : g;
     }
 }
 
-// clamp(x, 0, 1) and its backward (the seed's squeeze-excite gate, issue 14), as hard_sigmoid's.
-KERNEL void clamp01_fwd(const act* __restrict__ x, i64 xs, act* __restrict__ y, i64 ys, i64 per_image, i64 total)
-{
-    FOR_EACH(total) y[view_offset(e, per_image, ys)] = clamp01(x[view_offset(e, per_image, xs)]);
-}
-
-KERNEL void clamp01_bwd(const act* __restrict__ x, i64 xs, const act* __restrict__ dy, i64 dys,
-                        act* __restrict__ dx, i64 dxs, i64 per_image, i64 total, int accumulate)
-{
-    FOR_EACH(total)
-    {
-        float g = clamp01_grad(x[view_offset(e, per_image, xs)], dy[view_offset(e, per_image, dys)]);
-        act* p = dx + view_offset(e, per_image, dxs);
-        *p = accumulate ? *p + g : g;
-    }
-}
+#define ACTIVATION_FWD_PARAMS const act* __restrict__ x, i64 xs, act* __restrict__ y, i64 ys, i64 per_image, i64 total
+#define ACTIVATION_BWD_PARAMS                                                                                              \
+    const act* __restrict__ x, i64 xs, const act* __restrict__ dy, i64 dys, act* __restrict__ dx, i64 dxs, i64 per_image, \
+        i64 total, int accumulate
+#define ACTIVATION_BWD_ARGS x, xs, dy, dys, dx, dxs, per_image, total, accumulate
+KERNEL void hard_sigmoid_fwd(ACTIVATION_FWD_PARAMS) { activate_view(2, x, xs, y, ys, per_image, total); }
+KERNEL void hard_sigmoid_bwd(ACTIVATION_BWD_PARAMS) { activation_grad_view(2, ACTIVATION_BWD_ARGS); }
+KERNEL void clamp01_fwd(ACTIVATION_FWD_PARAMS) { activate_view(3, x, xs, y, ys, per_image, total); }
+KERNEL void clamp01_bwd(ACTIVATION_BWD_PARAMS) { activation_grad_view(3, ACTIVATION_BWD_ARGS); }
+KERNEL void hard_swish_fwd(ACTIVATION_FWD_PARAMS) { activate_view(4, x, xs, y, ys, per_image, total); }
+KERNEL void hard_swish_bwd(ACTIVATION_BWD_PARAMS) { activation_grad_view(4, ACTIVATION_BWD_ARGS); }
 
 // y[n, c, :] = x[n, c, :] * s[n * C + c]  (s contiguous N x C), and dx = dy * s likewise; added
 // with an explicit fmaf, as channel_scale_pool_bwd adds it (v2.15: no contraction choice of the

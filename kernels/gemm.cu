@@ -8,8 +8,8 @@
 // k in [p*kPiece, (p+1)*kPiece) (split-K: z then selects a partial product through sCb, and
 // split_sum adds the pieces in order; or, with sum_to set, the tile's last block to finish adds
 // them, v2.8: finish_split below). With act_out set (v2.14), the epilogue also writes
-// activation(act, C(i, j)) to act_out, laid out as C (a linear layer and the ReLU or
-// hard-sigmoid after it: the host never sets it with split-K, whose C is a partial product).
+// activation(kind, C(i, j)) to act_out, laid out as C (a linear layer and the activation
+// after it: the host never sets it with split-K, whose C is a partial product).
 //
 // v2 (docs/kernels.md): one template, gemm_tile<BM, BN>, instantiated for the tile shapes the
 // launcher picks from M and N (16x256 for an 8-channel pointwise conv over a 112x112 plane,
@@ -133,7 +133,7 @@ __device__ __forceinline__ void store_tile(float (&s)[BK][COLS], const float (&v
 // read this conv's output z, computed where it is loaded (gemm_f32_bn_* only; the other kernels
 // take these parameters and ignore them, so every GEMM launch has one argument list). z is at
 // bn_z + matrix * bn_zb + the operand's own offsets, with bn_zs for its K segments; then the batch
-// norm's parameters, saved statistics, reduced dgamma and dbeta, ReLU flag and 1 / (N * P).
+// norm's parameters, saved statistics, reduced dgamma and dbeta, activation kind and 1 / (N * P).
 // v2.10: with st_parts set, the output C (rows channels, columns a plane's pixels, one matrix an
 // image) is also the input of a training batch norm, whose statistics the epilogue computes
 // (tile_stats, gemm_f32_stats_* only): st_mean, st_invstd, st_running_mean, st_running_var as
@@ -146,11 +146,11 @@ __device__ __forceinline__ void store_tile(float (&s)[BK][COLS], const float (&v
 #define GEMM_BN_PARAMS                                                                                       \
     int bn_operand, const void *__restrict__ bn_z, i64 bn_zb, i64 bn_zs, const float *__restrict__ bn_gamma, \
         const float *__restrict__ bn_beta, const float *__restrict__ bn_mean, const float *__restrict__ bn_invstd, \
-        const float *__restrict__ bn_dgamma, const float *__restrict__ bn_dbeta, int bn_relu, float bn_inv_m,  \
+        const float *__restrict__ bn_dgamma, const float *__restrict__ bn_dbeta, int bn_act_kind, float bn_inv_m,  \
         float *__restrict__ st_mean, float *__restrict__ st_invstd, float *__restrict__ st_running_mean,      \
         float *__restrict__ st_running_var, float st_momentum, float st_eps, double *__restrict__ st_parts,    \
         unsigned *__restrict__ st_done, const void *__restrict__ gate, i64 g_batch, i64 g_seg, i64 g_row, i64 g_k
-#define GEMM_BN_ARGS bn_operand, bn_z, bn_zb, bn_zs, bn_gamma, bn_beta, bn_mean, bn_invstd, bn_dgamma, bn_dbeta, bn_relu, bn_inv_m, \
+#define GEMM_BN_ARGS bn_operand, bn_z, bn_zb, bn_zs, bn_gamma, bn_beta, bn_mean, bn_invstd, bn_dgamma, bn_dbeta, bn_act_kind, bn_inv_m, \
     st_mean, st_invstd, st_running_mean, st_running_var, st_momentum, st_eps, st_parts, st_done, gate, g_batch, g_seg, g_row, g_k
 
 // v2.10: the batch-norm statistics of the GEMM's output, from the accumulators (no pass over C).
@@ -305,7 +305,7 @@ __device__ __forceinline__ void gemm_tile(GEMM_PARAMS)
     const act* z_act = (const act*)bn_z;
     const act* gates = (const act*)gate;
     const bool bn_a = BN_FUSED && bn_operand == 1, bn_b = BN_FUSED && bn_operand == 2;
-    BnOperand bn{z_act, 0, bn_gamma, bn_beta, bn_mean, bn_invstd, bn_dgamma, bn_dbeta, bn_relu};
+    BnOperand bn{z_act, 0, bn_gamma, bn_beta, bn_mean, bn_invstd, bn_dgamma, bn_dbeta, bn_act_kind};
     i64 zS = BN_FUSED ? bn_zs : 0;
     TileCursor<TA> ca = tile_cursor<BM>(a_mat, i0, sAi, sAk, sAs, kSeg, k_begin, sAk == 1, zS);
     i64 gS = GATE ? g_seg : 0, gK = GATE ? g_k : 0;
@@ -689,8 +689,8 @@ KERNEL void split_sum(const float* __restrict__ partial, int splits, i64 count, 
 
 // Column sums of a row-major [rows, cols] matrix: the bias gradient of a linear layer.
 // One thread per column, rows summed in order (deterministic).
-// With kind (v2.17: 1 ReLU, 2 hard-sigmoid; issue 14: 3 clamp(0, 1)), x is the gradient of activation(z) = a, and the column
-// sums are of the activation's backward (from a for ReLU, from z for the gate), written to dz as
+// With kind (v2.17: 1 ReLU, 2 hard-sigmoid; issue 14: 3 clamp(0, 1), 4 hard-swish), x is the gradient of activation(z) = a, and the column
+// sums are of the activation's backward (from a for ReLU, from z for the others), written to dz as
 // it is summed: a linear layer's bias gradient and the input of its backward GEMMs in one pass
 // (relu_bwd or hard_sigmoid_bwd wrote it before).
 KERNEL void column_sum(int rows, int cols, const act* __restrict__ x, float* __restrict__ y,
@@ -705,7 +705,7 @@ KERNEL void column_sum(int rows, int cols, const act* __restrict__ x, float* __r
         float g = x[at];
         if (kind)
         {
-            g = kind == 1 ? relu_grad(a[at], g) : kind == 2 ? hard_sigmoid_grad(z[at], g) : clamp01_grad(z[at], g); // one operand loaded, not both
+            g = kind == 1 ? relu_grad(a[at], g) : activation_grad(kind, z[at], g); // one operand loaded, not both
             dz[at] = g;
         }
         s += g;

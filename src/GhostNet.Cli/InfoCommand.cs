@@ -35,7 +35,7 @@ internal static class InfoCommand
 
     private static void Print(IModelConfig config, int size, IReadOnlyList<LayerRecord> records, bool all)
     {
-        var rows = all ? records.Select(r => (r.Name, r.Kind, r.C, r.H, r.W, r.Parameters, r.MultiplyAdds)).ToList() : Group(records);
+        var rows = all ? records.Select(r => (r.Name, r.Kind, r.C, r.H, r.W, r.Parameters, r.MultiplyAdds)).ToList() : Group(records, size);
         var table = new Table().Border(TableBorder.Simple)
             .AddColumn("layer").AddColumn("kind").AddColumn(new TableColumn("output").RightAligned())
             .AddColumn(new TableColumn("params").RightAligned()).AddColumn(new TableColumn("MACs").RightAligned());
@@ -62,9 +62,10 @@ internal static class InfoCommand
     /// <summary>
     /// One row per block (the layers under blocks.i.j, layer1.i, features.i: a name's parts up to
     /// its first number and a number right after it) and per layer outside blocks. A block that
-    /// records itself ("ghost bottleneck (sum)") gives the row its kind.
+    /// records itself ("ghost bottleneck (sum)") gives the row its kind, else its last layer does
+    /// ("conv + batch norm + relu"); a block whose plane shrinks is marked with its stride.
     /// </summary>
-    private static List<(string Name, string Kind, int C, int H, int W, long Parameters, long MultiplyAdds)> Group(IReadOnlyList<LayerRecord> records)
+    private static List<(string Name, string Kind, int C, int H, int W, long Parameters, long MultiplyAdds)> Group(IReadOnlyList<LayerRecord> records, int inputSize)
     {
         static bool Number(string part) => part.Length > 0 && part.All(char.IsAsciiDigit);
         static string Key(string name)
@@ -75,14 +76,18 @@ internal static class InfoCommand
             int take = first + 1 < parts.Length && Number(parts[first + 1]) ? first + 2 : first + 1;
             return string.Join('.', parts.Take(take));
         }
-        return records.GroupBy(r => Key(r.Name)).Select(g =>
+        int plane = inputSize;
+        var rows = new List<(string, string, int, int, int, long, long)>();
+        foreach (var g in records.GroupBy(r => Key(r.Name)))
         {
             var last = g.Last();
             var block = g.FirstOrDefault(r => r.Name == g.Key && g.Count() > 1);
-            string kind = block is not null ? block.Kind.Split(" (")[0] : g.Count() == 1 ? last.Kind : "conv + bn + relu";
+            string kind = block is not null ? block.Kind.Split(" (")[0] : g.Count() == 1 ? last.Kind : "conv + " + last.Kind;
             if (g.Any(r => r.Name.Contains(".se."))) kind += " +SE";
-            if (g.Any(r => r.Name.Contains(".conv_dw") || r.Name.Contains(".downsample."))) kind += " s2";
-            return (g.Key, kind, last.C, last.H, last.W, g.Sum(r => r.Parameters), g.Sum(r => r.MultiplyAdds));
-        }).ToList();
+            if (g.Count() > 1 && last.H < plane && last.H > 1) kind += $" s{(plane + last.H - 1) / last.H}";
+            plane = last.H;
+            rows.Add((g.Key, kind, last.C, last.H, last.W, g.Sum(r => r.Parameters), g.Sum(r => r.MultiplyAdds)));
+        }
+        return rows;
     }
 }

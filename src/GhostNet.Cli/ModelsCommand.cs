@@ -13,8 +13,8 @@ internal static class ModelsCommand
         command.SetAction(_ =>
         {
             var table = new Table().Border(TableBorder.Simple)
-                .AddColumn("arch").AddColumn(new TableColumn("input").RightAligned()).AddColumn(new TableColumn("classes").RightAligned())
-                .AddColumn(new TableColumn("params").RightAligned()).AddColumn(new TableColumn("MACs").RightAligned()).AddColumn("description");
+                .AddColumn(new TableColumn("arch").NoWrap()).AddColumn(new TableColumn("input").RightAligned()).AddColumn(new TableColumn("classes").RightAligned())
+                .AddColumn(new TableColumn("params").RightAligned()).AddColumn(new TableColumn("MACs").RightAligned().NoWrap()).AddColumn("description");
             foreach (var m in ModelRegistry.All)
             {
                 var config = ModelRegistry.Create(m.Name, new ModelOptions(m.NumClasses));

@@ -52,6 +52,7 @@ public sealed partial class CudaBackend
     public void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false,
         ResidualSum? sum = null)
     {
+        ShapeChecks.FusedActivation("pointwise_conv_bn_fwd", o);
         if (sum is { } checkedSum) ShapeChecks.Sum("pointwise_conv_bn_fwd", checkedSum, y, deferApply);
         if (!GemmBatchNormStatistics || GemmPrecisionNow != GemmPrecision.Fp32)
         {
@@ -80,6 +81,7 @@ public sealed partial class CudaBackend
 
     public void PointwiseConvBatchNormForward(in GatedInput x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false)
     {
+        ShapeChecks.FusedActivation("pointwise_conv_bn_fwd", o);
         CheckGated("pointwise_conv_bn_fwd", x);
         if (!GateInGemm || !GemmBatchNormStatistics || GemmPrecisionNow != GemmPrecision.Fp32)
         {
@@ -119,6 +121,7 @@ public sealed partial class CudaBackend
     public void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o,
         bool bnGradientsReady = false)
     {
+        ShapeChecks.FusedActivation("pointwise_conv_bn_bwd", o);
         // The tensor-core kernels load through cp.async, past the registers where the gradient
         // would be computed; one-pixel planes take the GEMMs' plain-stride form. Both run unfused.
         if (!FuseGemmBatchNorm || GemmPrecisionNow != GemmPrecision.Fp32 || z.Plane == 1)
@@ -137,6 +140,7 @@ public sealed partial class CudaBackend
     public void PointwiseConvBatchNormBackward(in GatedInput x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o,
         bool bnGradientsReady = false)
     {
+        ShapeChecks.FusedActivation("pointwise_conv_bn_bwd", o);
         CheckGated("pointwise_conv_bn_bwd", x);
         if (!GateInGemm || !FuseGemmBatchNorm || GemmPrecisionNow != GemmPrecision.Fp32 || z.Plane == 1)
         {
@@ -160,7 +164,7 @@ public sealed partial class CudaBackend
         if (!bnGradientsReady) BatchNormReduce(z, dy, p, o);
         int plane = x.Plane;
         var bn = new GemmBatchNorm(0, Act(z), 0, 0, Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.Weight.Grad), Ptr(p.Bias.Grad),
-            o.Relu ? 1 : 0, 1f / ((long)z.N * plane));
+            (int)o.Activation, 1f / ((long)z.N * plane));
         if (!dx.IsNone)
         {
             ShapeChecks.Same("pointwise_conv_bwd dx", x, dx);
@@ -275,6 +279,7 @@ public sealed partial class CudaBackend
 
     public void DepthwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
     {
+        ShapeChecks.FusedActivation("depthwise_conv_bn_fwd", o);
         if (!FuseDepthwiseBatchNorm)
         {
             using var call = Composite(OpFamily.DepthwiseConvForward);
@@ -297,6 +302,8 @@ public sealed partial class CudaBackend
     public void DepthwiseConvBatchNormForward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o,
         ResidualSum? sum = null)
     {
+        ShapeChecks.FusedActivation("depthwise_conv_bn_fwd", o);
+        ShapeChecks.FusedActivation("depthwise_conv_bn_fwd", x.Options);
         Tensor concat = default;
         if (sum is { } checkedSum) ShapeChecks.Sum("depthwise_conv_bn_fwd", checkedSum, concat = checkedSum.Concat(x.Y, y));
         // The centre taps write every input once only at stride 1 with same padding (z's plane is x's).
@@ -342,7 +349,7 @@ public sealed partial class CudaBackend
         var a = input ?? default;
         // Applying: four values per input channel read, the input's output written once, and
         // its affine map (and ReLU) on every tap read.
-        long applyWords = apply ? 4L * x.C : 0, applyRead = 0, applyWritten = apply ? x.Count : 0, applyFlops = apply ? (a.Options.Relu ? 3 : 2) * taps * z.Count : 0;
+        long applyWords = apply ? 4L * x.C : 0, applyRead = 0, applyWritten = apply ? x.Count : 0, applyFlops = apply ? (2 + ActivationFlops(a.Options.Activation)) * taps * z.Count : 0;
         // Summing, the input's output plus the addend's first channels is written to the sum's too.
         var (sumStart, addend) = sum is { } s ? (s.Sum.Channels(0, x.C), s.Addend.Channels(0, x.C)) : default;
         if (sum is not null) (applyRead, applyWritten, applyFlops) = (applyRead + x.Count, applyWritten + x.Count, applyFlops + x.Count);
@@ -355,7 +362,7 @@ public sealed partial class CudaBackend
             $"{x} -> {z} {g}", Act(x), Stride(x), Ptr(w), Act(z), Stride(z), x.N, x.C, x.H, x.W, z.C, z.H, z.W, g.Kernel, g.Stride, g.Padding,
             chunk, Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.RunningMean), Ptr(p.RunningVar), o.Momentum, o.Eps, parts, done,
             apply ? Ptr(a.Tensors.Weight) : 0, apply ? Ptr(a.Tensors.Bias) : 0, apply ? Ptr(a.Tensors.SaveMean) : 0, apply ? Ptr(a.Tensors.SaveInvStd) : 0,
-            a.Options.Relu ? 1 : 0, apply ? Act(a.Y) : 0, apply ? Stride(a.Y) : 0,
+            (int)a.Options.Activation, apply ? Act(a.Y) : 0, apply ? Stride(a.Y) : 0,
             sum is null ? 0UL : Act(sumStart), sum is null ? 0L : Stride(sumStart), sum is null ? 0UL : Act(addend), sum is null ? 0L : Stride(addend));
         if (sum is not { } rest) Apply(z, y, p, o, training: true);
         else if (rest.Sum.C > x.C)
@@ -373,6 +380,7 @@ public sealed partial class CudaBackend
 
     public void DepthwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
     {
+        ShapeChecks.FusedActivation("depthwise_conv_bn_bwd", o);
         if (!FuseDepthwiseBatchNorm)
         {
             using var call = Composite(OpFamily.DepthwiseConvBackward);
@@ -404,6 +412,8 @@ public sealed partial class CudaBackend
 
     public void DepthwiseConvBatchNormBackward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
     {
+        ShapeChecks.FusedActivation("depthwise_conv_bn_bwd", o);
+        ShapeChecks.FusedActivation("depthwise_conv_bn_bwd", x.Options);
         if (dx.IsNone) throw new ArgumentException("the input's batch norm is reduced from the input gradient: dx is needed", nameof(dx));
         ShapeChecks.Same("batch_norm_bwd", x.X, dx);
         if (!ReduceBatchNormInDepthwise || !FuseDepthwiseBatchNorm)
@@ -435,10 +445,11 @@ public sealed partial class CudaBackend
         ulong zp = bn ? Act(z) : 0, gamma = bn ? Ptr(p.Weight) : 0, beta = bn ? Ptr(p.Bias) : 0, mean = bn ? Ptr(p.SaveMean) : 0,
             invstd = bn ? Ptr(p.SaveInvStd) : 0, dgamma = bn ? Ptr(p.Weight.Grad) : 0, dbeta = bn ? Ptr(p.Bias.Grad) : 0;
         long zs = bn ? Stride(z) : 0;
-        int relu = o is { Relu: true } ? 1 : 0;
+        var activation = o?.Activation ?? Activation.None;
+        int actKind = (int)activation;
         // With a batch norm: z and six per-channel values read besides dy (2 FLOPs more per read of
-        // dy, 5 with the ReLU mask: BnInputGrad).
-        long zRead = bn ? dy.Count : 0, zWords = bn ? 6L * dy.C : 0, gradFlops = bn ? (relu == 1 ? 5L : 2L) * dy.Count : 0;
+        // dy, 5 with the ReLU mask, more with hard-swish's: BnInputGrad).
+        long zRead = bn ? dy.Count : 0, zWords = bn ? 6L * dy.C : 0, gradFlops = bn ? (2L + ActivationFlops(activation) + ActivationGradFlops(activation)) * dy.Count : 0;
         if (bn && DepthwiseBackwardInOnePass && !dx.IsNone && g.Stride == 1 && g.Kernel % 2 == 1 && g.Padding == g.Kernel / 2 && dy.C == x.C)
         {
             BothGradients(x, w, dy, dx, accumulate, dw, g, z, p, o!.Value, input, zRead, zWords, gradFlops);
@@ -449,7 +460,7 @@ public sealed partial class CudaBackend
             ShapeChecks.Same("depthwise_conv_bwd dx", x, dx);
             var (inChunks, inChunk) = ChannelChunks(x.C, (long)x.N * x.Plane);
             ulong inParts = inChunks > 1 ? Partials((long)x.C * inChunks * 2 * 2) : 0, inDone = inChunks > 1 ? Counters(x.C) : 0;
-            long inRelu = r.Options.Relu ? 2 : 0, inPartBytes = inChunks > 1 ? 2 * 8 * 2L * x.C * inChunks : 0;
+            long inRelu = ActivationGradFlops(r.Options.Activation), inPartBytes = inChunks > 1 ? 2 * 8 * 2L * x.C * inChunks : 0;
             // Cost: the plain data gradient's, and batch_norm_bwd_reduce's without its read of dx
             // (the input batch norm's z and four values per channel read, dgamma and dbeta
             // written, the split's parts).
@@ -457,8 +468,8 @@ public sealed partial class CudaBackend
                 ActCost(read: dy.Count + zRead + (accumulate ? x.Count : 0) + x.Count, written: x.Count, words: zWords + (long)dy.C * taps + 6L * x.C,
                     flops: 2L * dy.Count * taps + taps * gradFlops + (4 + inRelu) * x.Count, otherBytes: inPartBytes), $"{dy} -> {dx} {g}",
                 Act(dy), Stride(dy), Ptr(w), Act(dx), Stride(dx), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0,
-                zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, relu,
-                inChunk, Act(r.X), Stride(r.X), Ptr(r.Tensors.Weight), Ptr(r.Tensors.Bias), Ptr(r.Tensors.SaveMean), Ptr(r.Tensors.SaveInvStd), r.Options.Relu ? 1 : 0,
+                zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, actKind,
+                inChunk, Act(r.X), Stride(r.X), Ptr(r.Tensors.Weight), Ptr(r.Tensors.Bias), Ptr(r.Tensors.SaveMean), Ptr(r.Tensors.SaveInvStd), (int)r.Options.Activation,
                 Ptr(r.Tensors.Weight.Grad), Ptr(r.Tensors.Bias.Grad), inParts, inDone);
         }
         else if (!dx.IsNone)
@@ -468,7 +479,7 @@ public sealed partial class CudaBackend
             Launch1D(DepthwiseKernels[bn ? 4 : 1][variant], x.Count,
                 ActCost(read: dy.Count + zRead + (accumulate ? x.Count : 0), written: x.Count, words: zWords + (long)dy.C * taps, flops: 2L * dy.Count * taps + taps * gradFlops), $"{dy} -> {dx} {g}",
                 Act(dy), Stride(dy), Ptr(w), Act(dx), Stride(dx), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, accumulate ? 1 : 0,
-                zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, relu);
+                zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, actKind);
         }
         var (chunks, chunk) = ChannelChunks(dy.C, (long)dy.N * dy.Plane);
         ulong parts = chunks > 1 ? Partials((long)dy.C * chunks * taps * 2) : 0, done = chunks > 1 ? Counters(dy.C) : 0;
@@ -478,7 +489,7 @@ public sealed partial class CudaBackend
         Launch(DepthwiseKernels[bn ? 5 : 2][variant], (uint)dy.C, (uint)chunks, 1, Threads,
             ActCost(read: x.Count + dy.Count + zRead, written: 0, words: zWords + dwTaps, flops: 2L * dy.Count * taps + gradFlops + (chunks > 1 ? dwTaps * chunks : 0), otherBytes: partBytes),
             $"{x}, {dy} {g}", Act(x), Stride(x), Act(dy), Stride(dy), Ptr(dw), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding, chunk, parts, done,
-            zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, relu);
+            zp, zs, gamma, beta, mean, invstd, dgamma, dbeta, actKind);
     }
 
     // v2.13: depthwise_conv_bwd_both_bn on the weight gradient's grid (Cin = Cout, S), where a
@@ -495,7 +506,7 @@ public sealed partial class CudaBackend
         ulong inParts = inputParts > 0 ? parts + (ulong)weightParts * 4 : 0, inDone = inputParts > 0 ? done + (ulong)c * 4 : 0;
         var r = input ?? default;
         bool reduce = input is not null;
-        long dwTaps = (long)c * taps, inRelu = r.Options.Relu ? 2 : 0;
+        long dwTaps = (long)c * taps, inRelu = ActivationGradFlops(r.Options.Activation);
         // Cost: x, dy and z read once (the taps' re-reads hit L1/L2), the filters, dx written (and
         // read when accumulating), dW written; with the input batch norm its z and four values per
         // channel read, dgamma and dbeta written; the splits' double parts. FLOPs: both gradients'.
@@ -506,9 +517,9 @@ public sealed partial class CudaBackend
                 otherBytes: 2 * 8 * (weightParts + inputParts) / 2),
             $"{x}, {dy} -> {dx} {g}", Act(x), Stride(x), Act(dy), Stride(dy), Ptr(dw), x.N, x.C, x.H, x.W, dy.C, dy.H, dy.W, g.Kernel, g.Stride, g.Padding,
             chunk, parts, done, Ptr(w), Act(dx), Stride(dx), accumulate ? 1 : 0,
-            Act(z), Stride(z), Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.Weight.Grad), Ptr(p.Bias.Grad), o.Relu ? 1 : 0,
+            Act(z), Stride(z), Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), Ptr(p.Weight.Grad), Ptr(p.Bias.Grad), (int)o.Activation,
             reduce ? Act(r.X) : 0, reduce ? Stride(r.X) : 0, reduce ? Ptr(r.Tensors.Weight) : 0, reduce ? Ptr(r.Tensors.Bias) : 0,
-            reduce ? Ptr(r.Tensors.SaveMean) : 0, reduce ? Ptr(r.Tensors.SaveInvStd) : 0, r.Options.Relu ? 1 : 0,
+            reduce ? Ptr(r.Tensors.SaveMean) : 0, reduce ? Ptr(r.Tensors.SaveInvStd) : 0, (int)r.Options.Activation,
             reduce ? Ptr(r.Tensors.Weight.Grad) : 0, reduce ? Ptr(r.Tensors.Bias.Grad) : 0, inParts, inDone);
     }
 }

@@ -30,7 +30,7 @@ internal readonly record struct SplitKSum(ulong Out, float Beta, ulong Done);
 /// each element is computed as batch_norm_bwd_data would write it. Operand: 1 for A, 2 for B.
 /// </summary>
 internal readonly record struct GemmBatchNorm(int Operand, ulong Z, long ZBatch, long ZSegment, ulong Gamma, ulong Beta, ulong Mean, ulong InvStd,
-    ulong DGamma, ulong DBeta, int Relu, float InvM);
+    ulong DGamma, ulong DBeta, int ActKind, float InvM);
 
 /// <summary>
 /// The training batch norm whose statistics a GEMM's epilogue computes from its output (gemm.cu's
@@ -247,7 +247,7 @@ public sealed partial class CudaBackend
             $"{context} (M={m} N={n} K={k} batch={batch})",
             m, n, k, kSegment, kPiece, a.Pointer, a.Batch, a.Row, a.K, a.Segment, b.Pointer, b.Batch, b.K, b.Row, b.Segment,
             c.Pointer, c.Batch, c.Row, c.Beta, c.Bias, sum.Out, sum.Beta, sum.Done, c.Activation, c.Activated,
-            bn.Operand, bn.Z, bn.ZBatch, bn.ZSegment, bn.Gamma, bn.Beta, bn.Mean, bn.InvStd, bn.DGamma, bn.DBeta, bn.Relu, bn.InvM,
+            bn.Operand, bn.Z, bn.ZBatch, bn.ZSegment, bn.Gamma, bn.Beta, bn.Mean, bn.InvStd, bn.DGamma, bn.DBeta, bn.ActKind, bn.InvM,
             st.Mean, st.InvStd, st.RunningMean, st.RunningVar, st.Momentum, st.Eps, partsPointer, done, gate.Gate, gate.Batch, gate.Segment, gate.Row, gate.K);
     }
 

@@ -42,10 +42,10 @@ public sealed partial class CudaBackend
     {
         bool sum = !addend.IsNone;
         if (sum) ShapeChecks.Same("batch_norm_apply addend", x, addend);
-        Launch1D("batch_norm_apply", x.Count, ActCost(read: (sum ? 2 : 1) * x.Count, written: x.Count, words: 4L * x.C, flops: (o.Relu ? 6 : 5) * x.Count + (sum ? x.Count : 0)),
+        Launch1D("batch_norm_apply", x.Count, ActCost(read: (sum ? 2 : 1) * x.Count, written: x.Count, words: 4L * x.C, flops: (5 + ActivationFlops(o.Activation)) * x.Count + (sum ? x.Count : 0)),
             $"{x}{addend:+} -> {y}", Act(x), Stride(x), Act(y), Stride(y), x.N, x.C, x.Plane,
             Ptr(p.Weight), Ptr(p.Bias), training ? Ptr(p.SaveMean) : Ptr(p.RunningMean), training ? Ptr(p.SaveInvStd) : Ptr(p.RunningVar),
-            training ? 0 : 1, o.Eps, o.Relu ? 1 : 0, sum ? Act(addend) : 0UL, sum ? Stride(addend) : 0L);
+            training ? 0 : 1, o.Eps, (int)o.Activation, sum ? Act(addend) : 0UL, sum ? Stride(addend) : 0L);
     }
 
     /// <summary>
@@ -78,13 +78,13 @@ public sealed partial class CudaBackend
         ulong dgamma = Ptr(p.Weight.Grad), dbeta = Ptr(p.Bias.Grad);
         var (chunks, chunk) = ChannelChunks(x.C, (long)x.N * x.Plane);
         ulong parts = chunks > 1 ? Partials((long)x.C * chunks * 2 * 2) : 0, done = chunks > 1 ? Counters(x.C) : 0;
-        long c = x.C, partBytes = chunks > 1 ? 2 * 8 * 2 * c * chunks : 0, relu = o.Relu ? 2 : 0;
+        long c = x.C, partBytes = chunks > 1 ? 2 * 8 * 2 * c * chunks : 0, relu = ActivationGradFlops(o.Activation);
         // Cost: x and dy read once (the ReLU mask is recomputed from x: 2 FLOPs more, no pass
         // over y), four per-channel values, then dgamma and dbeta; split, the two double sums
         // per chunk written, and read by the channel's last block.
         Launch("batch_norm_bwd_reduce", (uint)x.C, (uint)chunks, 1, Threads,
             ActCost(read: 2 * x.Count, written: 0, words: 6 * c, flops: (4 + relu) * x.Count, otherBytes: partBytes), $"{x}", Act(x), Stride(x), Act(dy), Stride(dy),
-            x.N, x.C, x.Plane, chunk, Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, o.Relu ? 1 : 0, parts, done);
+            x.N, x.C, x.Plane, chunk, Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, (int)o.Activation, parts, done);
     }
 
     public void BatchNormBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate, in BatchNormTensors p, BatchNormOptions o)
@@ -102,10 +102,22 @@ public sealed partial class CudaBackend
         ShapeChecks.Same("batch_norm_bwd", x, dy);
         ShapeChecks.Same("batch_norm_bwd", x, dx);
         ulong dgamma = Ptr(p.Weight.Grad), dbeta = Ptr(p.Bias.Grad);
-        long c = x.C, relu = o.Relu ? 2 : 0;
+        long c = x.C, relu = ActivationGradFlops(o.Activation);
         // Cost: x and dy read again, dx written (and read when accumulating), six per-channel values; ~10 FLOPs per element.
         Launch1D("batch_norm_bwd_data", x.Count,
             ActCost(read: (accumulate ? 3 : 2) * x.Count, written: x.Count, words: 6 * c, flops: (10 + relu + (accumulate ? 1 : 0)) * x.Count), $"{x}", Act(x), Stride(x), Act(dy), Stride(dy), Act(dx), Stride(dx),
-            x.N, x.C, x.Plane, Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, o.Relu ? 1 : 0, accumulate ? 1 : 0);
+            x.N, x.C, x.Plane, Ptr(p.Weight), Ptr(p.Bias), Ptr(p.SaveMean), Ptr(p.SaveInvStd), dgamma, dbeta, (int)o.Activation, accumulate ? 1 : 0);
     }
+
+    /// <summary>The cost model's FLOPs of one activation an epilogue applies (0 for none; ReLU 1, as v2 counted it).</summary>
+    internal static long ActivationFlops(Activation a) => a switch
+    {
+        Activation.None => 0, Activation.Relu => 1, Activation.Clamp01 => 2, Activation.HardSigmoid => 3, _ => 4,
+    };
+
+    /// <summary>The FLOPs of its gradient from the recomputed pre-activation (ReLU's mask 2, as v2 counted it).</summary>
+    internal static long ActivationGradFlops(Activation a) => a switch
+    {
+        Activation.None => 0, Activation.Relu => 2, Activation.HardSwish => 4, _ => 3,
+    };
 }

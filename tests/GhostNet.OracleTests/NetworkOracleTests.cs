@@ -11,7 +11,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace GhostNet.OracleTests;
 
 /// <summary>
-/// Whole GhostNet, and the CIFAR ResNet and its Ghost twin, against libtorch transcriptions loaded with the same weights: logits in
+/// Whole GhostNet, the seed's ghost_net, MobileNetV3, and the CIFAR ResNet and VGG-16 and their Ghost twins, against libtorch transcriptions loaded with the same weights: logits in
 /// train and eval mode, the loss, every parameter gradient, the running statistics after a step,
 /// and every parameter after 3 SGD steps (momentum 0.9, weight decay 4e-5). Dropout is 0.
 /// libtorch runs in float64, so the errors measured are ours (fp32) against the exact function,
@@ -72,6 +72,15 @@ public class NetworkOracleTests
     {
         var config = new SeedGhostNetConfig(width, NumClasses: 10, DropRate: 0f);
         MatchesLibtorch(config, new TorchSeedGhostNet(config), size, batch, nesterov, smoothing);
+    }
+
+    /// <summary>timm's MobileNetV3 (hard-swish in batch norms and conv_head, hard-sigmoid SE): Large 1.0x at 96, batch 2; Small 0.75x at 64, batch 4.</summary>
+    [TestCase(false, 1.0f, 96, 2, true, 0.1f)]
+    [TestCase(true, 0.75f, 64, 4, false, 0f)]
+    public void MobileNetV3_matches_libtorch(bool small, float width, int size, int batch, bool nesterov, float smoothing)
+    {
+        var config = new MobileNetV3Config(small, width, NumClasses: 10);
+        MatchesLibtorch(config, new TorchMobileNetV3(config), size, batch, nesterov, smoothing);
     }
 
     private static void MatchesLibtorch(IModelConfig config, Module<Tensor, Tensor> net, int size, int batch, bool nesterov, float smoothing)

@@ -96,12 +96,21 @@ public class OpOracleTests
         Oracle.AssertClose("dx", ours.Get(x.Grad), tx.grad!);
     }
 
-    [TestCase(8, 6, 9, 9, true)]
-    [TestCase(1, 5, 7, 3, false)]
-    [TestCase(8, 13, 1, 1, true)]
-    [TestCase(2, 16, 28, 28, false)]
-    [TestCase(2, 8, 112, 112, true)]
-    public void Batch_norm_matches_libtorch_in_training_and_eval(int n, int c, int h, int w, bool relu)
+    private static TorchSharp.torch.Tensor Activate(TorchSharp.torch.Tensor t, Activation act) => act switch
+    {
+        Activation.None => t,
+        Activation.Relu => F.relu(t),
+        Activation.HardSwish => F.hardswish(t),
+        _ => throw new ArgumentOutOfRangeException(nameof(act)),
+    };
+
+    [TestCase(8, 6, 9, 9, Activation.Relu)]
+    [TestCase(1, 5, 7, 3, Activation.None)]
+    [TestCase(8, 13, 1, 1, Activation.Relu)]
+    [TestCase(2, 16, 28, 28, Activation.None)]
+    [TestCase(2, 8, 112, 112, Activation.Relu)]
+    [TestCase(4, 12, 14, 14, Activation.HardSwish)]
+    public void Batch_norm_matches_libtorch_in_training_and_eval(int n, int c, int h, int w, Activation act)
     {
         using var ours = new OurTensors(FreshSeed());
         using var scope = NewDisposeScope();
@@ -115,7 +124,7 @@ public class OpOracleTests
         var y = ours.New(n, c, h, w);
         var p = new BatchNormTensors(ours.From(gv, c, 1, 1, 1), ours.From(bv, c, 1, 1, 1), ours.From(rmv, c, 1, 1, 1),
             ours.From(rvv, c, 1, 1, 1), ours.New(c, 1, 1, 1), ours.New(c, 1, 1, 1));
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         ours.B.BatchNormTrainForward(x, y, p, o);
         ours.B.Upload(dyv, y.Grad);
         ours.B.BatchNormBackward(x, y.Grad, x.Grad, false, p, o);
@@ -126,7 +135,7 @@ public class OpOracleTests
         var trm = Oracle.ToTorch(rmv, c);
         var trv = Oracle.ToTorch(rvv, c);
         var ty = F.batch_norm(tx, trm, trv, tg, tb, training: true, momentum: 0.1, eps: 1e-5);
-        if (relu) ty = F.relu(ty);
+        ty = Activate(ty, act);
         ty.backward([Oracle.ToTorch(dyv, n, c, h, w)]);
         Oracle.AssertClose("y", ours.Get(y), ty);
         Oracle.AssertClose("running_mean", ours.Get(p.RunningMean), trm);
@@ -137,8 +146,27 @@ public class OpOracleTests
 
         ours.B.BatchNormEvalForward(x, y, p, o);
         var te = F.batch_norm(tx.detach(), trm, trv, tg.detach(), tb.detach(), training: false, eps: 1e-5);
-        if (relu) te = F.relu(te);
+        te = Activate(te, act);
         Oracle.AssertClose("eval y", ours.Get(y), te);
+    }
+
+    [Test]
+    public void Hard_swish_and_its_gradient_match_libtorch()
+    {
+        using var ours = new OurTensors(FreshSeed());
+        using var scope = NewDisposeScope();
+        var xv = ours.RandomValues(4L * 9 * 5 * 5, 5f);
+        var dyv = ours.RandomValues(xv.Length);
+        var x = ours.From(xv, 4, 9, 5, 5);
+        var y = ours.New(4, 9, 5, 5);
+        ours.B.HardSwish(x, y);
+        ours.B.Upload(dyv, y.Grad);
+        ours.B.HardSwishBackward(x, y.Grad, x.Grad, false);
+        var tx = Oracle.ToTorch(xv, 4, 9, 5, 5).requires_grad_();
+        var ty = F.hardswish(tx);
+        ty.backward([Oracle.ToTorch(dyv, 4, 9, 5, 5)]);
+        Oracle.AssertClose("y", ours.Get(y), ty);
+        Oracle.AssertClose("dx", ours.Get(x.Grad), tx.grad!);
     }
 
     [TestCase(1, 72, 28, 28, 20)]

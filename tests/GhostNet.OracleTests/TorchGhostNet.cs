@@ -98,15 +98,22 @@ internal sealed class TorchConvBnAct : Module<Tensor, Tensor>
 {
     private readonly Conv2d conv;
     private readonly BatchNorm2d bn1;
+    private readonly bool _hardSwish;
 
-    public TorchConvBnAct(long inChs, long outChs) : base(nameof(TorchConvBnAct))
+    /// <summary>timm's ConvBnAct with k = 1: ReLU (GhostNet's blocks.9), or hard-swish (MobileNetV3's last block).</summary>
+    public TorchConvBnAct(long inChs, long outChs, bool hardSwish = false) : base(nameof(TorchConvBnAct))
     {
         conv = Conv2d(inChs, outChs, 1L, bias: false);
         bn1 = BatchNorm2d(outChs);
+        _hardSwish = hardSwish;
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => functional.relu(bn1.call(conv.call(x)));
+    public override Tensor forward(Tensor x)
+    {
+        var y = bn1.call(conv.call(x));
+        return _hardSwish ? functional.hardswish(y) : functional.relu(y);
+    }
 }
 
 internal sealed class TorchGhostNet : Module<Tensor, Tensor>

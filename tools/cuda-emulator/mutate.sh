@@ -68,12 +68,24 @@ mutation "depthwise weight gradient without its barrier" depthwise_conv.cu \
 mutation "batch norm's last block loses the last chunk" batch_norm.cuh \
   'for (int s = 0; s < S; s++) chan_merge(' 'for (int s = 0; s < S - 1; s++) chan_merge(' \
   "$(op Batch_norm_matches_cpu)"
-mutation "batch norm's dx takes the ReLU mask from x's sign, not y's" batch_norm.cuh \
-  $'float g = relu ? relu_grad(y(x), dy) : dy;\n        return a *' $'float g = relu ? relu_grad(x, dy) : dy;\n        return a *' \
+mutation "a fused batch norm's dx takes the ReLU mask from x's sign, not y's" batch_norm.cuh \
+  'return through(x, act_kind ? relu_grad(y(x), dy) : dy); }' 'return through(x, act_kind ? relu_grad(x, dy) : dy); }' \
+  "$(op Depthwise_conv_backward_through_batch_norm_equals_the_unfused_launches Pointwise_conv_backward_through_batch_norm_equals_the_unfused_launches)"
+mutation "batch norm's dx takes its activation's gradient at x, not at y(x)" batch_norm.cuh \
+  'return through(x, bn_activation_grad(act_kind, y(x), dy)); }' 'return through(x, bn_activation_grad(act_kind, x, dy)); }' \
   "$(op Batch_norm_matches_cpu Batch_norm_relu_mask_from_x_equals_the_unfused_path)"
-mutation "batch norm's parameter-gradient sums take the ReLU mask from x's sign (v2.12's shared sums)" batch_norm.cuh \
-  $'float g = relu ? relu_grad(y(x), dy) : dy;\n        sg += g;' $'float g = relu ? relu_grad(x, dy) : dy;\n        sg += g;' \
+mutation "a fused batch norm's parameter-gradient sums take the ReLU mask from x's sign (v2.12's shared sums)" batch_norm.cuh \
+  '{ add_through(x, act_kind ? relu_grad(y(x), dy) : dy); }' '{ add_through(x, act_kind ? relu_grad(x, dy) : dy); }' \
+  "$(op Depthwise_conv_backward_reducing_its_input_batch_norm_equals_the_unfused_launches)"
+mutation "batch norm's parameter-gradient sums take the activation's gradient at x" batch_norm.cuh \
+  '{ add_through(x, bn_activation_grad(act_kind, y(x), dy)); }' '{ add_through(x, bn_activation_grad(act_kind, x, dy)); }' \
   "$(op Batch_norm_matches_cpu)"
+mutation "batch norm applies ReLU where hard-swish is asked (issue 14)" common.cuh \
+  'return kind == 0 ? v : kind == 1 ? relu(v) : hard_swish(v); }' 'return kind == 0 ? v : relu(v); }' \
+  "$(op Batch_norm_matches_cpu)"
+mutation "hard-swish's gradient on its bend loses the 1/2 (issue 14)" common.cuh \
+  'dy * fmaf(x, 1.f / 3.f, 0.5f)' 'dy * (x * (1.f / 3.f))' \
+  "$(op Batch_norm_matches_cpu Activations_carry_NaN_and_Inf_as_the_cpu Linear_backward_through_its_activation_equals_the_activation_backward_and_the_linear_backward)"
 mutation "the reducing depthwise data gradient sums its own part, not the finished gradient" depthwise_conv.cu \
   $'*p = d;\n        sums.add(r.z[at.n * r.zs + at_c], d);' $'*p = d;\n        sums.add(r.z[at.n * r.zs + at_c], s);' \
   "$(op Depthwise_conv_backward_reducing_its_input_batch_norm_equals_the_unfused_launches)"

@@ -104,4 +104,6 @@ step "ghost against standard"
 timeout 60 "$here/app/ghostcuda" compare vgg16_cifar ghost_vgg16_cifar ghost_vgg16_cifar:s=3 ghost_vgg16_cifar:s=4 ghost_vgg16_cifar:s=5 \
   --device cuda -b 256 --steps 5 --warmup 2 >> "$results" 2>&1
 timeout 40 "$here/app/ghostcuda" compare resnet56 ghost_resnet56 --device cuda -b 256 --steps 5 --warmup 2 >> "$results" 2>&1
+{ echo; echo '## ghostcuda compare (GhostNet 1.0x against MobileNetV3-Large 0.75x and 1.0x at 224, batch 128, fp32)'; } >> "$results"
+timeout 60 "$here/app/ghostcuda" compare ghostnet_100 mobilenetv3_large_075 mobilenetv3_large_100 --device cuda -b 128 --steps 5 --warmup 2 >> "$results" 2>&1
 step "done"

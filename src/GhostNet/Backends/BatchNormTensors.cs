@@ -47,9 +47,18 @@ public readonly record struct ResidualSum(Tensor Addend, Tensor Sum)
     }
 }
 
-/// <summary>PyTorch's BatchNorm2d hyper-parameters; momentum weights the new batch statistic.</summary>
-public readonly record struct BatchNormOptions(float Momentum = 0.1f, float Eps = 1e-5f, bool Relu = false)
+/// <summary>
+/// PyTorch's BatchNorm2d hyper-parameters (momentum weights the new batch statistic) and the
+/// activation fused after it (timm's BatchNormAct2d): none, ReLU or hard-swish. Its backward
+/// recomputes the pre-activation from the input, so the activation costs no storage. The gates
+/// (hard-sigmoid, clamp) follow linear layers, never a batch norm here.
+/// </summary>
+public readonly record struct BatchNormOptions(float Momentum = 0.1f, float Eps = 1e-5f, Activation Activation = Activation.None)
 {
     // Without this, `new BatchNormOptions()` would be the all-zero struct, not the defaults above.
-    public BatchNormOptions() : this(0.1f, 1e-5f, false) { }
+    public BatchNormOptions() : this(0.1f, 1e-5f, Activation.None) { }
+
+    public Activation Activation { get; init; } = Activation is Activation.None or Activation.Relu or Activation.HardSwish
+        ? Activation
+        : throw new ArgumentOutOfRangeException(nameof(Activation), Activation, "a batch norm fuses no activation, ReLU or hard-swish");
 }

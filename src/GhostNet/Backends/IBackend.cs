@@ -176,6 +176,12 @@ public interface IBackend : IDisposable
     /// </summary>
     void Clamp01(in Tensor x, in Tensor y);
     void Clamp01Backward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate);
+    /// <summary>
+    /// x relu6(x + 3) / 6, MobileNetV3's hard-swish (PyTorch's hardswish); NaN stays NaN. Its
+    /// gradient, from x: 0 below -3, dy (x / 3 + 1/2) on [-3, 3], dy above; NaN at a NaN x.
+    /// </summary>
+    void HardSwish(in Tensor x, in Tensor y);
+    void HardSwishBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate);
     /// <summary>y[n, c, :, :] = x[n, c, :, :] * s[n, c].</summary>
     void ChannelScale(in Tensor x, in Tensor s, in Tensor y);
     /// <summary>ds = the gate's gradient; dx (+)= dy * s, unless dx is none (squeeze-excite adds it later, with its pool's: <see cref="ChannelScaleAndPoolBackward"/>).</summary>

@@ -6,6 +6,17 @@ namespace GhostNet.Backends;
 /// </summary>
 public static class ShapeChecks
 {
+    /// <summary>
+    /// A batch norm fused into a conv's kernel applies no activation or ReLU: BatchNorm2d runs one
+    /// with hard-swish as its own launches (in the CUDA kernels, hard-swish in every unrolled tap
+    /// cost registers and spills; the CPU twin keeps the same contract).
+    /// </summary>
+    public static void FusedActivation(string op, BatchNormOptions o)
+    {
+        if (o.Activation is not (Activation.None or Activation.Relu))
+            throw new ArgumentException($"{op}: a batch norm fused into a conv applies no activation or ReLU, not {o.Activation.Name()}");
+    }
+
     public static void Same(string op, in Tensor a, in Tensor b)
     {
         if (a.N != b.N || a.C != b.C || a.H != b.H || a.W != b.W)

@@ -5,13 +5,14 @@ namespace GhostNet.Cpu;
 
 // Batch norm over (N, H, W) for each channel, one task per channel. Training form: two passes
 // for the statistics (mean, then the centred second moment: no cancellation in fp32), one
-// pass writing y = x * scale + shift, then Simd.Relu when fused. PyTorch semantics: the biased variance
-// normalises, the unbiased one (M / (M - 1)) enters the running estimate.
-// Backward (training form): with dy' = Simd.ReluGrad(y, dy) when ReLU is fused,
+// pass writing y = x * scale + shift, then the fused activation. PyTorch semantics: the biased
+// variance normalises, the unbiased one (M / (M - 1)) enters the running estimate.
+// Backward (training form): with dy' = the activation's gradient at y (ActivationMath.Grad),
 //   dbeta = sum dy', dgamma = sum dy' xhat,
 //   dx = gamma invstd (dy' - dbeta / M - xhat dgamma / M).
-// y is never read: the mask recomputes y = fma(x, scale, shift) from x exactly as the forward
-// wrote it (Affine; the CUDA kernels' BnAffine), so it is the forward's mask bit for bit.
+// y is never read: the gradient recomputes y = fma(x, scale, shift) from x exactly as the forward
+// wrote it (Affine; the CUDA kernels' BnAffine), so it is the forward's y bit for bit. None and
+// ReLU run 8 lanes at a time; the other activations (MobileNetV3's hard-swish) one by one.
 public sealed unsafe partial class CpuBackend
 {
     private const int V = 8;
@@ -108,21 +109,19 @@ public sealed unsafe partial class CpuBackend
             var (scale, shift) = Affine(Ptr(P.Weight)[c], Ptr(P.Bias)[c], mean, invStd);
             var vs = Vector256.Create(scale);
             var vb = Vector256.Create(shift);
+            var act = O.Activation;
+            bool relu = act == Activation.Relu, vectorised = relu || act == Activation.None;
             for (int n = 0; n < X.N; n++)
             {
                 float* x = PlanePtr(X, n, c), y = PlanePtr(Y, n, c);
                 int i = 0;
-                for (; i <= plane - V; i += V)
+                for (; vectorised && i <= plane - V; i += V)
                 {
                     var v = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), vs, vb);
-                    if (O.Relu) v = Simd.Relu(v);
+                    if (relu) v = Simd.Relu(v);
                     Vector256.Store(v, y + i);
                 }
-                for (; i < plane; i++)
-                {
-                    float v = MathF.FusedMultiplyAdd(x[i], scale, shift);
-                    y[i] = O.Relu ? Simd.Relu(v) : v;
-                }
+                for (; i < plane; i++) y[i] = ActivationMath.Apply(act, MathF.FusedMultiplyAdd(x[i], scale, shift));
             }
         }
     }
@@ -144,18 +143,19 @@ public sealed unsafe partial class CpuBackend
         private const int SumChunk = 256; // fp32 partial sums this long, added in double
 
         /// <summary>
-        /// Sum of dy' and of dy' (x - mean) over a short run; dy' = Simd.ReluGrad(fma(x, scale,
-        /// shift), dy) when <paramref name="relu"/>, the mask of the forward's y.
+        /// Sum of dy' and of dy' (x - mean) over a short run; dy' = the gradient of
+        /// <paramref name="act"/> at the forward's y = fma(x, scale, shift).
         /// </summary>
-        private static (float, float) MaskedSums(float* x, float* dy, int n, float mean, bool relu, float scale, float shift)
+        private static (float, float) MaskedSums(float* x, float* dy, int n, float mean, Activation act, float scale, float shift)
         {
+            bool relu = act == Activation.Relu, vectorised = relu || act == Activation.None;
             var vmean = Vector256.Create(mean);
             var vs = Vector256.Create(scale);
             var vb = Vector256.Create(shift);
             var a0 = Vector256<float>.Zero;
             var a1 = Vector256<float>.Zero;
             int i = 0;
-            for (; i <= n - V; i += V)
+            for (; vectorised && i <= n - V; i += V)
             {
                 var g = Vector256.Load(dy + i);
                 var xv = Vector256.Load(x + i);
@@ -166,7 +166,7 @@ public sealed unsafe partial class CpuBackend
             float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1);
             for (; i < n; i++)
             {
-                float g = relu ? Simd.ReluGrad(MathF.FusedMultiplyAdd(x[i], scale, shift), dy[i]) : dy[i];
+                float g = ActivationMath.Grad(act, MathF.FusedMultiplyAdd(x[i], scale, shift), dy[i]);
                 s0 += g;
                 s1 += g * (x[i] - mean);
             }
@@ -188,7 +188,7 @@ public sealed unsafe partial class CpuBackend
                 float* x = PlanePtr(X, n, c), dy = PlanePtr(Dy, n, c);
                 for (int start = 0; start < plane; start += SumChunk)
                 {
-                    var (s0, s1) = MaskedSums(x + start, dy + start, Math.Min(SumChunk, plane - start), mean, O.Relu, scale, shift);
+                    var (s0, s1) = MaskedSums(x + start, dy + start, Math.Min(SumChunk, plane - start), mean, O.Activation, scale, shift);
                     sumDy += s0;
                     sumDyXc += s1;
                 }
@@ -203,22 +203,24 @@ public sealed unsafe partial class CpuBackend
             var va = Vector256.Create(a);
             var vb = Vector256.Create(b);
             var vk = Vector256.Create(k);
+            var act = O.Activation;
+            bool relu = act == Activation.Relu, vectorised = relu || act == Activation.None;
             for (int n = 0; n < X.N; n++)
             {
                 float* x = PlanePtr(X, n, c), dy = PlanePtr(Dy, n, c), dx = PlanePtr(Dx, n, c);
                 int i = 0;
-                for (; i <= plane - V; i += V)
+                for (; vectorised && i <= plane - V; i += V)
                 {
                     var g = Vector256.Load(dy + i);
                     var xv = Vector256.Load(x + i);
-                    if (O.Relu) g = Simd.ReluGrad(Vector256.FusedMultiplyAdd(xv, vs, vsh), g);
+                    if (relu) g = Simd.ReluGrad(Vector256.FusedMultiplyAdd(xv, vs, vsh), g);
                     var v = Vector256.FusedMultiplyAdd(va, g, Vector256.FusedMultiplyAdd(vb, xv - vmean, vk));
                     if (Accumulate) v += Vector256.Load(dx + i);
                     Vector256.Store(v, dx + i);
                 }
                 for (; i < plane; i++)
                 {
-                    float g = O.Relu ? Simd.ReluGrad(MathF.FusedMultiplyAdd(x[i], scale, shift), dy[i]) : dy[i];
+                    float g = ActivationMath.Grad(act, MathF.FusedMultiplyAdd(x[i], scale, shift), dy[i]);
                     float v = a * g + b * (x[i] - mean) + k;
                     dx[i] = Accumulate ? dx[i] + v : v;
                 }

@@ -16,6 +16,7 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Unfused on the CPU, forward and backward: each pass runs over planes still in cache.</summary>
     public void DepthwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o)
     {
+        ShapeChecks.FusedActivation("depthwise_conv_bn_fwd", o);
         DepthwiseConvForward(x, w, z, g);
         BatchNormTrainForward(z, y, p, o);
     }
@@ -24,6 +25,8 @@ public sealed unsafe partial class CpuBackend
     public void DepthwiseConvBatchNormForward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor y, in BatchNormTensors p, BatchNormOptions o,
         ResidualSum? sum = null)
     {
+        ShapeChecks.FusedActivation("depthwise_conv_bn_fwd", o);
+        ShapeChecks.FusedActivation("depthwise_conv_bn_fwd", x.Options);
         Tensor concat = default; // checked before anything is written
         if (sum is { } checkedSum) ShapeChecks.Sum("depthwise_conv_bn_fwd", checkedSum, concat = checkedSum.Concat(x.Y, y));
         ApplySaved(x.X, x.Y, x.Tensors, x.Options);
@@ -34,6 +37,7 @@ public sealed unsafe partial class CpuBackend
 
     public void DepthwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
     {
+        ShapeChecks.FusedActivation("depthwise_conv_bn_bwd", o);
         BatchNormBackward(z, dy, z.Grad, false, p, o);
         DepthwiseConvBackward(x, w, z.Grad, dx, accumulate, dw, g);
     }
@@ -41,6 +45,8 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Unfused on the CPU: the pair's backward, then x's batch norm's parameter gradients from the finished dx.</summary>
     public void DepthwiseConvBatchNormBackward(in NormalizedInput x, in Tensor w, in Tensor z, ConvGeometry g, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o)
     {
+        ShapeChecks.FusedActivation("depthwise_conv_bn_bwd", o);
+        ShapeChecks.FusedActivation("depthwise_conv_bn_bwd", x.Options);
         if (dx.IsNone) throw new ArgumentException("the input's batch norm is reduced from the input gradient: dx is needed", nameof(dx));
         DepthwiseConvBatchNormBackward(x.Y, w, z, g, dy, dx, accumulate, dw, p, o);
         BatchNormParameterGradients(x.X, dx, x.Tensors, x.Options);

@@ -7,7 +7,7 @@ namespace GhostNet.Cpu;
 // contiguous run of C * H * W values in NCHW, so every op is a flat SIMD loop over that run.
 public sealed unsafe partial class CpuBackend
 {
-    private enum Pointwise { Add, Copy, Accumulate, Relu, ReluBackward, ReluBackwardAccumulate, HardSigmoid, HardSigmoidBackward, HardSigmoidBackwardAccumulate, Clamp01, Clamp01Backward, Clamp01BackwardAccumulate }
+    private enum Pointwise { Add, Copy, Accumulate, Relu, ReluBackward, ReluBackwardAccumulate, Activate, ActivationBackward, ActivationBackwardAccumulate }
 
     public void Add(in Tensor a, in Tensor b, in Tensor y)
     {
@@ -44,30 +44,24 @@ public sealed unsafe partial class CpuBackend
         Elementwise(accumulate ? Pointwise.ReluBackwardAccumulate : Pointwise.ReluBackward, y, dy, dx);
     }
 
-    public void HardSigmoid(in Tensor x, in Tensor y)
+    public void HardSigmoid(in Tensor x, in Tensor y) => Activate("hard_sigmoid", Activation.HardSigmoid, x, y);
+    public void HardSigmoidBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate) => ActivationBackward("hard_sigmoid_bwd", Activation.HardSigmoid, x, dy, dx, accumulate);
+    public void Clamp01(in Tensor x, in Tensor y) => Activate("clamp01", Activation.Clamp01, x, y);
+    public void Clamp01Backward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate) => ActivationBackward("clamp01_bwd", Activation.Clamp01, x, dy, dx, accumulate);
+    public void HardSwish(in Tensor x, in Tensor y) => Activate("hard_swish", Activation.HardSwish, x, y);
+    public void HardSwishBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate) => ActivationBackward("hard_swish_bwd", Activation.HardSwish, x, dy, dx, accumulate);
+
+    private void Activate(string op, Activation kind, in Tensor x, in Tensor y)
     {
-        ShapeChecks.Same("hard_sigmoid", x, y);
-        Elementwise(Pointwise.HardSigmoid, x, x, y);
+        ShapeChecks.Same(op, x, y);
+        Elementwise(Pointwise.Activate, x, x, y, kind);
     }
 
-    public void HardSigmoidBackward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate)
+    private void ActivationBackward(string op, Activation kind, in Tensor x, in Tensor dy, in Tensor dx, bool accumulate)
     {
-        ShapeChecks.Same("hard_sigmoid_bwd", x, dy);
-        ShapeChecks.Same("hard_sigmoid_bwd", x, dx);
-        Elementwise(accumulate ? Pointwise.HardSigmoidBackwardAccumulate : Pointwise.HardSigmoidBackward, x, dy, dx);
-    }
-
-    public void Clamp01(in Tensor x, in Tensor y)
-    {
-        ShapeChecks.Same("clamp01", x, y);
-        Elementwise(Pointwise.Clamp01, x, x, y);
-    }
-
-    public void Clamp01Backward(in Tensor x, in Tensor dy, in Tensor dx, bool accumulate)
-    {
-        ShapeChecks.Same("clamp01_bwd", x, dy);
-        ShapeChecks.Same("clamp01_bwd", x, dx);
-        Elementwise(accumulate ? Pointwise.Clamp01BackwardAccumulate : Pointwise.Clamp01Backward, x, dy, dx);
+        ShapeChecks.Same(op, x, dy);
+        ShapeChecks.Same(op, x, dx);
+        Elementwise(accumulate ? Pointwise.ActivationBackwardAccumulate : Pointwise.ActivationBackward, x, dy, dx, kind);
     }
 
     public void ChannelScale(in Tensor x, in Tensor s, in Tensor y)
@@ -99,13 +93,15 @@ public sealed unsafe partial class CpuBackend
         For(dx.N * dx.C, dx.Count * 2, job);
     }
 
-    private void Elementwise(Pointwise op, in Tensor a, in Tensor b, in Tensor y) =>
-        For(a.N, a.Count, new ElementwiseJob { Op = op, A = a, B = b, Y = y });
+    private void Elementwise(Pointwise op, in Tensor a, in Tensor b, in Tensor y, Activation kind = Activation.None) =>
+        For(a.N, a.Count, new ElementwiseJob { Op = op, A = a, B = b, Y = y, Kind = kind });
 
     private struct ElementwiseJob : IParallelBody
     {
         public Pointwise Op;
         public Tensor A, B, Y;
+        /// <summary>The activation of Activate and ActivationBackward.</summary>
+        public Activation Kind;
 
         public readonly void Execute(int n, int worker)
         {
@@ -119,12 +115,9 @@ public sealed unsafe partial class CpuBackend
                 case Pointwise.Relu: Relu(a, y, len); return;
                 case Pointwise.ReluBackward: ReluBackward(a, b, y, len, false); return;
                 case Pointwise.ReluBackwardAccumulate: ReluBackward(a, b, y, len, true); return;
-                case Pointwise.HardSigmoid: HardSigmoid(a, y, len); return;
-                case Pointwise.HardSigmoidBackward: HardSigmoidBackward(a, b, y, len, false); return;
-                case Pointwise.HardSigmoidBackwardAccumulate: HardSigmoidBackward(a, b, y, len, true); return;
-                case Pointwise.Clamp01: Clamp01(a, y, len); return;
-                case Pointwise.Clamp01Backward: Clamp01Backward(a, b, y, len, false); return;
-                case Pointwise.Clamp01BackwardAccumulate: Clamp01Backward(a, b, y, len, true); return;
+                case Pointwise.Activate: Activate(Kind, a, y, len); return;
+                case Pointwise.ActivationBackward: ActivationBackward(Kind, a, b, y, len, false); return;
+                case Pointwise.ActivationBackwardAccumulate: ActivationBackward(Kind, a, b, y, len, true); return;
             }
         }
 
@@ -144,36 +137,16 @@ public sealed unsafe partial class CpuBackend
             }
         }
 
-        // Math.Clamp returns NaN for NaN, as PyTorch's hardsigmoid (kernels/elementwise.cu compares likewise).
-        private static void HardSigmoid(float* x, float* y, int n)
+        private static void Activate(Activation kind, float* x, float* y, int n)
         {
-            for (int i = 0; i < n; i++) y[i] = Math.Clamp(x[i] + 3f, 0f, 6f) / 6f;
+            for (int i = 0; i < n; i++) y[i] = ActivationMath.Apply(kind, x[i]);
         }
 
-        // The derivative is 1/6 strictly inside (-3, 3) and 0 outside, matching PyTorch's
-        // hardsigmoid_backward; NaN at a NaN x (PyTorch gives 0), so that a poisoned forward gives
-        // no finite gradient.
-        private static void HardSigmoidBackward(float* x, float* dy, float* dx, int n, bool accumulate)
+        private static void ActivationBackward(Activation kind, float* x, float* dy, float* dx, int n, bool accumulate)
         {
             for (int i = 0; i < n; i++)
             {
-                float g = x[i] > -3f && x[i] < 3f ? dy[i] / 6f : float.IsNaN(x[i]) ? x[i] : 0f;
-                dx[i] = accumulate ? dx[i] + g : g;
-            }
-        }
-
-        // Math.Clamp keeps NaN (kernels/elementwise.cu's clamp01 compares likewise).
-        private static void Clamp01(float* x, float* y, int n)
-        {
-            for (int i = 0; i < n; i++) y[i] = Math.Clamp(x[i], 0f, 1f);
-        }
-
-        // PyTorch's clamp_backward passes dy on [0, 1], ends included; NaN at a NaN x, as the hard-sigmoid's.
-        private static void Clamp01Backward(float* x, float* dy, float* dx, int n, bool accumulate)
-        {
-            for (int i = 0; i < n; i++)
-            {
-                float g = x[i] >= 0f && x[i] <= 1f ? dy[i] : float.IsNaN(x[i]) ? x[i] : 0f;
+                float g = ActivationMath.Grad(kind, x[i], dy[i]);
                 dx[i] = accumulate ? dx[i] + g : g;
             }
         }

@@ -26,6 +26,7 @@ public sealed unsafe partial class CpuBackend
     public void PointwiseConvBatchNormForward(in Tensor x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false,
         ResidualSum? sum = null)
     {
+        ShapeChecks.FusedActivation("pointwise_conv_bn_fwd", o);
         if (sum is { } checkedSum) ShapeChecks.Sum("pointwise_conv_bn_fwd", checkedSum, y, deferApply);
         PointwiseConvForward(x, w, z);
         if (deferApply) BatchNormStatistics(z, p, o); // y is written by the conv that reads it, as on the GPU
@@ -39,6 +40,7 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Unfused on the CPU: x.Y is written (ChannelScale), then read by the pair.</summary>
     public void PointwiseConvBatchNormForward(in GatedInput x, in Tensor w, in Tensor z, in Tensor y, in BatchNormTensors p, BatchNormOptions o, bool deferApply = false)
     {
+        ShapeChecks.FusedActivation("pointwise_conv_bn_fwd", o);
         ChannelScale(x.X, x.Gate, x.Y);
         PointwiseConvBatchNormForward(x.Y, w, z, y, p, o, deferApply);
     }
@@ -56,6 +58,7 @@ public sealed unsafe partial class CpuBackend
     public void PointwiseConvBatchNormBackward(in Tensor x, in Tensor w, in Tensor z, in Tensor dy, in Tensor dx, bool accumulate, in Tensor dw, in BatchNormTensors p, BatchNormOptions o,
         bool bnGradientsReady = false)
     {
+        ShapeChecks.FusedActivation("pointwise_conv_bn_bwd", o);
         BatchNormBackward(z, dy, z.Grad, false, p, o);
         PointwiseConvBackward(x, w, z.Grad, dx, accumulate, dw);
     }

@@ -4,13 +4,14 @@ using GhostNet.Graph;
 namespace GhostNet.Layers;
 
 /// <summary>
-/// nn.BatchNorm2d (eps 1e-5, momentum 0.1) with an optional fused ReLU. The output may be a
+/// nn.BatchNorm2d (eps 1e-5, momentum 0.1) with an optional fused activation (timm's
+/// BatchNormAct2d: ReLU, MobileNetV3's hard-swish, or none). The output may be a
 /// channel window of a wider buffer (the Ghost module's concat). Training mode normalises with
 /// the batch statistics and updates the running ones; eval mode uses the running ones.
 /// </summary>
 public sealed class BatchNorm2d : ILayer
 {
-    public BatchNorm2d(PlanBuilder pb, string name, Tensor x, bool relu, Tensor? output = null)
+    public BatchNorm2d(PlanBuilder pb, string name, Tensor x, Activation activation, Tensor? output = null)
     {
         X = x;
         int c = x.C;
@@ -23,8 +24,8 @@ public sealed class BatchNorm2d : ILayer
         Output.RequireShape(name, x.N, c, x.H, x.W);
         SaveMean = pb.Vector(c);
         SaveInvStd = pb.Vector(c);
-        Options = new BatchNormOptions(Relu: relu);
-        pb.Record(name, relu ? "batch norm + relu" : "batch norm", Output, 2L * c, 0);
+        Options = new BatchNormOptions(Activation: activation);
+        pb.Record(name, activation == Activation.None ? "batch norm" : $"batch norm + {activation.Name()}", Output, 2L * c, 0);
     }
 
     public Tensor X { get; }

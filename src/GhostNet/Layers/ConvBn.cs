@@ -11,7 +11,8 @@ namespace GhostNet.Layers;
 /// (<see cref="IBackend.DepthwiseConvBatchNormForward"/>, <see cref="IBackend.PointwiseConvBatchNormForward"/>),
 /// and the conv's backward computes its output gradient as it reads it
 /// (<see cref="IBackend.DepthwiseConvBatchNormBackward"/>, <see cref="IBackend.PointwiseConvBatchNormBackward"/>).
-/// A dense pair runs as its two layers.
+/// A dense pair runs as its two layers, and so does a pair whose batch norm applies hard-swish
+/// (MobileNetV3): the fused kernels know no activation but ReLU (<see cref="ShapeChecks.FusedActivation"/>).
 /// Evaluation is the two layers' own. Parameters and keys stay the two layers'.
 /// </summary>
 public sealed class ConvBn : ILayer
@@ -28,9 +29,12 @@ public sealed class ConvBn : ILayer
     public BatchNorm2d Bn { get; }
     public Tensor Output => Bn.Output;
 
+    /// <summary>Whether training runs the pair as one backend call each way.</summary>
+    private bool Fused => Conv.Kind != Conv2d.Form.Dense && Bn.Options.Activation is Activation.None or Activation.Relu;
+
     public void Forward(IBackend b, bool training)
     {
-        if (training && Conv.Kind != Conv2d.Form.Dense) Bn.TrainForwardAfter(b, Conv);
+        if (training && Fused) Bn.TrainForwardAfter(b, Conv);
         else
         {
             Conv.Forward(b, training);
@@ -44,7 +48,7 @@ public sealed class ConvBn : ILayer
     /// </summary>
     public void Forward(IBackend b, bool training, ResidualSum sum)
     {
-        if (training && Conv.Kind == Conv2d.Form.Pointwise) Bn.TrainForwardAfter(b, Conv, sum: sum);
+        if (training && Fused && Conv.Kind == Conv2d.Form.Pointwise) Bn.TrainForwardAfter(b, Conv, sum: sum);
         else
         {
             Forward(b, training);
@@ -55,7 +59,7 @@ public sealed class ConvBn : ILayer
     /// <summary><paramref name="accumulate"/> is the conv's: the batch norm's input gradient has no other writer.</summary>
     public void Backward(IBackend b, bool accumulate)
     {
-        if (Conv.Kind == Conv2d.Form.Dense)
+        if (!Fused)
         {
             Bn.Backward(b, false);
             Conv.Backward(b, accumulate);

@@ -48,7 +48,7 @@ public sealed class GhostBottleneck : ILayer
         if (stride > 1)
         {
             var convDw = new Conv2d(pb, name + l.ConvDw, h, midChannels, dwKernel, stride, pad, depthwise: true);
-            _dw = new ConvBn(convDw, new BatchNorm2d(pb, name + l.BnDw, convDw.Output, relu: false));
+            _dw = new ConvBn(convDw, new BatchNorm2d(pb, name + l.BnDw, convDw.Output, Activation.None));
             h = _dw.Output;
         }
         if (seRatio > 0)
@@ -62,10 +62,10 @@ public sealed class GhostBottleneck : ILayer
         {
             int k = l.ShortcutKernel ?? dwKernel;
             var dw = new Conv2d(pb, name + l.ShortcutDw, x, x.C, k, stride, (k - 1) / 2, depthwise: true);
-            var bn = new BatchNorm2d(pb, name + l.ShortcutDwBn, dw.Output, relu: l.ShortcutRelu);
+            var bn = new BatchNorm2d(pb, name + l.ShortcutDwBn, dw.Output, ActivationOps.ReluIf(l.ShortcutRelu));
             var pw = new Conv2d(pb, name + l.ShortcutPw, bn.Output, outChannels, 1, 1, 0);
             var projected = pb.Activation(outChannels, pw.Output.H, pw.Output.W).WithGradientOf(_ghost2.Output);
-            _shortcut = [new ConvBn(dw, bn), new ConvBn(pw, new BatchNorm2d(pb, name + l.ShortcutPwBn, pw.Output, relu: false, projected))];
+            _shortcut = [new ConvBn(dw, bn), new ConvBn(pw, new BatchNorm2d(pb, name + l.ShortcutPwBn, pw.Output, Activation.None, projected))];
         }
         // The sum passes its gradient to both branches unchanged: the sum, ghost2's output and a
         // projecting shortcut's output share one gradient buffer, so the backward copies nothing.

@@ -22,9 +22,9 @@ public sealed class GhostModule : ILayer
         int init = (oup + ratio - 1) / ratio, cheap = init * (ratio - 1);
         var primaryConv = new Conv2d(pb, name + ".primary_conv.0", x, init, kernelSize, stride, kernelSize / 2);
         var concat = pb.Activation(init + cheap, primaryConv.Output.H, primaryConv.Output.W);
-        _primary = new ConvBn(primaryConv, new BatchNorm2d(pb, name + ".primary_conv.1", primaryConv.Output, relu, concat.Channels(0, init)));
+        _primary = new ConvBn(primaryConv, new BatchNorm2d(pb, name + ".primary_conv.1", primaryConv.Output, ActivationOps.ReluIf(relu), concat.Channels(0, init)));
         var cheapConv = new Conv2d(pb, name + ".cheap_operation.0", _primary.Output, cheap, dwSize, 1, dwSize / 2, depthwise: true);
-        _cheap = new ConvBn(cheapConv, new BatchNorm2d(pb, name + ".cheap_operation.1", cheapConv.Output, relu, concat.Channels(init, cheap)));
+        _cheap = new ConvBn(cheapConv, new BatchNorm2d(pb, name + ".cheap_operation.1", cheapConv.Output, ActivationOps.ReluIf(relu), concat.Channels(init, cheap)));
         Output = concat.Channels(0, oup);
     }
 

@@ -14,7 +14,7 @@ public sealed class GhostNetwork : Network
     public GhostNetwork(PlanBuilder pb, GhostNetConfig config, Tensor input) : base(config, input)
     {
         var stem = Add(new Conv2d(pb, "conv_stem", input, config.Channels(GhostNetConfig.StemChannels), 3, 2, 1));
-        var x = Add(new BatchNorm2d(pb, "bn1", stem.Output, relu: true)).Output;
+        var x = Add(new BatchNorm2d(pb, "bn1", stem.Output, Activation.Relu)).Output;
         int stage = 0, lastExpansion = 0;
         foreach (var blocks in GhostNetConfig.Stages)
         {

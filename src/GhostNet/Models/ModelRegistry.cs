@@ -25,6 +25,7 @@ public static class ModelRegistry
         foreach (var m in SeedGhostNetConfig.Registrations) Register(m);
         foreach (var m in ResNetCifarConfig.Registrations) Register(m);
         foreach (var m in VggCifarConfig.Registrations) Register(m);
+        foreach (var m in MobileNetV3Config.Registrations) Register(m);
     }
 
     /// <summary>Every registered model, in registration order.</summary>

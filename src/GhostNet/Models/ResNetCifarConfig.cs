@@ -61,7 +61,7 @@ public sealed record ResNetCifarConfig(int Depth = 56, bool Ghost = false, int G
     {
         if (Ghost && ghostable) return new GhostModule(pb, name, x, channels, kernelSize: 3, GhostRatio, GhostDwSize, stride, relu);
         var conv = new Conv2d(pb, name, x, channels, 3, stride, 1);
-        return new ConvBn(conv, new BatchNorm2d(pb, bnName, conv.Output, relu));
+        return new ConvBn(conv, new BatchNorm2d(pb, bnName, conv.Output, ActivationOps.ReluIf(relu)));
     }
 
     private sealed class ResNetCifar : Network
@@ -95,7 +95,7 @@ public sealed record ResNetCifarConfig(int Depth = 56, bool Ghost = false, int G
             {
                 var conv = new Conv2d(pb, name + ".downsample.0", x, channels, 1, stride, 0);
                 _shortcut = pb.Activation(channels, y.H, y.W).WithGradientOf(y);
-                _downsample = new ConvBn(conv, new BatchNorm2d(pb, name + ".downsample.1", conv.Output, relu: false, _shortcut));
+                _downsample = new ConvBn(conv, new BatchNorm2d(pb, name + ".downsample.1", conv.Output, Activation.None, _shortcut));
             }
             // The sum passes its gradient to both branches unchanged: the sum, the main branch's
             // output and a projecting shortcut's share one gradient buffer, so nothing is copied.

@@ -68,7 +68,7 @@ public sealed record SeedGhostNetConfig(float Width = 1f, int NumClasses = 1000,
         public SeedGhostNet(PlanBuilder pb, SeedGhostNetConfig config, Tensor input) : base(config, input)
         {
             var stem = new Conv2d(pb, "features.0.0", input, config.Channels(16), 3, 2, 1);
-            var x = Add(new ConvBn(stem, new BatchNorm2d(pb, "features.0.1", stem.Output, relu: true))).Output;
+            var x = Add(new ConvBn(stem, new BatchNorm2d(pb, "features.0.1", stem.Output, Activation.Relu))).Output;
             for (int i = 0; i < Blocks.Length; i++)
             {
                 var b = Blocks[i];
@@ -76,11 +76,11 @@ public sealed record SeedGhostNetConfig(float Width = 1f, int NumClasses = 1000,
                     b.Se ? 0.25f : 0f, Layout)).Output;
             }
             var squeeze = new Conv2d(pb, "squeeze.0", x, config.Channels(Blocks[^1].Expansion), 1, 1, 0);
-            x = Add(new ConvBn(squeeze, new BatchNorm2d(pb, "squeeze.1", squeeze.Output, relu: true))).Output;
+            x = Add(new ConvBn(squeeze, new BatchNorm2d(pb, "squeeze.1", squeeze.Output, Activation.Relu))).Output;
             x = Add(new GlobalAvgPool(pb, "squeeze.3", x)).Output;
             // Linear, then BatchNorm1d over (N, 1280): batch norm of N x 1280 x 1 x 1, the same statistics.
             x = Add(new Linear(pb, "classifier.0", x, HeadChannels, bias: false)).Output;
-            x = Add(new BatchNorm2d(pb, "classifier.1", x, relu: true)).Output;
+            x = Add(new BatchNorm2d(pb, "classifier.1", x, Activation.Relu)).Output;
             if (config.DropRate > 0) x = Add(new Dropout(pb, x, config.DropRate)).Output;
             Logits = Add(new Linear(pb, "classifier.4", x, config.NumClasses)).Output;
         }

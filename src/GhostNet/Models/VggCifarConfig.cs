@@ -69,7 +69,7 @@ public sealed record VggCifarConfig(bool Ghost = false, int GhostRatio = 2, int 
                 else
                 {
                     var conv = new Conv2d(pb, $"features.{slot}", x, channels, 3, 1, 1);
-                    x = Add(new ConvBn(conv, new BatchNorm2d(pb, $"features.{slot + 1}", conv.Output, relu: true))).Output;
+                    x = Add(new ConvBn(conv, new BatchNorm2d(pb, $"features.{slot + 1}", conv.Output, Activation.Relu))).Output;
                 }
                 slot += 3; // conv, batch norm, ReLU
             }

@@ -178,15 +178,16 @@ public unsafe class CudaBf16Tests
         Assert.That(GpuHarness.Get(t.Gpu, y.G), Is.All.EqualTo(BFloat16.Round(0.3f)));
     }
 
-    [TestCase(8, 16, 28, 28, true)]
-    [TestCase(4, 3, 64, 64, false)] // three chunks a channel
-    public void Batch_norm_in_bf16_is_the_fp32_result_rounded(int n, int c, int h, int w, bool relu)
+    [TestCase(8, 16, 28, 28, Activation.Relu)]
+    [TestCase(4, 3, 64, 64, Activation.None)] // three chunks a channel
+    [TestCase(8, 16, 28, 28, Activation.HardSwish)]
+    public void Batch_norm_in_bf16_is_the_fp32_result_rounded(int n, int c, int h, int w, Activation act)
     {
         using var t = GpuHarness.Create(ElementType.BFloat16);
         var x = t.Random(n, c, h, w, 2f, 0.5f);
         var y = t.New(n, c, h, w);
         var bn = CudaOpTests.BatchNormTwins.Create(t, c);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         t.Cpu.BatchNormTrainForward(x.C, y.C, bn.Cpu, o);
         t.Gpu.BatchNormTrainForward(x.G, y.G, bn.Gpu, o);
         t.Compare("saved mean (fp32, from the same bf16 inputs)", bn.Mean);
@@ -231,9 +232,9 @@ public unsafe class CudaBf16Tests
     /// y is held to bf16's precision in norm (2^-8), not per element. The backward then starts
     /// from the GPU's z on both sides (CompareBf16 hands it to the CPU), so dx is one rounding again.
     /// </summary>
-    [TestCase(4, 8, 15, 15, 3, true)]
-    [TestCase(3, 6, 16, 11, 5, false)]
-    public void Depthwise_conv_with_batch_norm_in_bf16_tracks_fp32(int n, int c, int h, int w, int k, bool relu)
+    [TestCase(4, 8, 15, 15, 3, Activation.Relu)]
+    [TestCase(3, 6, 16, 11, 5, Activation.None)]
+    public void Depthwise_conv_with_batch_norm_in_bf16_tracks_fp32(int n, int c, int h, int w, int k, Activation act)
     {
         const double Bf16 = 1.0 / 256;
         using var t = GpuHarness.Create(ElementType.BFloat16);
@@ -243,7 +244,7 @@ public unsafe class CudaBf16Tests
         var z = t.New(n, c, h, w);
         var y = t.New(n, c, h, w);
         var bn = CudaOpTests.BatchNormTwins.Create(t, c);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         t.Cpu.DepthwiseConvBatchNormForward(x.C, filters.C, z.C, g, y.C, bn.Cpu, o);
         t.Gpu.DepthwiseConvBatchNormForward(x.G, filters.G, z.G, g, y.G, bn.Gpu, o);
         t.Compare("saved mean", bn.Mean, 1e-5);
@@ -386,17 +387,17 @@ public unsafe class CudaBf16Tests
     /// in the loads (_bn_wa for dx, _bn and _bn_gate for dW). As the fused depthwise pair: y in
     /// norm, then the backward from the GPU's z on both sides, one rounding per output.
     /// </summary>
-    [TestCase(8, 12, 14, 14, 20, true, false)]
-    [TestCase(3, 17, 5, 9, 6, false, true)]
-    [TestCase(2, 40, 16, 16, 80, true, true)]
-    public void Pointwise_conv_with_batch_norm_in_bf16_tracks_fp32(int n, int c, int h, int w, int cout, bool relu, bool gated)
+    [TestCase(8, 12, 14, 14, 20, Activation.Relu, false)]
+    [TestCase(3, 17, 5, 9, 6, Activation.None, true)]
+    [TestCase(2, 40, 16, 16, 80, Activation.Relu, true)]
+    public void Pointwise_conv_with_batch_norm_in_bf16_tracks_fp32(int n, int c, int h, int w, int cout, Activation act, bool gated)
     {
         const double Bf16 = 1.0 / 256;
         using var t = GpuHarness.Create(ElementType.BFloat16);
         var x = t.Random(n, c + 3, h, w).Channels(2, c);
         var gate = t.Random(n, c, 1, 1, 0.5f, 0.5f);
         var filters = t.RandomFp32(cout, c, 1, 1, 0.3f);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         var bn = CudaOpTests.BatchNormTwins.Create(t, cout);
         var (scaled, z, y) = (t.New(n, c, h, w), t.New(n, cout, h, w), t.New(n, cout, h, w));
         var input = (Gpu: new GatedInput(x.G, gate.G, scaled.G), Cpu: new GatedInput(x.C, gate.C, scaled.C));

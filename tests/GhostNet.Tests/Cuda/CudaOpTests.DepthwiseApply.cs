@@ -16,15 +16,15 @@ public partial class CudaOpTests
     // batch norms or not, split statistics (2-3 chunks on the emulator's 4 SMs) and unsplit; at
     // stride 2 (and at k 4, whose padding is not "same") the input's output is not every centre
     // tap, so the unfused launches run.
-    [TestCase(4, 3, 64, 64, 3, 1, 1, true, true)]
-    [TestCase(2, 24, 14, 13, 3, 1, 1, true, false)]
-    [TestCase(3, 8, 15, 15, 5, 1, 1, false, true)]
-    [TestCase(8, 3, 40, 40, 5, 1, 2, true, false)]
-    [TestCase(2, 5, 9, 9, 1, 1, 1, false, false)]
-    [TestCase(1, 4, 11, 10, 7, 1, 3, true, true)]
-    [TestCase(2, 6, 16, 11, 5, 2, 1, true, false)]
-    [TestCase(2, 5, 9, 9, 4, 1, 1, true, false)]
-    public void Depthwise_conv_applying_its_input_batch_norm_equals_the_unfused_launches(int n, int cin, int h, int w, int k, int stride, int multiplier, bool inputRelu, bool relu)
+    [TestCase(4, 3, 64, 64, 3, 1, 1, Activation.Relu, Activation.Relu)]
+    [TestCase(2, 24, 14, 13, 3, 1, 1, Activation.Relu, Activation.None)]
+    [TestCase(3, 8, 15, 15, 5, 1, 1, Activation.None, Activation.Relu)]
+    [TestCase(8, 3, 40, 40, 5, 1, 2, Activation.Relu, Activation.None)]
+    [TestCase(2, 5, 9, 9, 1, 1, 1, Activation.None, Activation.None)]
+    [TestCase(1, 4, 11, 10, 7, 1, 3, Activation.Relu, Activation.Relu)]
+    [TestCase(2, 6, 16, 11, 5, 2, 1, Activation.Relu, Activation.None)]
+    [TestCase(2, 5, 9, 9, 4, 1, 1, Activation.Relu, Activation.None)]
+    public void Depthwise_conv_applying_its_input_batch_norm_equals_the_unfused_launches(int n, int cin, int h, int w, int k, int stride, int multiplier, Activation inputAct, Activation act)
     {
         using var t = GpuHarness.Create();
         int cout = cin * multiplier;
@@ -35,12 +35,12 @@ public partial class CudaOpTests
         // and its output, a window of the concat as in the Ghost module.
         var x = t.Random(n, cin, h, w, 2f, 0.5f);
         var input = BatchNormTwins.Saved(t, cin);
-        var io = new BatchNormOptions(Relu: inputRelu);
+        var io = new BatchNormOptions(Activation: inputAct);
         var filters = t.Random(cout, 1, k, k);
         var gamma = t.Random(cout, 1, 1, 1, 0.5f, 1f);
         var beta = t.Random(cout, 1, 1, 1);
         float[] runningMean = t.Values(cout), runningVar = t.Values(cout, 0.5f, 1f);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         float[] concatBefore = t.Values(n * (cin + 2) * h * w);
         var (fused, unfused) = (Path(), Path());
         (GpuHarness.Twin Concat, GpuHarness.Twin Z, GpuHarness.Twin Y, GpuHarness.Twin[] Stats, BatchNormTensors Gpu, BatchNormTensors Cpu) Path()

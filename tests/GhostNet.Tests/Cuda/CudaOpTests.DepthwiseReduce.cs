@@ -17,14 +17,14 @@ public partial class CudaOpTests
     // 2; the one-pass generic kernel at k 1, whose dW is compared between the GPU paths only: see
     // the v2.7 test), channel multiplier 2, ReLU on either batch norm, split reductions (2-3
     // chunks on the emulator's 4 SMs) and unsplit.
-    [TestCase(4, 3, 64, 64, 3, 1, 1, true, true)]
-    [TestCase(2, 24, 14, 13, 3, 1, 1, false, true)]
-    [TestCase(3, 8, 15, 15, 5, 1, 1, true, false)]
-    [TestCase(8, 3, 40, 40, 5, 1, 2, true, true)]
-    [TestCase(2, 6, 16, 11, 5, 2, 1, true, false)]
-    [TestCase(2, 5, 9, 9, 4, 1, 1, false, false)]
-    [TestCase(3, 4, 40, 40, 1, 1, 1, true, true)]
-    public void Depthwise_conv_backward_reducing_its_input_batch_norm_equals_the_unfused_launches(int n, int cin, int h, int w, int k, int stride, int multiplier, bool inputRelu, bool relu)
+    [TestCase(4, 3, 64, 64, 3, 1, 1, Activation.Relu, Activation.Relu)]
+    [TestCase(2, 24, 14, 13, 3, 1, 1, Activation.None, Activation.Relu)]
+    [TestCase(3, 8, 15, 15, 5, 1, 1, Activation.Relu, Activation.None)]
+    [TestCase(8, 3, 40, 40, 5, 1, 2, Activation.Relu, Activation.Relu)]
+    [TestCase(2, 6, 16, 11, 5, 2, 1, Activation.Relu, Activation.None)]
+    [TestCase(2, 5, 9, 9, 4, 1, 1, Activation.None, Activation.None)]
+    [TestCase(3, 4, 40, 40, 1, 1, 1, Activation.Relu, Activation.Relu)]
+    public void Depthwise_conv_backward_reducing_its_input_batch_norm_equals_the_unfused_launches(int n, int cin, int h, int w, int k, int stride, int multiplier, Activation inputAct, Activation act)
     {
         using var t = GpuHarness.Create();
         int cout = cin * multiplier;
@@ -34,14 +34,14 @@ public partial class CudaOpTests
         // the conv's own pair, run forward on each device.
         var z0 = t.Random(n, cin, h, w, 2f, 0.5f);
         var input = BatchNormTwins.Saved(t, cin);
-        var io = new BatchNormOptions(Relu: inputRelu);
+        var io = new BatchNormOptions(Activation: inputAct);
         var concat = t.New(n, cin + 2, h, w);
         var x = concat.Channels(1, cin);
         var filters = t.Random(cout, 1, k, k);
         var z = t.New(n, cout, ho, wo);
         var y = t.New(n, cout, ho, wo);
         var bn = BatchNormTwins.Create(t, cout);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         NormalizedInput Input(bool gpu) => new(gpu ? z0.G : z0.C, gpu ? x.G : x.C, input.On(gpu), io);
         t.Gpu.DepthwiseConvBatchNormForward(Input(true), filters.G, z.G, g, y.G, bn.Gpu, o);
         t.Cpu.DepthwiseConvBatchNormForward(Input(false), filters.C, z.C, g, y.C, bn.Cpu, o);

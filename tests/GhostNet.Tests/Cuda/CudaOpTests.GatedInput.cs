@@ -14,18 +14,18 @@ public partial class CudaOpTests
     // and a 14 x 14 plane), odd ones; (8, 12, 14, 14, ...) splits dW into pieces that cut images
     // (the gate's segment steps inside a piece); x a channel window of a wider buffer; the apply
     // deferred or not.
-    [TestCase(8, 12, 14, 14, 20, true, false)]
-    [TestCase(4, 96, 7, 7, 40, false, true)]
-    [TestCase(3, 17, 5, 9, 6, true, true)]
-    [TestCase(2, 40, 16, 16, 80, false, false)]
-    public void Pointwise_conv_reading_a_gated_input_equals_the_channel_scale_and_the_conv(int n, int c, int h, int w, int cout, bool relu, bool deferApply)
+    [TestCase(8, 12, 14, 14, 20, Activation.Relu, false)]
+    [TestCase(4, 96, 7, 7, 40, Activation.None, true)]
+    [TestCase(3, 17, 5, 9, 6, Activation.Relu, true)]
+    [TestCase(2, 40, 16, 16, 80, Activation.None, false)]
+    public void Pointwise_conv_reading_a_gated_input_equals_the_channel_scale_and_the_conv(int n, int c, int h, int w, int cout, Activation act, bool deferApply)
     {
         using var t = GpuHarness.Create();
         var xBuffer = t.Random(n, c + 3, h, w);
         var x = xBuffer.Channels(2, c);
         var gate = t.Random(n, c, 1, 1, 0.5f, 0.5f); // as a hard-sigmoid leaves it, in [0, 1]
         var filters = t.Random(cout, c, 1, 1, 0.3f);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         var bn = BatchNormTwins.Create(t, cout);
         float[] runningMean = GpuHarness.Get(t.Cpu, bn.RunningMean.C), runningVar = GpuHarness.Get(t.Cpu, bn.RunningVar.C);
         var (scaled, z, y) = (t.New(n, c, h, w), t.New(n, cout, h, w), t.New(n, cout, h, w));

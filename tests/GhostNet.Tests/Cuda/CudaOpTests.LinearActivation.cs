@@ -19,6 +19,8 @@ public partial class CudaOpTests
     [TestCase(5, 37, 10, "HardSigmoid", "Tf32")]
     [TestCase(64, 40, 10, "Clamp01", "Fp32")]
     [TestCase(64, 40, 10, "Clamp01", "Tf32")] // clamp's band (0, 1) is narrow: enough outputs that a tenth of them surely fall in it
+    [TestCase(8, 960, 1280, "HardSwish", "Fp32")] // MobileNetV3's conv_head and its hard-swish
+    [TestCase(5, 37, 10, "HardSwish", "Tf32")]
     public void Linear_with_its_activation_equals_the_linear_and_the_activation(int n, int k, int m, string activationName, string precision)
     {
         using var t = GpuHarness.Create();
@@ -41,7 +43,7 @@ public partial class CudaOpTests
         t.Gpu.ActivationInGemm = true;
         var kernels = t.Gpu.Recorder.Launches.Select(l => l.Kernel).ToArray();
         t.Gpu.Recorder = null;
-        string act = activation switch { Activation.Relu => "relu_fwd", Activation.HardSigmoid => "hard_sigmoid_fwd", _ => "clamp01_fwd" };
+        string act = Kernel(activation) + "_fwd";
         Assert.That(kernels.Length, Is.EqualTo(3));
         Assert.That(kernels[1], Is.EqualTo(kernels[0]), "the same GEMM tile either way");
         Assert.That(kernels[2], Is.EqualTo(act));
@@ -49,7 +51,9 @@ public partial class CudaOpTests
         Assert.That(Read(fused.Y), Is.EqualTo(Read(unfused.Y)), "y");
         Assert.That(Read(fused.A), Is.EqualTo(Read(unfused.A)), "activation(y)");
         var a = Read(fused.A);
-        if (activation != Activation.Relu)
+        if (activation == Activation.HardSwish)
+            Assert.That(Read(fused.Y).Count(v => v > -3f && v < 3f), Is.InRange(a.Length / 10, a.Length * 9 / 10), "hard-swish's bend and its ends");
+        else if (activation != Activation.Relu)
             Assert.That(a.Count(v => v > 0f && v < 1f), Is.GreaterThan(a.Length / 10), "the gate's bend is exercised");
         else Assert.That(a.Count(v => v == 0f), Is.InRange(a.Length / 10, a.Length * 9 / 10), "both sides of the ReLU");
         if (precision != "Fp32") return; // tf32 is compared with the CPU in CudaTensorCoreTests
@@ -70,6 +74,8 @@ public partial class CudaOpTests
     [TestCase(6, 11, 13, "HardSigmoid", false, false)]
     [TestCase(64, 40, 10, "Clamp01", true)]
     [TestCase(6, 11, 13, "Clamp01", false, false)]
+    [TestCase(8, 960, 1280, "HardSwish", true)]
+    [TestCase(6, 11, 13, "HardSwish", false, false)]
     public void Linear_backward_through_its_activation_equals_the_activation_backward_and_the_linear_backward(int n, int k, int m, string activationName, bool accumulate,
         bool bias = true)
     {
@@ -102,7 +108,7 @@ public partial class CudaOpTests
         t.Gpu.ActivationGradientInBiasSum = true;
         var kernels = t.Gpu.Recorder.Launches.Select(l => l.Kernel).Where(k => k != "fill_view" && !k.StartsWith("gemm_")).ToArray();
         t.Gpu.Recorder = null;
-        string backward = activation switch { Activation.Relu => "relu_bwd", Activation.HardSigmoid => "hard_sigmoid_bwd", _ => "clamp01_bwd" };
+        string backward = Kernel(activation) + "_bwd";
         // Without a bias there is no column sum to fold the activation into: both runs unfused.
         Assert.That(kernels, Is.EqualTo(bias ? new[] { "column_sum", backward, "column_sum" } : [backward, backward]));
         string[] names = ["y's gradient", "db", "dx", "dW"];
@@ -116,4 +122,11 @@ public partial class CudaOpTests
         t.CompareClasses("dx", dx);
         t.CompareClasses("dW", dw);
     }
+
+    /// <summary>The elementwise kernels of an activation, without their _fwd / _bwd.</summary>
+    private static string Kernel(Activation activation) => activation switch
+    {
+        Activation.Relu => "relu", Activation.HardSigmoid => "hard_sigmoid", Activation.Clamp01 => "clamp01", Activation.HardSwish => "hard_swish",
+        _ => throw new ArgumentOutOfRangeException(nameof(activation)),
+    };
 }

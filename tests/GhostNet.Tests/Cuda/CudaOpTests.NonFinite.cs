@@ -25,6 +25,10 @@ public partial class CudaOpTests
         t.CompareClasses("hard sigmoid", y);
         t.Cpu.HardSigmoidBackward(x.C, y.Grad.C, x.Grad.C, false); t.Gpu.HardSigmoidBackward(x.G, y.Grad.G, x.Grad.G, false);
         t.CompareClasses("hard sigmoid dx", x.Grad);
+        t.Cpu.HardSwish(x.C, y.C); t.Gpu.HardSwish(x.G, y.G);
+        t.CompareClasses("hard swish", y);
+        t.Cpu.HardSwishBackward(x.C, y.Grad.C, x.Grad.C, true); t.Gpu.HardSwishBackward(x.G, y.Grad.G, x.Grad.G, true);
+        t.CompareClasses("hard swish dx (added)", x.Grad);
         t.Cpu.DropoutForward(x.C, y.C, 0.3f, 12345UL); t.Gpu.DropoutForward(x.G, y.G, 0.3f, 12345UL);
         t.CompareClasses("dropout", y, 0);
         t.Cpu.DropoutBackward(x.C, y.Grad.C, false, 0.3f, 12345UL); t.Gpu.DropoutBackward(x.G, y.Grad.G, false, 0.3f, 12345UL);
@@ -32,11 +36,12 @@ public partial class CudaOpTests
     }
 
     // (4, 3 or 4, 64, 64) split each channel over blocks (see Batch_norm_matches_cpu).
-    [TestCase(2, 6, 5, 5, true)]
-    [TestCase(2, 6, 5, 5, false)]
-    [TestCase(4, 3, 64, 64, true)]
-    [TestCase(4, 4, 64, 64, true)] // split, channel 3 holds +Inf alone, in its first chunk
-    public void Batch_norm_carries_NaN_and_Inf_as_the_cpu(int n, int c, int h, int w, bool relu)
+    [TestCase(2, 6, 5, 5, Activation.Relu)]
+    [TestCase(2, 6, 5, 5, Activation.None)]
+    [TestCase(4, 3, 64, 64, Activation.Relu)]
+    [TestCase(4, 4, 64, 64, Activation.Relu)] // split, channel 3 holds +Inf alone, in its first chunk
+    [TestCase(2, 6, 5, 5, Activation.HardSwish)]
+    public void Batch_norm_carries_NaN_and_Inf_as_the_cpu(int n, int c, int h, int w, Activation act)
     {
         using var t = GpuHarness.Create();
         var x = t.Random(n, c, h, w, 2f);
@@ -51,7 +56,7 @@ public partial class CudaOpTests
         var bn = BatchNormTwins.Create(t, c);
         var (gamma, beta, mean, rv) = (bn.Gamma, bn.Beta, bn.Mean, bn.RunningVar);
         BatchNormTensors P(bool gpu) => bn.On(gpu);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         t.Poison(y);
         t.Cpu.BatchNormEvalForward(x.C, y.C, P(false), o); t.Gpu.BatchNormEvalForward(x.G, y.G, P(true), o);
         t.CompareClasses("eval y", y);
@@ -70,10 +75,10 @@ public partial class CudaOpTests
     // its batch-norm operand. A non-finite input reaches every output channel at its pixel (the
     // GEMM sums all input channels). "inf": one +Inf, so the means are +-Inf and the variances NaN
     // (as on the CPU); "all": NaN, +Inf and -Inf at three pixels. 16x112x112 splits the merge.
-    [TestCase(2, 5, 7, 9, 6, true, "inf")]
-    [TestCase(2, 5, 7, 9, 6, false, "all")]
-    [TestCase(1, 16, 112, 112, 24, true, "inf")]
-    public void Pointwise_conv_with_batch_norm_carries_NaN_and_Inf_as_the_cpu(int n, int cin, int h, int w, int cout, bool relu, string kinds)
+    [TestCase(2, 5, 7, 9, 6, Activation.Relu, "inf")]
+    [TestCase(2, 5, 7, 9, 6, Activation.None, "all")]
+    [TestCase(1, 16, 112, 112, 24, Activation.Relu, "inf")]
+    public void Pointwise_conv_with_batch_norm_carries_NaN_and_Inf_as_the_cpu(int n, int cin, int h, int w, int cout, Activation act, string kinds)
     {
         using var t = GpuHarness.Create();
         var x = t.Random(n, cin, h, w, 2f);
@@ -86,7 +91,7 @@ public partial class CudaOpTests
         var z = t.New(n, cout, h, w);
         var y = t.New(n, cout, h, w);
         var bn = BatchNormTwins.Create(t, cout);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         t.Cpu.PointwiseConvBatchNormForward(x.C, filters.C, z.C, y.C, bn.Cpu, o); t.Gpu.PointwiseConvBatchNormForward(x.G, filters.G, z.G, y.G, bn.Gpu, o);
         t.CompareClasses("z", z);
         t.CompareClasses("y", y);
@@ -106,9 +111,9 @@ public partial class CudaOpTests
     // The Ghost module's forward chain (v2.11): the primary pair computes its statistics and defers
     // its output, which the cheap depthwise conv writes as it applies the batch norm to its taps.
     // NaN, +Inf and -Inf in the primary's input reach the primary's output, z and y as on the CPU.
-    [TestCase(2, 5, 7, 9, 6, 3, true)]
-    [TestCase(1, 4, 40, 40, 8, 5, false)]
-    public void The_ghost_forward_chain_carries_NaN_and_Inf_as_the_cpu(int n, int cin, int h, int w, int init, int k, bool relu)
+    [TestCase(2, 5, 7, 9, 6, 3, Activation.Relu)]
+    [TestCase(1, 4, 40, 40, 8, 5, Activation.None)]
+    public void The_ghost_forward_chain_carries_NaN_and_Inf_as_the_cpu(int n, int cin, int h, int w, int init, int k, Activation act)
     {
         using var t = GpuHarness.Create();
         var x = t.RandomNonFinite(n, cin, h, w, 3, 2f);
@@ -116,7 +121,7 @@ public partial class CudaOpTests
         var z0 = t.New(n, init, h, w);
         var concat = t.New(n, 2 * init, h, w);
         var bn0 = BatchNormTwins.Create(t, init);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         var dw = t.Random(init, 1, k, k, 0.3f, 0.4f);
         var g = new ConvGeometry(k, 1, k / 2);
         var z = t.New(n, init, h, w);

@@ -12,17 +12,17 @@ public partial class CudaOpTests
     // n, cin, h, w, cout, relu, offset: x a channel window; (1, 16, 112, 112, 24) is the
     // first bottleneck's 16x256 tiles (49 column blocks); 300 channels are several row blocks; an
     // offset of 40 puts the mean far from 0 against a spread near 1 (centred parts must keep it).
-    [TestCase(8, 13, 7, 9, 11, true, 0f)]
-    [TestCase(2, 24, 14, 13, 70, false, 0f)]
-    [TestCase(1, 16, 112, 112, 24, true, 0f)]
-    [TestCase(3, 40, 16, 16, 300, false, 40f)]
-    [TestCase(4, 150, 7, 7, 20, true, 40f)]
-    public void Pointwise_conv_with_batch_norm_statistics_matches_the_unfused_launches(int n, int cin, int h, int w, int cout, bool relu, float offset)
+    [TestCase(8, 13, 7, 9, 11, Activation.Relu, 0f)]
+    [TestCase(2, 24, 14, 13, 70, Activation.None, 0f)]
+    [TestCase(1, 16, 112, 112, 24, Activation.Relu, 0f)]
+    [TestCase(3, 40, 16, 16, 300, Activation.None, 40f)]
+    [TestCase(4, 150, 7, 7, 20, Activation.Relu, 40f)]
+    public void Pointwise_conv_with_batch_norm_statistics_matches_the_unfused_launches(int n, int cin, int h, int w, int cout, Activation act, float offset)
     {
         using var t = GpuHarness.Create();
         var x = t.Random(n, cin + 2, h, w, 1f, offset).Channels(1, cin);
         var filters = t.Random(cout, cin, 1, 1, 0.3f, 0.05f);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         var bn = BatchNormTwins.Create(t, cout);
         float[] runningMean = GpuHarness.Get(t.Cpu, bn.RunningMean.C), runningVar = GpuHarness.Get(t.Cpu, bn.RunningVar.C);
         float[] Read(in GpuHarness.Twin v) => GpuHarness.Get(t.Gpu, v.G);
@@ -83,13 +83,13 @@ public partial class CudaOpTests
     // too (the Ghost module's concat, with its own image strides); (8, 13, 7, 9, 11) splits dW into
     // 8 pieces of one image (K segments inside a piece at (2, 24, 14, 13, 70)); 150 channels run K
     // past 16-wide tiles unevenly; 1 x 1 planes are refused by the fused path and run unfused.
-    [TestCase(8, 13, 7, 9, 11, true, true)]
-    [TestCase(2, 24, 14, 13, 70, false, false)]
-    [TestCase(3, 150, 7, 7, 20, true, false)]
-    [TestCase(4, 16, 28, 28, 24, false, true)]
-    [TestCase(1, 40, 16, 16, 120, true, false)]
-    [TestCase(8, 20, 1, 1, 30, true, true)]
-    public void Pointwise_conv_backward_through_batch_norm_equals_the_unfused_launches(int n, int cin, int h, int w, int cout, bool relu, bool accumulate)
+    [TestCase(8, 13, 7, 9, 11, Activation.Relu, true)]
+    [TestCase(2, 24, 14, 13, 70, Activation.None, false)]
+    [TestCase(3, 150, 7, 7, 20, Activation.Relu, false)]
+    [TestCase(4, 16, 28, 28, 24, Activation.None, true)]
+    [TestCase(1, 40, 16, 16, 120, Activation.Relu, false)]
+    [TestCase(8, 20, 1, 1, 30, Activation.Relu, true)]
+    public void Pointwise_conv_backward_through_batch_norm_equals_the_unfused_launches(int n, int cin, int h, int w, int cout, Activation act, bool accumulate)
     {
         using var t = GpuHarness.Create();
         var xBuffer = t.Random(n, cin + 3, h, w);
@@ -100,7 +100,7 @@ public partial class CudaOpTests
         var y = yBuffer.Channels(2, cout);
         var bn = BatchNormTwins.Create(t, cout);
         var (gamma, beta, mean, invstd, pg, pc) = (bn.Gamma, bn.Beta, bn.Mean, bn.InvStd, bn.Gpu, bn.Cpu);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         t.Gpu.PointwiseConvForward(x.G, filters.G, z.G);
         t.Gpu.BatchNormTrainForward(z.G, y.G, pg, o);
         t.Cpu.PointwiseConvForward(x.C, filters.C, z.C);

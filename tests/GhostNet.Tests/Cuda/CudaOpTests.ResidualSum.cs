@@ -18,15 +18,15 @@ public partial class CudaOpTests
     // split statistics (2-3 chunks on the emulator's 4 SMs) and not. A sum written over its
     // addend (in place), and an addend that is the concat the kernels write or leave unwritten,
     // fall back to add_views.
-    [TestCase(4, 3, 3, 64, 64, 3, 1, false, false, "apart")]
-    [TestCase(2, 12, 11, 14, 13, 3, 1, true, false, "apart")]
-    [TestCase(3, 5, 4, 15, 15, 5, 1, false, true, "apart")]
-    [TestCase(8, 3, 5, 40, 40, 5, 2, true, true, "apart")]
-    [TestCase(1, 4, 4, 11, 10, 7, 1, false, false, "apart")]
-    [TestCase(2, 6, 5, 9, 9, 3, 1, false, false, "the sum")]
-    [TestCase(2, 6, 5, 9, 9, 3, 1, true, false, "the concat")]
+    [TestCase(4, 3, 3, 64, 64, 3, 1, Activation.None, Activation.None, "apart")]
+    [TestCase(2, 12, 11, 14, 13, 3, 1, Activation.Relu, Activation.None, "apart")]
+    [TestCase(3, 5, 4, 15, 15, 5, 1, Activation.None, Activation.Relu, "apart")]
+    [TestCase(8, 3, 5, 40, 40, 5, 2, Activation.Relu, Activation.Relu, "apart")]
+    [TestCase(1, 4, 4, 11, 10, 7, 1, Activation.None, Activation.None, "apart")]
+    [TestCase(2, 6, 5, 9, 9, 3, 1, Activation.None, Activation.None, "the sum")]
+    [TestCase(2, 6, 5, 9, 9, 3, 1, Activation.Relu, Activation.None, "the concat")]
     public void Depthwise_conv_writing_a_residual_sum_equals_the_unfused_launches(int n, int init, int ghosts, int h, int w, int k, int multiplier,
-        bool inputRelu, bool relu, string addendAt)
+        Activation inputAct, Activation act, string addendAt)
     {
         bool inPlace = addendAt == "the sum", apart = addendAt == "apart";
         using var t = GpuHarness.Create();
@@ -34,11 +34,11 @@ public partial class CudaOpTests
         var g = new ConvGeometry(k, 1, k / 2);
         var x = t.Random(n, init, h, w, 2f, 0.5f);
         var input = BatchNormTwins.Saved(t, init);
-        var io = new BatchNormOptions(Relu: inputRelu);
+        var io = new BatchNormOptions(Activation: inputAct);
         var filters = t.Random(cheap, 1, k, k);
         var bn = BatchNormTwins.Create(t, cheap);
         float[] runningMean = GpuHarness.Get(t.Cpu, bn.RunningMean.C), runningVar = GpuHarness.Get(t.Cpu, bn.RunningVar.C);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         // The sum a window of a wider buffer; its addend another's (or the sum itself, in place).
         float[] sumBefore = t.Values(n * (channels + 2) * h * w), addendValues = t.Values(n * (channels + 3) * h * w);
         var addendBuffer = t.New(n, channels + 3, h, w);
@@ -110,16 +110,16 @@ public partial class CudaOpTests
     // launches' (batch_norm_apply, then add_views) bit for bit, on both statistics paths (in the
     // GEMM, and batch_norm_stats after it), and match the CPU. An addend that is y itself (which
     // the fused apply leaves unwritten) falls back to add_views.
-    [TestCase(8, 13, 7, 9, 11, true, true, false)]
-    [TestCase(2, 24, 14, 13, 70, false, true, false)]
-    [TestCase(4, 40, 7, 7, 20, false, false, false)]
-    [TestCase(3, 9, 5, 6, 12, true, true, true)]
-    public void Pointwise_conv_batch_norm_writing_a_residual_sum_equals_the_unfused_launches(int n, int cin, int h, int w, int cout, bool relu, bool statsInGemm, bool addendIsY)
+    [TestCase(8, 13, 7, 9, 11, Activation.Relu, true, false)]
+    [TestCase(2, 24, 14, 13, 70, Activation.None, true, false)]
+    [TestCase(4, 40, 7, 7, 20, Activation.None, false, false)]
+    [TestCase(3, 9, 5, 6, 12, Activation.Relu, true, true)]
+    public void Pointwise_conv_batch_norm_writing_a_residual_sum_equals_the_unfused_launches(int n, int cin, int h, int w, int cout, Activation act, bool statsInGemm, bool addendIsY)
     {
         using var t = GpuHarness.Create();
         var x = t.Random(n, cin, h, w);
         var filters = t.Random(cout, cin, 1, 1, 0.3f, 0.05f);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         var bn = BatchNormTwins.Create(t, cout);
         float[] runningMean = GpuHarness.Get(t.Cpu, bn.RunningMean.C), runningVar = GpuHarness.Get(t.Cpu, bn.RunningVar.C);
         var addend = t.Random(n, cout + 1, h, w).Channels(1, cout);

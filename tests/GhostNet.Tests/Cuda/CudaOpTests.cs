@@ -139,12 +139,13 @@ public partial class CudaOpTests
 
     // Few channels split each channel's values over blocks (the emulator's 4 SMs want 8 blocks):
     // 3 chunks of 5,462 values at (4, 3, 64, 64), 3 of 4,867 at (5, 2, 40, 73); none elsewhere.
-    [TestCase(8, 16, 112, 112, true)]
-    [TestCase(1, 5, 7, 3, false)]
-    [TestCase(8, 13, 1, 1, true)]
-    [TestCase(4, 3, 64, 64, true)]
-    [TestCase(5, 2, 40, 73, false)]
-    public void Batch_norm_matches_cpu(int n, int c, int h, int w, bool relu)
+    [TestCase(8, 16, 112, 112, Activation.Relu)]
+    [TestCase(1, 5, 7, 3, Activation.None)]
+    [TestCase(8, 13, 1, 1, Activation.Relu)]
+    [TestCase(4, 3, 64, 64, Activation.Relu)]
+    [TestCase(5, 2, 40, 73, Activation.None)]
+    [TestCase(8, 13, 1, 1, Activation.HardSwish)]
+    public void Batch_norm_matches_cpu(int n, int c, int h, int w, Activation act)
     {
         using var t = GpuHarness.Create();
         var x = t.Random(n, c, h, w, 2f, 0.5f);
@@ -152,7 +153,7 @@ public partial class CudaOpTests
         var bn = BatchNormTwins.Create(t, c);
         var (gamma, beta, rm, rv) = (bn.Gamma, bn.Beta, bn.RunningMean, bn.RunningVar);
         BatchNormTensors P(bool gpu) => bn.On(gpu);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         t.Cpu.BatchNormTrainForward(x.C, y.C, P(false), o);
         t.Gpu.BatchNormTrainForward(x.G, y.G, P(true), o);
         t.Compare("y", y);
@@ -184,7 +185,7 @@ public partial class CudaOpTests
         var masked = t.New(n, c, h, w);
         var bn = BatchNormTwins.Create(t, c);
         var (gamma, beta, mean, invstd, p) = (bn.Gamma, bn.Beta, bn.Mean, bn.InvStd, bn.Gpu);
-        t.Gpu.BatchNormTrainForward(x.G, y.G, p, new BatchNormOptions(Relu: true));
+        t.Gpu.BatchNormTrainForward(x.G, y.G, p, new BatchNormOptions(Activation: Activation.Relu));
         // Biases that put one element per channel within rounding of y = 0, where a multiply-add
         // would decide the sign differently from the forward's fma (ReluBoundary).
         float[] Read(in Tensor g) => GpuHarness.Get(t.Gpu, g);
@@ -194,15 +195,15 @@ public partial class CudaOpTests
         var (biases, splits) = ReluBoundary.Biases(candidates, Read(gamma.G), Read(mean.G), Read(invstd.G));
         Assert.That(splits, Is.All.True, "a bias that splits fma from multiply-add in every channel");
         t.Set(beta, biases);
-        t.Gpu.BatchNormTrainForward(x.G, y.G, p, new BatchNormOptions(Relu: true));
+        t.Gpu.BatchNormTrainForward(x.G, y.G, p, new BatchNormOptions(Activation: Activation.Relu));
         Assert.That(Read(y.G).Count(v => v == 0), Is.InRange(1, y.G.Count - 1), "the mask should cut some values");
         t.Set(y.Grad, t.Values(y.C.Count));
         t.Poison(x.Grad);
-        t.Gpu.BatchNormBackward(x.G, y.Grad.G, x.Grad.G, false, p, new BatchNormOptions(Relu: true));
+        t.Gpu.BatchNormBackward(x.G, y.Grad.G, x.Grad.G, false, p, new BatchNormOptions(Activation: Activation.Relu));
         var (dx, dgamma, dbeta) = (Read(x.Grad.G), Read(gamma.Grad.G), Read(beta.Grad.G));
         t.Gpu.ReluBackward(y.G, y.Grad.G, masked.G, false);
         t.Poison(x.Grad);
-        t.Gpu.BatchNormBackward(x.G, masked.G, x.Grad.G, false, p, new BatchNormOptions(Relu: false));
+        t.Gpu.BatchNormBackward(x.G, masked.G, x.Grad.G, false, p, new BatchNormOptions(Activation: Activation.None));
         Assert.That(dx, Is.EqualTo(Read(x.Grad.G)), "dx");
         Assert.That(dgamma, Is.EqualTo(Read(gamma.Grad.G)), "dgamma");
         Assert.That(dbeta, Is.EqualTo(Read(beta.Grad.G)), "dbeta");
@@ -215,15 +216,15 @@ public partial class CudaOpTests
     // multiplier 2, ReLU on and off, an input that is a channel window; split (fewer than 8
     // channels of at least 8,192 values: 2-3 chunks on the emulator's 4 SMs; k3s1, k5s1, k5s2
     // and the generic kernel) and unsplit.
-    [TestCase(4, 3, 64, 64, 3, 1, 1, true)]
-    [TestCase(2, 24, 14, 13, 3, 2, 1, false)]
-    [TestCase(3, 8, 15, 15, 5, 1, 1, true)]
-    [TestCase(8, 3, 40, 40, 5, 1, 1, false)]
-    [TestCase(2, 6, 16, 11, 5, 2, 2, false)]
-    [TestCase(8, 2, 64, 64, 5, 2, 2, true)]
-    [TestCase(2, 5, 9, 9, 1, 1, 1, false)]
-    [TestCase(12, 4, 96, 96, 3, 3, 1, true)]
-    public void Depthwise_conv_with_batch_norm_statistics_equals_the_unfused_launches(int n, int cin, int h, int w, int k, int stride, int multiplier, bool relu)
+    [TestCase(4, 3, 64, 64, 3, 1, 1, Activation.Relu)]
+    [TestCase(2, 24, 14, 13, 3, 2, 1, Activation.None)]
+    [TestCase(3, 8, 15, 15, 5, 1, 1, Activation.Relu)]
+    [TestCase(8, 3, 40, 40, 5, 1, 1, Activation.None)]
+    [TestCase(2, 6, 16, 11, 5, 2, 2, Activation.None)]
+    [TestCase(8, 2, 64, 64, 5, 2, 2, Activation.Relu)]
+    [TestCase(2, 5, 9, 9, 1, 1, 1, Activation.None)]
+    [TestCase(12, 4, 96, 96, 3, 3, 1, Activation.Relu)]
+    public void Depthwise_conv_with_batch_norm_statistics_equals_the_unfused_launches(int n, int cin, int h, int w, int k, int stride, int multiplier, Activation act)
     {
         using var t = GpuHarness.Create();
         int cout = cin * multiplier;
@@ -234,7 +235,7 @@ public partial class CudaOpTests
         var gamma = t.Random(cout, 1, 1, 1, 0.5f, 1f);
         var beta = t.Random(cout, 1, 1, 1);
         float[] runningMean = t.Values(cout), runningVar = t.Values(cout, 0.5f, 1f);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         var (fused, unfused) = (Path(), Path());
         (GpuHarness.Twin Z, GpuHarness.Twin Y, GpuHarness.Twin[] Stats, BatchNormTensors Gpu, BatchNormTensors Cpu) Path()
         {
@@ -277,16 +278,16 @@ public partial class CudaOpTests
     // the generic kernel at k 4 and, for the one-pass generic kernel, at k 1 (a 1x1 depthwise conv
     // before batch norm has dW = 0 exactly: the normalisation cancels any per-channel scale, so
     // there dW is compared between the GPU paths only, not with the CPU's rounding noise).
-    [TestCase(4, 3, 64, 64, 3, 1, 1, true, true)]
-    [TestCase(2, 24, 14, 13, 3, 2, 1, false, false)]
-    [TestCase(3, 8, 15, 15, 5, 1, 1, true, false)]
-    [TestCase(8, 3, 40, 40, 5, 1, 1, false, true)]
-    [TestCase(2, 6, 16, 11, 5, 2, 2, false, true)]
-    [TestCase(8, 2, 64, 64, 5, 2, 2, true, false)]
-    [TestCase(2, 5, 9, 9, 4, 1, 1, true, false)]
-    [TestCase(12, 4, 96, 96, 3, 3, 1, true, true)]
-    [TestCase(3, 4, 40, 40, 1, 1, 1, true, true)]
-    public void Depthwise_conv_backward_through_batch_norm_equals_the_unfused_launches(int n, int cin, int h, int w, int k, int stride, int multiplier, bool relu, bool accumulate)
+    [TestCase(4, 3, 64, 64, 3, 1, 1, Activation.Relu, true)]
+    [TestCase(2, 24, 14, 13, 3, 2, 1, Activation.None, false)]
+    [TestCase(3, 8, 15, 15, 5, 1, 1, Activation.Relu, false)]
+    [TestCase(8, 3, 40, 40, 5, 1, 1, Activation.None, true)]
+    [TestCase(2, 6, 16, 11, 5, 2, 2, Activation.None, true)]
+    [TestCase(8, 2, 64, 64, 5, 2, 2, Activation.Relu, false)]
+    [TestCase(2, 5, 9, 9, 4, 1, 1, Activation.Relu, false)]
+    [TestCase(12, 4, 96, 96, 3, 3, 1, Activation.Relu, true)]
+    [TestCase(3, 4, 40, 40, 1, 1, 1, Activation.Relu, true)]
+    public void Depthwise_conv_backward_through_batch_norm_equals_the_unfused_launches(int n, int cin, int h, int w, int k, int stride, int multiplier, Activation act, bool accumulate)
     {
         using var t = GpuHarness.Create();
         int cout = cin * multiplier;
@@ -301,7 +302,7 @@ public partial class CudaOpTests
         var y = yBuffer.Channels(1, cout);
         var bn = BatchNormTwins.Create(t, cout);
         var (gamma, beta, mean, invstd, pg, pc) = (bn.Gamma, bn.Beta, bn.Mean, bn.InvStd, bn.Gpu, bn.Cpu);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: act);
         t.Gpu.DepthwiseConvBatchNormForward(x.G, filters.G, z.G, g, y.G, pg, o);
         t.Cpu.DepthwiseConvBatchNormForward(x.C, filters.C, z.C, g, y.C, pc, o);
         t.Set(yBuffer.Grad, t.Values(yBuffer.C.Count));

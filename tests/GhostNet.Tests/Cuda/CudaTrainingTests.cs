@@ -58,6 +58,15 @@ public class CudaTrainingTests
     [Test]
     public void The_seeds_ghost_net_training_step_matches_the_cpu() => TrainingStepMatchesTheCpu(new SeedGhostNetConfig(0.5f, 10), 64);
 
+    /// <summary>
+    /// MobileNetV3-Small 0.5x and Large 0.75x at 64x64: hard-swish batch norms run unfused
+    /// beside ReLU ones that fuse into their convs, conv_head's hard-swish in the GEMM epilogue.
+    /// </summary>
+    [TestCase(true, 0.5f)]
+    [TestCase(false, 0.75f)]
+    public void A_mobilenetv3_training_step_matches_the_cpu(bool small, float width) =>
+        TrainingStepMatchesTheCpu(new MobileNetV3Config(small, width, NumClasses: 10, DropRate: 0.2f), 64);
+
     private static void TrainingStepMatchesTheCpu(IModelConfig config, int size, int batch = 8)
     {
         GpuHarness.RequireGpu();

@@ -35,6 +35,13 @@ public unsafe class NetworkGradientTests
         Check(new ResNetCifarConfig(Depth: 8, Ghost: true, GhostRatio: 3, NumClasses: 10), 32,
             "dense conv", "depthwise conv", "batch norm weight", "batch norm bias", "classifier");
 
+    /// <summary>MobileNetV3-Small at 0.5x (stem fixed at 16), 64x64: hard-swish in batch norms and conv_head, the ds and ir blocks, SE on expanded maps.</summary>
+    [Test]
+    public void Every_mobilenetv3_parameter_gradient_matches_finite_differences_in_train_mode() =>
+        Check(new MobileNetV3Config(Small: true, Width: 0.5f, NumClasses: 10, DropRate: 0.2f), 64,
+            "dense conv", "pointwise conv", "depthwise conv", "batch norm weight", "batch norm bias",
+            "se conv_reduce", "se conv_expand", "conv_head", "classifier");
+
     private static void Check(IModelConfig config, int size, params string[] expectedKinds)
     {
         int seed = TestContext.CurrentContext.Random.Next();

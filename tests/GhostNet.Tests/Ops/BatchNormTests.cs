@@ -24,27 +24,61 @@ public class BatchNormTests
         }
     }
 
-    [TestCase(2, 3, 5, 5, false)]
-    [TestCase(1, 5, 7, 3, true)]
-    [TestCase(4, 6, 3, 3, true)]
-    [TestCase(3, 7, 1, 1, false)]
-    public void Backward_matches_finite_differences(int n, int c, int h, int w, bool relu)
+    [TestCase(2, 3, 5, 5, Activation.None)]
+    [TestCase(1, 5, 7, 3, Activation.Relu)]
+    [TestCase(4, 6, 3, 3, Activation.Relu)]
+    [TestCase(3, 7, 1, 1, Activation.None)]
+    [TestCase(2, 4, 5, 3, Activation.HardSwish)]
+    public void Backward_matches_finite_differences(int n, int c, int h, int w, Activation act)
     {
         using var t = new OpHarness(FreshSeed());
         var x = t.Random(n, c, h, w, 2f);
         SpreadNarrowChannels(x, minStd: 0.25);
         var y = t.New(n, c, h, w);
+        var pre = t.New(n, c, h, w);
         var bn = new Bn(t, c);
-        var o = new BatchNormOptions(Relu: relu);
+        // gamma 2.5 spreads the pre-activations over hard-swish's three pieces (-3, 3).
+        if (act == Activation.HardSwish) OpHarness.Span(bn.Weight).Fill(2.5f);
+        var o = new BatchNormOptions(Activation: act);
         var r = t.RandomWeights(y);
         double Loss() { t.B.BatchNormTrainForward(x, y, bn.P, o); return OpHarness.Dot(y, r); }
-        long Mask() => relu ? OpHarness.Span(y).ToArray().Count(v => v > 0) : 0;
+        // The pieces of the activation each pre-activation lies in: a step that moves one across
+        // a kink makes the difference quotient meaningless there.
+        long Regime()
+        {
+            if (act == Activation.None) return 0;
+            t.B.BatchNormTrainForward(x, pre, bn.P, new BatchNormOptions());
+            return OpHarness.Get(pre).Sum(v => v > 3 ? 1L : v > 0 ? 1L << 20 : v > -3 ? 1L << 40 : 0);
+        }
         Loss();
+        if (act == Activation.HardSwish)
+        {
+            t.B.BatchNormTrainForward(x, pre, bn.P, new BatchNormOptions());
+            var pv = OpHarness.Get(pre);
+            Assert.That(pv.Count(v => v < -3) > 0 && pv.Count(v => v > 3) > 0 && pv.Count(v => v is > -3 and < 3) > 0, "pre-activations in all three pieces");
+            Loss();
+        }
         r.CopyTo(OpHarness.Span(y.Grad));
         t.B.BatchNormBackward(x, y.Grad, x.Grad, false, bn.P, o);
-        t.Check("bn dx", x, OpHarness.Get(x.Grad), Loss, regime: Mask);
-        t.Check("bn dgamma", bn.Weight, OpHarness.Get(bn.Weight.Grad), Loss, regime: Mask);
-        t.Check("bn dbeta", bn.Bias, OpHarness.Get(bn.Bias.Grad), Loss, regime: Mask);
+        t.Check("bn dx", x, OpHarness.Get(x.Grad), Loss, regime: Regime);
+        t.Check("bn dgamma", bn.Weight, OpHarness.Get(bn.Weight.Grad), Loss, regime: Regime);
+        t.Check("bn dbeta", bn.Bias, OpHarness.Get(bn.Bias.Grad), Loss, regime: Regime);
+    }
+
+    // A conv's kernel fuses a batch norm with no activation or ReLU only; BatchNorm2d runs one
+    // with hard-swish as its own calls (ConvBn). Both backends refuse it with the op's name.
+    [Test]
+    public void A_conv_fused_batch_norm_refuses_hard_swish()
+    {
+        using var t = new OpHarness(FreshSeed());
+        var x = t.Random(2, 3, 4, 4);
+        var w = t.Random(5, 3, 1, 1);
+        var z = t.New(2, 5, 4, 4);
+        var y = t.New(2, 5, 4, 4);
+        var bn = new Bn(t, 5);
+        var ex = Assert.Throws<ArgumentException>(() => t.B.PointwiseConvBatchNormForward(x, w, z, y, bn.P, new BatchNormOptions(Activation: Activation.HardSwish)));
+        Assert.That(ex!.Message, Does.StartWith("pointwise_conv_bn_fwd:").And.Contain("hard_swish"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new BatchNormOptions(Activation: Activation.HardSigmoid), "a gate never follows a batch norm");
     }
 
     // The fused ReLU's backward recomputes the mask from x (no read of y). It must be the
@@ -59,15 +93,15 @@ public class BatchNormTests
         var y = t.New(n, c, h, w);
         var masked = t.New(n, c, h, w);
         var bn = new Bn(t, c);
-        t.B.BatchNormTrainForward(x, y, bn.P, new BatchNormOptions(Relu: true));
+        t.B.BatchNormTrainForward(x, y, bn.P, new BatchNormOptions(Activation: Activation.Relu));
         int zeros = OpHarness.Get(y).Count(v => v == 0);
         Assert.That(zeros, Is.InRange(1, y.Count - 1), "the mask should cut some values and pass others");
         t.RandomWeights(y).CopyTo(OpHarness.Span(y.Grad));
 
-        t.B.BatchNormBackward(x, y.Grad, x.Grad, false, bn.P, new BatchNormOptions(Relu: true));
+        t.B.BatchNormBackward(x, y.Grad, x.Grad, false, bn.P, new BatchNormOptions(Activation: Activation.Relu));
         var fused = (Dx: OpHarness.Get(x.Grad), Dgamma: OpHarness.Get(bn.Weight.Grad), Dbeta: OpHarness.Get(bn.Bias.Grad));
         t.B.ReluBackward(y, y.Grad, masked, false);
-        t.B.BatchNormBackward(x, masked, x.Grad, false, bn.P, new BatchNormOptions(Relu: false));
+        t.B.BatchNormBackward(x, masked, x.Grad, false, bn.P, new BatchNormOptions(Activation: Activation.None));
 
         Assert.That(fused.Dx, Is.EqualTo(OpHarness.Get(x.Grad)), "dx");
         Assert.That(fused.Dgamma, Is.EqualTo(OpHarness.Get(bn.Weight.Grad)), "dgamma");
@@ -86,7 +120,7 @@ public class BatchNormTests
         var y = t.New(n, c, h, w);
         var masked = t.New(n, c, h, w);
         var bn = new Bn(t, c);
-        var on = new BatchNormOptions(Relu: true);
+        var on = new BatchNormOptions(Activation: Activation.Relu);
         t.B.BatchNormTrainForward(x, y, bn.P, on); // the statistics, which do not depend on beta
         var xs = OpHarness.Get(x);
         var candidates = Enumerable.Range(0, c).Select(ch => xs.AsSpan(plane * (c + ch), plane).ToArray()).ToArray(); // image 1's plane
@@ -99,7 +133,7 @@ public class BatchNormTests
         t.B.BatchNormBackward(x, y.Grad, x.Grad, false, bn.P, on);
         var fused = (Dx: OpHarness.Get(x.Grad), Dbeta: OpHarness.Get(bn.Bias.Grad));
         t.B.ReluBackward(y, y.Grad, masked, false);
-        t.B.BatchNormBackward(x, masked, x.Grad, false, bn.P, new BatchNormOptions(Relu: false));
+        t.B.BatchNormBackward(x, masked, x.Grad, false, bn.P, new BatchNormOptions(Activation: Activation.None));
         Assert.That(fused.Dx, Is.EqualTo(OpHarness.Get(x.Grad)), "dx");
         Assert.That(fused.Dbeta, Is.EqualTo(OpHarness.Get(bn.Bias.Grad)), "dbeta");
     }
@@ -160,7 +194,7 @@ public class BatchNormTests
         var x = t.Random(2, 3, 4, 4, 3f);
         var y = t.New(2, 3, 4, 4);
         var bn = new Bn(t, 3);
-        t.B.BatchNormEvalForward(x, y, bn.P, new BatchNormOptions(Relu: true));
+        t.B.BatchNormEvalForward(x, y, bn.P, new BatchNormOptions(Activation: Activation.Relu));
         var xs = OpHarness.Get(x); var ys = OpHarness.Get(y);
         var rm = OpHarness.Get(bn.RunningMean); var gamma = OpHarness.Get(bn.Weight); var beta = OpHarness.Get(bn.Bias);
         for (int i = 0; i < xs.Length; i++)

@@ -69,6 +69,35 @@ public class ElementwiseGradientTests
         Assert.That(OpHarness.Get(edges.Grad), Is.EqualTo(new[] { 2f, 2f, float.NaN, 0f, 0f }));
     }
 
+    /// <summary>MobileNetV3's hard-swish x relu6(x + 3) / 6; its gradient 0 below -3, x / 3 + 1/2 on [-3, 3], 1 above (PyTorch's hardswish_backward), NaN at NaN.</summary>
+    [Test]
+    public void Hard_swish_is_x_relu6_of_x_plus_3_over_6_and_its_backward_matches()
+    {
+        using var t = new OpHarness(FreshSeed());
+        var x = t.Random(3, 11, 1, 1, 5f);
+        var y = t.New(3, 11, 1, 1);
+        var r = t.RandomWeights(y);
+        double Loss() { t.B.HardSwish(x, y); return OpHarness.Dot(y, r); }
+        long Regime() => OpHarness.Span(x).ToArray().Sum(v => v < -3 ? 1L : v > 3 ? 1000L : 0);
+        Loss();
+        var xs = OpHarness.Get(x); var ys = OpHarness.Get(y);
+        for (int i = 0; i < xs.Length; i++)
+            Assert.That(ys[i], Is.EqualTo(xs[i] * Math.Min(6, Math.Max(0, xs[i] + 3.0)) / 6).Within(1e-5), $"hardswish({xs[i]})");
+        r.CopyTo(OpHarness.Span(y.Grad));
+        t.B.HardSwishBackward(x, y.Grad, x.Grad, false);
+        t.Check("hard_swish dx", x, OpHarness.Get(x.Grad), Loss, regime: Regime);
+
+        var edges = t.New(1, 7, 1, 1);
+        t.B.Upload([-3f, 3f, float.NaN, -4f, 4f, float.NegativeInfinity, float.PositiveInfinity], edges);
+        var swished = t.New(1, 7, 1, 1);
+        t.B.HardSwish(edges, swished);
+        // -Inf * relu6(-Inf) = -Inf * 0 = NaN, as PyTorch's hardswish.
+        Assert.That(OpHarness.Get(swished), Is.EqualTo(new[] { 0f, 3f, float.NaN, 0f, 4f, float.NaN, float.PositiveInfinity }));
+        t.B.Upload([2f, 2f, 2f, 2f, 2f, 2f, 2f], swished.Grad);
+        t.B.HardSwishBackward(edges, swished.Grad, edges.Grad, false);
+        Assert.That(OpHarness.Get(edges.Grad), Is.EqualTo(new[] { -1f, 3f, float.NaN, 0f, 2f, 0f, 2f }));
+    }
+
     [TestCase(2, 6, 5, 3)]
     [TestCase(1, 3, 7, 7)]
     public void Channel_scale_backward_matches_finite_differences(int n, int c, int h, int w)

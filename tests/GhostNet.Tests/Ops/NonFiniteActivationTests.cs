@@ -75,7 +75,7 @@ public class NonFiniteActivationTests
             t.New(c, 1, 1, 1, false), t.New(c, 1, 1, 1, false));
         OpHarness.Span(p.Weight).Fill(1.5f); // gamma > 0: +Inf stays +Inf in eval
         OpHarness.Span(p.RunningVar).Fill(1f);
-        var o = new BatchNormOptions(Relu: relu);
+        var o = new BatchNormOptions(Activation: ActivationOps.ReluIf(relu));
         t.B.BatchNormTrainForward(x, y, p, o);
         var ys = OpHarness.Get(y);
         bool Channel(int i, int ch) => i % (c * plane) / plane == ch;
