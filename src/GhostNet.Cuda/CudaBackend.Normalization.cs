@@ -112,7 +112,7 @@ public sealed partial class CudaBackend
     /// <summary>The cost model's FLOPs of one activation an epilogue applies (0 for none; ReLU 1, as v2 counted it).</summary>
     internal static long ActivationFlops(Activation a) => a switch
     {
-        Activation.None => 0, Activation.Relu => 1, Activation.Clamp01 => 2, Activation.HardSigmoid => 3, _ => 4,
+        Activation.None => 0, Activation.Relu => 1, Activation.Clamp01 => 2, Activation.HardSigmoid => 4, _ => 5, // as the elementwise launches count them
     };
 
     /// <summary>The FLOPs of its gradient from the recomputed pre-activation (ReLU's mask 2, as v2 counted it).</summary>

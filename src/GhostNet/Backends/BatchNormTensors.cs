@@ -58,7 +58,12 @@ public readonly record struct BatchNormOptions(float Momentum = 0.1f, float Eps 
     // Without this, `new BatchNormOptions()` would be the all-zero struct, not the defaults above.
     public BatchNormOptions() : this(0.1f, 1e-5f, Activation.None) { }
 
-    public Activation Activation { get; init; } = Activation is Activation.None or Activation.Relu or Activation.HardSwish
-        ? Activation
-        : throw new ArgumentOutOfRangeException(nameof(Activation), Activation, "a batch norm fuses no activation, ReLU or hard-swish");
+    private readonly Activation _activation = Checked(Activation);
+
+    // Checked in the init accessor too, so that `o with { Activation = ... }` cannot slip a gate past it.
+    public Activation Activation { get => _activation; init => _activation = Checked(value); }
+
+    private static Activation Checked(Activation a) => a is Activation.None or Activation.Relu or Activation.HardSwish
+        ? a
+        : throw new ArgumentOutOfRangeException(nameof(Activation), a, "a batch norm fuses no activation, ReLU or hard-swish");
 }

@@ -15,7 +15,11 @@ namespace GhostNet.Models;
 /// Keys are timm's: conv_stem, bn1, blocks.s.i.{conv_dw, bn1, se, conv_pw, bn2} (ds),
 /// blocks.s.i.{conv_pw, bn1, conv_dw, bn2, se, conv_pwl, bn3} (ir), blocks.s.0.{conv, bn1} (cn),
 /// conv_head, classifier. 5,483,032 parameters for large at width 1 and 1000 classes.
-/// It starts as timm's _init_weight_goog nearly does (Kaiming-normal conv weights, fan out).
+/// It starts Kaiming-normal with PyTorch's fan out (out x k x k), not as timm's _init_weight_goog:
+/// timm divides a depthwise conv's fan out by its groups (its weights start sqrt(C) times larger),
+/// draws the SE convs and conv_head N(0, 2 / fan_out) with zero biases (here PyTorch's default
+/// uniform: they are linear layers) and zeroes the classifier's bias. Trained or pretrained
+/// weights are the same network; only a run from scratch starts differently.
 /// </summary>
 public sealed record MobileNetV3Config(bool Small = false, float Width = 1f, int NumClasses = 1000, float DropRate = 0f, int InChannels = 3) : IModelConfig
 {

@@ -145,6 +145,7 @@ public partial class CudaOpTests
     [TestCase(4, 3, 64, 64, Activation.Relu)]
     [TestCase(5, 2, 40, 73, Activation.None)]
     [TestCase(8, 13, 1, 1, Activation.HardSwish)]
+    [TestCase(4, 3, 64, 64, Activation.HardSwish)] // split chunks, as the ReLU case above
     public void Batch_norm_matches_cpu(int n, int c, int h, int w, Activation act)
     {
         using var t = GpuHarness.Create();

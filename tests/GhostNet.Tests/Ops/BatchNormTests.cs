@@ -78,7 +78,12 @@ public class BatchNormTests
         var bn = new Bn(t, 5);
         var ex = Assert.Throws<ArgumentException>(() => t.B.PointwiseConvBatchNormForward(x, w, z, y, bn.P, new BatchNormOptions(Activation: Activation.HardSwish)));
         Assert.That(ex!.Message, Does.StartWith("pointwise_conv_bn_fwd:").And.Contain("hard_swish"));
+        var dw = t.Random(5, 1, 3, 3);
+        var zd = t.New(2, 5, 4, 4);
+        ex = Assert.Throws<ArgumentException>(() => t.B.DepthwiseConvBatchNormBackward(y, dw, zd, new ConvGeometry(3, 1, 1), zd, y, false, dw, bn.P, new BatchNormOptions(Activation: Activation.HardSwish)));
+        Assert.That(ex!.Message, Does.StartWith("depthwise_conv_bn_bwd:"));
         Assert.Throws<ArgumentOutOfRangeException>(() => _ = new BatchNormOptions(Activation: Activation.HardSigmoid), "a gate never follows a batch norm");
+        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new BatchNormOptions() with { Activation = Activation.Clamp01 }, "nor through with");
     }
 
     // The fused ReLU's backward recomputes the mask from x (no read of y). It must be the
